@@ -1,0 +1,126 @@
+// The small set of operations that model code is written against. The CPU and CUDA backends
+// implement them; a model never touches device memory directly.
+//
+// Activations are 2-D row-major tensors [num_tokens, features] in the backend's activation
+// dtype. The fused QKV activation of a layer is [num_tokens, (num_heads + 2 * num_kv_heads) * head_dim]:
+// all query heads, then key heads, then value heads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vllm/core/tensor.h"
+
+namespace vllm {
+
+// A weight matrix [out_features, in_features] (and optional bias), prepared once at load in
+// whatever layout the backend's matrix product wants.
+class LinearWeight {
+ public:
+  virtual ~LinearWeight() = default;
+  virtual int64_t out_features() const = 0;
+  virtual int64_t in_features() const = 0;
+  virtual size_t bytes() const = 0;
+};
+
+struct AttentionShape {
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t qkv_width() const { return (num_heads + 2 * num_kv_heads) * head_dim; }
+};
+
+// Rotary position embedding of the first rotary_dim features of each query and key head, in the
+// "rotate half" (GPT-NeoX) arrangement used by Llama, Qwen and Phi.
+struct RotaryEmbedding {
+  int64_t rotary_dim = 0;
+  Tensor inv_freq;  // [rotary_dim / 2] float32 on the backend's device, position scaling folded in
+};
+
+// One layer's paged KV cache: [num_blocks, num_kv_heads, block_size, head_dim] each.
+struct KVCacheLayer {
+  Tensor k;
+  Tensor v;
+};
+
+// The flattened batch of one engine step, on the backend's device. Token i belongs to sequence s
+// where query_start_loc[s] <= i < query_start_loc[s + 1]; sequence s holds seq_lens[s] tokens
+// after this step, its last (query_start_loc[s+1] - query_start_loc[s]) being the new ones.
+struct ForwardInputs {
+  int64_t num_tokens = 0;
+  int64_t num_seqs = 0;
+  int64_t max_query_len = 0;
+  int64_t max_seq_len = 0;
+  int64_t max_blocks_per_seq = 0;
+  int64_t block_size = 0;
+  Tensor token_ids;        // [T] int32
+  Tensor positions;        // [T] int32
+  Tensor slot_mapping;     // [T] int64: block_id * block_size + offset where token i's K/V goes
+  Tensor query_start_loc;  // [S + 1] int32
+  Tensor seq_lens;         // [S] int32
+  Tensor block_tables;     // [S, max_blocks_per_seq] int32
+  Tensor logits_indices;   // [R] int32: the token rows whose logits the step needs
+  // Host copies of the same, for backends and code that schedule work on the host.
+  std::vector<int32_t> host_query_start_loc;
+  std::vector<int32_t> host_seq_lens;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+  virtual DType activation_dtype() const = 0;
+  virtual DType kv_cache_dtype() const = 0;
+
+  // Memory.
+  virtual Tensor empty(const Shape& shape, DType dtype) = 0;
+  // A copy of a host tensor on the device, converted to dtype.
+  virtual Tensor upload(const Tensor& host, DType dtype) = 0;
+  // A host copy of a device tensor, converted to float32.
+  virtual Tensor download_f32(const Tensor& t) = 0;
+  virtual void fill_zero(Tensor& t) = 0;
+  virtual void synchronize() {}
+
+  // Weights: w [out, in] host tensor in any float dtype, bias [out] or undefined.
+  virtual std::shared_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor& bias) = 0;
+  // Embedding table [vocab, hidden] kept in the compute dtype (rows gathered per token).
+  virtual Tensor prepare_embedding(const Tensor& table) = 0;
+  // Norm scales, biases and other small vectors, kept in float32.
+  virtual Tensor prepare_vector(const Tensor& v) = 0;
+
+  // out[T, H] = table[ids[t]]
+  virtual void embedding(Tensor& out, const Tensor& ids, const Tensor& table) = 0;
+  // out[T, N] = x[T, K] · Wᵀ + bias
+  virtual void linear(Tensor& out, const Tensor& x, const LinearWeight& w) = 0;
+  // out = LayerNorm(x) * weight + bias, over the last dimension
+  virtual void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) = 0;
+  // out = x / rms(x) * weight, over groups of weight.numel() features (per head when weight is per head)
+  virtual void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) = 0;
+  // residual += x; out = x_normed = RMSNorm(residual) (the pre-norm transformer's fused step)
+  virtual void add_rms_norm(Tensor& out, Tensor& residual, const Tensor& x, const Tensor& weight, float eps) = 0;
+  // out = a + b (out may alias a)
+  virtual void add(Tensor& out, const Tensor& a, const Tensor& b) = 0;
+  // In place on the first rotary_dim features of each query and key head of qkv.
+  virtual void rotary(Tensor& qkv, const Tensor& positions, const RotaryEmbedding& rope, const AttentionShape& shape) = 0;
+  // In place RMSNorm of each query head (q_weight) and key head (k_weight) of qkv (Qwen3).
+  virtual void qk_rms_norm(Tensor& qkv, const Tensor& q_weight, const Tensor& k_weight, const AttentionShape& shape,
+                           float eps) = 0;
+  // out[T, I] = gelu_tanh(x)   (transformers' gelu_new)
+  virtual void gelu_new(Tensor& out, const Tensor& x) = 0;
+  // out[T, I] = silu(gate_up[:, :I]) * gate_up[:, I:]
+  virtual void silu_and_mul(Tensor& out, const Tensor& gate_up) = 0;
+  // Writes each token's K and V (from qkv) into the cache at its slot, then computes causal
+  // attention of each query over its sequence's cached K/V through the block table.
+  // out [T, num_heads * head_dim].
+  virtual void attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
+                         const AttentionShape& shape, float scale) = 0;
+  // out[R, H] = x[rows[r]]
+  virtual void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) = 0;
+};
+
+// The backend for --device: "cpu", "cuda" or "auto". compute_dtype is the model's compute dtype.
+std::unique_ptr<Backend> make_backend(const std::string& device, DType compute_dtype);
+
+}  // namespace vllm

@@ -1,0 +1,221 @@
+#include "vllm/backends/cpu/cpu_backend.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "vllm/backends/cpu/gemm.h"
+#include "vllm/backends/cpu/vec.h"
+#include "vllm/core/error.h"
+
+namespace vllm {
+
+namespace {
+
+class CpuLinearWeight final : public LinearWeight {
+ public:
+  CpuLinearWeight(cpu::PackedWeight w, Tensor bias) : w_(std::move(w)), bias_(std::move(bias)) {}
+  int64_t out_features() const override { return w_.n(); }
+  int64_t in_features() const override { return w_.k(); }
+  size_t bytes() const override { return w_.bytes() + (bias_.defined() ? bias_.nbytes() : 0); }
+  const cpu::PackedWeight& packed() const { return w_; }
+  const float* bias() const { return bias_.defined() ? bias_.data<float>() : nullptr; }
+
+ private:
+  cpu::PackedWeight w_;
+  Tensor bias_;
+};
+
+// Row-parallel loop over the pool with a grain that keeps tiny tensors on one thread.
+template <typename F>
+void for_rows(ThreadPool& pool, int64_t rows, int64_t row_cost, F&& fn) {
+  int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(row_cost, 1));
+  pool.parallel_for(rows, [&](int, int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) fn(r);
+  }, grain);
+}
+
+void check_f32(const Tensor& t, const char* what) {
+  VLLM_CHECK(t.dtype() == DType::F32 && t.device() == Device::kCPU, std::string(what) + " must be a float32 host tensor");
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(DType compute_dtype, ThreadPool& pool) : compute_dtype_(compute_dtype), pool_(pool) {
+  if (compute_dtype != DType::F32 && compute_dtype != DType::BF16 && compute_dtype != DType::F16)
+    throw Error("compute dtype must be float32, bfloat16 or float16");
+}
+
+Tensor CpuBackend::download_f32(const Tensor& t) {
+  if (t.dtype() == DType::F32) return t;  // already host float32; callers copy what they keep
+  return t.to_dtype(DType::F32);
+}
+
+void CpuBackend::fill_zero(Tensor& t) { std::memset(t.raw(), 0, t.nbytes()); }
+
+std::shared_ptr<LinearWeight> CpuBackend::prepare_linear(const Tensor& w, const Tensor& bias) {
+  VLLM_CHECK(w.dim() == 2, "linear weight must be 2-D");
+  Tensor converted = w.dtype() == compute_dtype_ ? w : w.to_dtype(compute_dtype_);
+  Tensor b;
+  if (bias.defined()) {
+    VLLM_CHECK(bias.numel() == w.size(0), "bias size must match the weight's rows");
+    b = bias.to_dtype(DType::F32);
+  }
+  return std::make_shared<CpuLinearWeight>(cpu::PackedWeight::pack(converted, compute_dtype_), std::move(b));
+}
+
+Tensor CpuBackend::prepare_embedding(const Tensor& table) {
+  // The table stays in the compute dtype (half the memory for bf16); rows are widened on gather.
+  return table.to_dtype(compute_dtype_);
+}
+
+void CpuBackend::embedding(Tensor& out, const Tensor& ids, const Tensor& table) {
+  check_f32(out, "embedding output");
+  const int64_t T = ids.numel(), H = table.size(1), V = table.size(0);
+  const int32_t* id = ids.data<int32_t>();
+  for_rows(pool_, T, H, [&](int64_t t) {
+    int64_t row = id[t];
+    VLLM_CHECK(row >= 0 && row < V, "token id out of range");
+    float* o = out.data<float>() + t * H;
+    switch (table.dtype()) {
+      case DType::F32: std::memcpy(o, table.data<float>() + row * H, static_cast<size_t>(H) * 4); break;
+      case DType::BF16: cpu::bf16_to_f32_row(o, table.data<uint16_t>() + row * H, H); break;
+      case DType::F16: cpu::f16_to_f32_row(o, table.data<uint16_t>() + row * H, H); break;
+      default: VLLM_CHECK(false, "embedding table dtype");
+    }
+  });
+}
+
+void CpuBackend::linear(Tensor& out, const Tensor& x, const LinearWeight& w) {
+  const auto& cw = static_cast<const CpuLinearWeight&>(w);
+  check_f32(out, "linear output");
+  check_f32(x, "linear input");
+  const int64_t M = x.size(0);
+  VLLM_CHECK(x.size(1) == cw.in_features() && out.size(1) == cw.out_features() && out.size(0) == M, "linear shapes");
+  cpu::linear(x.data<float>(), M, x.size(1), cw.packed(), cw.bias(), out.data<float>(), out.size(1), pool_);
+}
+
+void CpuBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  const int64_t H = weight.numel(), rows = x.numel() / H;
+  const float* w = weight.data<float>();
+  const float* b = bias.data<float>();
+  for_rows(pool_, rows, H, [&](int64_t r) {
+    const float* xi = x.data<float>() + r * H;
+    float* o = out.data<float>() + r * H;
+    double mean = 0;
+    for (int64_t i = 0; i < H; ++i) mean += xi[i];
+    mean /= static_cast<double>(H);
+    double var = 0;
+    for (int64_t i = 0; i < H; ++i) var += (xi[i] - mean) * (xi[i] - mean);
+    var /= static_cast<double>(H);
+    const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+    const float m = static_cast<float>(mean);
+    for (int64_t i = 0; i < H; ++i) o[i] = (xi[i] - m) * inv * w[i] + b[i];
+  });
+}
+
+namespace {
+void rms_norm_row(float* o, const float* xi, const float* w, int64_t H, float eps) {
+  double ss = 0;
+  for (int64_t i = 0; i < H; ++i) ss += static_cast<double>(xi[i]) * xi[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(H) + eps));
+  for (int64_t i = 0; i < H; ++i) o[i] = xi[i] * inv * w[i];
+}
+}  // namespace
+
+void CpuBackend::rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) {
+  const int64_t H = weight.numel(), rows = x.numel() / H;
+  for_rows(pool_, rows, H, [&](int64_t r) {
+    rms_norm_row(out.data<float>() + r * H, x.data<float>() + r * H, weight.data<float>(), H, eps);
+  });
+}
+
+void CpuBackend::add_rms_norm(Tensor& out, Tensor& residual, const Tensor& x, const Tensor& weight, float eps) {
+  const int64_t H = weight.numel(), rows = x.numel() / H;
+  for_rows(pool_, rows, H, [&](int64_t r) {
+    float* res = residual.data<float>() + r * H;
+    const float* xi = x.data<float>() + r * H;
+    for (int64_t i = 0; i < H; ++i) res[i] += xi[i];
+    rms_norm_row(out.data<float>() + r * H, res, weight.data<float>(), H, eps);
+  });
+}
+
+void CpuBackend::add(Tensor& out, const Tensor& a, const Tensor& b) {
+  const int64_t n = out.numel();
+  const int64_t cols = out.dim() == 2 ? out.size(1) : n;
+  for_rows(pool_, n / cols, cols, [&](int64_t r) {
+    float* o = out.data<float>() + r * cols;
+    const float* pa = a.data<float>() + r * cols;
+    const float* pb = b.data<float>() + r * cols;
+    for (int64_t i = 0; i < cols; ++i) o[i] = pa[i] + pb[i];
+  });
+}
+
+void CpuBackend::rotary(Tensor& qkv, const Tensor& positions, const RotaryEmbedding& rope, const AttentionShape& s) {
+  const int64_t T = qkv.size(0), width = s.qkv_width(), half = rope.rotary_dim / 2;
+  const int64_t heads = s.num_heads + s.num_kv_heads;  // query and key heads are contiguous
+  const float* inv_freq = rope.inv_freq.data<float>();
+  const int32_t* pos = positions.data<int32_t>();
+  for_rows(pool_, T, heads * s.head_dim, [&](int64_t t) {
+    float cs[512], sn[512];
+    VLLM_CHECK(half <= 512, "rotary dimension too large");
+    for (int64_t i = 0; i < half; ++i) {
+      // Angles in float32, as transformers computes them.
+      float angle = static_cast<float>(pos[t]) * inv_freq[i];
+      cs[i] = std::cos(angle);
+      sn[i] = std::sin(angle);
+    }
+    float* row = qkv.data<float>() + t * width;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* x = row + h * s.head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        float x1 = x[i], x2 = x[i + half];
+        x[i] = x1 * cs[i] - x2 * sn[i];
+        x[i + half] = x2 * cs[i] + x1 * sn[i];
+      }
+    }
+  });
+}
+
+void CpuBackend::qk_rms_norm(Tensor& qkv, const Tensor& q_weight, const Tensor& k_weight, const AttentionShape& s,
+                             float eps) {
+  const int64_t T = qkv.size(0), width = s.qkv_width(), hd = s.head_dim;
+  for_rows(pool_, T, width, [&](int64_t t) {
+    float* row = qkv.data<float>() + t * width;
+    for (int64_t h = 0; h < s.num_heads; ++h) rms_norm_row(row + h * hd, row + h * hd, q_weight.data<float>(), hd, eps);
+    for (int64_t h = s.num_heads; h < s.num_heads + s.num_kv_heads; ++h)
+      rms_norm_row(row + h * hd, row + h * hd, k_weight.data<float>(), hd, eps);
+  });
+}
+
+void CpuBackend::gelu_new(Tensor& out, const Tensor& x) {
+  const int64_t cols = x.size(1);
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  for_rows(pool_, x.size(0), cols, [&](int64_t r) {
+    const float* xi = x.data<float>() + r * cols;
+    float* o = out.data<float>() + r * cols;
+    for (int64_t i = 0; i < cols; ++i) {
+      float v = xi[i];
+      o[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+    }
+  });
+}
+
+void CpuBackend::silu_and_mul(Tensor& out, const Tensor& gate_up) {
+  const int64_t I = out.size(1);
+  for_rows(pool_, out.size(0), I, [&](int64_t r) {
+    const float* g = gate_up.data<float>() + r * 2 * I;
+    const float* u = g + I;
+    float* o = out.data<float>() + r * I;
+    for (int64_t i = 0; i < I; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  });
+}
+
+void CpuBackend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) {
+  const int64_t cols = x.size(1);
+  const int32_t* idx = rows.data<int32_t>();
+  for (int64_t r = 0; r < rows.numel(); ++r)
+    std::memcpy(out.data<float>() + r * cols, x.data<float>() + static_cast<int64_t>(idx[r]) * cols,
+                static_cast<size_t>(cols) * 4);
+}
+
+}  // namespace vllm

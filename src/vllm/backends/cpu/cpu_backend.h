@@ -1,0 +1,49 @@
+// The CPU backend: float32 activations, weights in the compute dtype (packed for the matrix
+// kernels), KV cache in float32 for float32 compute and bfloat16 otherwise.
+#pragma once
+
+#include "vllm/backends/backend.h"
+#include "vllm/core/thread_pool.h"
+
+namespace vllm {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(DType compute_dtype, ThreadPool& pool = ThreadPool::global());
+
+  std::string name() const override { return "cpu"; }
+  Device device() const override { return Device::kCPU; }
+  DType activation_dtype() const override { return DType::F32; }
+  DType kv_cache_dtype() const override { return compute_dtype_ == DType::F32 ? DType::F32 : DType::BF16; }
+  DType compute_dtype() const { return compute_dtype_; }
+
+  Tensor empty(const Shape& shape, DType dtype) override { return Tensor::empty(shape, dtype); }
+  Tensor upload(const Tensor& host, DType dtype) override { return host.to_dtype(dtype); }
+  Tensor download_f32(const Tensor& t) override;
+  void fill_zero(Tensor& t) override;
+
+  std::shared_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor& bias) override;
+  Tensor prepare_embedding(const Tensor& table) override;
+  Tensor prepare_vector(const Tensor& v) override { return v.to_dtype(DType::F32); }
+
+  void embedding(Tensor& out, const Tensor& ids, const Tensor& table) override;
+  void linear(Tensor& out, const Tensor& x, const LinearWeight& w) override;
+  void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) override;
+  void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
+  void add_rms_norm(Tensor& out, Tensor& residual, const Tensor& x, const Tensor& weight, float eps) override;
+  void add(Tensor& out, const Tensor& a, const Tensor& b) override;
+  void rotary(Tensor& qkv, const Tensor& positions, const RotaryEmbedding& rope, const AttentionShape& shape) override;
+  void qk_rms_norm(Tensor& qkv, const Tensor& q_weight, const Tensor& k_weight, const AttentionShape& shape,
+                   float eps) override;
+  void gelu_new(Tensor& out, const Tensor& x) override;
+  void silu_and_mul(Tensor& out, const Tensor& gate_up) override;
+  void attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
+                 const AttentionShape& shape, float scale) override;
+  void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) override;
+
+ private:
+  DType compute_dtype_;
+  ThreadPool& pool_;
+};
+
+}  // namespace vllm

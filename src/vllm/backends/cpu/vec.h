@@ -1,0 +1,20 @@
+// Small vector loops used by the CPU ops. Defined in vec.cpp with target_clones, so each is
+// compiled for AVX-512, AVX2 and baseline x86-64 and the best is picked at load time. They use
+// fixed lane-wise partial sums, so every clone returns bit-identical results.
+#pragma once
+
+#include <cstdint>
+
+namespace vllm::cpu {
+
+float dot_f32(const float* a, const float* b, int64_t n);
+float dot_f32_bf16(const float* a, const uint16_t* b, int64_t n);
+// y += a * x
+void axpy_f32(float* y, float a, const float* x, int64_t n);
+void axpy_bf16(float* y, float a, const uint16_t* x, int64_t n);
+// Conversions of a row.
+void bf16_to_f32_row(float* out, const uint16_t* in, int64_t n);
+void f16_to_f32_row(float* out, const uint16_t* in, int64_t n);
+void f32_to_bf16_row(uint16_t* out, const float* in, int64_t n);
+
+}  // namespace vllm::cpu

@@ -1,0 +1,66 @@
+// A Hugging Face model's config.json and generation_config.json, read into the fields the
+// engine uses. Accepts transformers v4 ("rope_theta", "rope_scaling") and v5 ("rope_parameters").
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vllm/core/dtype.h"
+
+namespace vllm {
+
+struct RopeConfig {
+  std::string type = "default";  // "default", "linear", "llama3"
+  double theta = 10000.0;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  std::string architecture;  // e.g. "PhiForCausalLM"
+  std::string model_type;    // e.g. "phi"
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;
+  double partial_rotary_factor = 1.0;
+  RopeConfig rope;
+  double norm_eps = 1e-5;  // rms_norm_eps or layer_norm_eps
+  std::string hidden_act;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;
+  bool mlp_bias = false;
+  int64_t max_position_embeddings = 2048;
+  std::optional<DType> torch_dtype;
+  std::vector<int32_t> eos_token_ids;  // from config.json; generation_config may add more
+  std::optional<int32_t> bos_token_id;
+  nlohmann::json raw;
+
+  int64_t rotary_dim() const { return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor); }
+
+  // Reads DIR/config.json. Errors name the file and the key.
+  static ModelConfig from_folder(const std::string& dir);
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& source = "config.json");
+};
+
+struct GenerationConfig {
+  std::vector<int32_t> eos_token_ids;
+  std::optional<int32_t> bos_token_id;
+  // Sampling defaults the model ships (temperature, top_p, top_k, repetition_penalty, ...),
+  // applied to requests that leave those fields unset (vLLM's --generation-config auto).
+  nlohmann::json sampling_defaults = nlohmann::json::object();
+
+  // Reads DIR/generation_config.json if present (an absent file is an empty config).
+  static GenerationConfig from_folder(const std::string& dir);
+};
+
+}  // namespace vllm

@@ -1,0 +1,31 @@
+// Engine arguments, with vLLM's names and defaults where they exist.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace vllm {
+
+struct EngineConfig {
+  std::string model;                 // a model folder (resolved by the caller)
+  std::string tokenizer;             // folder with tokenizer files ("" = the model folder)
+  std::string dtype = "auto";        // auto | float32 | bfloat16 | float16
+  std::string device = "auto";       // auto | cpu | cuda
+  int block_size = 16;
+  double kv_cache_space_gib = 4.0;   // CPU KV cache size (vLLM's VLLM_CPU_KVCACHE_SPACE)
+  double gpu_memory_utilization = 0.9;
+  std::optional<int64_t> num_kv_blocks;  // overrides the size computed from the above
+  int max_num_seqs = 256;
+  std::optional<int64_t> max_num_batched_tokens;  // default: max(2048, max_model_len) unless chunking
+  std::optional<int64_t> max_model_len;           // default: the config's max_position_embeddings
+  bool enable_chunked_prefill = true;
+  bool enable_prefix_caching = true;
+  std::string scheduling_policy = "fcfs";
+  uint64_t seed = 0;
+  int max_logprobs = 20;
+  std::string generation_config = "auto";  // auto | vllm
+  bool enforce_eager = false;
+};
+
+}  // namespace vllm

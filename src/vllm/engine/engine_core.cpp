@@ -1,0 +1,173 @@
+#include "vllm/engine/engine_core.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "vllm/core/error.h"
+#include "vllm/core/logging.h"
+#include "vllm/loader/safetensors.h"
+
+namespace vllm {
+
+DType resolve_compute_dtype(const std::string& dtype, const ModelConfig& config) {
+  if (dtype == "auto") return config.torch_dtype.value_or(DType::BF16);
+  DType d = parse_dtype(dtype);
+  if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
+    throw Error("--dtype must be auto, float32, bfloat16 or float16, not '" + dtype + "'");
+  return d;
+}
+
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+uint64_t salt_key(const std::optional<std::string>& salt) {
+  if (!salt || salt->empty()) return 0;
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, mixed again by the block hash
+  for (unsigned char c : *salt) h = (h ^ c) * 0x100000001b3ull;
+  return h | 1;  // never 0, which means "no salt"
+}
+
+}  // namespace
+
+EngineCore::EngineCore(const EngineConfig& config) : config_(config), engine_generator_(config.seed) {
+  model_config_ = ModelConfig::from_folder(config.model);
+  generation_config_ = config.generation_config == "vllm" ? GenerationConfig{} : GenerationConfig::from_folder(config.model);
+  compute_dtype_ = resolve_compute_dtype(config.dtype, model_config_);
+  if (config.block_size <= 0 || config.block_size > 1024)
+    throw Error("--block-size must be between 1 and 1024, not " + std::to_string(config.block_size));
+  if (config.max_num_seqs <= 0) throw Error("--max-num-seqs must be positive");
+
+  max_model_len_ = model_config_.max_position_embeddings;
+  if (config.max_model_len) {
+    if (*config.max_model_len <= 0) throw Error("--max-model-len must be positive");
+    if (*config.max_model_len > model_config_.max_position_embeddings)
+      throw Error("User-specified max_model_len (" + std::to_string(*config.max_model_len) +
+                  ") is greater than the derived max_model_len (max_position_embeddings=" +
+                  std::to_string(model_config_.max_position_embeddings) + " in model's config.json).");
+    max_model_len_ = *config.max_model_len;
+  }
+  if (!generation_config_.eos_token_ids.empty()) eos_token_id_ = generation_config_.eos_token_ids[0];
+  else if (!model_config_.eos_token_ids.empty()) eos_token_id_ = model_config_.eos_token_ids[0];
+
+  auto backend = make_backend(config.device, compute_dtype_);
+  auto model = load_model(config.model, model_config_, *backend);
+
+  int64_t num_blocks;
+  const size_t per_block = ModelRunner::block_bytes(model_config_, config.block_size, backend->kv_cache_dtype());
+  if (config.num_kv_blocks) {
+    num_blocks = *config.num_kv_blocks;
+  } else {
+    if (config.kv_cache_space_gib <= 0) throw Error("--kv-cache-space must be positive");
+    num_blocks = static_cast<int64_t>(config.kv_cache_space_gib * 1024 * 1024 * 1024 / static_cast<double>(per_block));
+  }
+  if (num_blocks <= 0) throw Error("the KV cache has room for no block; raise --kv-cache-space");
+  const int64_t needed = (max_model_len_ + config.block_size - 1) / config.block_size;
+  if (num_blocks < needed && !config.num_kv_blocks)
+    VLLM_LOG_WARN("the KV cache ({} blocks) cannot hold one sequence of max_model_len {}", num_blocks, max_model_len_);
+
+  SchedulerConfig sc;
+  sc.max_num_seqs = config.max_num_seqs;
+  sc.max_model_len = max_model_len_;
+  sc.enable_chunked_prefill = config.enable_chunked_prefill;
+  sc.max_num_batched_tokens = config.max_num_batched_tokens.value_or(
+      config.enable_chunked_prefill ? 2048 : std::max<int64_t>(2048, max_model_len_));
+  if (sc.max_num_batched_tokens <= 0) throw Error("--max-num-batched-tokens must be positive");
+  if (!config.enable_chunked_prefill && sc.max_num_batched_tokens < max_model_len_)
+    throw Error("max_num_batched_tokens (" + std::to_string(sc.max_num_batched_tokens) +
+                ") is smaller than max_model_len (" + std::to_string(max_model_len_) +
+                "). This effectively limits the maximum sequence length to max_num_batched_tokens and makes "
+                "vLLM reject longer sequences. Please increase max_num_batched_tokens or decrease max_model_len.");
+  sc.policy = parse_scheduling_policy(config.scheduling_policy);
+
+  kv_ = std::make_unique<KVCacheManager>(static_cast<int32_t>(num_blocks), config.block_size, config.enable_prefix_caching);
+  scheduler_ = std::make_unique<Scheduler>(sc, *kv_);
+  VLLM_LOG_INFO("model {} ({}), {} on {}: weights {:.1f} MiB, KV cache {} blocks of {} tokens ({:.1f} MiB)",
+                config.model, model_config_.architecture, dtype_name(compute_dtype_), backend->name(),
+                static_cast<double>(model->weight_bytes()) / (1 << 20), num_blocks, config.block_size,
+                static_cast<double>(per_block) * static_cast<double>(num_blocks) / (1 << 20));
+  runner_ = std::make_unique<ModelRunner>(std::move(backend), std::move(model), num_blocks, config.block_size);
+}
+
+EngineCore::~EngineCore() = default;
+
+uint64_t EngineCore::add_request(EngineCoreRequest req) {
+  const int64_t n = static_cast<int64_t>(req.prompt_token_ids.size());
+  if (n == 0) throw Error("The decoder prompt cannot be empty");
+  for (int32_t id : req.prompt_token_ids)
+    if (id < 0 || id >= model_config_.vocab_size) throw Error("Token id " + std::to_string(id) + " is out of vocabulary");
+  if (n > max_model_len_)
+    throw Error("The decoder prompt (length " + std::to_string(n) + ") is longer than the maximum model length of " +
+                std::to_string(max_model_len_) + ". Make sure that `max_model_len` is no smaller than the number of text tokens.");
+  req.params.validate(config_.max_logprobs, model_config_.vocab_size);
+  if (req.params.n != 1 || (req.params.best_of && *req.params.best_of != 1))
+    throw Error("the engine core runs one sequence per request; fan out n > 1 above it", ErrorKind::kInternal);
+
+  auto r = std::make_unique<Request>();
+  r->seq_id = next_seq_id_++;
+  r->request_id = std::move(req.request_id);
+  r->num_prompt_tokens = n;
+  r->token_ids = std::move(req.prompt_token_ids);
+  r->params = std::move(req.params);
+  const int64_t room = max_model_len_ - n;
+  r->max_tokens = r->params.max_tokens ? std::min<int64_t>(*r->params.max_tokens, room) : room;
+  r->priority = req.priority;
+  r->arrival_time = req.arrival_time > 0 ? req.arrival_time : now_seconds();
+  r->cache_salt = salt_key(req.cache_salt);
+  if (auto g = make_request_generator(r->params)) request_generators_.emplace(r->seq_id, *g);
+  uint64_t id = r->seq_id;
+  scheduler_->add_request(std::move(r));
+  return id;
+}
+
+std::optional<EngineCoreOutput> EngineCore::abort_request(uint64_t seq_id) {
+  auto r = scheduler_->finish(seq_id, FinishReason::kAbort);
+  request_generators_.erase(seq_id);
+  if (!r) return std::nullopt;
+  EngineCoreOutput out;
+  out.seq_id = seq_id;
+  out.request_id = r->request_id;
+  out.finished = true;
+  out.finish_reason = FinishReason::kAbort;
+  out.num_cached_tokens = std::max<int64_t>(0, r->num_cached_tokens);
+  out.num_prompt_tokens = r->num_prompt_tokens;
+  return out;
+}
+
+bool EngineCore::append_and_check_stop(Request& r, int32_t token) {
+  r.token_ids.push_back(token);
+  const SamplingParams& p = r.params;
+  if (r.num_output_tokens() >= p.min_tokens) {
+    if (!p.ignore_eos && eos_token_id_ && token == *eos_token_id_) {
+      r.finish_reason = FinishReason::kStop;
+      return true;
+    }
+    if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end()) {
+      r.finish_reason = FinishReason::kStop;
+      r.stop_reason = token;
+      return true;
+    }
+  }
+  if (r.num_output_tokens() >= r.max_tokens || r.num_tokens() >= max_model_len_) {
+    r.finish_reason = FinishReason::kLength;
+    return true;
+  }
+  return false;
+}
+
+std::vector<EngineCoreOutput> EngineCore::step() {
+  std::vector<EngineCoreOutput> outputs;
+  SchedulerOutput sched = scheduler_->schedule();
+  if (sched.empty()) return outputs;
+  LogitsPlan plan;
+  Tensor logits = runner_->execute(sched, *kv_, &plan);
+  scheduler_->update_computed(sched);
+  sample(plan, logits, &outputs);
+  return outputs;
+}
+
+}  // namespace vllm

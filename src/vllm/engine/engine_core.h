@@ -1,0 +1,101 @@
+// The engine core: the step loop of scheduler -> model runner -> sampler -> stop checks, over
+// token ids. Not thread-safe: one thread drives it (the AsyncEngine or the offline LLM loop).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vllm/config/model_config.h"
+#include "vllm/engine/engine_config.h"
+#include "vllm/engine/model_runner.h"
+#include "vllm/kv_cache/kv_cache_manager.h"
+#include "vllm/sampling/generator.h"
+#include "vllm/scheduler/scheduler.h"
+
+namespace vllm {
+
+// The log-probability of one token, with the top alternatives of its distribution.
+struct TokenLogprobs {
+  int32_t token = 0;
+  float logprob = 0;
+  int64_t rank = 0;  // 1 = most likely
+  std::vector<std::pair<int32_t, float>> top;  // descending
+};
+
+struct EngineCoreRequest {
+  std::string request_id;
+  std::vector<int32_t> prompt_token_ids;
+  SamplingParams params;  // finalized
+  int priority = 0;
+  std::optional<std::string> cache_salt;
+  double arrival_time = 0;  // 0: now
+};
+
+// What a step produced for one request.
+struct EngineCoreOutput {
+  uint64_t seq_id = 0;
+  std::string request_id;
+  std::vector<int32_t> new_token_ids;
+  std::vector<TokenLogprobs> new_logprobs;  // one per new token, when params.logprobs
+  std::vector<TokenLogprobs> new_prompt_logprobs;  // for prompt positions finished this step
+  int64_t first_prompt_logprob_pos = 0;  // prompt position of new_prompt_logprobs[0]
+  bool finished = false;
+  std::optional<FinishReason> finish_reason;
+  StopReason stop_reason;
+  int64_t num_cached_tokens = 0;
+  int64_t num_prompt_tokens = 0;
+};
+
+class EngineCore {
+ public:
+  explicit EngineCore(const EngineConfig& config);
+  ~EngineCore();
+
+  // Validates and queues a request; returns its engine handle. Throws vllm::Error for
+  // requests the model cannot serve (too long, token ids out of the vocabulary, ...).
+  uint64_t add_request(EngineCoreRequest request);
+  // Aborts a queued or running request; its blocks are freed now. Returns its final output
+  // (finished, reason abort) or nothing if it was unknown or already done.
+  std::optional<EngineCoreOutput> abort_request(uint64_t seq_id);
+  // One scheduling + model step. Returns outputs of every request that produced something.
+  std::vector<EngineCoreOutput> step();
+  bool has_unfinished() const { return scheduler_->has_unfinished(); }
+
+  const ModelConfig& model_config() const { return model_config_; }
+  const EngineConfig& config() const { return config_; }
+  int64_t max_model_len() const { return max_model_len_; }
+  std::optional<int32_t> eos_token_id() const { return eos_token_id_; }
+  void set_eos_token_id(std::optional<int32_t> id) { eos_token_id_ = id; }
+  const GenerationConfig& generation_config() const { return generation_config_; }
+  DType compute_dtype() const { return compute_dtype_; }
+  Scheduler& scheduler() { return *scheduler_; }
+  KVCacheManager& kv_cache() { return *kv_; }
+  ModelRunner& runner() { return *runner_; }
+  int64_t num_kv_blocks() const { return runner_->num_blocks(); }
+
+ private:
+  void sample(const LogitsPlan& plan, Tensor& logits, std::vector<EngineCoreOutput>* outputs);
+  // Appends a token and applies vLLM's stop rules; returns true if the request finished.
+  bool append_and_check_stop(Request& r, int32_t token);
+
+  EngineConfig config_;
+  ModelConfig model_config_;
+  GenerationConfig generation_config_;
+  DType compute_dtype_;
+  int64_t max_model_len_ = 0;
+  std::optional<int32_t> eos_token_id_;
+  std::unique_ptr<KVCacheManager> kv_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ModelRunner> runner_;
+  uint64_t next_seq_id_ = 1;
+  Generator engine_generator_;
+  std::unordered_map<uint64_t, Generator> request_generators_;
+};
+
+// The compute dtype for --dtype given the model's torch_dtype (auto: the model's own, with
+// float32 for float32 models).
+DType resolve_compute_dtype(const std::string& dtype, const ModelConfig& config);
+
+}  // namespace vllm

@@ -1,0 +1,108 @@
+#include "vllm/engine/model_runner.h"
+
+#include <algorithm>
+
+#include "vllm/core/error.h"
+
+namespace vllm {
+
+size_t ModelRunner::block_bytes(const ModelConfig& c, int block_size, DType kv_dtype) {
+  return 2 * static_cast<size_t>(c.num_hidden_layers) * static_cast<size_t>(c.num_key_value_heads) *
+         static_cast<size_t>(block_size) * static_cast<size_t>(c.head_dim) * dtype_size(kv_dtype);
+}
+
+ModelRunner::ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<CausalLM> model, int64_t num_blocks,
+                         int block_size)
+    : backend_(std::move(backend)), model_(std::move(model)), num_blocks_(num_blocks), block_size_(block_size) {
+  const ModelConfig& c = model_->config();
+  Shape shape{num_blocks, c.num_key_value_heads, block_size, c.head_dim};
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    KVCacheLayer layer{backend_->empty(shape, backend_->kv_cache_dtype()), backend_->empty(shape, backend_->kv_cache_dtype())};
+    kv_cache_.push_back(std::move(layer));
+  }
+}
+
+Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, LogitsPlan* plan) {
+  const int64_t T = step.num_scheduled_tokens, S = static_cast<int64_t>(step.scheduled.size());
+  int64_t max_blocks = 1;
+  for (const auto& s : step.scheduled)
+    max_blocks = std::max<int64_t>(max_blocks, static_cast<int64_t>(kv.block_table(s.request->seq_id).size()));
+
+  Tensor ids = Tensor::empty({T}, DType::I32), pos = Tensor::empty({T}, DType::I32);
+  Tensor slots = Tensor::empty({T}, DType::I64);
+  Tensor qsl = Tensor::empty({S + 1}, DType::I32), lens = Tensor::empty({S}, DType::I32);
+  Tensor tables = Tensor::zeros({S, max_blocks}, DType::I32);
+  std::vector<int32_t> rows;
+  plan->entries.clear();
+
+  ForwardInputs in;
+  in.num_tokens = T;
+  in.num_seqs = S;
+  in.block_size = block_size_;
+  in.max_blocks_per_seq = max_blocks;
+  in.host_query_start_loc.assign(static_cast<size_t>(S) + 1, 0);
+  in.host_seq_lens.assign(static_cast<size_t>(S), 0);
+  int64_t t = 0;
+  for (int64_t si = 0; si < S; ++si) {
+    const ScheduledRequest& s = step.scheduled[static_cast<size_t>(si)];
+    Request& r = *s.request;
+    const auto& table = kv.block_table(r.seq_id);
+    std::copy(table.begin(), table.end(), tables.data<int32_t>() + si * max_blocks);
+    const int64_t start = r.num_computed_tokens, end = start + s.num_new_tokens;
+    qsl.data<int32_t>()[si] = static_cast<int32_t>(t);
+    in.host_query_start_loc[static_cast<size_t>(si)] = static_cast<int32_t>(t);
+    for (int64_t p = start; p < end; ++p, ++t) {
+      ids.data<int32_t>()[t] = r.token_ids[static_cast<size_t>(p)];
+      pos.data<int32_t>()[t] = static_cast<int32_t>(p);
+      slots.data<int64_t>()[t] = static_cast<int64_t>(table[static_cast<size_t>(p / block_size_)]) * block_size_ + p % block_size_;
+    }
+    lens.data<int32_t>()[si] = static_cast<int32_t>(end);
+    in.host_seq_lens[static_cast<size_t>(si)] = static_cast<int32_t>(end);
+    in.max_query_len = std::max(in.max_query_len, s.num_new_tokens);
+    in.max_seq_len = std::max(in.max_seq_len, end);
+
+    LogitsPlan::Entry e;
+    e.request = &r;
+    e.row = static_cast<int64_t>(rows.size());
+    if (r.params.prompt_logprobs) {
+      // Row at position p predicts token p + 1: prompt positions still due in this chunk.
+      const int64_t first = std::max(start, r.next_prompt_logprob_pos - 1);
+      const int64_t last = std::min(end, r.num_prompt_tokens - 1);  // exclusive
+      if (last > first) {
+        e.first_prompt_pos = first + 1;
+        e.num_prompt_rows = last - first;
+        const int64_t base = in.host_query_start_loc[static_cast<size_t>(si)] - start;
+        for (int64_t p = first; p < last; ++p) rows.push_back(static_cast<int32_t>(base + p));
+      }
+    }
+    if (end == r.num_tokens()) {
+      e.sample = true;
+      rows.push_back(static_cast<int32_t>(t - 1));
+    }
+    if (e.sample || e.num_prompt_rows > 0) plan->entries.push_back(e);
+  }
+  qsl.data<int32_t>()[S] = static_cast<int32_t>(T);
+  in.host_query_start_loc[static_cast<size_t>(S)] = static_cast<int32_t>(T);
+  plan->num_rows = static_cast<int64_t>(rows.size());
+  Tensor row_t = Tensor::empty({plan->num_rows}, DType::I32);
+  std::copy(rows.begin(), rows.end(), row_t.data<int32_t>());
+
+  Backend& b = *backend_;
+  in.token_ids = b.upload(ids, DType::I32);
+  in.positions = b.upload(pos, DType::I32);
+  in.slot_mapping = b.upload(slots, DType::I64);
+  in.query_start_loc = b.upload(qsl, DType::I32);
+  in.seq_lens = b.upload(lens, DType::I32);
+  in.block_tables = b.upload(tables, DType::I32);
+  in.logits_indices = b.upload(row_t, DType::I32);
+  if (plan->num_rows == 0) {
+    // Nothing to sample (all chunks mid-prompt): still run the layers to fill the KV cache.
+    Tensor one = Tensor::empty({1}, DType::I32);
+    one.data<int32_t>()[0] = 0;
+    in.logits_indices = b.upload(one, DType::I32);
+  }
+  Tensor logits = model_->forward(in, kv_cache_);
+  return logits;
+}
+
+}  // namespace vllm

@@ -1,0 +1,49 @@
+// Owns the backend, the model and the KV cache tensors, and runs one scheduled step: flattens
+// the step's requests into one batch of tokens (ids, positions, slot mapping, block tables) and
+// returns the logits of the rows the sampler needs. The model never sees a request.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "vllm/backends/backend.h"
+#include "vllm/models/model.h"
+#include "vllm/scheduler/scheduler.h"
+
+namespace vllm {
+
+// For each scheduled request, which logits rows belong to it.
+struct LogitsPlan {
+  struct Entry {
+    Request* request;
+    int64_t first_prompt_pos = 0;  // prompt positions [first, first + num_prompt_rows) get log-probs
+    int64_t num_prompt_rows = 0;   // rows start at `row`
+    int64_t row = 0;
+    bool sample = false;           // the last row of the entry samples the next token
+  };
+  std::vector<Entry> entries;
+  int64_t num_rows = 0;
+};
+
+class ModelRunner {
+ public:
+  ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<CausalLM> model, int64_t num_blocks, int block_size);
+
+  // Runs the step; returns float32 host logits [plan.num_rows, vocab].
+  Tensor execute(const SchedulerOutput& step, KVCacheManager& kv, LogitsPlan* plan);
+
+  Backend& backend() { return *backend_; }
+  const CausalLM& model() const { return *model_; }
+  int64_t num_blocks() const { return num_blocks_; }
+  // Bytes of one block across all layers (K and V).
+  static size_t block_bytes(const ModelConfig& c, int block_size, DType kv_dtype);
+
+ private:
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<CausalLM> model_;
+  int64_t num_blocks_;
+  int block_size_;
+  std::vector<KVCacheLayer> kv_cache_;
+};
+
+}  // namespace vllm

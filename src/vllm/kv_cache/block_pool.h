@@ -1,0 +1,77 @@
+// The pool of KV cache blocks: reference counts, a free queue in LRU order, and the map from
+// block hash to cached block that makes automatic prefix caching work. Blocks are numbers only;
+// the memory they name lives in the backend's KV tensors (metadata kept apart from memory).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+namespace vllm {
+
+// 128-bit XXH3 of (parent hash, the block's token ids, extra keys).
+struct BlockHash {
+  uint64_t low = 0;
+  uint64_t high = 0;
+  bool operator==(const BlockHash& o) const { return low == o.low && high == o.high; }
+};
+
+struct BlockHashHasher {
+  size_t operator()(const BlockHash& h) const { return static_cast<size_t>(h.low ^ (h.high * 0x9E3779B97F4A7C15ull)); }
+};
+
+// hash(parent, tokens, extra): chained so that a block's hash names its whole prefix.
+BlockHash hash_block(const BlockHash& parent, const int32_t* tokens, size_t num_tokens, uint64_t extra_key);
+
+class BlockPool {
+ public:
+  BlockPool(int32_t num_blocks, int32_t block_size, bool enable_caching);
+
+  int32_t num_blocks() const { return static_cast<int32_t>(blocks_.size()); }
+  int32_t num_free_blocks() const { return num_free_; }
+  // Fraction of blocks in use by requests (cached-but-free blocks count as free).
+  double usage() const { return 1.0 - static_cast<double>(num_free_) / static_cast<double>(blocks_.size()); }
+
+  // n blocks with reference count 1, taken from the front of the free queue (least recently
+  // freed first); a block that still held cached content loses it. Caller checks num_free_blocks().
+  std::vector<int32_t> allocate(int32_t n);
+  // One more reference to each block (a cache hit); free blocks leave the free queue.
+  void touch(const std::vector<int32_t>& blocks);
+  // Drops one reference to each block, in the given order; blocks reaching zero join the back of
+  // the free queue (callers pass a request's blocks tail first so that its tail is evicted first).
+  void release(const std::vector<int32_t>& blocks);
+
+  // The cached block holding exactly `tokens` under `hash` after `parent`, if any.
+  std::optional<int32_t> lookup(const BlockHash& hash, const BlockHash& parent, const int32_t* tokens) const;
+  // Registers a full block's content for reuse (first writer wins on duplicates).
+  void cache(int32_t block, const BlockHash& hash, const BlockHash& parent, const int32_t* tokens);
+  // Forgets every cached hash (blocks in use keep their data, but become uncached).
+  void reset_cache();
+
+  int32_t ref_count(int32_t block) const { return blocks_[static_cast<size_t>(block)].ref_count; }
+  bool is_cached(int32_t block) const { return blocks_[static_cast<size_t>(block)].cached; }
+  // Walks the free queue; for invariant checks in tests.
+  std::vector<int32_t> free_queue() const;
+
+ private:
+  struct Block {
+    int32_t ref_count = 0;
+    int32_t prev = -1, next = -1;  // free queue links
+    bool in_free_queue = false;
+    bool cached = false;
+    BlockHash hash, parent;
+  };
+  void push_back_free(int32_t b);
+  void unlink_free(int32_t b);
+  void uncache(int32_t b);
+
+  int32_t block_size_;
+  bool enable_caching_;
+  std::vector<Block> blocks_;
+  std::vector<int32_t> tokens_;  // block_size tokens per block, valid while cached
+  int32_t head_ = -1, tail_ = -1, num_free_ = 0;
+  std::unordered_map<BlockHash, int32_t, BlockHashHasher> cached_;
+};
+
+}  // namespace vllm

@@ -1,0 +1,67 @@
+// Hands KV cache blocks to sequences: block tables, automatic prefix caching, and statistics.
+// Sequences are named by an integer id and described by their token ids (prompt then output);
+// the manager knows nothing else about requests.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "vllm/kv_cache/block_pool.h"
+
+namespace vllm {
+
+struct PrefixCacheStats {
+  int64_t queries = 0;  // tokens looked up in the prefix cache
+  int64_t hits = 0;     // of those, tokens found
+};
+
+class KVCacheManager {
+ public:
+  KVCacheManager(int32_t num_blocks, int32_t block_size, bool enable_prefix_caching);
+
+  int32_t block_size() const { return block_size_; }
+  bool prefix_caching() const { return enable_caching_; }
+  const BlockPool& pool() const { return pool_; }
+  double usage() const { return pool_.usage(); }
+
+  // The longest run of cached full blocks at the start of `tokens`, never covering the last
+  // token (it must be recomputed to produce logits). Returns the number of cached tokens and
+  // fills `blocks`. Counts as one prefix-cache query of tokens.size() tokens.
+  int64_t find_cached_prefix(const std::vector<int32_t>& tokens, uint64_t salt, std::vector<int32_t>* blocks);
+
+  // Makes room for `num_new_tokens` more tokens after `num_computed_tokens` (which, for a
+  // sequence new to the manager, are covered by `cached_blocks` from find_cached_prefix).
+  // Returns false and changes nothing if the pool has too few free blocks.
+  bool allocate_slots(uint64_t seq, const std::vector<int32_t>& tokens, uint64_t salt, int64_t num_computed_tokens,
+                      int64_t num_new_tokens, const std::vector<int32_t>& cached_blocks = {});
+
+  // Returns the sequence's blocks to the pool (cached ones stay reusable until evicted).
+  void free(uint64_t seq);
+  bool has(uint64_t seq) const { return seqs_.count(seq) > 0; }
+  const std::vector<int32_t>& block_table(uint64_t seq) const;
+  // How many blocks `num_tokens` tokens occupy.
+  int32_t blocks_for(int64_t num_tokens) const {
+    return static_cast<int32_t>((num_tokens + block_size_ - 1) / block_size_);
+  }
+
+  PrefixCacheStats take_stats();  // since the last call
+  const PrefixCacheStats& total_stats() const { return total_; }
+  void reset_prefix_cache() { pool_.reset_cache(); }
+  size_t num_sequences() const { return seqs_.size(); }
+
+ private:
+  struct Sequence {
+    std::vector<int32_t> blocks;
+    std::vector<BlockHash> hashes;  // of its full blocks registered so far
+  };
+  BlockHash root_hash(uint64_t salt) const;
+
+  int32_t block_size_;
+  bool enable_caching_;
+  BlockPool pool_;
+  std::unordered_map<uint64_t, Sequence> seqs_;
+  PrefixCacheStats recent_, total_;
+};
+
+}  // namespace vllm

@@ -1,0 +1,60 @@
+// Memory-mapped safetensors files: a single file, or shards listed by model.safetensors.index.json.
+// Tensors returned here point into the mapping (no copy); the mapping lives as long as any of them.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vllm/core/tensor.h"
+
+namespace vllm {
+
+class SafetensorsFile {
+ public:
+  // Maps and validates the header: JSON, dtypes, shapes, offsets inside the file.
+  // Errors name the file and the tensor (ErrorKind::kModelLoad).
+  explicit SafetensorsFile(const std::string& path);
+
+  const std::string& path() const { return path_; }
+  std::vector<std::string> names() const;
+  bool contains(const std::string& name) const { return entries_.count(name) > 0; }
+  Tensor get(const std::string& name) const;
+
+ private:
+  struct Entry {
+    DType dtype;
+    Shape shape;
+    size_t begin;  // offset into the mapping
+  };
+  std::string path_;
+  std::shared_ptr<Buffer> mapping_;
+  std::map<std::string, Entry> entries_;
+};
+
+// All tensors of a model folder: model.safetensors, or the shards named by
+// model.safetensors.index.json (every shard it names must exist and hold what it promises).
+class WeightStore {
+ public:
+  static WeightStore open_folder(const std::string& dir);
+
+  bool contains(const std::string& name) const { return where_.count(name) > 0; }
+  // The tensor `name`; a missing one is an error naming the tensor and the folder.
+  Tensor get(const std::string& name) const;
+  // Like get(), and checks the shape; a mismatch is an error naming the tensor and both shapes.
+  Tensor get(const std::string& name, const Shape& expected) const;
+  std::vector<std::string> names() const;
+  const std::string& folder() const { return folder_; }
+
+ private:
+  std::string folder_;
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::map<std::string, size_t> where_;  // tensor name -> index into files_
+};
+
+// Writes tensors to a safetensors file (used by the weight tool and tests). Tensors must be host.
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace vllm

@@ -1,0 +1,15 @@
+// The architectures of each family file, collected by the registry.
+#pragma once
+
+#include <vector>
+
+#include "vllm/models/model.h"
+
+namespace vllm {
+
+std::vector<Architecture> phi_architectures();
+std::vector<Architecture> llama_architectures();
+std::vector<Architecture> qwen2_architectures();
+std::vector<Architecture> qwen3_architectures();
+
+}  // namespace vllm

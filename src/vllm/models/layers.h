@@ -1,0 +1,50 @@
+// Building blocks shared by the architecture files: weight loading helpers and the attention
+// block (fused QKV projection, optional per-head norm, rotary, paged attention, output projection).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vllm/models/model.h"
+
+namespace vllm {
+
+// Loads named tensors, checks shapes against the config, and concatenates along rows
+// (q/k/v into one QKV matrix, gate/up into one), then hands them to the backend.
+class WeightLoader {
+ public:
+  WeightLoader(const WeightStore& store, Backend& backend) : store_(store), backend_(backend) {}
+
+  Tensor host(const std::string& name, const Shape& shape) const { return store_.get(name, shape); }
+  // Concatenation of several [rows_i, cols] tensors along rows, as one host tensor.
+  Tensor concat_rows(const std::vector<std::pair<std::string, Shape>>& parts) const;
+  std::shared_ptr<LinearWeight> linear(const std::vector<std::pair<std::string, Shape>>& weights,
+                                       const std::vector<std::pair<std::string, Shape>>& biases = {});
+  Tensor vector(const std::string& name, int64_t size);
+  Tensor embedding(const std::string& name, const Shape& shape);
+  size_t bytes() const { return bytes_; }
+
+ private:
+  const WeightStore& store_;
+  Backend& backend_;
+  size_t bytes_ = 0;
+};
+
+// inv_freq for the rotary embedding, with linear or llama3 scaling folded in.
+std::vector<float> rotary_inv_freq(const ModelConfig& config);
+RotaryEmbedding make_rotary(const ModelConfig& config, Backend& backend);
+
+// Per-step scratch activations, reallocated only when a step has more tokens than any before.
+class Activations {
+ public:
+  explicit Activations(Backend& backend) : backend_(backend) {}
+  // A [rows, cols] tensor for `slot`, valid until the next call with the same slot.
+  Tensor get(int slot, int64_t rows, int64_t cols);
+
+ private:
+  Backend& backend_;
+  std::vector<Tensor> buffers_;
+};
+
+}  // namespace vllm

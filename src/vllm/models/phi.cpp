@@ -1,0 +1,148 @@
+// PhiForCausalLM (Phi-1, Phi-1.5, Phi-2): one LayerNorm per layer feeding attention and MLP in
+// parallel, both added to the residual; partial rotary; biases everywhere; untied LM head with bias.
+#include <cmath>
+
+#include "vllm/core/error.h"
+#include "vllm/models/architectures.h"
+#include "vllm/models/layers.h"
+
+namespace vllm {
+
+namespace {
+
+std::string layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
+
+void check_phi_config(const ModelConfig& c) {
+  if (c.hidden_act != "gelu_new")
+    throw Error("config.json: hidden_act '" + c.hidden_act + "' is not supported for PhiForCausalLM (supported: gelu_new)",
+                ErrorKind::kUnsupported);
+  if (c.raw.value("qk_layernorm", false))
+    throw Error("config.json: qk_layernorm=true is not supported for PhiForCausalLM", ErrorKind::kUnsupported);
+}
+
+std::vector<ParamSpec> phi_parameters(const ModelConfig& c) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
+  const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
+  std::vector<ParamSpec> out{{"model.embed_tokens.weight", {c.vocab_size, H}}};
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    std::string p = layer_prefix(i);
+    auto add = [&](const std::string& n, Shape s) { out.push_back({p + n, std::move(s)}); };
+    add("self_attn.q_proj.weight", {q, H});
+    add("self_attn.q_proj.bias", {q});
+    add("self_attn.k_proj.weight", {kv, H});
+    add("self_attn.k_proj.bias", {kv});
+    add("self_attn.v_proj.weight", {kv, H});
+    add("self_attn.v_proj.bias", {kv});
+    add("self_attn.dense.weight", {H, q});
+    add("self_attn.dense.bias", {H});
+    add("mlp.fc1.weight", {I, H});
+    add("mlp.fc1.bias", {I});
+    add("mlp.fc2.weight", {H, I});
+    add("mlp.fc2.bias", {H});
+    add("input_layernorm.weight", {H});
+    add("input_layernorm.bias", {H});
+  }
+  out.push_back({"model.final_layernorm.weight", {H}});
+  out.push_back({"model.final_layernorm.bias", {H}});
+  if (c.tie_word_embeddings) {
+    out.push_back({"lm_head.bias", {c.vocab_size}});
+  } else {
+    out.push_back({"lm_head.weight", {c.vocab_size, H}});
+    out.push_back({"lm_head.bias", {c.vocab_size}});
+  }
+  return out;
+}
+
+class PhiModel final : public CausalLM {
+ public:
+  PhiModel(const ModelConfig& c, const WeightStore& store, Backend& backend) : CausalLM(c, backend), acts_(backend) {
+    check_phi_config(c);
+    WeightLoader w(store, backend);
+    const int64_t H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
+    const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
+    embed_ = w.embedding("model.embed_tokens.weight", {c.vocab_size, H});
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      std::string p = layer_prefix(i);
+      Layer L;
+      L.norm_w = w.vector(p + "input_layernorm.weight", H);
+      L.norm_b = w.vector(p + "input_layernorm.bias", H);
+      L.qkv = w.linear({{p + "self_attn.q_proj.weight", {q, H}},
+                        {p + "self_attn.k_proj.weight", {kv, H}},
+                        {p + "self_attn.v_proj.weight", {kv, H}}},
+                       {{p + "self_attn.q_proj.bias", {q}},
+                        {p + "self_attn.k_proj.bias", {kv}},
+                        {p + "self_attn.v_proj.bias", {kv}}});
+      L.dense = w.linear({{p + "self_attn.dense.weight", {H, q}}}, {{p + "self_attn.dense.bias", {H}}});
+      L.fc1 = w.linear({{p + "mlp.fc1.weight", {I, H}}}, {{p + "mlp.fc1.bias", {I}}});
+      L.fc2 = w.linear({{p + "mlp.fc2.weight", {H, I}}}, {{p + "mlp.fc2.bias", {H}}});
+      layers_.push_back(std::move(L));
+    }
+    final_w_ = w.vector("model.final_layernorm.weight", H);
+    final_b_ = w.vector("model.final_layernorm.bias", H);
+    const char* head = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    lm_head_ = w.linear({{head, {c.vocab_size, H}}}, {{"lm_head.bias", {c.vocab_size}}});
+    rope_ = make_rotary(c, backend);
+    weight_bytes_ = w.bytes();
+  }
+
+  Tensor forward(const ForwardInputs& in, std::vector<KVCacheLayer>& kv) override {
+    const ModelConfig& c = config_;
+    const int64_t T = in.num_tokens, H = c.hidden_size, I = c.intermediate_size;
+    const AttentionShape shape = attention_shape();
+    const float eps = static_cast<float>(c.norm_eps);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    Backend& b = backend_;
+
+    Tensor hidden = acts_.get(0, T, H);
+    Tensor x = acts_.get(1, T, H);
+    Tensor qkv = acts_.get(2, T, shape.qkv_width());
+    Tensor attn = acts_.get(3, T, c.num_attention_heads * c.head_dim);
+    Tensor attn_out = acts_.get(4, T, H);
+    Tensor up = acts_.get(5, T, I);
+    Tensor mlp_out = acts_.get(6, T, H);
+
+    b.embedding(hidden, in.token_ids, embed_);
+    for (size_t li = 0; li < layers_.size(); ++li) {
+      Layer& L = layers_[li];
+      b.layer_norm(x, hidden, L.norm_w, L.norm_b, eps);
+      b.linear(qkv, x, *L.qkv);
+      b.rotary(qkv, in.positions, rope_, shape);
+      b.attention(attn, qkv, kv[li], in, shape, scale);
+      b.linear(attn_out, attn, *L.dense);
+      b.linear(up, x, *L.fc1);
+      b.gelu_new(up, up);
+      b.linear(mlp_out, up, *L.fc2);
+      b.add(hidden, hidden, attn_out);
+      b.add(hidden, hidden, mlp_out);
+    }
+    const int64_t R = in.logits_indices.numel();
+    Tensor selected = acts_.get(7, R, H);
+    b.gather_rows(selected, hidden, in.logits_indices);
+    Tensor normed = acts_.get(8, R, H);
+    b.layer_norm(normed, selected, final_w_, final_b_, eps);
+    Tensor logits = acts_.get(9, R, c.vocab_size);
+    b.linear(logits, normed, *lm_head_);
+    return b.download_f32(logits);
+  }
+
+ private:
+  struct Layer {
+    Tensor norm_w, norm_b;
+    std::shared_ptr<LinearWeight> qkv, dense, fc1, fc2;
+  };
+  Activations acts_;
+  Tensor embed_, final_w_, final_b_;
+  std::vector<Layer> layers_;
+  std::shared_ptr<LinearWeight> lm_head_;
+  RotaryEmbedding rope_;
+};
+
+}  // namespace
+
+std::vector<Architecture> phi_architectures() {
+  return {{"PhiForCausalLM", phi_parameters, [](const ModelConfig& c, const WeightStore& s, Backend& b) {
+             return std::unique_ptr<CausalLM>(std::make_unique<PhiModel>(c, s, b));
+           }}};
+}
+
+}  // namespace vllm

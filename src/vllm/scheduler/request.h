@@ -1,0 +1,46 @@
+// A request as the engine core sees it: token ids in, token ids out, with its scheduling state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "vllm/sampling/sampling_params.h"
+
+namespace vllm {
+
+enum class RequestStatus { kWaiting, kRunning, kPreempted, kFinished };
+
+enum class FinishReason { kStop, kLength, kAbort };
+std::string_view finish_reason_name(FinishReason r);  // "stop", "length", "abort"
+
+// What made a request stop: the matched stop string or stop token id (vLLM's stop_reason).
+using StopReason = std::variant<std::monostate, int32_t, std::string>;
+
+struct Request {
+  uint64_t seq_id = 0;         // the engine's handle (KV cache, ordering)
+  std::string request_id;      // the caller's name for it
+  int64_t num_prompt_tokens = 0;
+  std::vector<int32_t> token_ids;  // prompt, then every generated token
+  SamplingParams params;
+  int64_t max_tokens = 0;      // resolved: params.max_tokens, capped by the model length
+  int priority = 0;            // lower runs first (vLLM's convention)
+  double arrival_time = 0;
+  uint64_t cache_salt = 0;     // separates this request's prefix-cache entries (0: shared)
+
+  RequestStatus status = RequestStatus::kWaiting;
+  int64_t num_computed_tokens = 0;  // tokens whose K/V are in the cache
+  int64_t num_cached_tokens = -1;   // prefix-cache hit at first scheduling (-1: not yet)
+  int num_preemptions = 0;
+  int64_t next_prompt_logprob_pos = 1;  // the prompt position whose log-prob is due next
+  std::optional<FinishReason> finish_reason;
+  StopReason stop_reason;
+
+  int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
+  int64_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }
+  bool finished() const { return status == RequestStatus::kFinished; }
+};
+
+}  // namespace vllm

@@ -1,0 +1,37 @@
+// Test helpers: materialise a reference model folder (recipe weights + tokenizer files) and
+// compare engine outputs with golden.json by the rules of tests/data/README.md.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "vllm/engine/engine_core.h"
+
+namespace vllm::test {
+
+// tests/data/models/<name>/golden.json
+nlohmann::json load_golden(const std::string& model);
+// A model folder for <name>: config, generation config, tokenizer files, and the recipe's
+// weights (cached under the build tree; regenerated if missing). `shards` > 1 writes an index.
+std::string materialize_model(const std::string& model, int shards = 2);
+
+struct GenerationResult {
+  std::vector<int32_t> ids;
+  std::vector<TokenLogprobs> logprobs;         // per generated token
+  std::vector<TokenLogprobs> prompt_logprobs;  // for prompt positions 1..n-1
+  std::string finish_reason;
+};
+
+// Runs every prompt through one engine (all queued at once) with greedy sampling.
+std::vector<GenerationResult> run_greedy(EngineConfig config, const std::vector<std::vector<int32_t>>& prompts,
+                                         int max_tokens, int logprobs, int prompt_logprobs,
+                                         int64_t* num_preemptions = nullptr);
+
+// The check_logprobs_close rule: returns "" if `ours` agrees with `golden` greedy ids under it,
+// else a description of the first violation. Also returns the first divergence step (or n).
+std::string check_logprobs_close(const std::vector<int32_t>& ref_ids, const std::vector<std::vector<std::pair<int32_t, double>>>& ref_top,
+                                 const GenerationResult& ours, size_t* first_divergence);
+
+}  // namespace vllm::test

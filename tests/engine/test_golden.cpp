@@ -1,0 +1,146 @@
+// The engine against transformers' float64 references (tests/data/models/*/golden.json):
+// float32 compute matches greedy ids, top-20 log-probs and prompt log-probs within 1e-3; the same
+// holds batched, at other block sizes, with every prefill chunked, and under forced preemption;
+// bfloat16 compute passes check_logprobs_close.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "golden.h"
+
+using namespace vllm;
+using json = nlohmann::json;
+
+namespace {
+
+struct Golden {
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::vector<int32_t>> greedy;
+  std::vector<std::vector<std::vector<std::pair<int32_t, double>>>> top;  // [prompt][step][k]
+  json raw;
+};
+
+Golden read(const std::string& model) {
+  Golden g;
+  g.raw = test::load_golden(model);
+  for (const auto& gen : g.raw["generation"]) {
+    g.prompts.push_back(gen["prompt_ids"].get<std::vector<int32_t>>());
+    g.greedy.push_back(gen["greedy_ids"].get<std::vector<int32_t>>());
+    std::vector<std::vector<std::pair<int32_t, double>>> steps;
+    for (const auto& step : gen["greedy_top"]) {
+      std::vector<std::pair<int32_t, double>> s;
+      for (const auto& e : step) s.emplace_back(e[0].get<int32_t>(), e[1].get<double>());
+      steps.push_back(s);
+    }
+    g.top.push_back(steps);
+  }
+  return g;
+}
+
+// Top-k log-probs agree: each reference entry is in ours within tol, or (a swap at the cut-off)
+// within tol of our last value.
+void expect_top_close(const std::vector<std::pair<int32_t, double>>& ref, const std::vector<std::pair<int32_t, float>>& ours,
+                      double tol, const std::string& where) {
+  ASSERT_EQ(ref.size(), ours.size()) << where;
+  for (const auto& [id, lp] : ref) {
+    bool found = false;
+    for (const auto& [oid, olp] : ours)
+      if (oid == id) {
+        EXPECT_NEAR(olp, lp, tol) << where << " token " << id;
+        found = true;
+      }
+    if (!found) EXPECT_NEAR(ours.back().second, lp, tol) << where << " token " << id << " missing from our top-k";
+  }
+}
+
+EngineConfig base_config(const std::string& dir, const std::string& dtype) {
+  EngineConfig c;
+  c.model = dir;
+  c.dtype = dtype;
+  c.num_kv_blocks = 2048;
+  return c;
+}
+
+// Full check in float32: ids exact up to a near-tie divergence, log-probs within 1e-3.
+void check_f32(const Golden& g, const std::vector<test::GenerationResult>& results, const std::string& label) {
+  for (size_t p = 0; p < g.prompts.size(); ++p) {
+    const auto& r = results[p];
+    std::string where = label + " prompt " + std::to_string(p);
+    size_t diverge = 0;
+    std::string err = test::check_logprobs_close(g.greedy[p], g.top[p], r, &diverge);
+    EXPECT_EQ(err, "") << where;
+    if (diverge < g.greedy[p].size()) {
+      // Divergence is only allowed at a near-tie of the reference.
+      const auto& t = g.top[p][diverge];
+      EXPECT_LT(t[0].second - t[1].second, 1e-3) << where << " diverged at step " << diverge << " without a near-tie";
+    }
+    for (size_t s = 0; s < std::min(diverge + 1, r.logprobs.size()); ++s)
+      expect_top_close(g.top[p][s], r.logprobs[s].top, 1e-3, where + " step " + std::to_string(s));
+    const auto& plp = g.raw["generation"][p]["prompt_logprobs"];
+    ASSERT_EQ(r.prompt_logprobs.size() + 1, plp.size()) << where;
+    for (size_t i = 1; i < plp.size(); ++i) {
+      const auto& ours = r.prompt_logprobs[i - 1];
+      EXPECT_EQ(ours.token, plp[i]["token"].get<int32_t>()) << where;
+      EXPECT_NEAR(ours.logprob, plp[i]["logprob"].get<double>(), 1e-3) << where << " prompt pos " << i;
+      std::vector<std::pair<int32_t, double>> ref_top;
+      for (const auto& e : plp[i]["top"]) ref_top.emplace_back(e[0].get<int32_t>(), e[1].get<double>());
+      expect_top_close(ref_top, ours.top, 1e-3, where + " prompt pos " + std::to_string(i));
+    }
+  }
+}
+
+class GoldenModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenModel, Float32OneAtATime) {
+  Golden g = read(GetParam());
+  std::string dir = test::materialize_model(GetParam());
+  std::vector<test::GenerationResult> results;
+  for (const auto& prompt : g.prompts) results.push_back(test::run_greedy(base_config(dir, "float32"), {prompt}, 32, 20, 5)[0]);
+  check_f32(g, results, "solo");
+}
+
+TEST_P(GoldenModel, Float32BatchedBlockSizesChunkingPreemption) {
+  Golden g = read(GetParam());
+  std::string dir = test::materialize_model(GetParam());
+  struct Variant {
+    std::string label;
+    int block_size;
+    int64_t max_batched;
+    int64_t blocks;
+  };
+  int64_t longest = 0;
+  for (const auto& p : g.prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+  const int64_t need_one = (longest + 32 + 15) / 16;  // blocks of 16 for the longest request alone
+  std::vector<Variant> variants = {
+      {"batched bs16", 16, 2048, 2048},
+      {"batched bs1", 1, 2048, 8192},
+      {"batched bs32", 32, 2048, 1024},
+      {"chunked prefill", 16, 7, 2048},
+      {"preemption", 16, 64, need_one + 2},
+  };
+  for (const auto& v : variants) {
+    EngineConfig c = base_config(dir, "float32");
+    c.block_size = v.block_size;
+    c.max_num_batched_tokens = v.max_batched;
+    c.num_kv_blocks = v.blocks;
+    int64_t preemptions = 0;
+    auto results = test::run_greedy(c, g.prompts, 32, 20, 5, &preemptions);
+    check_f32(g, results, v.label);
+    if (v.label == "preemption") EXPECT_GT(preemptions, 0) << "the small pool forced no preemption";
+  }
+}
+
+TEST_P(GoldenModel, Bfloat16PassesCheckLogprobsClose) {
+  Golden g = read(GetParam());
+  std::string dir = test::materialize_model(GetParam());
+  auto results = test::run_greedy(base_config(dir, "bfloat16"), g.prompts, 32, 20, 0);
+  for (size_t p = 0; p < g.prompts.size(); ++p) {
+    size_t diverge = 0;
+    EXPECT_EQ(test::check_logprobs_close(g.greedy[p], g.top[p], results[p], &diverge), "") << "prompt " << p;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GoldenModel,
+                         ::testing::Values("tiny-phi", "tiny-llama2", "tiny-llama3", "tiny-qwen3", "tiny-qwen2"));
+
+}  // namespace
