@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "vllm/core/error.h"
+#include "vllm/core/thread_pool.h"
 
 namespace vllm {
 
@@ -93,12 +94,37 @@ std::vector<float> Tensor::to_floats() const {
   return out;
 }
 
+namespace {
+// Fast element conversion between the float formats, in parallel for large tensors.
+bool convert_floats(const void* src, DType from, void* dst, DType to, int64_t n) {
+  auto run = [&](auto&& convert_one) {
+    ThreadPool::global().parallel_for(n, [&](int, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) convert_one(i);
+    }, 1 << 16);
+  };
+  const auto* s16 = static_cast<const uint16_t*>(src);
+  const auto* s32 = static_cast<const float*>(src);
+  auto* d16 = static_cast<uint16_t*>(dst);
+  auto* d32 = static_cast<float*>(dst);
+  if (from == DType::BF16 && to == DType::F32) run([&](int64_t i) { d32[i] = bf16_to_f32(s16[i]); });
+  else if (from == DType::F16 && to == DType::F32) run([&](int64_t i) { d32[i] = f16_to_f32(s16[i]); });
+  else if (from == DType::F32 && to == DType::BF16) run([&](int64_t i) { d16[i] = f32_to_bf16(s32[i]); });
+  else if (from == DType::F32 && to == DType::F16) run([&](int64_t i) { d16[i] = f32_to_f16(s32[i]); });
+  else if (from == DType::F16 && to == DType::BF16) run([&](int64_t i) { d16[i] = f32_to_bf16(f16_to_f32(s16[i])); });
+  else if (from == DType::BF16 && to == DType::F16) run([&](int64_t i) { d16[i] = f32_to_f16(bf16_to_f32(s16[i])); });
+  else return false;
+  return true;
+}
+}  // namespace
+
 Tensor Tensor::to_dtype(DType dtype) const {
+  VLLM_CHECK(device() == Device::kCPU, "to_dtype on a device tensor");
+  Tensor t = empty(shape_, dtype);
   if (dtype == dtype_) {
-    Tensor t = empty(shape_, dtype);
     std::memcpy(t.raw(), raw(), nbytes());
     return t;
   }
+  if (convert_floats(raw(), dtype_, t.raw(), dtype, numel())) return t;
   return from_floats(to_floats(), shape_, dtype);
 }
 

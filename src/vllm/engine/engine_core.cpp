@@ -11,8 +11,16 @@
 
 namespace vllm {
 
-DType resolve_compute_dtype(const std::string& dtype, const ModelConfig& config) {
-  if (dtype == "auto") return config.torch_dtype.value_or(DType::BF16);
+DType resolve_compute_dtype(const std::string& dtype, const ModelConfig& config, Device device) {
+  if (dtype == "auto") {
+    DType d = config.torch_dtype.value_or(DType::BF16);
+    // CPUs have no fast float16 arithmetic; vLLM's CPU backend runs such models in bfloat16 too.
+    if (d == DType::F16 && device == Device::kCPU) {
+      VLLM_LOG_INFO("float16 is slow on the CPU; running the model in bfloat16 (pass --dtype float16 to keep it)");
+      return DType::BF16;
+    }
+    return d;
+  }
   DType d = parse_dtype(dtype);
   if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
     throw Error("--dtype must be auto, float32, bfloat16 or float16, not '" + dtype + "'");
@@ -37,7 +45,7 @@ uint64_t salt_key(const std::optional<std::string>& salt) {
 EngineCore::EngineCore(const EngineConfig& config) : config_(config), engine_generator_(config.seed) {
   model_config_ = ModelConfig::from_folder(config.model);
   generation_config_ = config.generation_config == "vllm" ? GenerationConfig{} : GenerationConfig::from_folder(config.model);
-  compute_dtype_ = resolve_compute_dtype(config.dtype, model_config_);
+  compute_dtype_ = resolve_compute_dtype(config.dtype, model_config_, config.device == "cuda" ? Device::kCUDA : Device::kCPU);
   if (config.block_size <= 0 || config.block_size > 1024)
     throw Error("--block-size must be between 1 and 1024, not " + std::to_string(config.block_size));
   if (config.max_num_seqs <= 0) throw Error("--max-num-seqs must be positive");

@@ -96,6 +96,6 @@ class EngineCore {
 
 // The compute dtype for --dtype given the model's torch_dtype (auto: the model's own, with
 // float32 for float32 models).
-DType resolve_compute_dtype(const std::string& dtype, const ModelConfig& config);
+DType resolve_compute_dtype(const std::string& dtype, const ModelConfig& config, Device device);
 
 }  // namespace vllm

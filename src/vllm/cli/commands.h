@@ -1,0 +1,27 @@
+// The `vllm` command line: one binary, vLLM's subcommands and flag names.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "vllm/engine/engine_config.h"
+
+namespace vllm::cli {
+
+// Adds vLLM's engine flags (--dtype, --block-size, --max-model-len, ...) bound to `config`.
+void add_engine_args(CLI::App* app, EngineConfig& config);
+// Resolves the model argument to a folder (local folder, Hub cache, or the built-in default).
+std::string resolve_model_folder(const std::string& model);
+
+// Each subcommand registers itself and returns the function that runs it.
+using Runner = std::function<int()>;
+Runner add_generate(CLI::App& app);
+Runner add_bench(CLI::App& app);
+
+// The known flag closest to `unknown` (edit distance), or "" if none is close.
+std::string closest_flag(const CLI::App& app, const std::string& unknown);
+
+}  // namespace vllm::cli

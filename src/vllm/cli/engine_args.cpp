@@ -1,0 +1,64 @@
+#include <algorithm>
+#include <filesystem>
+
+#include "vllm/cli/commands.h"
+#include "vllm/core/error.h"
+
+namespace vllm::cli {
+
+void add_engine_args(CLI::App* app, EngineConfig& c) {
+  app->add_option("--tokenizer", c.tokenizer, "Tokenizer folder (default: the model's)");
+  app->add_option("--dtype", c.dtype, "Compute dtype: auto, float32, bfloat16, float16")->capture_default_str();
+  app->add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
+  app->add_option("--block-size", c.block_size, "Tokens per KV cache block")->capture_default_str();
+  app->add_option("--kv-cache-space", c.kv_cache_space_gib, "KV cache size on the CPU, in GiB")->capture_default_str();
+  app->add_option("--gpu-memory-utilization", c.gpu_memory_utilization, "Fraction of GPU memory to use")
+      ->capture_default_str();
+  app->add_option("--num-gpu-blocks-override,--num-kv-blocks", c.num_kv_blocks, "Number of KV cache blocks");
+  app->add_option("--max-num-seqs", c.max_num_seqs, "Most sequences in one step")->capture_default_str();
+  app->add_option("--max-num-batched-tokens", c.max_num_batched_tokens, "Token budget of one step");
+  app->add_option("--max-model-len", c.max_model_len, "Context length (default: the model's)");
+  app->add_flag("--enable-chunked-prefill,!--no-enable-chunked-prefill", c.enable_chunked_prefill,
+                "Split long prompts across steps");
+  app->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", c.enable_prefix_caching,
+                "Reuse the KV cache of shared prompt prefixes");
+  app->add_option("--scheduling-policy", c.scheduling_policy, "fcfs or priority")->capture_default_str();
+  app->add_option("--seed", c.seed, "Seed of the engine's random generator")->capture_default_str();
+  app->add_option("--max-logprobs", c.max_logprobs, "Most log-probs a request may ask for")->capture_default_str();
+  app->add_option("--generation-config", c.generation_config, "auto (the model's defaults) or vllm")->capture_default_str();
+  app->add_flag("--enforce-eager", c.enforce_eager, "Never use CUDA graphs");
+}
+
+std::string resolve_model_folder(const std::string& model) {
+  namespace fs = std::filesystem;
+  if (fs::is_directory(model)) return model;
+  throw Error("model '" + model + "' is not a folder", ErrorKind::kNotFound);
+}
+
+namespace {
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+}  // namespace
+
+std::string closest_flag(const CLI::App& app, const std::string& unknown) {
+  std::string best;
+  size_t best_d = std::max<size_t>(3, unknown.size() / 3) + 1;
+  for (const CLI::Option* opt : app.get_options()) {
+    for (const std::string& name : opt->get_lnames()) {
+      size_t d = edit_distance(unknown, "--" + name);
+      if (d < best_d) best_d = d, best = "--" + name;
+    }
+  }
+  return best;
+}
+
+}  // namespace vllm::cli

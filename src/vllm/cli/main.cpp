@@ -1,0 +1,49 @@
+// vllm: entry point. Dispatches to the subcommands; turns errors into a message and exit code 1.
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "vllm/cli/commands.h"
+#include "vllm/core/error.h"
+#include "vllm/core/logging.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"vllm-cpp: a high-throughput LLM inference and serving engine (vLLM's commands, in C++)", "vllm"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(VLLM_VERSION));
+  std::map<CLI::App*, vllm::cli::Runner> runners;
+  auto add = [&](vllm::cli::Runner r) { runners[app.get_subcommands({}).back()] = std::move(r); };
+  add(vllm::cli::add_generate(app));
+  add(vllm::cli::add_bench(app));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ExtrasError& e) {
+    // Name the closest known flag, like argparse's suggestions in vLLM.
+    CLI::App* sub = app.get_subcommands().empty() ? &app : app.get_subcommands().front();
+    std::string msg = e.what();
+    for (const auto& arg : sub->remaining()) {
+      if (arg.rfind("--", 0) != 0) continue;
+      std::string name = arg.substr(0, arg.find('='));
+      std::string guess = vllm::cli::closest_flag(*sub, name);
+      msg = "unrecognized argument " + name + (guess.empty() ? "" : " (did you mean " + guess + "?)");
+      break;
+    }
+    std::fprintf(stderr, "vllm %s: error: %s\n", sub->get_name().c_str(), msg.c_str());
+    return 2;
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (CLI::App* sub : app.get_subcommands()) {
+      auto it = runners.find(sub);
+      if (it != runners.end()) return it->second();
+    }
+  } catch (const vllm::Error& e) {
+    std::fprintf(stderr, "vllm: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vllm: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
