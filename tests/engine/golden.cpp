@@ -98,7 +98,7 @@ std::string check_logprobs_close(const std::vector<int32_t>& ref_ids,
     *first_divergence = i;
     bool ours_in_ref = false, ref_in_ours = false;
     for (const auto& [id, lp] : ref_top[i]) ours_in_ref |= id == ours.ids[i];
-    for (const auto& [id, lp] : ours.logprobs.at(i).top) ref_in_ours |= id == ref_ids[i];
+    for (const auto& t : ours.logprobs.at(i).top) ref_in_ours |= t.token_id == ref_ids[i];
     if (!ours_in_ref || !ref_in_ours)
       return "step " + std::to_string(i) + ": token " + std::to_string(ours.ids[i]) + " vs reference " +
              std::to_string(ref_ids[i]) + ", not in each other's top-k";

@@ -43,7 +43,7 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 
 nlohmann::json logprobs_json(const TokenLogprobs& lp) {
   nlohmann::json top = nlohmann::json::array();
-  for (const auto& [id, v] : lp.top) top.push_back({id, v});
+  for (const auto& t : lp.top) top.push_back({t.token_id, t.logprob});
   return {{"token", lp.token}, {"logprob", lp.logprob}, {"rank", lp.rank}, {"top", top}};
 }
 

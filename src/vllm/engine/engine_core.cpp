@@ -42,7 +42,7 @@ uint64_t salt_key(const std::optional<std::string>& salt) {
 
 }  // namespace
 
-EngineCore::EngineCore(const EngineConfig& config) : config_(config), engine_generator_(config.seed) {
+EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(config.seed) {
   model_config_ = ModelConfig::from_folder(config.model);
   generation_config_ = config.generation_config == "vllm" ? GenerationConfig{} : GenerationConfig::from_folder(config.model);
   compute_dtype_ = resolve_compute_dtype(config.dtype, model_config_, config.device == "cuda" ? Device::kCUDA : Device::kCPU);

@@ -12,6 +12,7 @@
 #include "vllm/engine/model_runner.h"
 #include "vllm/kv_cache/kv_cache_manager.h"
 #include "vllm/sampling/generator.h"
+#include "vllm/sampling/sampler.h"
 #include "vllm/scheduler/scheduler.h"
 
 namespace vllm {
@@ -21,7 +22,8 @@ struct TokenLogprobs {
   int32_t token = 0;
   float logprob = 0;
   int64_t rank = 0;  // 1 = most likely
-  std::vector<std::pair<int32_t, float>> top;  // descending
+  // The requested number of best tokens, best first, then `token` if it is not among them.
+  std::vector<TokenLogprob> top;
 };
 
 struct EngineCoreRequest {
@@ -90,7 +92,7 @@ class EngineCore {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ModelRunner> runner_;
   uint64_t next_seq_id_ = 1;
-  Generator engine_generator_;
+  Sampler sampler_;
   std::unordered_map<uint64_t, Generator> request_generators_;
 };
 

