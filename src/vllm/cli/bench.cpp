@@ -115,7 +115,7 @@ int run_throughput(BenchArgs& a) {
 
 CLI::App* add_common(CLI::App* bench, const char* name, const char* help, BenchArgs& a) {
   CLI::App* sub = bench->add_subcommand(name, help);
-  sub->add_option("--model,-m", a.engine.model, "Model folder")->required();
+  sub->add_option("--model,-m", a.engine.model, "Model folder (default: models/default)");
   sub->add_option("--input-len", a.input_len, "Prompt tokens per request")->capture_default_str();
   sub->add_option("--output-len", a.output_len, "Generated tokens per request")->capture_default_str();
   sub->add_option("--prompt-seed", a.prompt_seed, "Seed of the random prompts")->capture_default_str();

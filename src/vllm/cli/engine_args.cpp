@@ -31,6 +31,14 @@ void add_engine_args(CLI::App* app, EngineConfig& c) {
 
 std::string resolve_model_folder(const std::string& model) {
   namespace fs = std::filesystem;
+  if (model.empty()) {
+    // The model the repository's set-up prepares (scripts/make_default_model.sh).
+    const char* env = std::getenv("VLLM_DEFAULT_MODEL");
+    fs::path def = env ? fs::path(env) : fs::path(VLLM_SOURCE_DIR) / "models" / "default";
+    if (fs::is_directory(def)) return def.string();
+    throw Error("no model given and the default model " + def.string() + " is missing (run scripts/setup.sh)",
+                ErrorKind::kNotFound);
+  }
   if (fs::is_directory(model)) return model;
   throw Error("model '" + model + "' is not a folder", ErrorKind::kNotFound);
 }

@@ -7,7 +7,7 @@
 
 #include "vllm/cli/commands.h"
 #include "vllm/core/error.h"
-#include "vllm/engine/engine_core.h"
+#include "vllm/engine/llm_engine.h"
 
 namespace vllm::cli {
 
@@ -15,7 +15,9 @@ namespace {
 
 struct GenerateArgs {
   EngineConfig engine;
+  std::vector<std::string> prompts;
   std::vector<std::string> prompt_ids;
+  std::optional<int64_t> seed;
   int max_tokens = 16;
   bool ignore_eos = false;
   std::optional<int> logprobs, prompt_logprobs;
@@ -49,48 +51,48 @@ nlohmann::json logprobs_json(const TokenLogprobs& lp) {
 
 int run_generate(GenerateArgs& a) {
   a.engine.model = resolve_model_folder(a.engine.model);
-  if (a.prompt_ids.empty()) throw Error("give at least one prompt with --prompt-ids");
-  EngineCore engine(a.engine);
-  struct Result {
-    std::vector<int32_t> prompt, ids;
-    nlohmann::json logprobs = nlohmann::json::array(), prompt_logprobs = nlohmann::json::array();
-    std::string finish_reason;
-  };
-  std::map<uint64_t, size_t> index;
-  std::vector<Result> results(a.prompt_ids.size());
-  for (size_t i = 0; i < a.prompt_ids.size(); ++i) {
-    EngineCoreRequest req;
-    req.request_id = std::to_string(i);
-    req.prompt_token_ids = parse_ids(a.prompt_ids[i]);
-    results[i].prompt = req.prompt_token_ids;
-    req.params.temperature = a.temperature;
-    req.params.max_tokens = a.max_tokens;
-    req.params.ignore_eos = a.ignore_eos;
-    req.params.logprobs = a.logprobs;
-    req.params.prompt_logprobs = a.prompt_logprobs;
-    req.params.finalize();
-    index[engine.add_request(std::move(req))] = i;
+  if (a.prompts.empty() && a.prompt_ids.empty()) throw Error("give at least one prompt with --prompt or --prompt-ids");
+  LLMEngine engine(a.engine);
+  std::vector<PromptInput> inputs;
+  for (const auto& p : a.prompts) inputs.push_back(PromptInput::from_text(p));
+  for (const auto& p : a.prompt_ids) inputs.push_back(PromptInput::from_ids(parse_ids(p)));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    SamplingParams params;
+    params.temperature = a.temperature;
+    params.max_tokens = a.max_tokens;
+    params.ignore_eos = a.ignore_eos;
+    params.logprobs = a.logprobs;
+    params.prompt_logprobs = a.prompt_logprobs;
+    params.detokenize = engine.tokenizer() != nullptr;
+    if (a.seed) params.seed = *a.seed;
+    engine.add_request(std::to_string(i), inputs[i], params);
   }
-  while (engine.has_unfinished()) {
-    for (const auto& out : engine.step()) {
-      Result& r = results[index.at(out.seq_id)];
-      r.ids.insert(r.ids.end(), out.new_token_ids.begin(), out.new_token_ids.end());
-      for (const auto& lp : out.new_logprobs) r.logprobs.push_back(logprobs_json(lp));
-      if (a.prompt_logprobs && r.prompt_logprobs.empty() && out.first_prompt_logprob_pos > 0)
-        r.prompt_logprobs.push_back(nullptr);  // the first prompt token has no log-prob
-      for (const auto& lp : out.new_prompt_logprobs) r.prompt_logprobs.push_back(logprobs_json(lp));
-      if (out.finished) r.finish_reason = std::string(finish_reason_name(*out.finish_reason));
-    }
-  }
+  std::vector<RequestOutput> results(inputs.size());
+  while (engine.has_unfinished())
+    for (auto& out : engine.step())
+      if (out.finished) results[std::stoul(out.request_id)] = std::move(out);
   for (const auto& r : results) {
+    const CompletionOutput& c = r.outputs.at(0);
+    const std::string reason(c.finish_reason ? finish_reason_name(*c.finish_reason) : "");
     if (a.json) {
-      nlohmann::json j = {{"prompt_token_ids", r.prompt}, {"token_ids", r.ids}, {"finish_reason", r.finish_reason}};
-      if (a.logprobs) j["logprobs"] = r.logprobs;
-      if (a.prompt_logprobs) j["prompt_logprobs"] = r.prompt_logprobs;
+      nlohmann::json j = {{"prompt_token_ids", r.prompt_token_ids}, {"token_ids", c.token_ids}, {"text", c.text},
+                          {"finish_reason", reason}};
+      if (r.prompt) j["prompt"] = *r.prompt;
+      if (a.logprobs) {
+        j["logprobs"] = nlohmann::json::array();
+        for (const auto& lp : c.logprobs) j["logprobs"].push_back(logprobs_json(lp));
+      }
+      if (a.prompt_logprobs) {
+        j["prompt_logprobs"] = nlohmann::json::array();
+        for (const auto& lp : r.prompt_logprobs) j["prompt_logprobs"].push_back(lp ? logprobs_json(*lp) : nlohmann::json());
+      }
       std::cout << j.dump() << "\n";
+    } else if (r.prompt) {
+      std::cout << "Prompt: " << nlohmann::json(*r.prompt).dump() << ", Generated text: " << nlohmann::json(c.text).dump()
+                << "\n";
     } else {
-      std::cout << "prompt ids: " << nlohmann::json(r.prompt).dump() << "\noutput ids: " << nlohmann::json(r.ids).dump()
-                << "\nfinish reason: " << r.finish_reason << "\n";
+      std::cout << "prompt ids: " << nlohmann::json(r.prompt_token_ids).dump()
+                << "\noutput ids: " << nlohmann::json(c.token_ids).dump() << "\nfinish reason: " << reason << "\n";
     }
   }
   return 0;
@@ -101,7 +103,9 @@ int run_generate(GenerateArgs& a) {
 Runner add_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* sub = app.add_subcommand("generate", "Generate from prompts, offline");
-  sub->add_option("--model,-m", a->engine.model, "Model folder")->required();
+  sub->add_option("--model,-m", a->engine.model, "Model folder (default: models/default)");
+  sub->add_option("--prompt,-p", a->prompts, "A text prompt (repeat for a batch)");
+  sub->add_option("--sampling-seed", a->seed, "Seed of each request's generator");
   sub->add_option("--prompt-ids", a->prompt_ids, "A prompt as comma-separated token ids (repeat for a batch)");
   sub->add_option("--max-tokens", a->max_tokens, "Tokens to generate per prompt")->capture_default_str();
   sub->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at the end-of-sequence token");

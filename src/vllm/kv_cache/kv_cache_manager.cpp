@@ -92,6 +92,30 @@ const std::vector<int32_t>& KVCacheManager::block_table(uint64_t seq_id) const {
   return it->second.blocks;
 }
 
+std::string KVCacheManager::check_invariants() const {
+  std::vector<int32_t> refs(static_cast<size_t>(pool_.num_blocks()), 0);
+  for (const auto& [id, seq] : seqs_)
+    for (int32_t b : seq.blocks) {
+      if (b < 0 || b >= pool_.num_blocks()) return "sequence " + std::to_string(id) + " holds an invalid block";
+      ++refs[static_cast<size_t>(b)];
+    }
+  for (int32_t b = 0; b < pool_.num_blocks(); ++b)
+    if (refs[static_cast<size_t>(b)] != pool_.ref_count(b))
+      return "block " + std::to_string(b) + " has reference count " + std::to_string(pool_.ref_count(b)) + " but " +
+             std::to_string(refs[static_cast<size_t>(b)]) + " block-table entries";
+  std::vector<char> seen(static_cast<size_t>(pool_.num_blocks()), 0);
+  int32_t n = 0;
+  for (int32_t b : pool_.free_queue()) {
+    if (seen[static_cast<size_t>(b)]++) return "block " + std::to_string(b) + " is in the free queue twice";
+    if (pool_.ref_count(b) != 0) return "block " + std::to_string(b) + " is referenced but in the free queue";
+    ++n;
+  }
+  for (int32_t b = 0; b < pool_.num_blocks(); ++b)
+    if (pool_.ref_count(b) == 0 && !seen[static_cast<size_t>(b)]) return "free block " + std::to_string(b) + " is lost";
+  if (n != pool_.num_free_blocks()) return "free count " + std::to_string(pool_.num_free_blocks()) + " != queue length";
+  return "";
+}
+
 PrefixCacheStats KVCacheManager::take_stats() {
   PrefixCacheStats s = recent_;
   recent_ = {};

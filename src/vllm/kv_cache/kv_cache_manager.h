@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -49,6 +50,9 @@ class KVCacheManager {
   const PrefixCacheStats& total_stats() const { return total_; }
   void reset_prefix_cache() { pool_.reset_cache(); }
   size_t num_sequences() const { return seqs_.size(); }
+  // Checks every bookkeeping invariant (reference counts equal block-table membership, the free
+  // queue holds exactly the unreferenced blocks, once each). Returns "" or the first violation.
+  std::string check_invariants() const;
 
  private:
   struct Sequence {
