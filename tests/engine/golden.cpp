@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -57,6 +58,8 @@ std::string materialize_model(const std::string& model, int shards) {
 std::vector<GenerationResult> run_greedy(EngineConfig config, const std::vector<std::vector<int32_t>>& prompts,
                                          int max_tokens, int logprobs, int prompt_logprobs,
                                          int64_t* num_preemptions) {
+  // VLLM_TEST_DEVICE=cuda runs the engine tests on the GPU backend.
+  if (const char* device = std::getenv("VLLM_TEST_DEVICE"); device && *device) config.device = device;
   EngineCore engine(config);
   std::map<uint64_t, size_t> index;
   std::vector<GenerationResult> results(prompts.size());

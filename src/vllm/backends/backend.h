@@ -6,6 +6,7 @@
 // all query heads, then key heads, then value heads.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,6 +83,16 @@ class Backend {
   virtual Tensor download_f32(const Tensor& t) = 0;
   virtual void fill_zero(Tensor& t) = 0;
   virtual void synchronize() {}
+  // Device memory the KV cache may take: total memory x gpu_memory_utilization minus what is in use
+  // now (weights and the profiling pass's activations). 0 where the cache is sized otherwise (CPU).
+  virtual size_t available_kv_bytes(double gpu_memory_utilization) { return 0; }
+  // Graphs of decode steps (CUDA): off with --enforce-eager; a static block table holds
+  // max_model_len tokens; decode batches of up to max_batch sequences are captured.
+  virtual void configure_graphs(bool enable, int64_t max_model_len, int64_t max_batch) {}
+  // Runs one engine step whose forward pass is `run` (it returns float32 host logits); a backend
+  // may replay a captured graph of the same work instead. The default calls `run`.
+  using StepFunction = std::function<Tensor(const ForwardInputs&)>;
+  virtual Tensor forward_step(const ForwardInputs& in, const StepFunction& run) { return run(in); }
 
   // Weights: w [out, in] host tensor in any float dtype, bias [out] or undefined.
   virtual std::shared_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor& bias) = 0;
@@ -122,5 +133,7 @@ class Backend {
 
 // The backend for --device: "cpu", "cuda" or "auto". compute_dtype is the model's compute dtype.
 std::unique_ptr<Backend> make_backend(const std::string& device, DType compute_dtype);
+// Whether make_backend("auto", ...) picks the GPU (a CUDA build with a visible device).
+bool auto_device_is_cuda();
 
 }  // namespace vllm

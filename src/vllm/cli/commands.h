@@ -20,6 +20,7 @@ std::string resolve_model_folder(const std::string& model);
 using Runner = std::function<int()>;
 Runner add_generate(CLI::App& app);
 Runner add_bench(CLI::App& app);
+Runner add_serve(CLI::App& app);
 
 // The known flag closest to `unknown` (edit distance), or "" if none is close.
 std::string closest_flag(const CLI::App& app, const std::string& unknown);

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   auto add = [&](vllm::cli::Runner r) { runners[app.get_subcommands({}).back()] = std::move(r); };
   add(vllm::cli::add_generate(app));
   add(vllm::cli::add_bench(app));
+  add(vllm::cli::add_serve(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ExtrasError& e) {

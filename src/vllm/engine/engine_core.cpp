@@ -40,12 +40,51 @@ uint64_t salt_key(const std::optional<std::string>& salt) {
   return h | 1;  // never 0, which means "no salt"
 }
 
+// One forward pass of the largest step the scheduler may form (`tokens` tokens of one sequence,
+// `rows` logits rows) on a scratch KV cache, so that activations reach their peak size before the
+// KV cache is sized from the memory left.
+void profile_forward(Backend& b, CausalLM& model, int64_t tokens, int64_t rows, int block_size) {
+  const ModelConfig& c = model.config();
+  tokens = std::max<int64_t>(1, tokens);
+  rows = std::clamp<int64_t>(rows, 1, tokens);
+  const int64_t blocks = (tokens + block_size - 1) / block_size;
+  std::vector<KVCacheLayer> kv;
+  const Shape shape{blocks, c.num_key_value_heads, block_size, c.head_dim};
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    kv.push_back({b.empty(shape, b.kv_cache_dtype()), b.empty(shape, b.kv_cache_dtype())});
+  Tensor ids = Tensor::zeros({tokens}, DType::I32), pos = Tensor::empty({tokens}, DType::I32);
+  Tensor slots = Tensor::empty({tokens}, DType::I64), table = Tensor::empty({1, blocks}, DType::I32);
+  Tensor idx = Tensor::empty({rows}, DType::I32);
+  for (int64_t t = 0; t < tokens; ++t) pos.data<int32_t>()[t] = static_cast<int32_t>(t), slots.data<int64_t>()[t] = t;
+  for (int64_t i = 0; i < blocks; ++i) table.data<int32_t>()[i] = static_cast<int32_t>(i);
+  for (int64_t r = 0; r < rows; ++r) idx.data<int32_t>()[r] = static_cast<int32_t>(tokens - rows + r);
+  ForwardInputs in;
+  in.num_tokens = tokens;
+  in.num_seqs = 1;
+  in.max_query_len = tokens;
+  in.max_seq_len = tokens;
+  in.max_blocks_per_seq = blocks;
+  in.block_size = block_size;
+  in.host_query_start_loc = {0, static_cast<int32_t>(tokens)};
+  in.host_seq_lens = {static_cast<int32_t>(tokens)};
+  in.token_ids = b.upload(ids, DType::I32);
+  in.positions = b.upload(pos, DType::I32);
+  in.slot_mapping = b.upload(slots, DType::I64);
+  in.query_start_loc = b.upload(Tensor::from_floats({0.0f, static_cast<float>(tokens)}, {2}, DType::I32), DType::I32);
+  in.seq_lens = b.upload(Tensor::from_floats({static_cast<float>(tokens)}, {1}, DType::I32), DType::I32);
+  in.block_tables = b.upload(table, DType::I32);
+  in.logits_indices = b.upload(idx, DType::I32);
+  model.forward(in, kv);
+  b.synchronize();
+}
+
 }  // namespace
 
 EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(config.seed) {
   model_config_ = ModelConfig::from_folder(config.model);
   generation_config_ = config.generation_config == "vllm" ? GenerationConfig{} : GenerationConfig::from_folder(config.model);
-  compute_dtype_ = resolve_compute_dtype(config.dtype, model_config_, config.device == "cuda" ? Device::kCUDA : Device::kCPU);
+  const bool on_gpu = config.device == "cuda" || (config.device == "auto" && auto_device_is_cuda());
+  compute_dtype_ = resolve_compute_dtype(config.dtype, model_config_, on_gpu ? Device::kCUDA : Device::kCPU);
   if (config.block_size <= 0 || config.block_size > 1024)
     throw Error("--block-size must be between 1 and 1024, not " + std::to_string(config.block_size));
   if (config.max_num_seqs <= 0) throw Error("--max-num-seqs must be positive");
@@ -67,8 +106,21 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
 
   int64_t num_blocks;
   const size_t per_block = ModelRunner::block_bytes(model_config_, config.block_size, backend->kv_cache_dtype());
+  if (backend->device() == Device::kCUDA) backend->configure_graphs(!config.enforce_eager, max_model_len_, config.max_num_seqs);
   if (config.num_kv_blocks) {
     num_blocks = *config.num_kv_blocks;
+  } else if (backend->device() == Device::kCUDA) {
+    // --gpu-memory-utilization: the KV cache gets what is left after the weights and the peak
+    // activations of the largest step.
+    if (config.gpu_memory_utilization <= 0 || config.gpu_memory_utilization > 1)
+      throw Error("--gpu-memory-utilization must be in (0, 1]");
+    const int64_t step_tokens = config.max_num_batched_tokens.value_or(
+        config.enable_chunked_prefill ? 2048 : std::max<int64_t>(2048, max_model_len_));
+    profile_forward(*backend, *model, step_tokens, config.max_num_seqs, config.block_size);
+    num_blocks = static_cast<int64_t>(backend->available_kv_bytes(config.gpu_memory_utilization) / per_block);
+    // Small models would get millions of blocks: no more than every sequence at full length, 4 times.
+    const int64_t full = static_cast<int64_t>(config.max_num_seqs) * ((max_model_len_ + config.block_size - 1) / config.block_size);
+    num_blocks = std::min<int64_t>(num_blocks, std::min<int64_t>(4 * full, int64_t{1} << 30));
   } else {
     if (config.kv_cache_space_gib <= 0) throw Error("--kv-cache-space must be positive");
     num_blocks = static_cast<int64_t>(config.kv_cache_space_gib * 1024 * 1024 * 1024 / static_cast<double>(per_block));

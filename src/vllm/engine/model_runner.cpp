@@ -101,7 +101,7 @@ Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, Log
     one.data<int32_t>()[0] = 0;
     in.logits_indices = b.upload(one, DType::I32);
   }
-  Tensor logits = model_->forward(in, kv_cache_);
+  Tensor logits = b.forward_step(in, [this](const ForwardInputs& x) { return model_->forward(x, kv_cache_); });
   return logits;
 }
 

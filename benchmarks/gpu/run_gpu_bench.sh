@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# The CUDA backend on a GPU machine: build, correctness, speed.
+#
+#   benchmarks/gpu/run_gpu_bench.sh [stage ...]      stages: build ops golden bench throughput hf
+#                                                    (default: all, in that order)
+#
+# build       cmake release + CUDA (sm_90) in build/gpu, $JOBS jobs (16)
+# ops         tests/cuda/test_backend_ops: every CudaBackend op against CpuBackend
+# golden      the five golden models on the GPU (VLLM_TEST_DEVICE=cuda; the tests `ctest -R golden`
+#             runs): float32 exact checks, bfloat16 and float16 under check_logprobs_close
+# bench       device copy bandwidth; decode attention alone (batch 64, context 2,048, phi-1_5
+#             heads); batch-1 decode of phi-1_5 with random fp16 weights vs its bandwidth bound
+# throughput  vllm bench throughput, 1,000 requests of 1,024 random tokens in and 128 out
+# hf          transformers' generate on the same shapes (benchmarks/gpu/hf_baseline.py)
+#
+# Prints one markdown table at the end and writes it, with every log, to $OUT (build/gpu/out when
+# unset).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+B=$root/build/gpu
+OUT=${OUT:-$B/out}
+JOBS=${JOBS:-16}
+MODEL=${MODEL:-/tmp/vllm-phi-1_5-fp16}
+mkdir -p "$OUT"
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(build ops golden bench throughput hf)
+has() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+res=$OUT/results.txt
+touch "$res"
+rec() { echo "$1|$2" >>"$res"; echo "== $1: $2"; }
+secs() { echo $(($(date +%s) - $1)); }
+
+# The device image lacks most Debian -dev packages this build needs (pcre2, utf8proc, xxhash,
+# nlohmann-json, CLI11, spdlog/fmt, Boost, GoogleTest, OpenSSL, curl): carry their .debs in .devdeps/
+# (ignored by git; scripts/fetch_devdeps.sh) and they are unpacked into a private prefix that CMake,
+# pkg-config and the loader search first.
+extra=()
+if ls .devdeps/*.deb >/dev/null 2>&1; then
+  dep=/tmp/vllm-devdeps
+  if [ ! -d $dep/usr ]; then
+    mkdir -p $dep
+    for f in .devdeps/*.deb; do dpkg-deb -x "$f" $dep; done
+    for pc in $dep/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc; do sed -i "s|^prefix=/usr\$|prefix=$dep/usr|" "$pc"; done
+  fi
+  export PKG_CONFIG_PATH=$dep/usr/lib/x86_64-linux-gnu/pkgconfig:$dep/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+  export LD_LIBRARY_PATH=$dep/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  extra+=("-DCMAKE_PREFIX_PATH=$dep/usr" "-DCMAKE_INCLUDE_PATH=$dep/usr/include" "-DCMAKE_LIBRARY_PATH=$dep/usr/lib/x86_64-linux-gnu")
+else
+  echo "warning: no .devdeps/ to unpack; the build needs the Debian -dev packages scripts/setup.sh installs"
+fi
+
+VLLM=$B/src/vllm/cli/vllm
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$OUT/gpu.txt" 2>&1
+
+if has build; then
+  t0=$(date +%s)
+  {
+    cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVLLM_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+      -DVLLM_BUILD_PYTHON=OFF "${extra[@]}" &&
+      cmake --build "$B" -j "$JOBS" --target vllm vllm-make-model test_backend_ops test_golden gpu_bench
+  } >"$OUT/build.log" 2>&1
+  rc=$?
+  rec build "rc $rc, $(secs $t0) s"
+  if [ $rc -ne 0 ]; then
+    grep -E "error|Error" "$OUT/build.log" | head -40
+    tail -20 "$OUT/build.log"
+    exit 1
+  fi
+fi
+
+if has ops; then
+  t0=$(date +%s)
+  timeout 300 "$B/tests/cuda/test_backend_ops" --gtest_brief=1 >"$OUT/ops.log" 2>&1
+  rc=$?
+  rec "op tests" "rc $rc, $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/ops.log" | tr '\n' ' ')($(secs $t0) s)"
+  grep -E "Failure|error|FAILED" "$OUT/ops.log" | head -30
+fi
+
+if has golden; then
+  t0=$(date +%s)
+  VLLM_TEST_DEVICE=cuda VLLM_TEST_DATA_DIR=$root/tests/data timeout ${GOLDEN_TIMEOUT:-300} "$B/tests/engine/test_golden" \
+    --gtest_filter='*GoldenModel*' --gtest_brief=1 >"$OUT/golden.log" 2>&1
+  rc=$?
+  rec "golden (GPU)" "rc $rc, $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/golden.log" | tr '\n' ' ')($(secs $t0) s)"
+  grep -E "^\[  FAILED|Failure" "$OUT/golden.log" | head -30
+fi
+
+if has bench; then
+  "$B/benchmarks/gpu/gpu_bench" copy | tee "$OUT/bench.log"
+  for cfg in "64 2048 32 32 64 16" "1 2048 32 32 64 16" "256 1152 32 32 64 16" "64 2048 32 8 128 16"; do
+    timeout 120 "$B/benchmarks/gpu/gpu_bench" attn $cfg | tee -a "$OUT/bench.log"
+  done
+  if [ ! -f "$MODEL/.complete" ]; then
+    t0=$(date +%s)
+    "$B/tools/vllm-make-model" --config tests/data/configs/phi-1_5.json --dtype float16 --out "$MODEL" && touch "$MODEL/.complete"
+    echo "model written in $(secs $t0) s"
+  fi
+  for eager in "" "--enforce-eager"; do
+    timeout 180 "$VLLM" bench latency --model "$MODEL" --device cuda --dtype float16 --batch-size 1 --input-len 32 \
+      --output-len 128 --num-iters-warmup 1 --num-iters 3 $eager 2>&1 | tee "$OUT/latency${eager:+-eager}.log" | grep -v "^\[" | tail -4
+  done
+fi
+
+if has throughput; then
+  [ -f "$MODEL/.complete" ] || { "$B/tools/vllm-make-model" --config tests/data/configs/phi-1_5.json --dtype float16 --out "$MODEL" && touch "$MODEL/.complete"; }
+  timeout 400 "$VLLM" bench throughput --model "$MODEL" --device cuda --dtype float16 --input-len 1024 --output-len 128 \
+    --num-prompts 1000 2>&1 | tee "$OUT/throughput.log" | grep -v "^\[" | tail -5
+fi
+
+if has hf; then
+  PYTHONUNBUFFERED=1 timeout 300 python3 benchmarks/gpu/hf_baseline.py tests/data/configs/phi-1_5.json 2>&1 |
+    grep -v Warning | tee "$OUT/hf.log"
+fi
+
+# The table: measured numbers against their bounds.
+python3 - "$OUT" "$root/tests/data/configs/phi-1_5.json" <<'EOF' | tee "$OUT/table.md"
+import json, os, re, sys
+out, cfgp = sys.argv[1], sys.argv[2]
+def read(name):
+    p = os.path.join(out, name)
+    return open(p).read() if os.path.exists(p) else ""
+def find(pat, text, cast=float):
+    m = re.findall(pat, text)
+    return cast(m[-1]) if m else None
+c = json.load(open(cfgp))
+H, I, L, V = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
+nh = c["num_attention_heads"]; nkv = c.get("num_key_value_heads") or nh; hd = H // nh
+# Bytes of weights one decode step reads (fp16): every linear layer and bias, norms, the LM head.
+lin = L * ((nh + 2 * nkv) * hd * H + nh * hd * H + 2 * H * I) + V * H
+small = L * ((nh + 2 * nkv) * hd + H + I + H + 2 * H) + V + 2 * H
+wbytes = 2 * lin + 2 * small
+kv_tok = 2 * L * nkv * hd * 2  # K and V bytes per token
+bench, lat, late, thr, hf = read("bench.log"), read("latency.log"), read("latency-eager.log"), read("throughput.log"), read("hf.log")
+bw = find(r"copy_bandwidth ([\d.]+) GB/s", bench)
+rows = []
+def row(what, value, bound, ratio, bar):
+    rows.append(f"| {what} | {value} | {bound} | {ratio} | {bar} |")
+res = read("results.txt")
+for line in res.splitlines():
+    k, _, v = line.partition("|")
+    row(k, v, "", "", "all pass")
+if bw:
+    row("device-to-device copy bandwidth", f"{bw:.0f} GB/s", "", "", "")
+attn = re.findall(r"decode_attention B=(\d+) ctx=(\d+) nh=(\d+) nkv=(\d+) hd=(\d+) bs=(\d+): ([\d.]+) ms, ([\d.]+) GB/s", bench)
+for b, ctx, h_, kv_, d_, bs_, ms, gbs in attn:
+    frac = float(gbs) / bw if bw else 0
+    row(f"decode attention alone, batch {b}, context {ctx}, {h_}/{kv_} heads of {d_}, block {bs_}", f"{float(ms):.3f} ms, {float(gbs):.0f} GB/s",
+        f"{bw:.0f} GB/s" if bw else "", f"{100 * frac:.0f}%", ">= 70%" if (b == "64" and ctx == "2048" and h_ == kv_) else "")
+def decode_tps(text):
+    m = re.findall(r"\|\s*1\s*\|\s*32\s*\|\s*128\s*\|.*\|\s*([\d.]+)\s*\|\s*$", text, re.M)
+    return float(m[-1]) if m else None
+tps, tpse = decode_tps(lat), decode_tps(late)
+if bw:
+    ctx_avg = 32 + 64
+    bound = bw * 1e9 / (wbytes + ctx_avg * kv_tok)
+    if tps:
+        row("batch-1 decode, phi-1_5 fp16 (CUDA graphs)", f"{tps:.0f} tok/s", f"{bound:.0f} tok/s ({wbytes / 1e9:.2f} GB/token)", f"{100 * tps / bound:.0f}%", ">= 75%")
+    if tpse:
+        row("batch-1 decode, phi-1_5 fp16 (--enforce-eager)", f"{tpse:.0f} tok/s", f"{bound:.0f} tok/s", f"{100 * tpse / bound:.0f}%", "")
+rps = find(r"Throughput: ([\d.]+) requests/s", thr)
+hf_rps = [float(x) for x in re.findall(r"batch \d+: 1024-in/128-out: ([\d.]+) req/s", hf)]
+hf_dec = find(r"batch-1 decode: ([\d.]+) tok/s", hf)
+peak = None
+try:
+    import torch
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16); b = torch.randn_like(a)
+    for _ in range(3): a @ b
+    torch.cuda.synchronize(); s = torch.cuda.Event(enable_timing=True); e = torch.cuda.Event(enable_timing=True)
+    s.record()
+    for _ in range(10): a @ b
+    e.record(); torch.cuda.synchronize()
+    peak = 2 * 8192 ** 3 * 10 / (s.elapsed_time(e) * 1e-3)
+except Exception as ex:
+    print("no matmul peak:", ex, file=sys.stderr)
+if peak:
+    row("fp16 matmul 8192^3 (torch)", f"{peak / 1e12:.0f} TFLOP/s", "", "", "")
+N, IN, OUTL, SEQS = 1000, 1024, 128, 256
+if bw and peak:
+    pre_flops = 2 * (lin - V * H) * N * IN + 2 * V * H * N + 2 * IN * IN * nh * hd * L * N  # causal QK and PV
+    dec_bytes = N * sum((IN + k) for k in range(OUTL)) * kv_tok + (N * OUTL / SEQS) * wbytes
+    t_bound = pre_flops / peak + dec_bytes / (bw * 1e9)
+    bound_rps = N / t_bound
+    if rps:
+        row("offline throughput, 1000 x (1024 in, 128 out), phi-1_5 fp16", f"{rps:.2f} req/s",
+            f"{bound_rps:.1f} req/s (prefill {pre_flops / 1e15:.2f} PFLOP at peak + decode {dec_bytes / 1e12:.1f} TB at copy bandwidth)",
+            f"{100 * rps / bound_rps:.0f}%", ">= 50%")
+if hf_rps:
+    best = max(hf_rps)
+    row("transformers generate, best of batch 16/64/128", f"{best:.2f} req/s", "", f"ours {rps / best:.1f}x" if rps else "", "ours >= 4x")
+if hf_dec:
+    row("transformers generate, batch-1 decode", f"{hf_dec:.1f} tok/s", "", f"ours {tps / hf_dec:.1f}x" if tps else "", "")
+gpu = read("gpu.txt").strip()
+print(f"\n### CUDA backend on {gpu}\n")
+print("| what | measured | bound | fraction | bar |")
+print("|---|---|---|---|---|")
+print("\n".join(rows))
+EOF

@@ -1,0 +1,1 @@
+"""Entry points of the vllm package (vLLM's module layout): the offline LLM class."""

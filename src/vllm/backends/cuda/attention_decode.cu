@@ -1,0 +1,297 @@
+// Decode attention (one query per sequence) over the paged KV cache, split-K over the context.
+//
+// A block handles one sequence, one KV head (up to GMAX of its query heads: a GQA group shares
+// every K/V load) and one partition of the context. LK lanes own one key at a time, each lane 16
+// bytes (8 elements) of the head, so D = 8 * LK; the block's 128 threads form 128 / LK key slots
+// that walk the partition independently with their own online softmax (float32, base 2), and
+// merge at the end through warp shuffles and shared memory. With several partitions each writes
+// its unnormalised output and (max, sum), and the last of them to finish combines them. The new
+// token's K/V are taken from qkv (and, for decode-only batches, written to the cache here).
+#include "vllm/backends/cuda/common.cuh"
+
+namespace vllm::cuda {
+
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr int kThreads = 128;
+
+template <typename T, int LK, int GMAX>
+__global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const int32_t* __restrict__ items,
+                                                          int64_t part_size, int num_splits, float* __restrict__ part_o,
+                                                          float* __restrict__ part_ml, int* __restrict__ counters,
+                                                          bool write_kv) {
+  pdl_begin();
+  constexpr int E = 8, D = LK * E, SLOTS = kThreads / LK, U = GMAX <= 2 ? 4 : 2, NW = kThreads / 32;
+  __shared__ float sm_m[NW][GMAX], sm_l[NW][GMAX];
+  __shared__ __align__(16) float sm_acc[NW][GMAX][D];
+  __shared__ bool sm_last;
+
+  const int tid = threadIdx.x, lane = tid % LK, slot = tid / LK, warp = tid / 32;
+  const int64_t nh = a.num_heads, nkv = a.num_kv_heads, bs = a.block_size;
+  const int64_t group = nh / nkv;
+  const int64_t chunks = (group + GMAX - 1) / GMAX;
+  const int64_t g = blockIdx.x / chunks;
+  const int64_t h0 = g * group + (blockIdx.x % chunks) * GMAX;
+  const int nheads = static_cast<int>(imin(GMAX, g * group + group - h0));
+  const int64_t item = blockIdx.y;
+  const int64_t seq = items ? items[item] : item;
+  const int64_t L = a.seq_lens[seq];
+  const int64_t start = blockIdx.z * part_size;
+  if (blockIdx.z > 0 && start >= L) return;
+  const int64_t end = imin(L, start + part_size);
+  const int64_t token = a.query_start_loc[seq + 1] - 1;
+
+  const T* qrow = static_cast<const T*>(a.qkv) + token * a.width;
+  // The new token's K and V come straight from qkv; one block per KV head also stores them.
+  const T* new_k = qrow + (nh + g) * D + lane * E;
+  const T* new_v = qrow + (nh + nkv + g) * D + lane * E;
+  if (write_kv && L > 0 && (L - 1) / part_size == blockIdx.z && blockIdx.x % chunks == 0 && slot == 0) {
+    const int64_t s = a.slot_mapping[token];
+    if (s >= 0) {
+      const int64_t off = ((s / bs * nkv + g) * bs + s % bs) * D + lane * E;
+      *reinterpret_cast<uint4*>(static_cast<T*>(const_cast<void*>(a.k_cache)) + off) = *reinterpret_cast<const uint4*>(new_k);
+      *reinterpret_cast<uint4*>(static_cast<T*>(const_cast<void*>(a.v_cache)) + off) = *reinterpret_cast<const uint4*>(new_v);
+    }
+  }
+
+  const float qs = a.scale * kLog2e;
+  float q[GMAX][E], acc[GMAX][E], m[GMAX], l[GMAX];
+#pragma unroll
+  for (int hh = 0; hh < GMAX; ++hh) {
+    m[hh] = -INFINITY;
+    l[hh] = 0.0f;
+    if (hh < nheads) {
+      Pack<T> p = load_pack(qrow + (h0 + hh) * D + lane * E);
+#pragma unroll
+      for (int e = 0; e < E; ++e) q[hh][e] = to_float(p.v[e]) * qs;
+    } else {
+#pragma unroll
+      for (int e = 0; e < E; ++e) q[hh][e] = 0.0f;
+    }
+#pragma unroll
+    for (int e = 0; e < E; ++e) acc[hh][e] = 0.0f;
+  }
+
+  const T* kc = static_cast<const T*>(a.k_cache);
+  const T* vc = static_cast<const T*>(a.v_cache);
+  const int32_t* table = a.block_tables + seq * a.max_blocks_per_seq;
+  for (int64_t base = start; base < end; base += SLOTS * U) {
+    uint4 kv[U], vv[U];
+    bool valid[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t j = base + u * SLOTS + slot;
+      valid[u] = j < end;
+      if (valid[u]) {
+        const T* pk;
+        const T* pv;
+        if (j == L - 1) {
+          pk = new_k;
+          pv = new_v;
+        } else {
+          const int64_t page = table[j / bs];
+          const int64_t off = ((page * nkv + g) * bs + j % bs) * D + lane * E;
+          pk = kc + off;
+          pv = vc + off;
+        }
+        kv[u] = __ldg(reinterpret_cast<const uint4*>(pk));
+        vv[u] = __ldg(reinterpret_cast<const uint4*>(pv));
+      } else {
+        kv[u] = make_uint4(0, 0, 0, 0);
+        vv[u] = make_uint4(0, 0, 0, 0);
+      }
+    }
+    float s[U][GMAX];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const Pack<T>& kp = *reinterpret_cast<const Pack<T>*>(&kv[u]);
+      float kf[E];
+#pragma unroll
+      for (int e = 0; e < E; ++e) kf[e] = to_float(kp.v[e]);
+#pragma unroll
+      for (int hh = 0; hh < GMAX; ++hh) {
+        float d = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; ++e) d = fmaf(q[hh][e], kf[e], d);
+#pragma unroll
+        for (int o = LK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        s[u][hh] = valid[u] ? d : -INFINITY;
+      }
+    }
+#pragma unroll
+    for (int hh = 0; hh < GMAX; ++hh) {
+      float mx = s[0][hh];
+#pragma unroll
+      for (int u = 1; u < U; ++u) mx = fmaxf(mx, s[u][hh]);
+      if (mx == -INFINITY) continue;
+      const float m_new = fmaxf(m[hh], mx);
+      const float alpha = exp2f(m[hh] - m_new);
+      l[hh] *= alpha;
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[hh][e] *= alpha;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const float p = exp2f(s[u][hh] - m_new);
+        l[hh] += p;
+        const Pack<T>& vp = *reinterpret_cast<const Pack<T>*>(&vv[u]);
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[hh][e] = fmaf(p, to_float(vp.v[e]), acc[hh][e]);
+      }
+      m[hh] = m_new;
+    }
+  }
+
+  // Merge the key slots of each warp (lanes with the same `lane` hold the same features).
+#pragma unroll
+  for (int o = LK; o < 32; o <<= 1) {
+#pragma unroll
+    for (int hh = 0; hh < GMAX; ++hh) {
+      const float mo = __shfl_xor_sync(0xffffffffu, m[hh], o);
+      const float lo = __shfl_xor_sync(0xffffffffu, l[hh], o);
+      const float M = fmaxf(m[hh], mo);
+      const float a1 = M == -INFINITY ? 0.0f : exp2f(m[hh] - M);
+      const float a2 = M == -INFINITY ? 0.0f : exp2f(mo - M);
+      l[hh] = l[hh] * a1 + lo * a2;
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        const float ao = __shfl_xor_sync(0xffffffffu, acc[hh][e], o);
+        acc[hh][e] = acc[hh][e] * a1 + ao * a2;
+      }
+      m[hh] = M;
+    }
+  }
+  // Then the warps, through shared memory.
+  if ((tid & 31) < LK) {
+#pragma unroll
+    for (int hh = 0; hh < GMAX; ++hh) {
+      if (lane == 0) {
+        sm_m[warp][hh] = m[hh];
+        sm_l[warp][hh] = l[hh];
+      }
+#pragma unroll
+      for (int e = 0; e < E; ++e) sm_acc[warp][hh][lane * E + e] = acc[hh][e];
+    }
+  }
+  __syncthreads();
+  if (tid < LK) {
+#pragma unroll
+    for (int hh = 0; hh < GMAX; ++hh) {
+      if (hh >= nheads) break;
+      float M = -INFINITY;
+#pragma unroll
+      for (int w = 0; w < NW; ++w) M = fmaxf(M, sm_m[w][hh]);
+      float lsum = 0.0f, o[E];
+#pragma unroll
+      for (int e = 0; e < E; ++e) o[e] = 0.0f;
+#pragma unroll
+      for (int w = 0; w < NW; ++w) {
+        const float f = M == -INFINITY ? 0.0f : exp2f(sm_m[w][hh] - M);
+        lsum += f * sm_l[w][hh];
+#pragma unroll
+        for (int e = 0; e < E; ++e) o[e] += f * sm_acc[w][hh][lane * E + e];
+      }
+      const int64_t h = h0 + hh;
+      if (num_splits == 1) {
+        const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
+        Pack<T> r;
+#pragma unroll
+        for (int e = 0; e < E; ++e) r.v[e] = from_float<T>(o[e] * inv);
+        store_pack(static_cast<T*>(a.out) + token * nh * D + h * D + lane * E, r);
+      } else {
+        const int64_t idx = (item * nh + h) * num_splits + blockIdx.z;
+        float4* dst = reinterpret_cast<float4*>(part_o + idx * D + lane * E);
+        dst[0] = make_float4(o[0], o[1], o[2], o[3]);
+        dst[1] = make_float4(o[4], o[5], o[6], o[7]);
+        if (lane == 0) {
+          part_ml[idx * 2] = M;
+          part_ml[idx * 2 + 1] = lsum;
+        }
+      }
+    }
+  }
+  if (num_splits == 1) return;
+
+  // Split context: the last partition block of this (sequence, head chunk) to finish merges them.
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    const int nparts = static_cast<int>(imax(1, imin(num_splits, (L + part_size - 1) / part_size)));
+    int* counter = counters + item * gridDim.x + blockIdx.x;
+    const int prev = atomicAdd(counter, 1);
+    sm_last = prev == nparts - 1;
+    if (sm_last) *counter = 0;  // ready for the next launch
+  }
+  __syncthreads();
+  if (!sm_last) return;
+  __threadfence();
+  const int nparts = static_cast<int>(imax(1, imin(num_splits, (L + part_size - 1) / part_size)));
+  for (int k = tid; k < nheads * D; k += kThreads) {
+    const int hh = k / D, d = k % D;
+    const int64_t h = h0 + hh;
+    const int64_t base = (item * nh + h) * num_splits;
+    float M = -INFINITY;
+    for (int p = 0; p < nparts; ++p) M = fmaxf(M, __ldcg(part_ml + (base + p) * 2));
+    float denom = 0.0f, o = 0.0f;
+    for (int p = 0; p < nparts; ++p) {
+      const float f = M == -INFINITY ? 0.0f : exp2f(__ldcg(part_ml + (base + p) * 2) - M);
+      denom += f * __ldcg(part_ml + (base + p) * 2 + 1);
+      o += f * __ldcg(part_o + (base + p) * D + d);
+    }
+    static_cast<T*>(a.out)[token * nh * D + h * D + d] = from_float<T>(denom > 0.0f ? o / denom : 0.0f);
+  }
+}
+
+template <typename T, int LK>
+void launch_lk(const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t part_size, int num_splits,
+               float* part_o, float* part_ml, int* counters, bool write_kv, cudaStream_t stream) {
+  const int64_t group = a.num_heads / a.num_kv_heads;
+  auto go = [&](auto gmax_tag) {
+    constexpr int GMAX = decltype(gmax_tag)::value;
+    const int64_t chunks = (group + GMAX - 1) / GMAX;
+    dim3 grid(static_cast<unsigned>(a.num_kv_heads * chunks), static_cast<unsigned>(n_items), static_cast<unsigned>(num_splits));
+    launch_k(decode_kernel<T, LK, GMAX>, grid, kThreads, 0, stream, a, items, part_size, num_splits, part_o, part_ml, counters,
+                                                               write_kv);
+  };
+  if (group == 1) go(std::integral_constant<int, 1>{});
+  else if (group == 2) go(std::integral_constant<int, 2>{});
+  else if (group <= 4) go(std::integral_constant<int, 4>{});
+  else go(std::integral_constant<int, 8>{});
+}
+
+template <typename T>
+void launch(const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t part_size, int num_splits, float* part_o,
+            float* part_ml, int* counters, bool write_kv, cudaStream_t stream) {
+  switch (a.head_dim) {
+    case 64: launch_lk<T, 8>(a, items, n_items, part_size, num_splits, part_o, part_ml, counters, write_kv, stream); break;
+    case 128: launch_lk<T, 16>(a, items, n_items, part_size, num_splits, part_o, part_ml, counters, write_kv, stream); break;
+    case 256: launch_lk<T, 32>(a, items, n_items, part_size, num_splits, part_o, part_ml, counters, write_kv, stream); break;
+    default: fail("decode attention: unsupported head_dim");
+  }
+  check_launch("decode_attention");
+}
+
+}  // namespace
+
+bool decode_supported(DType t, int64_t head_dim) {
+  return (t == DType::F16 || t == DType::BF16) && (head_dim == 64 || head_dim == 128 || head_dim == 256);
+}
+
+int64_t decode_grid_x(int64_t num_heads, int64_t num_kv_heads) {
+  const int64_t group = num_heads / num_kv_heads;
+  const int64_t gmax = group == 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8;
+  return num_kv_heads * ((group + gmax - 1) / gmax);
+}
+
+void decode_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t part_size,
+                      int64_t num_splits, float* part_o, float* part_ml, int* counters, bool write_kv,
+                      cudaStream_t stream) {
+  if (n_items == 0) return;
+  const int ns = static_cast<int>(num_splits);
+  if (t == DType::F16) launch<__half>(a, items, n_items, part_size, ns, part_o, part_ml, counters, write_kv, stream);
+  else if (t == DType::BF16)
+    launch<__nv_bfloat16>(a, items, n_items, part_size, ns, part_o, part_ml, counters, write_kv, stream);
+  else fail("decode attention: 16-bit types only");
+}
+
+}  // namespace vllm::cuda

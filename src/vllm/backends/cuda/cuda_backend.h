@@ -1,0 +1,65 @@
+// The CUDA backend: activations, KV cache and weights in the compute dtype (float32, float16 or
+// bfloat16) on one GPU, norm vectors in float32; matrix products through cuBLASLt (float32
+// accumulation), everything else in the kernels of this folder. All work goes to one stream; the
+// only synchronisation in a step is the copy of the logits back to the host.
+//
+// This header needs no CUDA headers, so engine code can include it.
+#pragma once
+
+#include <memory>
+
+#include "vllm/backends/backend.h"
+
+namespace vllm {
+
+// Number of CUDA devices visible to this process (0 without a driver or GPU).
+int cuda_device_count();
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(DType compute_dtype, int device = 0);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda"; }
+  Device device() const override { return Device::kCUDA; }
+  DType activation_dtype() const override { return compute_dtype_; }
+  DType kv_cache_dtype() const override { return compute_dtype_; }
+  DType compute_dtype() const { return compute_dtype_; }
+
+  Tensor empty(const Shape& shape, DType dtype) override;
+  Tensor upload(const Tensor& host, DType dtype) override;
+  Tensor download_f32(const Tensor& t) override;
+  void fill_zero(Tensor& t) override;
+  void synchronize() override;
+  size_t available_kv_bytes(double gpu_memory_utilization) override;
+
+  std::shared_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor& bias) override;
+  Tensor prepare_embedding(const Tensor& table) override;
+  Tensor prepare_vector(const Tensor& v) override;
+
+  void embedding(Tensor& out, const Tensor& ids, const Tensor& table) override;
+  void linear(Tensor& out, const Tensor& x, const LinearWeight& w) override;
+  void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) override;
+  void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
+  void add_rms_norm(Tensor& out, Tensor& residual, const Tensor& x, const Tensor& weight, float eps) override;
+  void add(Tensor& out, const Tensor& a, const Tensor& b) override;
+  void rotary(Tensor& qkv, const Tensor& positions, const RotaryEmbedding& rope, const AttentionShape& shape) override;
+  void qk_rms_norm(Tensor& qkv, const Tensor& q_weight, const Tensor& k_weight, const AttentionShape& shape,
+                   float eps) override;
+  void gelu_new(Tensor& out, const Tensor& x) override;
+  void silu_and_mul(Tensor& out, const Tensor& gate_up) override;
+  void attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
+                 const AttentionShape& shape, float scale) override;
+  void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) override;
+
+  void configure_graphs(bool enable, int64_t max_model_len, int64_t max_batch) override;
+  Tensor forward_step(const ForwardInputs& in, const StepFunction& run) override;
+
+  struct Impl;
+
+ private:
+  DType compute_dtype_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vllm

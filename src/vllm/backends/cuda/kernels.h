@@ -1,0 +1,103 @@
+// Host-side launchers of the CUDA kernels (one .cu file per kernel family). Pointers are device
+// pointers; `DType t` is the element type of the activations (float32, float16 or bfloat16).
+// Every launcher enqueues on `stream` and checks the launch; none synchronizes.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+
+#include "vllm/core/dtype.h"
+
+namespace vllm::cuda {
+
+// Whether kernels are launched with programmatic dependent launch (set by the backend: Hopper and
+// later, unless VLLM_CUDA_PDL=0).
+extern bool g_pdl;
+
+[[noreturn]] void fail(const std::string& message);
+// Throws vllm::Error naming `what` if the last launch failed.
+void check_launch(const char* what);
+// Throws vllm::Error naming `what` for a failed runtime call.
+void check(cudaError_t err, const char* what);
+
+// dst[i] = src[i] converted (float32 / float16 / bfloat16 in any direction).
+void convert(void* dst, DType dst_t, const void* src, DType src_t, int64_t n, cudaStream_t stream);
+
+// out[r] = table[idx[r]] (rows of row_bytes bytes); an index outside [0, table_rows) gives zeros.
+void gather_rows(void* out, const void* table, const int32_t* idx, int64_t rows, int64_t table_rows, int64_t row_bytes,
+                 cudaStream_t stream);
+
+void rms_norm(DType t, void* out, const void* x, const float* w, int64_t rows, int64_t H, float eps, cudaStream_t stream);
+void add_rms_norm(DType t, void* out, void* residual, const void* x, const float* w, int64_t rows, int64_t H, float eps,
+                  cudaStream_t stream);
+void layer_norm(DType t, void* out, const void* x, const float* w, const float* b, int64_t rows, int64_t H, float eps,
+                cudaStream_t stream);
+void qk_rms_norm(DType t, void* qkv, const float* q_w, const float* k_w, int64_t T, int64_t num_heads, int64_t num_kv_heads,
+                 int64_t head_dim, float eps, cudaStream_t stream);
+// Rotate-half rotary on the first rot_dim features of the first `heads` heads of each row.
+void rotary(DType t, void* qkv, const int32_t* pos, const float* inv_freq, int64_t T, int64_t width, int64_t heads,
+            int64_t head_dim, int64_t rot_dim, cudaStream_t stream);
+
+void gelu_new(DType t, void* out, const void* x, int64_t n, cudaStream_t stream);
+void silu_and_mul(DType t, void* out, const void* gate_up, int64_t rows, int64_t I, cudaStream_t stream);
+void add(DType t, void* out, const void* a, const void* b, int64_t n, cudaStream_t stream);
+// out[r, :] += bias
+void add_bias(DType t, void* out, const void* bias, int64_t rows, int64_t N, cudaStream_t stream);
+
+// Writes each token's K and V heads from qkv into the paged caches at slot_mapping[t] (negative: skip).
+void kv_write(DType t, void* k_cache, void* v_cache, const void* qkv, const int64_t* slots, int64_t T, int64_t width,
+              int64_t num_heads, int64_t num_kv_heads, int64_t head_dim, int64_t block_size, cudaStream_t stream);
+
+// Skinny matrix product for 1..4 rows: out[M, N] = x[M, K] · W[N, K]ᵀ + bias (16-bit types).
+bool gemv_supported(DType t, int64_t M, int64_t N, int64_t K, const void* x, const void* w);
+void gemv(DType t, void* out, const void* x, const void* w, const void* bias, int64_t M, int64_t N, int64_t K,
+          cudaStream_t stream);
+
+struct AttentionArgs {
+  void* out = nullptr;  // [T, num_heads * head_dim]
+  const void* qkv = nullptr;
+  const void* k_cache = nullptr;
+  const void* v_cache = nullptr;
+  const int32_t* seq_lens = nullptr;
+  const int32_t* query_start_loc = nullptr;
+  const int32_t* block_tables = nullptr;
+  const int64_t* slot_mapping = nullptr;
+  int64_t width = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0, block_size = 0, max_blocks_per_seq = 0;
+  float scale = 1.0f;
+};
+
+// Decode attention: one query per item, the last token of sequence items[i] (or i when items is
+// null), over all its seq_lens keys; that token's own K/V are read from qkv, and with write_kv the
+// kernel also stores them in the cache (no separate kv_write). With num_splits > 1 the context is
+// cut in partitions of part_size keys, each written to part_o [n_items, num_heads, num_splits,
+// head_dim] and part_ml [..., 2]; the last partition block to finish (counters: zeroed ints, one
+// per (item, grid x), left zeroed) combines them. Blocks past a sequence's end exit at once.
+bool decode_supported(DType t, int64_t head_dim);
+int64_t decode_grid_x(int64_t num_heads, int64_t num_kv_heads);
+void decode_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t part_size,
+                      int64_t num_splits, float* part_o, float* part_ml, int* counters, bool write_kv,
+                      cudaStream_t stream);
+
+// Prefill / mixed attention on tensor cores: tiles [n_tiles][2] = (sequence, first query row of
+// the tile within the sequence's new tokens); kPrefillTileM query rows per tile.
+constexpr int kPrefillTileM = 64;
+bool prefill_supported(DType t, int64_t head_dim);
+void prefill_attention(DType t, const AttentionArgs& a, const int32_t* tiles, int64_t n_tiles, cudaStream_t stream);
+
+// Any dtype and head size: one warp per (query token, head). items [n][2] = (token, sequence), or
+// null for a decode batch (token i is sequence i's only new token).
+void generic_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n, cudaStream_t stream);
+
+}  // namespace vllm::cuda
+
+namespace vllm::cuda {
+
+// Copies a decode step's inputs (S sequences, one token each) into the static input buffers of a
+// graph captured for B >= S sequences; sequences S..B-1 become padding (no K/V write, length 0).
+void pack_decode_inputs(const int32_t* ids, const int32_t* pos, const int64_t* slots, const int32_t* seq_lens, int64_t S,
+                        int32_t* s_ids, int32_t* s_pos, int64_t* s_slots, int32_t* s_qsl, int32_t* s_lens, int32_t* s_rows,
+                        int64_t B, cudaStream_t stream);
+
+}  // namespace vllm::cuda

@@ -1,0 +1,210 @@
+// vllm serve [MODEL]: vLLM's OpenAI-compatible API server, with vLLM's flag names.
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "vllm/cli/commands.h"
+#include "vllm/core/error.h"
+#include "vllm/core/logging.h"
+#include "vllm/server/api_server.h"
+
+namespace vllm::cli {
+
+namespace {
+
+struct ServeArgs {
+  EngineConfig engine;
+  server::ServerConfig server;
+  std::string model_tag;  // positional
+  std::string model_flag;  // --model
+  std::vector<std::string> api_keys;
+  std::vector<std::string> served_model_names;
+  std::string chat_template;
+  std::string allowed_origins = "[\"*\"]", allowed_methods = "[\"*\"]", allowed_headers = "[\"*\"]";
+  bool allow_credentials = false;
+  bool disable_log_requests = false, enable_log_requests = false;
+  bool disable_access_log = false;
+  bool disable_log_stats = false;
+  bool trust_remote_code = false;
+  std::string log_level = "info";
+  std::string uvicorn_log_level = "info";
+  std::string download_dir;
+  std::string revision;
+  std::string response_role = "assistant";
+  int max_log_len = 0;
+  bool enable_prompt_tokens_details = false;
+  bool enable_force_include_usage = false;
+  bool return_tokens_as_token_ids = false;
+};
+
+// Python's codecs.decode(s, "unicode_escape") for the escapes a shell-quoted template holds.
+std::string unicode_unescape(const std::string& s) {
+  std::string out;
+  auto put_utf8 = [&out](uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      out += s[i];
+      continue;
+    }
+    const char c = s[++i];
+    auto hex = [&](size_t digits) -> bool {
+      uint32_t v = 0;
+      for (size_t k = 1; k <= digits; ++k) {
+        if (i + k >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + k]))) return false;
+        v = v * 16 + static_cast<uint32_t>(std::stoi(std::string(1, s[i + k]), nullptr, 16));
+      }
+      put_utf8(v);
+      i += digits;
+      return true;
+    };
+    switch (c) {
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case 'r': out += '\r'; break;
+      case '\\': out += '\\'; break;
+      case '\'': out += '\''; break;
+      case '"': out += '"'; break;
+      case 'x': if (!hex(2)) out += "\\x"; break;
+      case 'u': if (!hex(4)) out += "\\u"; break;
+      case 'U': if (!hex(8)) out += "\\U"; break;
+      default: out += '\\'; out += c;
+    }
+  }
+  return out;
+}
+
+// vLLM's load_chat_template: a readable file, else an inline template (it must look like one).
+std::string load_chat_template(const std::string& arg) {
+  std::ifstream f(arg, std::ios::binary);
+  if (f) {
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
+  if (arg.find_first_of("{}\n") == std::string::npos)
+    throw Error("The supplied chat template (" + arg +
+                ") looks like a file path, but it failed to be opened. Reason: no such file or it cannot be read");
+  return unicode_unescape(arg);
+}
+
+std::vector<std::string> json_list(const std::string& flag, const std::string& value) {
+  try {
+    auto j = nlohmann::json::parse(value);
+    if (j.is_array()) {
+      std::vector<std::string> out;
+      for (const auto& e : j) {
+        if (!e.is_string()) throw std::runtime_error("not a string");
+        out.push_back(e.get<std::string>());
+      }
+      return out;
+    }
+  } catch (const std::exception&) {
+  }
+  throw Error(flag + " must be a JSON list of strings, e.g. '[\"http://localhost:3000\"]', not '" + value + "'");
+}
+
+// Where a model argument becomes a folder. A Hub model id (org/name) will be downloaded into
+// --download-dir at --revision by src/vllm/hub/ once that exists; for now the argument must be
+// a local folder (or empty: the default model).
+std::string resolve_serve_model(const std::string& model, const std::string& download_dir, const std::string& revision) {
+  (void)download_dir;
+  (void)revision;
+  return resolve_model_folder(model);
+}
+
+int run_serve(ServeArgs& a) {
+  set_log_level(a.log_level);
+  if (!a.model_tag.empty() && !a.model_flag.empty() && a.model_tag != a.model_flag)
+    throw Error("the model is given twice (positional '" + a.model_tag + "' and --model '" + a.model_flag + "')");
+  const std::string model = !a.model_tag.empty() ? a.model_tag : a.model_flag;
+  a.engine.model = resolve_serve_model(model, a.download_dir, a.revision);
+  if (a.trust_remote_code)
+    VLLM_LOG_INFO("--trust-remote-code: accepted; vllm-cpp implements every supported architecture natively, so no "
+                  "remote code is run");
+  if (!a.revision.empty() || !a.download_dir.empty())
+    VLLM_LOG_INFO("--revision/--download-dir apply to Hub downloads; '{}' is served from {}", model, a.engine.model);
+
+  server::ServerConfig& s = a.server;
+  if (s.port < 0 || s.port > 65535) throw Error("--port must be between 0 and 65535, not " + std::to_string(s.port));
+  s.model_root = model.empty() ? a.engine.model : model;
+  s.served_model_names = a.served_model_names.empty() ? std::vector<std::string>{s.model_root} : a.served_model_names;
+  s.api_keys = a.api_keys;
+  s.api_keys.erase(std::remove(s.api_keys.begin(), s.api_keys.end(), std::string()), s.api_keys.end());
+  if (!a.chat_template.empty()) s.chat_template = load_chat_template(a.chat_template);
+  s.allowed_origins = json_list("--allowed-origins", a.allowed_origins);
+  s.allowed_methods = json_list("--allowed-methods", a.allowed_methods);
+  s.allowed_headers = json_list("--allowed-headers", a.allowed_headers);
+  s.allow_credentials = a.allow_credentials;
+  s.log_requests = a.enable_log_requests && !a.disable_log_requests;
+  s.access_log = !a.disable_access_log;
+  s.max_log_len = a.max_log_len;
+  s.enable_prompt_tokens_details = a.enable_prompt_tokens_details;
+  s.enable_force_include_usage = a.enable_force_include_usage;
+  s.return_tokens_as_token_ids = a.return_tokens_as_token_ids;
+  s.response_role = a.response_role;
+  s.log_stats_interval_s = a.disable_log_stats ? 0.0 : 10.0;
+  s.version = VLLM_VERSION;
+  VLLM_LOG_INFO("vLLM API server version {}", s.version);
+  VLLM_LOG_INFO("serving model {} (from {}) as {}", model.empty() ? "(default)" : model, a.engine.model,
+                nlohmann::json(s.served_model_names).dump());
+  return server::run_api_server(a.engine, std::move(s));
+}
+
+}  // namespace
+
+Runner add_serve(CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* sub = app.add_subcommand("serve", "Start the OpenAI-compatible API server");
+  sub->add_option("model_tag", a->model_tag, "Model folder (default: models/default)");
+  sub->add_option("--model", a->model_flag, "Model folder (same as the positional argument)");
+  sub->add_option("--host", a->server.host, "Host name or address to listen on")->capture_default_str();
+  sub->add_option("--port", a->server.port, "Port to listen on (0: any free port)")->capture_default_str();
+  sub->add_option("--api-key", a->api_keys, "Require this key (Authorization: Bearer KEY) on /v1 routes")
+      ->envname("VLLM_API_KEY");
+  sub->add_option("--served-model-name", a->served_model_names,
+                  "Model name(s) the API answers to (default: the model argument)");
+  sub->add_option("--chat-template", a->chat_template, "Chat template: a file, or the template itself");
+  sub->add_option("--response-role", a->response_role, "Role of generated chat messages")->capture_default_str();
+  sub->add_option("--allowed-origins", a->allowed_origins, "CORS allowed origins (JSON list)")->capture_default_str();
+  sub->add_option("--allowed-methods", a->allowed_methods, "CORS allowed methods (JSON list)")->capture_default_str();
+  sub->add_option("--allowed-headers", a->allowed_headers, "CORS allowed headers (JSON list)")->capture_default_str();
+  sub->add_flag("--allow-credentials", a->allow_credentials, "CORS: allow credentials");
+  sub->add_flag("--enable-log-requests", a->enable_log_requests, "Log each request's prompt and parameters");
+  sub->add_flag("--disable-log-requests", a->disable_log_requests, "Do not log requests (the default)");
+  sub->add_flag("--disable-uvicorn-access-log", a->disable_access_log, "Do not log one line per HTTP request");
+  sub->add_flag("--disable-log-stats", a->disable_log_stats, "Do not log throughput statistics every 10 s");
+  sub->add_option("--max-log-len", a->max_log_len, "Longest prompt excerpt in request logs (0: all)");
+  sub->add_flag("--trust-remote-code", a->trust_remote_code, "Accepted for compatibility (no remote code ever runs)");
+  sub->add_option("--log-level", a->log_level, "debug, info, warning, error or critical")->capture_default_str();
+  sub->add_option("--uvicorn-log-level", a->uvicorn_log_level, "Accepted for compatibility");
+  sub->add_option("--download-dir", a->download_dir, "Where Hub models are downloaded");
+  sub->add_option("--revision", a->revision, "Hub revision (branch, tag or commit) of the model");
+  sub->add_flag("--enable-prompt-tokens-details", a->enable_prompt_tokens_details,
+                "Report usage.prompt_tokens_details.cached_tokens");
+  sub->add_flag("--enable-force-include-usage", a->enable_force_include_usage,
+                "Report usage in every stream, as if stream_options asked for it");
+  sub->add_flag("--return-tokens-as-token-ids", a->return_tokens_as_token_ids,
+                "Name log-prob tokens as 'token_id:N'");
+  add_engine_args(sub, a->engine);
+  return [a] { return run_serve(*a); };
+}
+
+}  // namespace vllm::cli

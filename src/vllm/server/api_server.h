@@ -1,0 +1,71 @@
+// `vllm serve`: vLLM's OpenAI-compatible API server around an AsyncEngine. ServerConfig holds
+// the server's own flags; ServingContext is what every endpoint handler shares.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vllm/chat/chat_template.h"
+#include "vllm/engine/async_engine.h"
+#include "vllm/engine/engine_config.h"
+
+namespace vllm::server {
+
+struct ServerConfig {
+  std::string host = "0.0.0.0";
+  int port = 8000;
+  int io_threads = 0;  // 0: a few, by core count
+  std::vector<std::string> api_keys;            // empty: no authentication
+  std::vector<std::string> served_model_names;  // the first is the name responses carry
+  std::string model_root;                       // the model as given ("root" in /v1/models)
+  std::optional<std::string> chat_template;     // --chat-template, already read from its file
+  std::string response_role = "assistant";
+  std::vector<std::string> allowed_origins{"*"};
+  std::vector<std::string> allowed_methods{"*"};
+  std::vector<std::string> allowed_headers{"*"};
+  bool allow_credentials = false;
+  bool log_requests = false;     // --enable-log-requests (vLLM's default is off)
+  bool access_log = true;        // uvicorn's access log; --disable-uvicorn-access-log
+  int max_log_len = 0;           // 0: log prompts whole
+  bool enable_prompt_tokens_details = false;
+  bool enable_force_include_usage = false;
+  bool return_tokens_as_token_ids = false;
+  size_t max_body_bytes = 32u << 20;
+  double shutdown_grace_s = 3.0;
+  double log_stats_interval_s = 10.0;  // the engine's throughput log line; 0: off
+  std::string version = "0.0.0";  // GET /version  // after aborting, how long in-flight responses may take to end
+};
+
+class ServingContext {
+ public:
+  ServingContext(AsyncEngine& engine, ServerConfig config, const EngineConfig& engine_config);
+
+  AsyncEngine& engine;
+  ServerConfig config;
+  std::string scheduling_policy;
+  // --chat-template, else the tokenizer's default template (null when there is none).
+  std::shared_ptr<const ChatTemplate> default_chat_template;
+  // vLLM's default_sampling_params: generation_config.json's temperature, top_p, top_k, min_p,
+  // repetition_penalty (--generation-config auto), used for fields a request leaves unset.
+  nlohmann::json default_sampling = nlohmann::json::object();
+  std::optional<int64_t> default_max_tokens;  // generation_config.json's max_new_tokens
+  int64_t max_token_id = 0;                   // largest token id any prompt may hold
+  int64_t max_chars_per_token = 1;            // longest token text, in characters
+  std::atomic<bool> shutting_down{false};
+
+  const std::string& model_name() const { return config.served_model_names.front(); }
+  bool serves(const std::string& name) const;
+  const Tokenizer* tokenizer() const { return engine.tokenizer().get(); }
+};
+
+// Runs the server until SIGINT/SIGTERM: listens, logs vLLM/uvicorn-style start-up lines
+// ("Application startup complete." once listening), serves, then stops accepting, aborts what
+// is in flight and returns 0.
+int run_api_server(const EngineConfig& engine_config, ServerConfig config);
+
+}  // namespace vllm::server

@@ -1,0 +1,533 @@
+// POST /v1/chat/completions: vLLM's OpenAIServingChat for text models. Messages are rendered
+// with the chat template (the request's, --chat-template, or the tokenizer's), tokenized
+// without extra special tokens, generated as one engine request, and answered as a
+// chat.completion or a stream of chat.completion.chunk events.
+#include <algorithm>
+
+#include "vllm/core/logging.h"
+#include "vllm/server/handlers.h"
+#include "vllm/server/request_job.h"
+#include "vllm/server/sse.h"
+#include "vllm/tokenizer/tokenizer.h"
+
+namespace vllm::server {
+
+namespace {
+
+std::string where(size_t i) { return "messages[" + std::to_string(i) + "]"; }
+
+// A message's content as the "string" content format gives it: text parts joined by newlines.
+std::string content_text(const ojson& content, size_t i) {
+  if (content.is_null()) return "";
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array())
+    throw ApiError(where(i) + ".content must be a string or a list of content parts", "messages");
+  std::string text;
+  bool first = true;
+  for (const auto& part : content) {
+    std::string piece;
+    if (part.is_string()) {
+      piece = part.get<std::string>();
+    } else if (part.is_object()) {
+      std::string type = part.contains("type") && part["type"].is_string() ? part["type"].get<std::string>() : "";
+      if (type.empty() && part.contains("text")) type = "text";
+      if (type == "text" || type == "input_text" || type == "output_text") {
+        if (!part.contains("text") || !part["text"].is_string())
+          throw ApiError(where(i) + ": a text content part needs a string 'text'", "messages");
+        piece = part["text"].get<std::string>();
+      } else if (type == "refusal") {
+        piece = part.value("refusal", "");
+      } else {
+        throw ApiError(where(i) + ": content parts of type '" + (type.empty() ? "unknown" : type) +
+                           "' are not supported (vllm-cpp serves text-only models)",
+                       "messages");
+      }
+    } else {
+      throw ApiError(where(i) + ": each content part must be an object", "messages");
+    }
+    if (!first) text += "\n";
+    text += piece;
+    first = false;
+  }
+  return text;
+}
+
+ojson parse_conversation(const ojson& body) {
+  auto it = body.find("messages");
+  if (it == body.end() || it->is_null()) throw ApiError("messages: Field required", "messages");
+  if (!it->is_array()) throw ApiError("messages must be a list of messages", "messages");
+  ojson conversation = ojson::array();
+  for (size_t i = 0; i < it->size(); ++i) {
+    const ojson& m = (*it)[i];
+    if (!m.is_object()) throw ApiError(where(i) + " must be an object", "messages");
+    if (!m.contains("role") || !m["role"].is_string()) throw ApiError(where(i) + ".role: a string is required", "messages");
+    const std::string role = m["role"].get<std::string>();
+    ojson msg;
+    msg["role"] = role;
+    msg["content"] = content_text(m.contains("content") ? m["content"] : ojson(nullptr), i);
+    if (role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+      if (!m["tool_calls"].is_array()) throw ApiError(where(i) + ".tool_calls must be a list", "messages");
+      ojson calls = m["tool_calls"];
+      for (auto& call : calls) {
+        if (!call.is_object() || !call.contains("function") || !call["function"].is_object())
+          throw ApiError(where(i) + ".tool_calls: each call needs a 'function' object", "messages");
+        ojson& fn = call["function"];
+        // Templates expect arguments as a dict, not OpenAI's JSON string (vLLM parses them).
+        auto args = fn.find("arguments");
+        if (args == fn.end() || args->is_null() || (args->is_string() && args->get<std::string>().empty())) {
+          fn["arguments"] = ojson::object();
+        } else if (args->is_string()) {
+          try {
+            fn["arguments"] = ojson::parse(args->get<std::string>());
+          } catch (const ojson::parse_error&) {
+            throw ApiError(where(i) + ".tool_calls: function.arguments is not valid JSON", "messages");
+          }
+        }
+      }
+      msg["tool_calls"] = std::move(calls);
+    }
+    if (role == "assistant") {
+      for (const char* key : {"reasoning", "reasoning_content"})
+        if (m.contains(key) && m[key].is_string()) {
+          msg["reasoning"] = m[key];
+          msg["reasoning_content"] = m[key];
+          break;
+        }
+    }
+    if (role == "tool" && m.contains("tool_call_id")) msg["tool_call_id"] = m["tool_call_id"];
+    if (m.contains("name") && m["name"].is_string()) msg["name"] = m["name"];
+    conversation.push_back(std::move(msg));
+  }
+  return conversation;
+}
+
+// vLLM's check_tool_usage; returns the tools as the template gets them (or null).
+ojson parse_tools(const ojson& body) {
+  auto tools_it = body.find("tools");
+  const bool has_tools = tools_it != body.end() && !tools_it->is_null();
+  if (has_tools && tools_it->is_array() && tools_it->empty())
+    throw ApiError("`tools` must not be an empty array. Either provide at least one tool or omit the field entirely.",
+                   "tools");
+  if (has_tools && !tools_it->is_array()) throw ApiError("tools must be a list of tools", "tools");
+  auto choice_it = body.find("tool_choice");
+  ojson choice = choice_it == body.end() ? ojson(has_tools ? "auto" : "none") : *choice_it;
+  if (!choice.is_null() && !(choice.is_string() && choice.get<std::string>() == "none")) {
+    if (!has_tools) throw ApiError("When using `tool_choice`, `tools` must be set.", "tool_choice");
+    if (choice.is_string()) {
+      const std::string c = choice.get<std::string>();
+      if (c != "auto" && c != "required")
+        throw ApiError("Invalid value for `tool_choice`: " + c + "! Only named tools, \"none\", \"auto\" or \"required\" are supported.",
+                       "tool_choice");
+      if (c == "required")
+        throw ApiError("tool_choice \"required\" needs structured outputs, which vllm-cpp does not support",
+                       "tool_choice");
+    } else if (choice.is_object()) {
+      const std::string usage = "Correct usage: `{\"type\": \"function\", \"function\": {\"name\": \"my_function\"}}`";
+      auto fn = choice.find("function");
+      if (fn == choice.end() || !fn->is_object())
+        throw ApiError("Invalid value for `function`: `" + (fn == choice.end() ? std::string("None") : fn->dump()) +
+                           "` in `tool_choice`! " + usage,
+                       "tool_choice.function");
+      if (!fn->contains("name"))
+        throw ApiError("Expected field `name` in `function` in `tool_choice`! " + usage, "tool_choice.function.name");
+      const ojson& name = (*fn)["name"];
+      if (!name.is_string() || name.get<std::string>().empty())
+        throw ApiError("Invalid `name` in `function`: `" + name.dump() + "` in `tool_choice`! " + usage,
+                       "tool_choice.function.name");
+      bool found = false;
+      for (const auto& tool : *tools_it)
+        if (tool.is_object() && tool.contains("function") && tool["function"].is_object() &&
+            tool["function"].value("name", "") == name.get<std::string>())
+          found = true;
+      if (!found)
+        throw ApiError("The tool specified in `tool_choice` does not match any of the specified `tools`", "tool_choice");
+      throw ApiError("a named tool_choice needs structured outputs, which vllm-cpp does not support", "tool_choice");
+    } else {
+      throw ApiError("Invalid value for `tool_choice`: " + choice.dump() +
+                         "! Only named tools, \"none\", \"auto\" or \"required\" are supported.",
+                     "tool_choice");
+    }
+  }
+  if (!has_tools) return nullptr;
+  ojson tools = ojson::array();
+  for (const auto& tool : *tools_it) {
+    if (!tool.is_object() || !tool.contains("function") || !tool["function"].is_object() ||
+        !tool["function"].contains("name") || !tool["function"]["name"].is_string())
+      throw ApiError("each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}", "tools");
+    // ChatCompletionToolsParam.model_dump(): type, then the function with its optional fields.
+    const ojson& f = tool["function"];
+    ojson fn;
+    fn["name"] = f["name"];
+    fn["description"] = f.contains("description") ? f["description"] : ojson(nullptr);
+    fn["parameters"] = f.contains("parameters") ? f["parameters"] : ojson(nullptr);
+    for (auto it = f.begin(); it != f.end(); ++it)
+      if (!fn.contains(it.key())) fn[it.key()] = it.value();
+    ojson t;
+    t["type"] = "function";
+    t["function"] = std::move(fn);
+    tools.push_back(std::move(t));
+  }
+  return tools;
+}
+
+}  // namespace
+
+RenderedChat render_chat(const ServingContext& ctx, const ojson& body) {
+  RenderedChat r;
+  r.conversation = parse_conversation(body);
+  ChatTemplateInputs in;
+  in.tools = parse_tools(body);
+  const bool add_generation_prompt = get_bool(body, "add_generation_prompt", true);
+  const bool continue_final = get_bool(body, "continue_final_message", false);
+  if (add_generation_prompt && continue_final)
+    throw ApiError("Cannot set both `continue_final_message` and `add_generation_prompt` to True.");
+  std::shared_ptr<const ChatTemplate> tmpl = ctx.default_chat_template;
+  if (auto source = opt_string(body, "chat_template")) {
+    try {
+      tmpl = std::make_shared<const ChatTemplate>(*source);
+    } catch (const Error& e) {
+      throw ApiError(std::string("chat_template: ") + e.what(), "chat_template");
+    }
+  }
+  if (!tmpl)
+    throw ApiError("As of transformers v4.44, default chat template is no longer allowed, so you must provide a chat "
+                   "template if the tokenizer does not define one.");
+  if (auto kw = body.find("chat_template_kwargs"); kw != body.end() && !kw->is_null()) {
+    if (!kw->is_object()) throw ApiError("chat_template_kwargs must be an object", "chat_template_kwargs");
+    in.extra_kwargs = ojson::object();
+    for (auto it = kw->begin(); it != kw->end(); ++it) {
+      const std::string& k = it.key();
+      // The request's own fields win over the same names in chat_template_kwargs.
+      if (k == "messages" || k == "tools" || k == "documents" || k == "add_generation_prompt" ||
+          k == "continue_final_message" || k == "chat_template")
+        continue;
+      in.extra_kwargs[k] = it.value();
+    }
+  }
+  if (auto effort = opt_string(body, "reasoning_effort")) {
+    // vLLM passes it to the template, and turns thinking on or off unless the kwargs decide.
+    if (in.extra_kwargs.is_null()) in.extra_kwargs = ojson::object();
+    in.extra_kwargs["reasoning_effort"] = *effort;
+    if (!in.extra_kwargs.contains("enable_thinking")) in.extra_kwargs["enable_thinking"] = *effort != "none";
+  }
+  if (auto docs = body.find("documents"); docs != body.end() && !docs->is_null()) {
+    if (!docs->is_array()) throw ApiError("documents must be a list of objects", "documents");
+    in.documents = *docs;
+  }
+  in.messages = r.conversation;
+  in.add_generation_prompt = add_generation_prompt;
+  if (const Tokenizer* tok = ctx.tokenizer()) {
+    in.bos_token = tok->bos_token();
+    in.eos_token = tok->eos_token();
+  }
+  r.text = apply_chat_template(*tmpl, in);
+  if (continue_final && !r.conversation.empty()) {
+    // transformers: cut everything the template put after the final message.
+    std::string final_msg = r.conversation.back()["content"].get<std::string>();
+    const auto b = final_msg.find_first_not_of(" \t\n\r\f\v");
+    const auto e = final_msg.find_last_not_of(" \t\n\r\f\v");
+    final_msg = b == std::string::npos ? std::string() : final_msg.substr(b, e - b + 1);
+    const auto pos = r.text.rfind(final_msg);
+    if (pos == std::string::npos)
+      throw ApiError("continue_final_message is set but the final message does not appear in the chat after applying "
+                     "the chat template! This can happen if the chat template deletes portions of the final message. "
+                     "Please verify the chat template and final message in your chat to ensure they are compatible.");
+    r.text.resize(pos + final_msg.size());
+  }
+  if (!ctx.tokenizer()) throw ApiError("this model has no tokenizer, so chat requests cannot be served");
+  if (!body.contains("truncate_prompt_tokens") || body["truncate_prompt_tokens"].is_null()) {
+    std::optional<int64_t> out = opt_int(body, "max_completion_tokens");
+    if (!out) out = opt_int(body, "max_tokens");
+    check_text_length(ctx, r.text, out.value_or(0));
+  }
+  r.token_ids = ctx.tokenizer()->encode(r.text, get_bool(body, "add_special_tokens", false));
+  return r;
+}
+
+namespace {
+
+class ChatJob : public RequestJob {
+ public:
+  using RequestJob::RequestJob;
+
+  std::string id;
+  int64_t created = 0;
+  std::string model;
+  std::string role = "assistant";
+  bool stream = false, return_token_ids = false, as_token_id = false;
+  std::optional<std::string> echo_text;  // the last message's content, when echo applies
+  std::optional<int> top_logprobs;        // set when logprobs were requested
+  int n = 1;
+  StreamOptions stream_options;
+  std::vector<int32_t> prompt_ids;
+
+  void start(SamplingParams params, const AddRequestOptions& options) {
+    const auto choices = static_cast<size_t>(n);
+    prev_tokens_.assign(choices, 0);
+    finish_sent_.assign(choices, false);
+    submit(0, id, prompt_ids, std::move(params), options);
+    watch_disconnect();
+  }
+
+ protected:
+  void on_output(size_t, RequestOutput&& out) override {
+    if (failed_ || ex_->disconnected()) return;
+    if (!out.prompt_logprobs.empty()) prompt_logprobs_ = out.prompt_logprobs;
+    if (!stream) {
+      if (out.finished) respond_full(out);
+      return;
+    }
+    std::string data;
+    if (!headers_sent_) {
+      headers_sent_ = true;
+      ex_->start_stream(200, kEventStreamType);
+      // The first chunk per choice carries the role; with echo, then the echoed content.
+      for (int i = 0; i < n; ++i) {
+        ojson delta;
+        delta["role"] = role;
+        delta["content"] = "";
+        ojson chunk = chunk_of(i, std::move(delta), nullptr, std::nullopt, StopReason{});
+        if (return_token_ids) chunk["prompt_token_ids"] = prompt_ids;
+        if (stream_options.continuous_usage_stats) chunk["usage"] = chunk_usage(0);
+        data += sse_event(chunk);
+      }
+      if (echo_text) {
+        for (int i = 0; i < n; ++i) {
+          ojson delta;
+          delta["content"] = *echo_text;
+          ojson chunk = chunk_of(i, std::move(delta), nullptr, std::nullopt, StopReason{});
+          if (stream_options.continuous_usage_stats) chunk["usage"] = chunk_usage(0);
+          data += sse_event(chunk);
+        }
+      }
+    }
+    for (const CompletionOutput& c : out.outputs) {
+      const auto i = static_cast<size_t>(c.index);
+      if (i >= finish_sent_.size() || finish_sent_[i]) continue;
+      if (c.text.empty() && c.token_ids.empty() && !c.finish_reason) continue;
+      prev_tokens_[i] += static_cast<int64_t>(c.token_ids.size());
+      ojson logprobs = nullptr;
+      if (top_logprobs) logprobs = {{"content", chat_logprobs_content(ctx_, c.token_ids, c.logprobs, *top_logprobs, as_token_id)}};
+      ojson delta;
+      delta["content"] = c.text;
+      ojson chunk = chunk_of(c.index, std::move(delta), std::move(logprobs), c.finish_reason, c.stop_reason);
+      if (return_token_ids) chunk["choices"][0]["token_ids"] = c.token_ids;
+      if (stream_options.continuous_usage_stats) chunk["usage"] = chunk_usage(prev_tokens_[i]);
+      data += sse_event(chunk);
+      if (c.finish_reason) finish_sent_[i] = true;
+    }
+    if (out.finished) {
+      if (stream_options.include_usage) {
+        int64_t completion = 0;
+        for (int64_t t : prev_tokens_) completion += t;
+        ojson usage = usage_json(ctx_, static_cast<int64_t>(prompt_ids.size()), completion, out.num_cached_tokens);
+        if (usage["prompt_tokens_details"].is_null()) usage.erase("prompt_tokens_details");
+        ojson chunk = head();
+        chunk["choices"] = ojson::array();
+        chunk["usage"] = std::move(usage);
+        data += sse_event(chunk);
+      }
+      data += sse_done();
+      ex_->write(std::move(data));
+      ex_->end_stream();
+      return;
+    }
+    if (!data.empty()) ex_->write(std::move(data));
+  }
+
+  void on_error(size_t, const Error& e) override {
+    if (failed_ || ex_->disconnected()) return;
+    failed_ = true;
+    abort_all();
+    ApiError err = api_error_from(e);
+    if (headers_sent_) {
+      ex_->write(error_event(err));
+      ex_->write(sse_done());
+      ex_->end_stream();
+    } else {
+      ex_->respond(error_response(err));
+    }
+  }
+
+ private:
+  ojson head() const {
+    ojson j;
+    j["id"] = id;
+    j["object"] = stream ? "chat.completion.chunk" : "chat.completion";
+    j["created"] = created;
+    j["model"] = model;
+    return j;
+  }
+
+  ojson chunk_usage(int64_t completion) const {
+    const auto prompt = static_cast<int64_t>(prompt_ids.size());
+    return {{"prompt_tokens", prompt}, {"total_tokens", prompt + completion}, {"completion_tokens", completion}};
+  }
+
+  ojson chunk_of(int index, ojson delta, ojson logprobs, const std::optional<FinishReason>& finish,
+                 const StopReason& stop) const {
+    ojson choice;
+    choice["index"] = index;
+    choice["delta"] = std::move(delta);
+    choice["logprobs"] = std::move(logprobs);
+    choice["finish_reason"] = finish_reason_json(finish);
+    if (finish) choice["stop_reason"] = stop_reason_json(stop);
+    ojson chunk = head();
+    chunk["choices"] = ojson::array({std::move(choice)});
+    return chunk;
+  }
+
+  void respond_full(const RequestOutput& out) {
+    std::vector<CompletionOutput> outputs = out.outputs;
+    std::stable_sort(outputs.begin(), outputs.end(),
+                     [](const CompletionOutput& a, const CompletionOutput& b) { return a.index < b.index; });
+    ojson choices = ojson::array();
+    int64_t completion = 0;
+    for (const CompletionOutput& c : outputs) {
+      ojson message;
+      message["role"] = role;
+      message["content"] = echo_text ? *echo_text + c.text : c.text;
+      message["refusal"] = nullptr;
+      message["annotations"] = nullptr;
+      message["audio"] = nullptr;
+      message["function_call"] = nullptr;
+      message["reasoning"] = nullptr;
+      ojson choice;
+      choice["index"] = c.index;
+      choice["message"] = std::move(message);
+      choice["logprobs"] =
+          top_logprobs ? ojson{{"content", chat_logprobs_content(ctx_, c.token_ids, c.logprobs, *top_logprobs, as_token_id)}}
+                       : ojson(nullptr);
+      choice["finish_reason"] = finish_reason_json(c.finish_reason);
+      choice["stop_reason"] = stop_reason_json(c.stop_reason);
+      choice["token_ids"] = return_token_ids ? ojson(c.token_ids) : ojson(nullptr);
+      choices.push_back(std::move(choice));
+      completion += static_cast<int64_t>(c.token_ids.size());
+    }
+    ojson body = head();
+    body["choices"] = std::move(choices);
+    body["service_tier"] = nullptr;
+    body["system_fingerprint"] = nullptr;
+    body["usage"] = usage_json(ctx_, static_cast<int64_t>(prompt_ids.size()), completion, out.num_cached_tokens);
+    body["prompt_logprobs"] = prompt_logprobs_.empty() ? ojson(nullptr) : prompt_logprobs_json(ctx_, prompt_logprobs_);
+    body["prompt_token_ids"] = return_token_ids ? ojson(prompt_ids) : ojson(nullptr);
+    body["kv_transfer_params"] = nullptr;
+    ex_->respond(json_response(body));
+  }
+
+  bool failed_ = false;
+  bool headers_sent_ = false;
+  std::vector<int64_t> prev_tokens_;
+  std::vector<bool> finish_sent_;
+  std::vector<std::optional<TokenLogprobs>> prompt_logprobs_;
+};
+
+// vLLM's check_logprobs validator for chat requests.
+void check_chat_logprobs(const ojson& body, bool stream) {
+  for (const char* f : {"prompt_logprobs", "top_logprobs"}) {
+    auto it = body.find(f);
+    if (it != body.end() && !it->is_null() && !it->is_number())
+      throw ApiError(std::string("`") + f + "` must be an integer.", f);
+  }
+  if (auto it = body.find("prompt_logprobs"); it != body.end() && !it->is_null()) {
+    const double pl = it->get<double>();
+    if (stream && (pl > 0 || pl == -1))
+      throw ApiError("`prompt_logprobs` are not available when `stream=True`.", "prompt_logprobs");
+    if (pl < 0 && pl != -1) throw ApiError("`prompt_logprobs` must be a positive value or -1.", "prompt_logprobs");
+  }
+  if (auto it = body.find("top_logprobs"); it != body.end() && !it->is_null()) {
+    const double tl = it->get<double>();
+    if (tl < 0 && tl != -1) throw ApiError("`top_logprobs` must be a positive value or -1.", "top_logprobs");
+    if ((tl == -1 || tl > 0) && !get_bool(body, "logprobs", false))
+      throw ApiError("when using `top_logprobs`, `logprobs` must be set to true.", "top_logprobs");
+  }
+}
+
+}  // namespace
+
+void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex) {
+  try {
+    if (ctx.shutting_down.load()) throw ApiError("The server is shutting down.", std::nullopt, 503, "ServiceUnavailableError");
+    const ojson body = parse_body(req);
+    request_options(ctx, body);
+    const bool stream = get_bool(body, "stream", false);
+    const StreamOptions stream_options = parse_stream_options(ctx, body, stream);
+    check_chat_logprobs(body, stream);
+    check_model(ctx, body);
+    warn_unknown_fields(body, {"model", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n", "best_of", "presence_penalty", "seed",
+         "stop", "stream", "stream_options", "temperature", "top_p", "user", "use_beam_search", "top_k", "min_p",
+         "repetition_penalty", "length_penalty", "stop_token_ids", "include_stop_str_in_output", "ignore_eos",
+         "min_tokens", "skip_special_tokens", "spaces_between_special_tokens", "truncate_prompt_tokens",
+         "truncation_side", "allowed_token_ids", "prompt_logprobs", "bad_words", "add_special_tokens",
+         "response_format", "structured_outputs", "priority", "request_id", "cache_salt", "return_tokens_as_token_ids",
+         "return_token_ids", "logprob_token_ids", "vllm_xargs", "kv_transfer_params", "stream_interval",
+         "logits_processors", "thinking_token_budget", "repetition_detection", "guided_json", "guided_regex",
+         "guided_choice", "guided_grammar", "watermarking", "session_id", "messages", "top_logprobs", "max_completion_tokens", "tools", "tool_choice",
+                               "reasoning_effort", "include_reasoning", "parallel_tool_calls", "echo",
+                               "add_generation_prompt", "continue_final_message", "documents", "chat_template",
+                               "chat_template_kwargs", "return_prompt_text", "mm_processor_kwargs", "media_io_kwargs"});
+    if (get_bool(body, "use_beam_search", false))
+      throw ApiError("beam search (use_beam_search) is not supported by vllm-cpp", "use_beam_search");
+    for (const char* f : {"structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar"})
+      if (auto it = body.find(f); it != body.end() && !it->is_null())
+        throw ApiError(std::string(f) + " (structured outputs) is not supported by vllm-cpp", f);
+    if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
+      if (!rf->is_object() || rf->value("type", "") != "text")
+        throw ApiError("response_format other than {\"type\": \"text\"} needs structured outputs, which vllm-cpp does "
+                       "not support",
+                       "response_format");
+    }
+
+    RenderedChat chat = render_chat(ctx, body);
+    auto job = std::make_shared<ChatJob>(ctx, ex);
+    job->id = "chatcmpl-" + base_request_id(req, body);
+    job->created = unix_time();
+    job->model = ctx.model_name();
+    job->stream = stream;
+    job->stream_options = stream_options;
+    job->return_token_ids = get_bool(body, "return_token_ids", false);
+    job->as_token_id = opt_bool(body, "return_tokens_as_token_ids").value_or(ctx.config.return_tokens_as_token_ids);
+    const bool add_generation_prompt = get_bool(body, "add_generation_prompt", true);
+    const std::string last_role =
+        chat.conversation.empty() ? std::string() : chat.conversation.back()["role"].get<std::string>();
+    job->role = add_generation_prompt ? ctx.config.response_role : last_role;
+    if (get_bool(body, "echo", false) && !chat.conversation.empty() && last_role == job->role)
+      job->echo_text = chat.conversation.back()["content"].get<std::string>();
+
+    std::vector<int32_t> ids = std::move(chat.token_ids);
+    truncate_prompt(ctx, opt_int(body, "truncate_prompt_tokens"), &ids);
+    if (ids.empty()) throw ApiError("The decoder prompt cannot be empty", "messages");
+    check_token_ids(ctx, ids);
+
+    std::optional<int64_t> requested = opt_int(body, "max_completion_tokens");
+    const char* param = "max_completion_tokens";
+    if (!requested) requested = opt_int(body, "max_tokens"), param = "max_tokens";
+    const int64_t max_tokens = resolve_max_tokens(ctx, static_cast<int64_t>(ids.size()), requested, param);
+
+    nlohmann::json fields = sampling_fields(body);
+    const bool logprobs = get_bool(body, "logprobs", false);
+    const auto top = opt_int(body, "top_logprobs");
+    if (logprobs) fields["logprobs"] = top.value_or(0);
+    if (get_bool(body, "echo", false) && !fields.contains("prompt_logprobs") && logprobs)
+      fields["prompt_logprobs"] = top.value_or(0);
+    SamplingParams params = make_sampling_params(ctx, fields, max_tokens, stream);
+    job->n = params.n;
+    if (logprobs) job->top_logprobs = params.logprobs.value_or(0);
+    job->prompt_ids = ids;
+    const AddRequestOptions options = request_options(ctx, body);
+    if (ctx.config.log_requests)
+      VLLM_LOG_INFO("Received request {}: prompt: {}, params: {}, prompt_token_ids: {}", job->id,
+                    nlohmann::json(log_excerpt(ctx, chat.text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                    params.to_json().dump(), nlohmann::json(ids).dump());
+    job->start(std::move(params), options);
+  } catch (const ApiError& e) {
+    ex->respond(error_response(e));
+  } catch (const Error& e) {
+    ex->respond(error_response(api_error_from(e)));
+  } catch (const nlohmann::json::exception& e) {
+    // A field of an unexpected JSON type deep inside the request.
+    ex->respond(error_response(ApiError(std::string("Invalid request: ") + e.what())));
+  }
+}
+
+}  // namespace vllm::server

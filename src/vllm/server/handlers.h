@@ -1,0 +1,34 @@
+// The endpoints of the OpenAI-compatible server. Each handler runs on its connection's strand,
+// answers through the Exchange (now or later) and never throws.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vllm/server/api_server.h"
+#include "vllm/server/http_server.h"
+#include "vllm/server/protocol.h"
+
+namespace vllm::server {
+
+void handle_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
+void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
+void handle_tokenize(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
+void handle_detokenize(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
+void handle_metrics(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
+void handle_models(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
+
+// A chat request's messages rendered with the chat template and tokenized, as vLLM's chat
+// completions and /tokenize do it.
+struct RenderedChat {
+  std::string text;
+  std::vector<int32_t> token_ids;
+  ojson conversation;  // the messages as the template saw them
+};
+RenderedChat render_chat(const ServingContext& ctx, const ojson& body);
+
+// The body of a JSON response.
+HttpResponse json_response(const ojson& body, int status = 200);
+
+}  // namespace vllm::server

@@ -1,0 +1,60 @@
+#include "vllm/server/request_job.h"
+
+#include "vllm/core/logging.h"
+
+namespace vllm::server {
+
+void RequestJob::submit(size_t index, std::string engine_id, std::vector<int32_t> prompt_ids, SamplingParams params,
+                        AddRequestOptions options) {
+  if (engine_ids_.size() <= index) {
+    engine_ids_.resize(index + 1);
+    done_.resize(index + 1, false);
+  }
+  engine_ids_[index] = engine_id;
+  auto self = shared_from_this();
+  // Both sinks run on the engine thread: they only hand the result to the connection's strand.
+  auto on_output = [self, index](RequestOutput&& out) {
+    self->ex_->post([self, index, out = std::move(out)]() mutable { self->deliver(index, std::move(out)); });
+  };
+  auto on_error = [self, index](const Error& e) {
+    self->ex_->post([self, index, e] { self->fail(index, e); });
+  };
+  ctx_.engine.add_request(std::move(engine_id), PromptInput::from_ids(std::move(prompt_ids)), std::move(params),
+                          options, std::move(on_output), std::move(on_error));
+}
+
+void RequestJob::watch_disconnect() {
+  std::weak_ptr<RequestJob> weak = shared_from_this();
+  ex_->on_disconnect([weak] {
+    if (auto self = weak.lock()) {
+      VLLM_LOG_DEBUG("client disconnected: aborting {} request(s)", self->engine_ids_.size());
+      self->abort_all();
+    }
+  });
+}
+
+void RequestJob::abort_all() {
+  for (size_t i = 0; i < engine_ids_.size(); ++i)
+    if (!done_[i] && !engine_ids_[i].empty()) {
+      done_[i] = true;
+      ctx_.engine.abort(engine_ids_[i]);
+    }
+}
+
+void RequestJob::deliver(size_t index, RequestOutput&& out) {
+  if (out.finished && index < done_.size()) done_[index] = true;
+  try {
+    on_output(index, std::move(out));
+  } catch (const std::exception& e) {
+    VLLM_LOG_ERROR("formatting the output of {} failed: {}", index < engine_ids_.size() ? engine_ids_[index] : "?",
+                   e.what());
+    on_error(index, Error(std::string("internal error: ") + e.what(), ErrorKind::kInternal));
+  }
+}
+
+void RequestJob::fail(size_t index, const Error& e) {
+  if (index < done_.size()) done_[index] = true;
+  on_error(index, e);
+}
+
+}  // namespace vllm::server

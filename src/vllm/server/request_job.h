@@ -1,0 +1,43 @@
+// The engine side of one HTTP request: queues its engine requests, brings their outputs and
+// errors back to the connection's strand (the engine thread only posts), and aborts them when
+// the client goes away, so their KV blocks are freed within one engine step.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vllm/engine/async_engine.h"
+#include "vllm/server/api_server.h"
+#include "vllm/server/http_server.h"
+
+namespace vllm::server {
+
+class RequestJob : public std::enable_shared_from_this<RequestJob> {
+ public:
+  RequestJob(ServingContext& ctx, std::shared_ptr<Exchange> exchange) : ctx_(ctx), ex_(std::move(exchange)) {}
+  virtual ~RequestJob() = default;
+
+ protected:
+  // Queues engine request `index` (outputs arrive through on_output(index, ...)). Call on the
+  // strand, then watch_disconnect() once every request is queued.
+  void submit(size_t index, std::string engine_id, std::vector<int32_t> prompt_ids, SamplingParams params,
+              AddRequestOptions options);
+  void watch_disconnect();
+  // Aborts every engine request still running.
+  void abort_all();
+  // Strand only. A finished output marks its request done before on_output sees it.
+  virtual void on_output(size_t index, RequestOutput&& out) = 0;
+  virtual void on_error(size_t index, const Error& e) = 0;
+
+  ServingContext& ctx_;
+  std::shared_ptr<Exchange> ex_;
+  std::vector<std::string> engine_ids_;
+  std::vector<bool> done_;
+
+ private:
+  void deliver(size_t index, RequestOutput&& out);
+  void fail(size_t index, const Error& e);
+};
+
+}  // namespace vllm::server

@@ -1,0 +1,407 @@
+// Every Backend op of CudaBackend against CpuBackend (the reference semantics) on random inputs
+// of many shapes: odd sizes, GQA ratios, block sizes 1/16/32, decode, prefill and mixed batches,
+// long contexts (split-K decode). GPU outputs are poisoned with NaN before each op, so an element
+// left unwritten fails. Inputs are rounded to the compute dtype first (for float16 attention, to
+// values both float16 and bfloat16 hold exactly, since the CPU's float16 KV cache is bfloat16), so
+// the two backends see the same numbers and differ only by accumulation order and output rounding.
+// Skips itself when no CUDA device is visible.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "vllm/backends/cpu/cpu_backend.h"
+#include "vllm/backends/cuda/cuda_backend.h"
+
+using namespace vllm;
+
+namespace {
+
+bool have_gpu() {
+  static const int n = cuda_device_count();
+  return n > 0;
+}
+
+// Max error relative to the reference's largest magnitude.
+double tolerance(DType t) {
+  switch (t) {
+    case DType::F32: return 2e-5;
+    case DType::F16: return 4e-3;
+    default: return 2e-2;
+  }
+}
+
+std::string dname(DType t) { return std::string(dtype_name(t)); }
+
+// Labels through a stream (GCC 12 warns falsely, -Wrestrict, on chains of const char* + string&&).
+template <typename... A>
+std::string str(const A&... parts) {
+  std::ostringstream o;
+  (o << ... << parts);
+  return o.str();
+}
+std::string lbl(const char* what, const std::string& where) { return str(what, where); }
+
+class Ops : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible";
+    gpu_ = std::make_unique<CudaBackend>(GetParam());
+    cpu_ = std::make_unique<CpuBackend>(GetParam());
+    rng_.seed(1234 + static_cast<unsigned>(GetParam()));
+  }
+  DType dt() const { return GetParam(); }
+
+  float round_to(float v, DType t) const {
+    switch (t) {
+      case DType::F16: return f16_to_f32(f32_to_f16(v));
+      case DType::BF16: return bf16_to_f32(f32_to_bf16(v));
+      default: return v;
+    }
+  }
+  // Host float32 tensor of uniform values in [lo, hi), rounded to the compute dtype (and to
+  // bfloat16 as well when `both` is set).
+  Tensor rand(const Shape& s, float lo = -1.0f, float hi = 1.0f, bool both = false) {
+    std::uniform_real_distribution<float> d(lo, hi);
+    Tensor t = Tensor::empty(s, DType::F32);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      float v = round_to(d(rng_), dt());
+      if (both) v = round_to(round_to(v, DType::BF16), dt());
+      t.data<float>()[i] = v;
+    }
+    return t;
+  }
+  Tensor nan_host(const Shape& s) {
+    Tensor t = Tensor::empty(s, DType::F32);
+    std::fill(t.data<float>(), t.data<float>() + t.numel(), NAN);
+    return t;
+  }
+  Tensor nan_gpu(const Shape& s) { return gpu_->upload(nan_host(s), dt()); }
+  Tensor up(const Tensor& h) { return gpu_->upload(h, dt()); }
+  Tensor ints(const std::vector<int32_t>& v) {
+    Tensor t = Tensor::empty({static_cast<int64_t>(v.size())}, DType::I32);
+    std::copy(v.begin(), v.end(), t.data<int32_t>());
+    return t;
+  }
+
+  void expect_close(const Tensor& gpu_t, const Tensor& ref, const std::string& where, double tol_scale = 1.0) {
+    Tensor g = gpu_->download_f32(gpu_t);
+    Tensor r = ref.dtype() == DType::F32 ? ref : ref.to_dtype(DType::F32);
+    ASSERT_EQ(g.numel(), r.numel()) << where;
+    double max_ref = 0, max_err = 0;
+    int64_t bad = -1, worst = 0;
+    for (int64_t i = 0; i < r.numel(); ++i) {
+      const double a = g.data<float>()[i], b = r.data<float>()[i];
+      if (!std::isfinite(a) && std::isfinite(b)) {
+        if (bad < 0) bad = i;
+        continue;
+      }
+      max_ref = std::max(max_ref, std::fabs(b));
+      if (std::fabs(a - b) > max_err) max_err = std::fabs(a - b), worst = i;
+    }
+    EXPECT_LT(bad, 0) << where << ": non-finite GPU output at element " << bad << " (reference " << r.data<float>()[bad] << ")";
+    const double rel = max_err / std::max(max_ref, 1e-6);
+    EXPECT_LE(rel, tolerance(dt()) * tol_scale)
+        << where << " [" << dname(dt()) << "]: max error " << max_err << " at " << worst << " (gpu " << g.data<float>()[worst]
+        << ", cpu " << r.data<float>()[worst] << "), reference max " << max_ref;
+  }
+
+  std::unique_ptr<CudaBackend> gpu_;
+  std::unique_ptr<CpuBackend> cpu_;
+  std::mt19937 rng_;
+};
+
+TEST_P(Ops, UploadDownloadFillZero) {
+  for (int64_t n : {1, 7, 4096, 100003}) {
+    Tensor h = rand({n});
+    Tensor d = up(h);
+    Tensor back = gpu_->download_f32(d);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(back.data<float>()[i], h.data<float>()[i]) << i;
+    // Upload from another stored dtype converts on the device.
+    Tensor hb = h.to_dtype(DType::BF16);
+    Tensor db = gpu_->upload(hb, dt());
+    Tensor backb = gpu_->download_f32(db);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(backb.data<float>()[i], round_to(bf16_to_f32(hb.data<uint16_t>()[i]), dt()));
+    gpu_->fill_zero(d);
+    back = gpu_->download_f32(d);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(back.data<float>()[i], 0.0f);
+  }
+  Tensor iv = ints({3, -1, 7, 1 << 20});
+  Tensor div = gpu_->upload(iv, DType::I32);
+  Tensor ib = gpu_->download_f32(div);
+  EXPECT_EQ(ib.data<float>()[0], 3.0f);
+  EXPECT_EQ(ib.data<float>()[3], static_cast<float>(1 << 20));
+}
+
+TEST_P(Ops, Embedding) {
+  struct C { int64_t V, H, T; };
+  for (C c : {C{37, 1, 5}, C{100, 7, 1}, C{1000, 64, 300}, C{513, 2051, 17}, C{50, 2048, 3}}) {
+    Tensor table = rand({c.V, c.H});
+    std::vector<int32_t> ids(static_cast<size_t>(c.T));
+    for (auto& i : ids) i = static_cast<int32_t>(rng_() % c.V);
+    Tensor hid = ints(ids);
+    Tensor ct = cpu_->prepare_embedding(table), gt = gpu_->prepare_embedding(table);
+    Tensor co = nan_host({c.T, c.H}), go = nan_gpu({c.T, c.H});
+    cpu_->embedding(co, hid, ct);
+    gpu_->embedding(go, gpu_->upload(hid, DType::I32), gt);
+    expect_close(go, co, str("embedding V=", c.V, " H=", c.H), 0.01);
+  }
+}
+
+TEST_P(Ops, Linear) {
+  struct C { int64_t N, K; };
+  for (C c : {C{3, 1}, C{7, 13}, C{64, 64}, C{384, 256}, C{1000, 333}, C{2048, 2048}, C{257, 4096}, C{96, 40}}) {
+    for (int64_t M : {1, 2, 3, 4, 5, 17, 128, 300}) {
+      for (bool with_bias : {false, true}) {
+        const float s = 1.0f / std::sqrt(static_cast<float>(c.K));
+        Tensor w = rand({c.N, c.K}, -s, s), b = with_bias ? rand({c.N}) : Tensor(), x = rand({M, c.K});
+        auto cw = cpu_->prepare_linear(w, b);
+        auto gw = gpu_->prepare_linear(w, b);
+        Tensor co = nan_host({M, c.N}), go = nan_gpu({M, c.N});
+        cpu_->linear(co, x, *cw);
+        gpu_->linear(go, up(x), *gw);
+        expect_close(go, co,
+                     str("linear M=", M, " N=", c.N, " K=", c.K, with_bias ? " bias" : ""));
+      }
+    }
+  }
+}
+
+TEST_P(Ops, Norms) {
+  struct C { int64_t rows, H; };
+  for (C c : {C{1, 1}, C{3, 7}, C{5, 64}, C{17, 2048}, C{2, 5120}, C{4, 8191}, C{300, 128}}) {
+    const std::string where = str(" rows=", c.rows, " H=", c.H);
+    Tensor x = rand({c.rows, c.H}, -2.0f, 3.0f), w = rand({c.H}, 0.5f, 1.5f), b = rand({c.H});
+    Tensor cw = cpu_->prepare_vector(w), cb = cpu_->prepare_vector(b);
+    Tensor gw = gpu_->prepare_vector(w), gb = gpu_->prepare_vector(b);
+    Tensor gx = up(x);
+    {
+      Tensor co = nan_host({c.rows, c.H}), go = nan_gpu({c.rows, c.H});
+      cpu_->layer_norm(co, x, cw, cb, 1e-5f);
+      gpu_->layer_norm(go, gx, gw, gb, 1e-5f);
+      if (c.H > 1) expect_close(go, co, lbl("layer_norm", where));
+    }
+    {
+      Tensor co = nan_host({c.rows, c.H}), go = nan_gpu({c.rows, c.H});
+      cpu_->rms_norm(co, x, cw, 1e-6f);
+      gpu_->rms_norm(go, gx, gw, 1e-6f);
+      expect_close(go, co, lbl("rms_norm", where));
+    }
+    {
+      Tensor res = rand({c.rows, c.H}), cres = res.to_dtype(DType::F32), gres = up(res);
+      Tensor co = nan_host({c.rows, c.H}), go = nan_gpu({c.rows, c.H});
+      cpu_->add_rms_norm(co, cres, x, cw, 1e-6f);
+      gpu_->add_rms_norm(go, gres, gx, gw, 1e-6f);
+      expect_close(go, co, lbl("add_rms_norm out", where));
+      expect_close(gres, cres, lbl("add_rms_norm residual", where));
+    }
+  }
+  // Per-head weights (groups of weight.numel() features).
+  Tensor x = rand({7, 4 * 64}), w = rand({64}, 0.5f, 1.5f);
+  Tensor co = nan_host({7, 256}), go = nan_gpu({7, 256});
+  cpu_->rms_norm(co, x, cpu_->prepare_vector(w), 1e-6f);
+  gpu_->rms_norm(go, up(x), gpu_->prepare_vector(w), 1e-6f);
+  expect_close(go, co, "rms_norm per head");
+}
+
+TEST_P(Ops, ElementWise) {
+  struct C { int64_t rows, cols; };
+  for (C c : {C{1, 1}, C{3, 7}, C{5, 64}, C{17, 2048}, C{2, 5121}, C{300, 96}}) {
+    const std::string where = str(" ", c.rows, "x", c.cols);
+    Tensor a = rand({c.rows, c.cols}, -4.0f, 4.0f), b = rand({c.rows, c.cols});
+    Tensor ga = up(a), gb = up(b);
+    {
+      Tensor co = nan_host({c.rows, c.cols}), go = nan_gpu({c.rows, c.cols});
+      cpu_->add(co, a, b);
+      gpu_->add(go, ga, gb);
+      expect_close(go, co, lbl("add", where));
+      Tensor ca = a.to_dtype(DType::F32), ga2 = up(a);
+      cpu_->add(ca, ca, b);
+      gpu_->add(ga2, ga2, gb);
+      expect_close(ga2, ca, lbl("add in place", where));
+    }
+    {
+      Tensor co = nan_host({c.rows, c.cols}), go = nan_gpu({c.rows, c.cols});
+      cpu_->gelu_new(co, a);
+      gpu_->gelu_new(go, ga);
+      expect_close(go, co, lbl("gelu_new", where));
+      Tensor ca = a.to_dtype(DType::F32), ga2 = up(a);
+      cpu_->gelu_new(ca, ca);
+      gpu_->gelu_new(ga2, ga2);
+      expect_close(ga2, ca, lbl("gelu_new in place", where));
+    }
+    {
+      Tensor gu = rand({c.rows, 2 * c.cols}, -4.0f, 4.0f);
+      Tensor co = nan_host({c.rows, c.cols}), go = nan_gpu({c.rows, c.cols});
+      cpu_->silu_and_mul(co, gu);
+      gpu_->silu_and_mul(go, up(gu));
+      expect_close(go, co, lbl("silu_and_mul", where));
+    }
+    {
+      std::vector<int32_t> rows;
+      for (int64_t r = 0; r < c.rows; r += 2) rows.push_back(static_cast<int32_t>(c.rows - 1 - r));
+      Tensor hr = ints(rows);
+      const int64_t R = static_cast<int64_t>(rows.size());
+      Tensor co = nan_host({R, c.cols}), go = nan_gpu({R, c.cols});
+      cpu_->gather_rows(co, a, hr);
+      gpu_->gather_rows(go, ga, gpu_->upload(hr, DType::I32));
+      expect_close(go, co, lbl("gather_rows", where), 0.01);
+    }
+  }
+}
+
+TEST_P(Ops, RotaryAndQkNorm) {
+  struct C { int64_t nh, nkv, hd, rot; };
+  for (C c : {C{2, 2, 64, 64}, C{4, 2, 64, 32}, C{8, 1, 128, 128}, C{3, 1, 32, 16}, C{5, 5, 80, 40}, C{32, 32, 64, 32},
+              C{2, 1, 256, 256}}) {
+    const std::string where = str(" nh=", c.nh, " nkv=", c.nkv, " hd=", c.hd, " rot=", c.rot);
+    AttentionShape s{c.nh, c.nkv, c.hd};
+    const int64_t T = 37;
+    Tensor qkv = rand({T, s.qkv_width()}, -2.0f, 2.0f);
+    std::vector<int32_t> pos(T);
+    for (auto& p : pos) p = static_cast<int32_t>(rng_() % 4096);
+    pos[0] = 0;
+    Tensor hp = ints(pos);
+    std::vector<float> inv(static_cast<size_t>(c.rot / 2));
+    for (size_t i = 0; i < inv.size(); ++i)
+      inv[i] = 1.0f / std::pow(10000.0f, static_cast<float>(2 * i) / static_cast<float>(c.rot)) * (i % 3 == 0 ? 0.25f : 1.0f);
+    Tensor hinv = Tensor::from_floats(inv, {static_cast<int64_t>(inv.size())});
+    RotaryEmbedding crope{c.rot, cpu_->upload(hinv, DType::F32)}, grope{c.rot, gpu_->upload(hinv, DType::F32)};
+    Tensor cq = qkv.to_dtype(DType::F32), gq = up(qkv);
+    cpu_->rotary(cq, hp, crope, s);
+    gpu_->rotary(gq, gpu_->upload(hp, DType::I32), grope, s);
+    expect_close(gq, cq, lbl("rotary", where));
+
+    Tensor qw = rand({c.hd}, 0.5f, 1.5f), kw = rand({c.hd}, 0.5f, 1.5f);
+    Tensor cq2 = qkv.to_dtype(DType::F32), gq2 = up(qkv);
+    cpu_->qk_rms_norm(cq2, cpu_->prepare_vector(qw), cpu_->prepare_vector(kw), s, 1e-6f);
+    gpu_->qk_rms_norm(gq2, gpu_->prepare_vector(qw), gpu_->prepare_vector(kw), s, 1e-6f);
+    expect_close(gq2, cq2, lbl("qk_rms_norm", where));
+  }
+}
+
+// One attention step: sequences with `ctx` cached tokens and `q` new ones.
+struct SeqSpec {
+  int64_t ctx, q;
+};
+
+class AttentionOps : public Ops {
+ protected:
+  void run(const AttentionShape& s, int64_t bs, const std::vector<SeqSpec>& seqs, const std::string& label) {
+    const int64_t S = static_cast<int64_t>(seqs.size());
+    int64_t T = 0, max_blocks = 1, total_blocks = 0, max_q = 0, max_len = 0;
+    for (const auto& q : seqs) {
+      T += q.q;
+      const int64_t nb = (q.ctx + q.q + bs - 1) / bs;
+      max_blocks = std::max(max_blocks, nb);
+      total_blocks += nb;
+      max_q = std::max(max_q, q.q);
+      max_len = std::max(max_len, q.ctx + q.q);
+    }
+    const int64_t num_blocks = total_blocks + 3;
+    std::vector<int32_t> perm(static_cast<size_t>(num_blocks));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng_);
+
+    Tensor tables = Tensor::zeros({S, max_blocks}, DType::I32), slots = Tensor::empty({T}, DType::I64);
+    std::vector<int32_t> qsl(static_cast<size_t>(S) + 1), lens(static_cast<size_t>(S)), pos(static_cast<size_t>(T));
+    size_t next = 0;
+    int64_t t = 0;
+    for (int64_t i = 0; i < S; ++i) {
+      const auto& q = seqs[static_cast<size_t>(i)];
+      const int64_t nb = (q.ctx + q.q + bs - 1) / bs;
+      for (int64_t b = 0; b < nb; ++b) tables.data<int32_t>()[i * max_blocks + b] = perm[next++];
+      qsl[static_cast<size_t>(i)] = static_cast<int32_t>(t);
+      lens[static_cast<size_t>(i)] = static_cast<int32_t>(q.ctx + q.q);
+      for (int64_t p = q.ctx; p < q.ctx + q.q; ++p, ++t) {
+        pos[static_cast<size_t>(t)] = static_cast<int32_t>(p);
+        slots.data<int64_t>()[t] = static_cast<int64_t>(tables.data<int32_t>()[i * max_blocks + p / bs]) * bs + p % bs;
+      }
+    }
+    qsl[static_cast<size_t>(S)] = static_cast<int32_t>(T);
+
+    auto inputs = [&](Backend& b, bool device) {
+      ForwardInputs in;
+      in.num_tokens = T;
+      in.num_seqs = S;
+      in.max_query_len = max_q;
+      in.max_seq_len = max_len;
+      in.max_blocks_per_seq = max_blocks;
+      in.block_size = bs;
+      auto put = [&](const Tensor& h, DType d) { return device ? b.upload(h, d) : h; };
+      in.positions = put(ints(pos), DType::I32);
+      in.slot_mapping = put(slots, DType::I64);
+      in.query_start_loc = put(ints(qsl), DType::I32);
+      in.seq_lens = put(ints(lens), DType::I32);
+      in.block_tables = put(tables, DType::I32);
+      in.host_query_start_loc = qsl;
+      in.host_seq_lens = lens;
+      return in;
+    };
+    ForwardInputs cin = inputs(*cpu_, false), gin = inputs(*gpu_, true);
+
+    // Both caches start from the same random contents (values exact in float16 and bfloat16).
+    const Shape cshape{num_blocks, s.num_kv_heads, bs, s.head_dim};
+    Tensor k0 = rand(cshape, -1.0f, 1.0f, true), v0 = rand(cshape, -1.0f, 1.0f, true);
+    KVCacheLayer ccache{k0.to_dtype(cpu_->kv_cache_dtype()), v0.to_dtype(cpu_->kv_cache_dtype())};
+    KVCacheLayer gcache{up(k0), up(v0)};
+    Tensor qkv = rand({T, s.qkv_width()}, -2.0f, 2.0f, true);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    Tensor co = nan_host({T, s.num_heads * s.head_dim}), go = nan_gpu({T, s.num_heads * s.head_dim});
+    cpu_->attention(co, qkv, ccache, cin, s, scale);
+    gpu_->attention(go, up(qkv), gcache, gin, s, scale);
+    const std::string where = str(label, " nh=", s.num_heads, " nkv=", s.num_kv_heads, " hd=", s.head_dim, " bs=", bs);
+    expect_close(go, co, lbl("attention ", where));
+    expect_close(gcache.k, ccache.k, lbl("K cache ", where), 0.01);
+    expect_close(gcache.v, ccache.v, lbl("V cache ", where), 0.01);
+  }
+};
+
+TEST_P(AttentionOps, DecodePrefillMixed) {
+  struct H { int64_t nh, nkv, hd; };
+  for (H h : {H{2, 2, 64}, H{4, 1, 64}, H{8, 2, 128}, H{6, 2, 64}, H{12, 2, 128}, H{16, 1, 64}, H{2, 1, 32}, H{3, 3, 80},
+              H{4, 2, 256}}) {
+    AttentionShape s{h.nh, h.nkv, h.hd};
+    for (int64_t bs : {1, 16, 32}) {
+      std::uniform_int_distribution<int64_t> ctx(0, 300), q(2, 150);
+      std::vector<SeqSpec> decode, prefill, mixed;
+      for (int i = 0; i < 5; ++i) decode.push_back({ctx(rng_) + 1, 1});
+      for (int i = 0; i < 3; ++i) prefill.push_back({0, q(rng_)});
+      prefill.push_back({0, 1});
+      mixed = {{ctx(rng_), 1}, {0, q(rng_)}, {ctx(rng_) + 5, q(rng_)}, {ctx(rng_), 1}, {7, 70}, {0, 1}, {130, 129}};
+      run(s, bs, decode, "decode");
+      run(s, bs, prefill, "prefill");
+      run(s, bs, mixed, "mixed");
+      if (testing::Test::HasFailure()) return;
+    }
+  }
+}
+
+TEST_P(AttentionOps, LongContextSplitDecode) {
+  for (int64_t bs : {16, 32}) {
+    run({8, 2, 64}, bs, {{3000, 1}, {4999, 1}, {17, 1}}, "long decode");
+    run({4, 4, 128}, bs, {{2047, 1}}, "long decode single");
+    run({4, 4, 64}, bs, {{1500, 1}, {0, 300}, {900, 40}}, "long mixed");
+  }
+}
+
+TEST_P(AttentionOps, PhiShapeBatch) {
+  // The benchmark's shape: 32 heads of 64, block 16; a decode batch of 64 at context 2048 and a
+  // prefill chunk next to decodes.
+  std::vector<SeqSpec> decode(64, SeqSpec{2047, 1});
+  run({32, 32, 64}, 16, decode, "phi decode");
+  std::vector<SeqSpec> mixed(8, SeqSpec{500, 1});
+  mixed.push_back({0, 1024});
+  mixed.push_back({1024, 512});
+  run({32, 32, 64}, 16, mixed, "phi mixed");
+}
+
+INSTANTIATE_TEST_SUITE_P(DTypes, Ops, ::testing::Values(DType::F32, DType::F16, DType::BF16),
+                         [](const auto& info) { return dname(info.param); });
+INSTANTIATE_TEST_SUITE_P(DTypes, AttentionOps, ::testing::Values(DType::F32, DType::F16, DType::BF16),
+                         [](const auto& info) { return dname(info.param); });
+
+}  // namespace
