@@ -21,7 +21,10 @@ cd "$root"
 B=$root/build/gpu
 OUT=${OUT:-$B/out}
 JOBS=${JOBS:-16}
-MODEL=${MODEL:-/tmp/vllm-phi-1_5-fp16}
+# The model shape: a config.json (default phi-1_5); its random fp16 weights go to $MODEL.
+CONFIG=${CONFIG:-tests/data/configs/phi-1_5.json}
+SHAPE=$(basename "$CONFIG" .json)
+MODEL=${MODEL:-/tmp/vllm-$SHAPE-fp16}
 mkdir -p "$OUT"
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build ops golden bench throughput hf)
@@ -93,7 +96,7 @@ if has bench; then
   done
   if [ ! -f "$MODEL/.complete" ]; then
     t0=$(date +%s)
-    "$B/tools/vllm-make-model" --config tests/data/configs/phi-1_5.json --dtype float16 --out "$MODEL" && touch "$MODEL/.complete"
+    "$B/tools/vllm-make-model" --config "$CONFIG" --dtype float16 --out "$MODEL" && touch "$MODEL/.complete"
     echo "model written in $(secs $t0) s"
   fi
   for eager in "" "--enforce-eager"; do
@@ -103,18 +106,18 @@ if has bench; then
 fi
 
 if has throughput; then
-  [ -f "$MODEL/.complete" ] || { "$B/tools/vllm-make-model" --config tests/data/configs/phi-1_5.json --dtype float16 --out "$MODEL" && touch "$MODEL/.complete"; }
+  [ -f "$MODEL/.complete" ] || { "$B/tools/vllm-make-model" --config "$CONFIG" --dtype float16 --out "$MODEL" && touch "$MODEL/.complete"; }
   timeout 400 "$VLLM" bench throughput --model "$MODEL" --device cuda --dtype float16 --input-len 1024 --output-len 128 \
     --num-prompts 1000 2>&1 | tee "$OUT/throughput.log" | grep -v "^\[" | tail -5
 fi
 
 if has hf; then
-  PYTHONUNBUFFERED=1 timeout 300 python3 benchmarks/gpu/hf_baseline.py tests/data/configs/phi-1_5.json 2>&1 |
+  PYTHONUNBUFFERED=1 timeout 300 python3 benchmarks/gpu/hf_baseline.py "$CONFIG" 2>&1 |
     grep -v Warning | tee "$OUT/hf.log"
 fi
 
 # The table: measured numbers against their bounds.
-python3 - "$OUT" "$root/tests/data/configs/phi-1_5.json" <<'EOF' | tee "$OUT/table.md"
+python3 - "$OUT" "$root/$CONFIG" <<'EOF' | tee "$OUT/table.md"
 import json, os, re, sys
 out, cfgp = sys.argv[1], sys.argv[2]
 def read(name):
@@ -125,9 +128,11 @@ def find(pat, text, cast=float):
     return cast(m[-1]) if m else None
 c = json.load(open(cfgp))
 H, I, L, V = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
-nh = c["num_attention_heads"]; nkv = c.get("num_key_value_heads") or nh; hd = H // nh
+nh = c["num_attention_heads"]; nkv = c.get("num_key_value_heads") or nh; hd = c.get("head_dim") or H // nh
+shape = os.path.basename(cfgp)[:-5]
+mlp = 2 if c["architectures"][0].startswith("Phi") else 3  # Phi: fc1, fc2; Llama/Qwen: gate, up, down
 # Bytes of weights one decode step reads (fp16): every linear layer and bias, norms, the LM head.
-lin = L * ((nh + 2 * nkv) * hd * H + nh * hd * H + 2 * H * I) + V * H
+lin = L * ((nh + 2 * nkv) * hd * H + nh * hd * H + mlp * H * I) + V * H
 small = L * ((nh + 2 * nkv) * hd + H + I + H + 2 * H) + V + 2 * H
 wbytes = 2 * lin + 2 * small
 kv_tok = 2 * L * nkv * hd * 2  # K and V bytes per token
@@ -155,9 +160,9 @@ if bw:
     ctx_avg = 32 + 64
     bound = bw * 1e9 / (wbytes + ctx_avg * kv_tok)
     if tps:
-        row("batch-1 decode, phi-1_5 fp16 (CUDA graphs)", f"{tps:.0f} tok/s", f"{bound:.0f} tok/s ({wbytes / 1e9:.2f} GB/token)", f"{100 * tps / bound:.0f}%", ">= 75%")
+        row(f"batch-1 decode, {shape} fp16 (CUDA graphs)", f"{tps:.0f} tok/s", f"{bound:.0f} tok/s ({wbytes / 1e9:.2f} GB/token)", f"{100 * tps / bound:.0f}%", ">= 75%")
     if tpse:
-        row("batch-1 decode, phi-1_5 fp16 (--enforce-eager)", f"{tpse:.0f} tok/s", f"{bound:.0f} tok/s", f"{100 * tpse / bound:.0f}%", "")
+        row(f"batch-1 decode, {shape} fp16 (--enforce-eager)", f"{tpse:.0f} tok/s", f"{bound:.0f} tok/s", f"{100 * tpse / bound:.0f}%", "")
 rps = find(r"Throughput: ([\d.]+) requests/s", thr)
 hf_rps = [float(x) for x in re.findall(r"batch \d+: 1024-in/128-out: ([\d.]+) req/s", hf)]
 hf_dec = find(r"batch-1 decode: ([\d.]+) tok/s", hf)
@@ -182,7 +187,7 @@ if bw and peak:
     t_bound = pre_flops / peak + dec_bytes / (bw * 1e9)
     bound_rps = N / t_bound
     if rps:
-        row("offline throughput, 1000 x (1024 in, 128 out), phi-1_5 fp16", f"{rps:.2f} req/s",
+        row(f"offline throughput, 1000 x (1024 in, 128 out), {shape} fp16", f"{rps:.2f} req/s",
             f"{bound_rps:.1f} req/s (prefill {pre_flops / 1e15:.2f} PFLOP at peak + decode {dec_bytes / 1e12:.1f} TB at copy bandwidth)",
             f"{100 * rps / bound_rps:.0f}%", ">= 50%")
 if hf_rps:

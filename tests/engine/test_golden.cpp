@@ -52,7 +52,9 @@ void expect_top_close(const std::vector<std::pair<int32_t, double>>& ref, const 
         EXPECT_NEAR(o.logprob, lp, tol) << where << " token " << id;
         found = true;
       }
-    if (!found) EXPECT_NEAR(ours.back().logprob, lp, tol) << where << " token " << id << " missing from our top-k";
+    if (!found) {
+      EXPECT_NEAR(ours.back().logprob, lp, tol) << where << " token " << id << " missing from our top-k";
+    }
   }
 }
 
@@ -129,7 +131,9 @@ TEST_P(GoldenModel, Float32BatchedBlockSizesChunkingPreemption) {
     int64_t preemptions = 0;
     auto results = test::run_greedy(c, g.prompts, 32, 20, 5, &preemptions);
     check_f32(g, results, v.label);
-    if (v.label == "preemption") EXPECT_GT(preemptions, 0) << "the small pool forced no preemption";
+    if (v.label == "preemption") {
+      EXPECT_GT(preemptions, 0) << "the small pool forced no preemption";
+    }
   }
 }
 
