@@ -60,14 +60,14 @@ _SUPPORTED_TOKENIZER_MODES = ("auto", "hf", "fast")
 
 
 def resolve_model(model: Optional[str], download_dir: Optional[str] = None, revision: Optional[str] = None) -> str:
-    """The model folder for LLM(model=...): a local folder, or the default model for None.
-
-    Hook for the Hub cache (src/vllm/hub/): resolve_model_folder in the engine is where model ids
-    like "microsoft/phi-1_5" become folders; download_dir and revision are for it.
+    """The model folder for LLM(model=...): a local folder, a Hugging Face Hub id such as
+    "microsoft/phi-1_5" (taken from the Hub cache, or downloaded into it: HF_HOME, HF_HUB_CACHE,
+    HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE apply, as in huggingface_hub), or the default model
+    for None. download_dir replaces the cache folder; revision is a branch, tag or commit.
     """
     if model is not None:
         model = os.fspath(model)
-    return ext().resolve_model_folder(model or "")
+    return ext().resolve_model_folder(model or "", revision or "", os.fspath(download_dir) if download_dir else "")
 
 
 def _normalize_dtype(dtype: Any) -> str:

@@ -3,6 +3,7 @@
 
 #include "vllm/cli/commands.h"
 #include "vllm/core/error.h"
+#include "vllm/hub/resolve_hub_model.h"
 
 namespace vllm::cli {
 
@@ -29,7 +30,7 @@ void add_engine_args(CLI::App* app, EngineConfig& c) {
   app->add_flag("--enforce-eager", c.enforce_eager, "Never use CUDA graphs");
 }
 
-std::string resolve_model_folder(const std::string& model) {
+std::string resolve_model_folder(const std::string& model, const std::string& revision, const std::string& download_dir) {
   namespace fs = std::filesystem;
   if (model.empty()) {
     // The model the repository's set-up prepares (scripts/make_default_model.sh).
@@ -40,6 +41,16 @@ std::string resolve_model_folder(const std::string& model) {
                 ErrorKind::kNotFound);
   }
   if (fs::is_directory(model)) return model;
+  // Something that is not a folder but reads as a Hub id (org/name or name) is fetched from the Hub
+  // (or its cache), as vLLM does; anything else is a mistyped path.
+  if (hub::is_valid_repo_id(model)) {
+    try {
+      return hub::resolve_hub_model(model, revision, download_dir);
+    } catch (const Error& e) {
+      // Say both readings: the argument may be a mistyped local path rather than a Hub id.
+      throw Error("model '" + model + "' is not a local folder, and as a Hugging Face model id: " + e.what(), e.kind());
+    }
+  }
   throw Error("model '" + model + "' is not a folder", ErrorKind::kNotFound);
 }
 

@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   add(vllm::cli::add_generate(app));
   add(vllm::cli::add_bench(app));
   add(vllm::cli::add_serve(app));
+  add(vllm::cli::add_tokenize(app));
+  add(vllm::cli::add_detokenize(app));
+  add(vllm::cli::add_render_chat(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ExtrasError& e) {

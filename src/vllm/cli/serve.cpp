@@ -121,13 +121,10 @@ std::vector<std::string> json_list(const std::string& flag, const std::string& v
   throw Error(flag + " must be a JSON list of strings, e.g. '[\"http://localhost:3000\"]', not '" + value + "'");
 }
 
-// Where a model argument becomes a folder. A Hub model id (org/name) will be downloaded into
-// --download-dir at --revision by src/vllm/hub/ once that exists; for now the argument must be
-// a local folder (or empty: the default model).
+// Where a model argument becomes a folder: a local folder, the default model when empty, or a Hub
+// model id (org/name) taken from the cache or downloaded into --download-dir at --revision.
 std::string resolve_serve_model(const std::string& model, const std::string& download_dir, const std::string& revision) {
-  (void)download_dir;
-  (void)revision;
-  return resolve_model_folder(model);
+  return resolve_model_folder(model, revision, download_dir);
 }
 
 int run_serve(ServeArgs& a) {

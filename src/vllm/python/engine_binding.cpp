@@ -334,8 +334,14 @@ void bind_engine(py::module_& m) {
       .def("config", &PyEngine::config);
 
   m.def(
-      "resolve_model_folder", [](const std::string& model) { return cli::resolve_model_folder(model); },
-      py::arg("model") = "", "A model argument as a folder: a local folder, or the default model for ''.");
+      "resolve_model_folder",
+      [](const std::string& model, const std::string& revision, const std::string& download_dir) {
+        py::gil_scoped_release release;  // a Hub download can take a while
+        return cli::resolve_model_folder(model, revision, download_dir);
+      },
+      py::arg("model") = "", py::arg("revision") = "", py::arg("download_dir") = "",
+      "A model argument as a folder: a local folder, a Hub model id (from the Hugging Face cache, or\n"
+      "downloaded into it), or the default model for ''.");
 
   m.def(
       "sampling_params_from_json",

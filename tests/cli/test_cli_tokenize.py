@@ -1,0 +1,101 @@
+"""`vllm tokenize`, `vllm detokenize` and `vllm render-chat` against the tokenizer goldens of the
+five reference models (tests/data/models/*/golden.json, made with Hugging Face tokenizers and
+transformers): encode cases give exactly `ids` / `ids_no_special`, decoding gives exactly
+`decode` / `decode_skip_special`, every chat case renders byte-identical; bad input is a message
+and a non-zero exit. The C++ tokenizer tests check all 37 encode cases through the library; here
+a sample of them (those with special tokens, CR/LF and the first few) goes through the command,
+which starts a process and loads the tokenizer each time."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+VLLM = os.environ["VLLM_BIN"]
+DATA = os.environ["VLLM_TEST_DATA_DIR"]
+MODELS = ["tiny-phi", "tiny-llama2", "tiny-llama3", "tiny-qwen3", "tiny-qwen2"]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def model(request, tmp_path_factory):
+    """A folder with the model's tokenizer files and tokenizer_config.json, and its golden."""
+    name = request.param
+    folder = tmp_path_factory.mktemp(name)
+    src = os.path.join(DATA, "models", name)
+    for f in ("tokenizer_config.json", "config.json"):
+        if os.path.exists(os.path.join(src, f)):
+            shutil.copy(os.path.join(src, f), folder)
+    tok = os.path.join(DATA, "tokenizers", name)
+    if not os.path.isdir(tok):
+        pytest.skip(f"tokenizer files of {name} not fetched (scripts/fetch_tokenizers.sh)")
+    for f in os.listdir(tok):
+        shutil.copy(os.path.join(tok, f), folder)
+    with open(os.path.join(src, "golden.json"), encoding="utf-8") as fh:
+        golden = json.load(fh)["tokenizer"]
+    return str(folder), golden
+
+
+class Result:
+    def __init__(self, p):
+        self.returncode = p.returncode
+        # Bytes, decoded without newline translation: the goldens hold "\r\n" as it is.
+        self.stdout = p.stdout.decode("utf-8")
+        self.stderr = p.stderr.decode("utf-8", "replace")
+
+
+def vllm(*args, stdin=None):
+    data = stdin.encode("utf-8") if stdin is not None else None
+    return Result(subprocess.run([VLLM, *args], input=data, capture_output=True))
+
+
+def sample(cases):
+    return [c for i, c in enumerate(cases) if i < 4 or c["ids"] != c["ids_no_special"] or "\r" in c["text"]]
+
+
+def ok(*args, stdin=None):
+    r = vllm(*args, stdin=stdin)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_tokenize_and_detokenize_match_goldens(model):
+    folder, golden = model
+    for case in sample(golden["encode"]):
+        text = case["text"]
+        assert json.loads(ok("tokenize", "-m", folder, "--text", "-", "--json", stdin=text)) == case["ids"], text
+        got = json.loads(ok("tokenize", "-m", folder, "--text", "-", "--json", "--no-special-tokens", stdin=text))
+        assert got == case["ids_no_special"], text
+        ids = ",".join(map(str, case["ids"]))
+        # detokenize ends its output with one newline.
+        assert ok("detokenize", "-m", folder, "--ids", ids)[:-1] == case["decode"], text
+        got = ok("detokenize", "-m", folder, "--ids", ids, "--skip-special-tokens")[:-1]
+        assert got == case["decode_skip_special"], text
+
+
+def test_render_chat_matches_goldens(model):
+    folder, golden = model
+    cases = golden.get("chat", [])
+    if not cases:
+        pytest.skip("no chat goldens for this model")
+    for case in cases:
+        kwargs = dict(case.get("kwargs", {}))
+        args = ["render-chat", "-m", folder, "--messages", "-"]
+        if not kwargs.pop("add_generation_prompt", False):
+            args.append("--no-generation-prompt")
+        tools = case.get("tools", kwargs.pop("tools", None))
+        if tools is not None:
+            args += ["--tools", json.dumps(tools)]
+        if kwargs:
+            args += ["--chat-template-kwargs", json.dumps(kwargs)]
+        assert ok(*args, stdin=json.dumps(case["messages"])) == case["text"]
+
+
+def test_bad_input_is_a_message_and_an_exit_code(model):
+    folder, _ = model
+    for args in (["detokenize", "-m", folder, "--ids", "1,x"], ["detokenize", "-m", folder, "--ids", "999999999"],
+                 ["render-chat", "-m", folder, "--messages", "{bad"], ["render-chat", "-m", folder, "--messages", "{}"],
+                 ["tokenize", "-m", os.path.join(folder, "missing"), "--text", "x"]):
+        r = vllm(*args)
+        assert r.returncode != 0, args
+        assert "error" in r.stderr and "Traceback" not in r.stderr and r.stderr.count("\n") <= 3, r.stderr
