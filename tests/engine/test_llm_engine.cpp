@@ -131,7 +131,9 @@ TEST(LLMEngine, SeededRequestIsTheSameAloneAndInABatchOf64) {
     if (i % 4 == 0) p.seed = i;
     p.max_tokens = 4 + i % 20;
     p.ignore_eos = true;
-    engine.add_request("o" + std::to_string(i), PromptInput::from_text("Request number " + std::to_string(i)), p);
+    // std::string(...).append: gcc 12's -Wrestrict misfires on `"literal" + std::to_string(i)` here.
+    engine.add_request(std::string("o").append(std::to_string(i)),
+                       PromptInput::from_text(std::string("Request number ").append(std::to_string(i))), p);
     if (i == 30) engine.add_request("x", PromptInput::from_text("Once upon a time"), seeded);
   }
   EXPECT_EQ(run(engine).final.at("x").outputs[0].token_ids, alone);

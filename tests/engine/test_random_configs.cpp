@@ -253,8 +253,9 @@ TEST_P(RandomConfig, MatchesReferenceAloneAndBatched) {
       const auto& ours = alone.logprobs[static_cast<size_t>(s)];
       for (const auto& t : ours.top) EXPECT_NEAR(t.logprob, lp[static_cast<size_t>(t.token_id)], 2e-4) << cs.name << " step " << s;
       int32_t ref_best = static_cast<int32_t>(std::max_element(lp.begin(), lp.end()) - lp.begin());
-      if (ref_best != alone.ids[static_cast<size_t>(s)])
+      if (ref_best != alone.ids[static_cast<size_t>(s)]) {
         EXPECT_NEAR(lp[static_cast<size_t>(ref_best)], lp[static_cast<size_t>(alone.ids[static_cast<size_t>(s)])], 1e-4);
+      }
       seq.push_back(alone.ids[static_cast<size_t>(s)]);
     }
   }
