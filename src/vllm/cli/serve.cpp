@@ -1,5 +1,6 @@
 // vllm serve [MODEL]: vLLM's OpenAI-compatible API server, with vLLM's flag names.
 #include <algorithm>
+#include <filesystem>
 #include <cctype>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -141,7 +142,9 @@ int run_serve(ServeArgs& a) {
 
   server::ServerConfig& s = a.server;
   if (s.port < 0 || s.port > 65535) throw Error("--port must be between 0 and 65535, not " + std::to_string(s.port));
-  s.model_root = model.empty() ? a.engine.model : model;
+  // With no MODEL the embedded default model is served under the name "default" (its folder's
+  // name), not under a path of this checkout.
+  s.model_root = model.empty() ? std::filesystem::path(a.engine.model).filename().string() : model;
   s.served_model_names = a.served_model_names.empty() ? std::vector<std::string>{s.model_root} : a.served_model_names;
   s.api_keys = a.api_keys;
   s.api_keys.erase(std::remove(s.api_keys.begin(), s.api_keys.end(), std::string()), s.api_keys.end());
