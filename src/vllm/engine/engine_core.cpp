@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 
 #include "vllm/core/error.h"
@@ -81,6 +82,7 @@ void profile_forward(Backend& b, CausalLM& model, int64_t tokens, int64_t rows, 
 }  // namespace
 
 EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(config.seed) {
+  if (const char* e = std::getenv("VLLM_STEP_TIMING"); e && *e && std::string(e) != "0") time_steps_ = true;
   model_config_ = ModelConfig::from_folder(config.model);
   generation_config_ = config.generation_config == "vllm" ? GenerationConfig{} : GenerationConfig::from_folder(config.model);
   const bool on_gpu = config.device == "cuda" || (config.device == "auto" && auto_device_is_cuda());
@@ -153,7 +155,16 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   runner_ = std::make_unique<ModelRunner>(std::move(backend), std::move(model), num_blocks, config.block_size);
 }
 
-EngineCore::~EngineCore() = default;
+EngineCore::~EngineCore() {
+  if (step_times_.steps > 0) {
+    const double n = static_cast<double>(step_times_.steps);
+    const double prepare = runner_->prepare_seconds();
+    VLLM_LOG_INFO("step times over {} steps (VLLM_STEP_TIMING): schedule {:.1f} us, inputs {:.1f} us, "
+                  "forward + logits {:.1f} us, sample {:.1f} us, whole step {:.1f} us",
+                  step_times_.steps, 1e6 * step_times_.schedule / n, 1e6 * prepare / n,
+                  1e6 * (step_times_.execute - prepare) / n, 1e6 * step_times_.sample / n, 1e6 * step_times_.total / n);
+  }
+}
 
 uint64_t EngineCore::add_request(EngineCoreRequest req) {
   const int64_t n = static_cast<int64_t>(req.prompt_token_ids.size());
@@ -220,13 +231,27 @@ bool EngineCore::append_and_check_stop(Request& r, int32_t token) {
 }
 
 std::vector<EngineCoreOutput> EngineCore::step() {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
   std::vector<EngineCoreOutput> outputs;
   SchedulerOutput sched = scheduler_->schedule();
   if (sched.empty()) return outputs;
+  const auto t1 = clock::now();
   LogitsPlan plan;
+  // The model runner's time includes the device work: the logits come back synchronously.
   Tensor logits = runner_->execute(sched, *kv_, &plan);
+  const auto t2 = clock::now();
   scheduler_->update_computed(sched);
   sample(plan, logits, &outputs);
+  if (time_steps_) {
+    const auto t3 = clock::now();
+    auto secs = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
+    step_times_.schedule += secs(t1 - t0);
+    step_times_.execute += secs(t2 - t1);
+    step_times_.sample += secs(t3 - t2);
+    step_times_.total += secs(t3 - t0);
+    ++step_times_.steps;
+  }
   return outputs;
 }
 

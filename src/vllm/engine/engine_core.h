@@ -94,6 +94,13 @@ class EngineCore {
   uint64_t next_seq_id_ = 1;
   Sampler sampler_;
   std::unordered_map<uint64_t, Generator> request_generators_;
+  // VLLM_STEP_TIMING=1: where a step's time goes, logged when the engine is destroyed.
+  struct StepTimes {
+    double schedule = 0, execute = 0, sample = 0, total = 0;
+    int64_t steps = 0;
+  };
+  bool time_steps_ = false;
+  StepTimes step_times_;
 };
 
 // The compute dtype for --dtype given the model's torch_dtype (auto: the model's own, with

@@ -1,5 +1,7 @@
 #include "vllm/engine/model_runner.h"
 
+#include <chrono>
+
 #include <algorithm>
 
 #include "vllm/core/error.h"
@@ -23,6 +25,7 @@ ModelRunner::ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<Causa
 }
 
 Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, LogitsPlan* plan) {
+  const auto started = std::chrono::steady_clock::now();
   const int64_t T = step.num_scheduled_tokens, S = static_cast<int64_t>(step.scheduled.size());
   int64_t max_blocks = 1;
   for (const auto& s : step.scheduled)
@@ -101,6 +104,7 @@ Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, Log
     one.data<int32_t>()[0] = 0;
     in.logits_indices = b.upload(one, DType::I32);
   }
+  prepare_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   Tensor logits = b.forward_step(in, [this](const ForwardInputs& x) { return model_->forward(x, kv_cache_); });
   return logits;
 }

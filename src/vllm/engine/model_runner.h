@@ -35,10 +35,13 @@ class ModelRunner {
   Backend& backend() { return *backend_; }
   const CausalLM& model() const { return *model_; }
   int64_t num_blocks() const { return num_blocks_; }
+  // Host time spent flattening steps and uploading their inputs, in all (step timing).
+  double prepare_seconds() const { return prepare_seconds_; }
   // Bytes of one block across all layers (K and V).
   static size_t block_bytes(const ModelConfig& c, int block_size, DType kv_dtype);
 
  private:
+  double prepare_seconds_ = 0;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<CausalLM> model_;
   int64_t num_blocks_;
