@@ -335,20 +335,6 @@ class ChatJob : public RequestJob {
     if (!data.empty()) ex_->write(std::move(data));
   }
 
-  void on_error(size_t, const Error& e) override {
-    if (failed_ || ex_->disconnected()) return;
-    failed_ = true;
-    abort_all();
-    ApiError err = api_error_from(e);
-    if (headers_sent_) {
-      ex_->write(error_event(err));
-      ex_->write(sse_done());
-      ex_->end_stream();
-    } else {
-      ex_->respond(error_response(err));
-    }
-  }
-
  private:
   ojson head() const {
     ojson j;
@@ -415,8 +401,6 @@ class ChatJob : public RequestJob {
     ex_->respond(json_response(body));
   }
 
-  bool failed_ = false;
-  bool headers_sent_ = false;
   std::vector<int64_t> prev_tokens_;
   std::vector<bool> finish_sent_;
   std::vector<std::optional<TokenLogprobs>> prompt_logprobs_;

@@ -150,20 +150,6 @@ class CompletionJob : public RequestJob {
     }
   }
 
-  void on_error(size_t, const Error& e) override {
-    if (failed_ || ex_->disconnected()) return;
-    failed_ = true;
-    abort_all();
-    ApiError err = api_error_from(e);
-    if (headers_sent_) {
-      ex_->write(error_event(err));
-      ex_->write(sse_done());
-      ex_->end_stream();
-    } else {
-      ex_->respond(error_response(err));
-    }
-  }
-
  private:
   // The token ids, log-probs and text a choice shows for this output (echo prepends the prompt).
   void choice_view(size_t p, size_t choice, const CompletionOutput& c, std::string* text, std::vector<int32_t>* ids,
@@ -297,8 +283,6 @@ class CompletionJob : public RequestJob {
     ex_->respond(json_response(body));
   }
 
-  bool failed_ = false;
-  bool headers_sent_ = false;
   size_t finished_ = 0;
   std::optional<int64_t> cached_tokens_;
   std::vector<size_t> prev_text_len_;

@@ -1,6 +1,8 @@
 #include "vllm/server/request_job.h"
 
 #include "vllm/core/logging.h"
+#include "vllm/server/errors.h"
+#include "vllm/server/sse.h"
 
 namespace vllm::server {
 
@@ -49,6 +51,20 @@ void RequestJob::deliver(size_t index, RequestOutput&& out) {
     VLLM_LOG_ERROR("formatting the output of {} failed: {}", index < engine_ids_.size() ? engine_ids_[index] : "?",
                    e.what());
     on_error(index, Error(std::string("internal error: ") + e.what(), ErrorKind::kInternal));
+  }
+}
+
+void RequestJob::on_error(size_t, const Error& e) {
+  if (failed_ || ex_->disconnected()) return;
+  failed_ = true;
+  abort_all();
+  ApiError err = api_error_from(e);
+  if (headers_sent_) {
+    ex_->write(error_event(err));
+    ex_->write(sse_done());
+    ex_->end_stream();
+  } else {
+    ex_->respond(error_response(err));
   }
 }
 

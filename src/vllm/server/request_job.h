@@ -28,12 +28,16 @@ class RequestJob : public std::enable_shared_from_this<RequestJob> {
   void abort_all();
   // Strand only. A finished output marks its request done before on_output sees it.
   virtual void on_output(size_t index, RequestOutput&& out) = 0;
-  virtual void on_error(size_t index, const Error& e) = 0;
+  // The first error ends the whole HTTP request: its other engine requests are aborted, and the
+  // client gets an OpenAI error body, or an error event then [DONE] once streaming has begun.
+  virtual void on_error(size_t index, const Error& e);
 
   ServingContext& ctx_;
   std::shared_ptr<Exchange> ex_;
   std::vector<std::string> engine_ids_;
   std::vector<bool> done_;
+  bool failed_ = false;        // an error was sent: nothing more goes out
+  bool headers_sent_ = false;  // a streamed response has begun
 
  private:
   void deliver(size_t index, RequestOutput&& out);
