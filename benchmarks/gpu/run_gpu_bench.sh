@@ -12,6 +12,7 @@
 #             heads); batch-1 decode of phi-1_5 with random fp16 weights vs its bandwidth bound
 # throughput  vllm bench throughput, 1,000 requests of 1,024 random tokens in and 128 out
 # hf          transformers' generate on the same shapes (benchmarks/gpu/hf_baseline.py)
+# profile     nsys over batch-1 decode: GPU time per kernel and per CUDA API call (not in the default set)
 #
 # Prints one markdown table at the end and writes it, with every log, to $OUT (build/gpu/out when
 # unset).
@@ -121,6 +122,32 @@ fi
 if has hf; then
   PYTHONUNBUFFERED=1 timeout 300 python3 benchmarks/gpu/hf_baseline.py "$CONFIG" 2>&1 |
     grep -v Warning | tee "$OUT/hf.log"
+fi
+
+if has profile; then
+  # No nsys in the image: ncu times each kernel of a few decode steps (eager, so each kernel is
+  # its own launch; serialised, so the sum is GPU busy time without overlap or launch gaps).
+  [ -f "$MODEL/.complete" ] || { "$B/tools/vllm-make-model" --config "$CONFIG" --dtype float16 --out "$MODEL" && touch "$MODEL/.complete"; }
+  timeout 300 ncu --clock-control none --metrics gpu__time_duration.sum --launch-skip ${PROFILE_SKIP:-3000} \
+    --launch-count ${PROFILE_COUNT:-800} --csv --print-units base \
+    "$VLLM" bench latency --model "$MODEL" --device cuda --dtype float16 --batch-size 1 --input-len 32 --output-len 64 \
+    --num-iters-warmup 0 --num-iters 1 --enforce-eager --gpu-memory-utilization 0.1 >"$OUT/profile.csv" 2>"$OUT/profile.err"
+  python3 - "$OUT/profile.csv" <<'PYEOF' | tee "$OUT/profile.txt"
+import csv, collections, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+if not rows:
+    print("no ncu rows"); sys.exit(0)
+h = rows[0]; ki = h.index("Kernel Name"); vi = h.index("Metric Value")
+tot = collections.Counter(); cnt = collections.Counter()
+for r in rows[1:]:
+    if r[h.index("Metric Name")] != "gpu__time_duration.sum": continue
+    name = r[ki].split("(")[0].split("<")[0][-60:]
+    tot[name] += float(r[vi].replace(",", "")); cnt[name] += 1
+allns = sum(tot.values()); n = sum(cnt.values())
+print(f"{n} kernels, {allns / 1e3:.1f} us of GPU time")
+for k, v in tot.most_common(25):
+    print(f"{v / 1e3:10.1f} us {100 * v / allns:5.1f}%  {cnt[k]:5d} x {v / cnt[k] / 1e3:7.2f} us  {k}")
+PYEOF
 fi
 
 # The table: measured numbers against their bounds.

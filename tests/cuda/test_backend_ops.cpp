@@ -136,6 +136,28 @@ TEST_P(Ops, UploadDownloadFillZero) {
   EXPECT_EQ(ib.data<float>()[3], static_cast<float>(1 << 20));
 }
 
+TEST_P(Ops, CopyBlocks) {
+  // A paged cache [blocks, kv heads, block size, head dim]; the copies run in order, so block 1
+  // is read (into 4) before it is overwritten (by 2). The CPU backend is the reference.
+  const Shape shape{6, 2, 16, 64};
+  const std::vector<std::pair<int32_t, int32_t>> copies{{1, 4}, {2, 1}, {3, 3}, {0, 5}};
+  Tensor hk = rand(shape), hv = rand(shape);
+  KVCacheLayer gpu_layer{up(hk), up(hv)};
+  KVCacheLayer cpu_layer{hk.to_dtype(dt()), hv.to_dtype(dt())};
+  gpu_->copy_blocks(gpu_layer, copies);
+  cpu_->copy_blocks(cpu_layer, copies);
+  Tensor gk = gpu_->download_f32(gpu_layer.k), gv = gpu_->download_f32(gpu_layer.v);
+  Tensor ck = cpu_layer.k.to_dtype(DType::F32), cv = cpu_layer.v.to_dtype(DType::F32);
+  for (int64_t i = 0; i < gk.numel(); ++i) {
+    ASSERT_EQ(gk.data<float>()[i], ck.data<float>()[i]) << "K element " << i;
+    ASSERT_EQ(gv.data<float>()[i], cv.data<float>()[i]) << "V element " << i;
+  }
+  // Block 4 now holds what block 1 held at first.
+  const int64_t per_block = gk.numel() / 6;
+  for (int64_t i = 0; i < per_block; ++i) ASSERT_EQ(gk.data<float>()[4 * per_block + i], hk.data<float>()[per_block + i]);
+  EXPECT_THROW(gpu_->copy_blocks(gpu_layer, {{0, 6}}), std::exception);
+}
+
 TEST_P(Ops, Embedding) {
   struct C { int64_t V, H, T; };
   for (C c : {C{37, 1, 5}, C{100, 7, 1}, C{1000, 64, 300}, C{513, 2051, 17}, C{50, 2048, 3}}) {
@@ -165,6 +187,50 @@ TEST_P(Ops, Linear) {
         gpu_->linear(go, up(x), *gw);
         expect_close(go, co,
                      str("linear M=", M, " N=", c.N, " K=", c.K, with_bias ? " bias" : ""));
+      }
+    }
+  }
+}
+
+// The fused decode steps: against the CPU backend's composition of the plain ops, and (16-bit
+// types, where the GPU fuses them into the skinny product) bit for bit against the GPU's own
+// unfused sequence.
+TEST_P(Ops, FusedLinearEpilogues) {
+  struct C { int64_t N, K; };
+  for (C c : {C{64, 64}, C{2048, 2048}, C{6144, 2048}, C{2048, 8192}, C{257, 4096}, C{1000, 333}}) {
+    for (int64_t M : {1, 2, 4, 5, 17}) {
+      const float s = 1.0f / std::sqrt(static_cast<float>(c.K));
+      Tensor w = rand({c.N, c.K}, -s, s), b = rand({c.N}), x = rand({M, c.K});
+      Tensor res = rand({M, c.N}), other = rand({M, c.N});
+      auto cw = cpu_->prepare_linear(w, b);
+      auto gw = gpu_->prepare_linear(w, b);
+      const std::string where = str(" M=", M, " N=", c.N, " K=", c.K);
+
+      Tensor co = nan_host({M, c.N}), go = nan_gpu({M, c.N}), gref = nan_gpu({M, c.N});
+      cpu_->linear_gelu_new(co, x, *cw);
+      gpu_->linear_gelu_new(go, up(x), *gw);
+      expect_close(go, co, "linear_gelu_new" + where);
+      gpu_->linear(gref, up(x), *gw);
+      gpu_->gelu_new(gref, gref);
+
+      Tensor cres = Tensor::empty({M, c.N}, DType::F32), cscratch = nan_host({M, c.N});
+      std::copy(res.data<float>(), res.data<float>() + res.numel(), cres.data<float>());
+      cpu_->linear_add_residual(cres, cscratch, x, *cw, other);
+      Tensor gres = up(res), gscratch = nan_gpu({M, c.N}), gother = up(other);
+      gpu_->linear_add_residual(gres, gscratch, up(x), *gw, gother);
+      expect_close(gres, cres, "linear_add_residual" + where);
+      Tensor gres2 = up(res), gscratch2 = nan_gpu({M, c.N});
+      gpu_->linear(gscratch2, up(x), *gw);
+      gpu_->add(gres2, gres2, gother);
+      gpu_->add(gres2, gres2, gscratch2);
+
+      if (dt() != DType::F32) {
+        Tensor a = gpu_->download_f32(go), e = gpu_->download_f32(gref);
+        Tensor ra = gpu_->download_f32(gres), re = gpu_->download_f32(gres2);
+        for (int64_t i = 0; i < a.numel(); ++i) {
+          ASSERT_EQ(a.data<float>()[i], e.data<float>()[i]) << "fused gelu differs from unfused" << where << " at " << i;
+          ASSERT_EQ(ra.data<float>()[i], re.data<float>()[i]) << "fused residual differs from unfused" << where << " at " << i;
+        }
       }
     }
   }

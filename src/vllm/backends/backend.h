@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vllm/core/tensor.h"
@@ -129,6 +130,25 @@ class Backend {
                          const AttentionShape& shape, float scale) = 0;
   // out[R, H] = x[rows[r]]
   virtual void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) = 0;
+
+  // Fused steps that save a decode step kernels and passes over the activations. The defaults
+  // compose the ops above; a backend that fuses them must give the same result.
+  // out = gelu_new(x · Wᵀ + bias)
+  virtual void linear_gelu_new(Tensor& out, const Tensor& x, const LinearWeight& w) {
+    linear(out, x, w);
+    gelu_new(out, out);
+  }
+  // residual = (residual + other) + (x · Wᵀ + bias), with `scratch` [T, N] for the product where the
+  // backend needs it: a parallel-attention block's output (Phi: attention and MLP summed in).
+  virtual void linear_add_residual(Tensor& residual, Tensor& scratch, const Tensor& x, const LinearWeight& w,
+                                   const Tensor& other) {
+    linear(scratch, x, w);
+    add(residual, residual, other);
+    add(residual, residual, scratch);
+  }
+  // For each (src, dst) pair, in order: block dst of the layer's K and V caches becomes a copy of
+  // block src (copy-on-write of a KV block that forked sequences shared).
+  virtual void copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) = 0;
 };
 
 // The backend for --device: "cpu", "cuda" or "auto". compute_dtype is the model's compute dtype.

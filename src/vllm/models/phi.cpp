@@ -109,11 +109,9 @@ class PhiModel final : public CausalLM {
       b.rotary(qkv, in.positions, rope_, shape);
       b.attention(attn, qkv, kv[li], in, shape, scale);
       b.linear(attn_out, attn, *L.dense);
-      b.linear(up, x, *L.fc1);
-      b.gelu_new(up, up);
-      b.linear(mlp_out, up, *L.fc2);
-      b.add(hidden, hidden, attn_out);
-      b.add(hidden, hidden, mlp_out);
+      b.linear_gelu_new(up, x, *L.fc1);
+      // hidden += attn_out + fc2(up): attention and MLP both read x, their outputs summed in.
+      b.linear_add_residual(hidden, mlp_out, up, *L.fc2, attn_out);
     }
     const int64_t R = in.logits_indices.numel();
     Tensor selected = acts_.get(7, R, H);

@@ -218,4 +218,18 @@ void CpuBackend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) {
                 static_cast<size_t>(cols) * 4);
 }
 
+void CpuBackend::copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) {
+  for (Tensor* t : {&cache.k, &cache.v}) {
+    const int64_t num_blocks = t->size(0);
+    const size_t block_bytes = t->nbytes() / static_cast<size_t>(num_blocks);  // a block is contiguous
+    auto* base = static_cast<unsigned char*>(t->raw());
+    for (const auto& [src, dst] : src_dst) {
+      VLLM_CHECK(src >= 0 && src < num_blocks && dst >= 0 && dst < num_blocks, "copy_blocks: block out of range");
+      if (src != dst)
+        std::memcpy(base + static_cast<size_t>(dst) * block_bytes, base + static_cast<size_t>(src) * block_bytes,
+                    block_bytes);
+    }
+  }
+}
+
 }  // namespace vllm

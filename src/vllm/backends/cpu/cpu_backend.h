@@ -40,6 +40,7 @@ class CpuBackend final : public Backend {
   void attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
                  const AttentionShape& shape, float scale) override;
   void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) override;
+  void copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) override;
 
  private:
   DType compute_dtype_;

@@ -75,6 +75,12 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   return r;
 }
 
+// transformers' gelu_new (tanh approximation); shared by the element-wise map and the gemv epilogue.
+__device__ __forceinline__ float gelu_tanh(float v) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+}
+
 __host__ __device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 __host__ __device__ __forceinline__ int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 

@@ -404,6 +404,38 @@ void CudaBackend::linear(Tensor& out, const Tensor& x, const LinearWeight& lw) {
     I.gemm->run(compute_dtype_, out.raw(), x.raw(), w.weight().raw(), bias, M, N, K);
 }
 
+void CudaBackend::linear_gelu_new(Tensor& out, const Tensor& x, const LinearWeight& lw) {
+  Impl& I = *impl_;
+  const auto& w = static_cast<const CudaLinearWeight&>(lw);
+  const int64_t M = x.size(0), K = x.size(1), N = w.out_features();
+  if (!I.use_gemv || !cuda::gemv_supported(compute_dtype_, M, N, K, x.raw(), w.weight().raw()))
+    return Backend::linear_gelu_new(out, x, lw);
+  check_act(out, compute_dtype_, "linear output");
+  check_act(x, compute_dtype_, "linear input");
+  VLLM_CHECK(K == w.in_features() && out.size(0) == M && out.size(1) == N, "linear shapes");
+  I.keep(out), I.keep(x);
+  const void* bias = w.bias().defined() ? w.bias().raw() : nullptr;
+  cuda::gemv(compute_dtype_, out.raw(), x.raw(), w.weight().raw(), bias, M, N, K, I.stream, cuda::GemvEpilogue::kGelu);
+}
+
+void CudaBackend::linear_add_residual(Tensor& residual, Tensor& scratch, const Tensor& x, const LinearWeight& lw,
+                                      const Tensor& other) {
+  Impl& I = *impl_;
+  const auto& w = static_cast<const CudaLinearWeight&>(lw);
+  const int64_t M = x.size(0), K = x.size(1), N = w.out_features();
+  if (!I.use_gemv || !cuda::gemv_supported(compute_dtype_, M, N, K, x.raw(), w.weight().raw()))
+    return Backend::linear_add_residual(residual, scratch, x, lw, other);
+  check_act(residual, compute_dtype_, "residual");
+  check_act(other, compute_dtype_, "residual addend");
+  check_act(x, compute_dtype_, "linear input");
+  VLLM_CHECK(K == w.in_features() && residual.size(0) == M && residual.size(1) == N && other.numel() == M * N,
+             "linear_add_residual shapes");
+  I.keep(residual), I.keep(other), I.keep(x);
+  const void* bias = w.bias().defined() ? w.bias().raw() : nullptr;
+  cuda::gemv(compute_dtype_, residual.raw(), x.raw(), w.weight().raw(), bias, M, N, K, I.stream,
+             cuda::GemvEpilogue::kResidual, other.raw());
+}
+
 void CudaBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
   Impl& I = *impl_;
   check_act(out, compute_dtype_, "layer_norm output");
@@ -494,6 +526,25 @@ void CudaBackend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) 
   const int64_t cols = x.size(1);
   cuda::gather_rows(out.raw(), x.raw(), rows.data<int32_t>(), rows.numel(), x.size(0),
                     cols * static_cast<int64_t>(dtype_size(compute_dtype_)), I.stream);
+}
+
+void CudaBackend::copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) {
+  Impl& I = *impl_;
+  for (Tensor* t : {&cache.k, &cache.v}) {
+    check_dev(*t, compute_dtype_, "copy_blocks cache");
+    I.keep(*t);
+    const int64_t num_blocks = t->size(0);
+    const size_t block_bytes = t->nbytes() / static_cast<size_t>(num_blocks);  // a block is contiguous
+    auto* base = static_cast<unsigned char*>(t->raw());
+    // On the step's stream, so the copies land before the forward pass that follows reads them.
+    for (const auto& [src, dst] : src_dst) {
+      VLLM_CHECK(src >= 0 && src < num_blocks && dst >= 0 && dst < num_blocks, "copy_blocks: block out of range");
+      if (src != dst)
+        check(cudaMemcpyAsync(base + static_cast<size_t>(dst) * block_bytes, base + static_cast<size_t>(src) * block_bytes,
+                              block_bytes, cudaMemcpyDeviceToDevice, I.stream),
+              "cudaMemcpyAsync(copy_blocks)");
+    }
+  }
 }
 
 void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,

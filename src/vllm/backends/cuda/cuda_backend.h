@@ -39,6 +39,9 @@ class CudaBackend final : public Backend {
 
   void embedding(Tensor& out, const Tensor& ids, const Tensor& table) override;
   void linear(Tensor& out, const Tensor& x, const LinearWeight& w) override;
+  void linear_gelu_new(Tensor& out, const Tensor& x, const LinearWeight& w) override;
+  void linear_add_residual(Tensor& residual, Tensor& scratch, const Tensor& x, const LinearWeight& w,
+                           const Tensor& other) override;
   void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) override;
   void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
   void add_rms_norm(Tensor& out, Tensor& residual, const Tensor& x, const Tensor& weight, float eps) override;
@@ -51,6 +54,7 @@ class CudaBackend final : public Backend {
   void attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
                  const AttentionShape& shape, float scale) override;
   void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) override;
+  void copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) override;
 
   void configure_graphs(bool enable, int64_t max_model_len, int64_t max_batch) override;
   Tensor forward_step(const ForwardInputs& in, const StepFunction& run) override;

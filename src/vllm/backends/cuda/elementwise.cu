@@ -6,11 +6,6 @@ namespace vllm::cuda {
 
 namespace {
 
-__device__ __forceinline__ float gelu_tanh(float v) {
-  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
-  return 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
-}
-
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
 // Vectorised unary/binary maps over n elements (n a multiple of the pack size, 16-byte aligned).

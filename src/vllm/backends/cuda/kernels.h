@@ -50,10 +50,15 @@ void add_bias(DType t, void* out, const void* bias, int64_t rows, int64_t N, cud
 void kv_write(DType t, void* k_cache, void* v_cache, const void* qkv, const int64_t* slots, int64_t T, int64_t width,
               int64_t num_heads, int64_t num_kv_heads, int64_t head_dim, int64_t block_size, cudaStream_t stream);
 
+// What a skinny product does after r = round(x · Wᵀ + bias): kNone stores r; kGelu stores
+// gelu_new(r); kResidual updates out in place to round(round(out + other) + r), the two residual
+// adds of a parallel-attention block (Phi) in the order the separate add kernels do them.
+enum class GemvEpilogue { kNone, kGelu, kResidual };
+
 // Skinny matrix product for 1..4 rows: out[M, N] = x[M, K] · W[N, K]ᵀ + bias (16-bit types).
 bool gemv_supported(DType t, int64_t M, int64_t N, int64_t K, const void* x, const void* w);
 void gemv(DType t, void* out, const void* x, const void* w, const void* bias, int64_t M, int64_t N, int64_t K,
-          cudaStream_t stream);
+          cudaStream_t stream, GemvEpilogue epi = GemvEpilogue::kNone, const void* other = nullptr);
 
 struct AttentionArgs {
   void* out = nullptr;  // [T, num_heads * head_dim]
