@@ -8,9 +8,9 @@
 // waste     a mixed-length workload (prompts 16..1024 tokens, outputs 16..256): after every step,
 //           KV slots allocated but holding no token, over all allocated slots (prefix caching off,
 //           so that every block belongs to exactly one sequence).
-// n8        peak KV blocks of n=8 sampling of one 512-token prompt (the 8 sequences share the
-//           prompt's blocks through the prefix cache, as LLMEngine fans n out) versus 8 separate
-//           requests with prompts of their own.
+// n8        peak KV blocks of n=8 sampling of one 512-token prompt: forked as LLMEngine runs n > 1
+//           (the prompt computed once, its blocks shared by reference), as 8 requests of that
+//           prompt sharing through the prefix cache, and as 8 requests with prompts of their own.
 // overhead  a workload with no shared prefix (64 random prompts of 256 tokens, 32 output tokens):
 //           throughput with prefix caching on vs off, best of 3 runs each.
 //
@@ -132,19 +132,30 @@ void bench_waste(const EngineConfig& base, std::mt19937_64& rng) {
 
 void bench_n8(const EngineConfig& base, std::mt19937_64& rng) {
   std::printf("\n## n=8 sampling of one 512-token prompt vs 8 separate requests (64 tokens out each)\n\n");
-  std::printf("| workload | peak KV blocks | peak KV MiB |\n|---|---|---|\n");
-  for (bool shared : {true, false}) {
+  std::printf("| workload | peak KV blocks | peak KV MiB | partial blocks copied |\n|---|---|---|---|\n");
+  enum class Mode { kForked, kPrefixCache, kSeparate };
+  for (Mode mode : {Mode::kForked, Mode::kPrefixCache, Mode::kSeparate}) {
     EngineCore engine(base);
     const int64_t vocab = engine.model_config().vocab_size;
     const auto prompt = random_tokens(rng, 512, vocab);
-    // LLMEngine fans n=8 out into 8 core sequences of the same prompt that differ by seed; the
-    // first one computes the prompt, the others take its blocks from the prefix cache.
-    for (int i = 0; i < 8; ++i) {
-      EngineCoreRequest r = greedy(shared ? prompt : random_tokens(rng, 512, vocab), 64);
+    auto sample = [&](const std::vector<int32_t>& p, int seed) {
+      EngineCoreRequest r = greedy(p, 64);
       r.params.temperature = 1.0;
-      r.params.seed = i;
+      r.params.seed = seed;
       r.params.finalize();
+      return r;
+    };
+    if (mode == Mode::kForked) {
+      // What LLMEngine does for n = 8: one request whose prompt is computed once, forked into 8
+      // sequences at the first sampled token (sharing every prompt block by reference).
+      EngineCoreRequest r = sample(prompt, 0);
+      for (int i = 1; i < 8; ++i) r.branches.push_back({0, "", sample(prompt, i).params});
       engine.add_request(std::move(r));
+    } else {
+      // 8 requests: of the same prompt (sharing its full blocks through the prefix cache, each
+      // recomputing the last), or each with its own prompt.
+      for (int i = 0; i < 8; ++i)
+        engine.add_request(sample(mode == Mode::kPrefixCache ? prompt : random_tokens(rng, 512, vocab), i));
     }
     int32_t peak = 0;
     drain(engine, [&] { peak = std::max(peak, blocks_in_use(engine)); });
@@ -152,7 +163,11 @@ void bench_n8(const EngineConfig& base, std::mt19937_64& rng) {
                        static_cast<double>(ModelRunner::block_bytes(engine.model_config(), base.block_size,
                                                                     engine.runner().backend().kv_cache_dtype())) /
                        (1 << 20);
-    std::printf("| %s | %d | %.1f |\n", shared ? "n=8 of one prompt" : "8 requests, own prompts", peak, mib);
+    const char* name = mode == Mode::kForked        ? "n=8 of one prompt (forked)"
+                       : mode == Mode::kPrefixCache ? "8 requests of the same prompt (prefix cache)"
+                                                    : "8 requests, own prompts";
+    std::printf("| %s | %d | %.1f | %lld |\n", name, peak, mib,
+                static_cast<long long>(engine.kv_cache().num_block_copies_total()));
   }
 }
 

@@ -58,10 +58,11 @@ void stress(const std::string& policy, uint64_t seed, int num_requests) {
   struct Live {
     std::vector<int32_t> prompt, out;
     int max_tokens;
+    std::vector<uint64_t> group;  // the request's sequences: itself and its n > 1 branches
   };
   std::map<uint64_t, Live> live;
   std::map<std::pair<std::vector<int32_t>, int>, std::vector<int32_t>> solo_cache;
-  int arrived = 0, finished = 0, aborted = 0, steps = 0;
+  int arrived = 0, finished = 0, aborted = 0, steps = 0, sequences = 0;
   while (arrived < num_requests || engine.has_unfinished()) {
     // Arrivals.
     int burst = static_cast<int>(rng() % 4);
@@ -71,16 +72,27 @@ void stress(const std::string& policy, uint64_t seed, int num_requests) {
       int extra = static_cast<int>(rng() % 20);
       for (int k = 0; k < extra; ++k) prompt.push_back(static_cast<int32_t>(rng() % 32000));
       int max_tokens = 1 + static_cast<int>(rng() % 24);
-      uint64_t id = engine.add_request(make_request(prompt, max_tokens, static_cast<int>(rng() % 3)));
-      live[id] = {prompt, {}, max_tokens};
+      EngineCoreRequest req = make_request(prompt, max_tokens, static_cast<int>(rng() % 3));
+      // Some requests fork into n > 1 greedy branches: each must still equal the solo run.
+      const int branches = rng() % 6 == 0 ? 1 + static_cast<int>(rng() % 3) : 0;
+      for (int b = 0; b < branches; ++b) req.branches.push_back({0, "", req.params});
+      std::vector<uint64_t> group;  // the branches, then the request itself
+      const uint64_t id = engine.add_request(std::move(req), &group);
+      group.push_back(id);
+      for (uint64_t id : group) live[id] = {prompt, {}, max_tokens, group};
+      sequences += static_cast<int>(group.size());
     }
-    // Aborts.
+    // Aborts: a whole request, its branches too (forked already or not).
     if (!live.empty() && rng() % 10 == 0) {
       auto it = std::next(live.begin(), static_cast<long>(rng() % live.size()));
-      auto out = engine.abort_request(it->first);
-      ASSERT_TRUE(out.has_value());
-      live.erase(it);
-      ++aborted;
+      const std::vector<uint64_t> group = it->second.group;
+      for (uint64_t g : group) {  // branches first: one not forked yet is aborted through its parent
+        if (!live.count(g)) continue;  // finished already
+        auto out = engine.abort_request(g);
+        ASSERT_TRUE(out.has_value());
+        live.erase(g);
+        ++aborted;
+      }
     }
     for (const auto& o : engine.step()) {
       Live& l = live.at(o.seq_id);
@@ -98,7 +110,7 @@ void stress(const std::string& policy, uint64_t seed, int num_requests) {
     ASSERT_LT(++steps, 200000) << "requests never finish";
   }
   EXPECT_TRUE(live.empty());
-  EXPECT_EQ(finished + aborted, num_requests);
+  EXPECT_EQ(finished + aborted, sequences);
   EXPECT_EQ(engine.kv_cache().usage(), 0.0);
   EXPECT_GT(engine.scheduler().stats().num_preemptions_total, 0);
   EXPECT_GT(engine.kv_cache().total_stats().hits, 0);

@@ -221,6 +221,53 @@ def test_chat(llm32: LLM):
     assert tok.apply_chat_template(messages, chat_template=TEMPLATE, add_generation_prompt=True) == tok.encode(rendered)
 
 
+def reference_beam_search(llm: LLM, prompt_ids, params: BeamSearchParams, eos):
+    """vLLM's beam search written plainly over LLM.generate (the pure-Python algorithm this
+    package ran before the engine did it): every step asks for one token with logprobs=2*width
+    for each live beam from its whole token list, no KV sharing."""
+    max_len = llm.engine_config["max_model_len"]
+    step = SamplingParams(logprobs=2 * params.beam_width, max_tokens=1, temperature=params.temperature, detokenize=False)
+
+    def score(tokens, cum):
+        n = len(tokens) - (1 if eos is not None and tokens[-1] == eos else 0)
+        return cum / (n**params.length_penalty)
+
+    live = [(list(prompt_ids), [], 0.0, None)]
+    completed = []
+    for _ in range(params.max_tokens):
+        if not live:
+            break
+        outs = llm.generate([{"prompt_token_ids": t} for t, _, _, _ in live], step, use_tqdm=False)
+        candidates = []
+        for (tokens, lps, cum, _), out in zip(live, outs):
+            position = out.outputs[0].logprobs[0]
+            for token, lp in position.items():
+                beam = (tokens + [token], lps + [position], cum + lp.logprob, None)
+                if token == eos and not params.ignore_eos:
+                    completed.append(beam[:3] + ("stop",))
+                elif len(beam[0]) >= max_len:
+                    completed.append(beam[:3] + ("length",))
+                else:
+                    candidates.append(beam)
+        live = sorted(candidates, key=lambda b: score(b[0], b[2]), reverse=True)[: params.beam_width]
+    completed += [b[:3] + (b[3] or "length",) for b in live]
+    return sorted(completed, key=lambda b: score(b[0], b[2]), reverse=True)[: params.beam_width]
+
+
+@pytest.mark.parametrize("width,ignore_eos,length_penalty", [(1, True, 1.0), (2, False, 1.0), (4, False, 0.5), (3, True, 2.0)])
+def test_beam_search_equals_the_plain_algorithm(llm32: LLM, golden: dict, width, ignore_eos, length_penalty):
+    prompt = golden["generation"][0]["prompt_ids"]
+    eos = llm32.get_tokenizer().eos_token_id
+    params = BeamSearchParams(beam_width=width, max_tokens=6, ignore_eos=ignore_eos, length_penalty=length_penalty)
+    (out,) = llm32.beam_search([{"prompt_token_ids": prompt}], params)
+    want = reference_beam_search(llm32, prompt, params, eos)
+    assert [s.tokens for s in out.sequences] == [b[0] for b in want]
+    assert [s.finish_reason for s in out.sequences] == [b[3] for b in want]
+    for seq, (_, lps, cum, _) in zip(out.sequences, want):
+        assert abs(seq.cum_logprob - cum) < 1e-4
+        assert [list(p) for p in seq.logprobs] == [list(p) for p in lps]
+
+
 def test_beam_search(llm32: LLM, golden: dict):
     gen = golden["generation"][0]
     # One beam is greedy search.

@@ -9,7 +9,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from vllm._ext import ext
 from vllm._progress import ProgressBar
-from vllm.beam_search import BeamSearchInstance, BeamSearchOutput, BeamSearchSequence, get_beam_search_score
+from vllm.beam_search import BeamSearchOutput, BeamSearchSequence
+from vllm.logprobs import logprobs_dict
 from vllm.outputs import CompletionOutput, RequestOutput, request_output_from_engine
 from vllm.sampling_params import BeamSearchParams, RequestOutputKind, SamplingParams
 from vllm.tokenizer import CppTokenizer
@@ -312,6 +313,7 @@ class LLM:
                     d["output_kind"] = RequestOutputKind.FINAL_ONLY.value
                     engine_params[key] = d
                 request_id = str(next(self.request_counter))
+                prompt = self._truncate_prompt(prompt, sp.truncate_prompt_tokens)
                 self._add_request(request_id, prompt, engine_params[key], 0 if priority is None else priority[i])
                 pending[request_id] = i
                 adding.update(1)
@@ -358,6 +360,22 @@ class LLM:
                 bar.close()
             raise
         return order  # type: ignore[return-value]
+
+    def _truncate_prompt(self, prompt: Dict[str, Any], keep: Optional[int]) -> Dict[str, Any]:
+        """vLLM's truncate_prompt_tokens: only the last `keep` prompt tokens (-1: the model
+        length) go to the engine; the output still reports the caller's prompt text."""
+        if keep is None:
+            return prompt
+        if keep == -1:
+            keep = self.engine_config["max_model_len"]
+        ids = prompt.get("prompt_token_ids")
+        if ids is None:
+            ids = self.get_tokenizer().encode(prompt["prompt"])
+        if len(ids) <= keep and "prompt_token_ids" in prompt:
+            return prompt
+        truncated = dict(prompt)
+        truncated["prompt_token_ids"] = list(ids[-keep:])  # keep >= 1: SamplingParams checks it
+        return truncated
 
     def _add_request(self, request_id: str, prompt: Dict[str, Any], params: Dict[str, Any], priority: int) -> None:
         self._engine.add_request(
@@ -423,91 +441,53 @@ class LLM:
         use_tqdm: bool = False,
         concurrency_limit: Optional[int] = None,
     ) -> List[BeamSearchOutput]:
-        """Beam search over the engine, as vLLM's LLM.beam_search: each step asks the engine for
-        one token with logprobs=2*beam_width for every live beam, and keeps the beam_width best
-        by length-penalised cumulative log-probability. Prefix caching shares the prompt's KV
-        cache between the beams."""
+        """Beam search, as vLLM's LLM.beam_search, run by the engine: each step every live beam
+        proposes its 2*beam_width most likely tokens and the beam_width best candidates by
+        length-penalised cumulative log-probability live on. Beams are engine sequences forked
+        from one another: they share their KV blocks, and a partly filled block is copied only
+        when two beams write different tokens into it."""
         if lora_request is not None:
             raise ValueError("LoRA adapters are not supported by vllm-cpp")
         if isinstance(prompts, (str, dict)):
             prompts = [prompts]
         parsed = _parse_prompts(prompts, None)
         tokenizer = self._tokenizer
-        eos = self.engine_config.get("eos_token_id")
-        if tokenizer is not None and tokenizer.eos_token_id is not None:
-            eos = tokenizer.eos_token_id
-        instances = []
+        prompt_ids = []
         for p in parsed:
             ids = p.get("prompt_token_ids")
             if ids is None:
                 ids = self.get_tokenizer().encode(p["prompt"])
-            instances.append(BeamSearchInstance(ids, orig_prompt=p))
-        limit = concurrency_limit or len(instances) or 1
-        bar = _progress_bar(use_tqdm, len(instances), "Beam search")
+            prompt_ids.append(list(ids))
+        limit = concurrency_limit or len(parsed) or 1
+        bar = _progress_bar(use_tqdm, len(parsed), "Beam search")
+        outputs: List[BeamSearchOutput] = []
         try:
-            for start in range(0, len(instances), limit):
-                self._run_beam_search(instances[start : start + limit], params, eos)
-                bar.update(min(limit, len(instances) - start))
+            for start in range(0, len(parsed), limit):
+                chunk = self._engine.beam_search(
+                    prompt_ids[start : start + limit],
+                    params.beam_width,
+                    params.max_tokens,
+                    params.ignore_eos,
+                    params.temperature,
+                    params.length_penalty,
+                )
+                for prompt, beams in zip(parsed[start : start + limit], chunk):
+                    sequences = [
+                        BeamSearchSequence(
+                            tokens=list(b["tokens"]),
+                            logprobs=[logprobs_dict(entries) for entries in b["logprobs"]],
+                            cum_logprob=b["cum_logprob"],
+                            text=tokenizer.decode(b["tokens"]) if tokenizer is not None else None,
+                            finish_reason=b["finish_reason"],
+                            orig_prompt=prompt,
+                        )
+                        for b in beams
+                    ]
+                    outputs.append(BeamSearchOutput(sequences=sequences))
+                bar.update(len(chunk))
         finally:
             bar.close()
-
-        def score(beam: BeamSearchSequence) -> float:
-            return get_beam_search_score(beam.tokens, beam.cum_logprob, eos, params.length_penalty)
-
-        outputs = []
-        for instance in instances:
-            instance.completed.extend(instance.beams)
-            best = sorted(instance.completed, key=score, reverse=True)[: params.beam_width]
-            for beam in best:
-                beam.text = tokenizer.decode(beam.tokens) if tokenizer is not None else None
-            outputs.append(BeamSearchOutput(sequences=best))
         return outputs
-
-    def _run_beam_search(self, instances: List[BeamSearchInstance], params: BeamSearchParams, eos: Optional[int]) -> None:
-        width = params.beam_width
-        step_params = SamplingParams(
-            logprobs=2 * width, max_tokens=1, temperature=params.temperature, detokenize=False, skip_clone=True
-        )
-        max_len = self.engine_config["max_model_len"]
-
-        def score(beam: BeamSearchSequence) -> float:
-            return get_beam_search_score(beam.tokens, beam.cum_logprob, eos, params.length_penalty)
-
-        for _ in range(params.max_tokens):
-            live = [(instance, beam) for instance in instances for beam in instance.beams]
-            if not live:
-                break
-            outs = self._generate(
-                [{"prompt_token_ids": beam.tokens} for _, beam in live], [step_params] * len(live), False, None
-            )
-            candidates: Dict[int, List[BeamSearchSequence]] = {id(instance): [] for instance in instances}
-            for (instance, beam), out in zip(live, outs):
-                completion = out.outputs[0]
-                if not completion.logprobs:
-                    # Finished without a token (the model length): the beam is complete.
-                    instance.completed.append(beam)
-                    continue
-                position = completion.logprobs[0]
-                for token_id, lp in position.items():
-                    new_beam = BeamSearchSequence(
-                        tokens=beam.tokens + [token_id],
-                        logprobs=beam.logprobs + [position],
-                        cum_logprob=beam.cum_logprob + lp.logprob,
-                        orig_prompt=beam.orig_prompt,
-                    )
-                    if token_id == eos and not params.ignore_eos:
-                        new_beam.finish_reason = "stop"
-                        instance.completed.append(new_beam)
-                    elif len(new_beam.tokens) >= max_len:
-                        new_beam.finish_reason = "length"
-                        instance.completed.append(new_beam)
-                    else:
-                        candidates[id(instance)].append(new_beam)
-            for instance in instances:
-                instance.beams = sorted(candidates[id(instance)], key=score, reverse=True)[:width]
-        for instance in instances:
-            for beam in instance.beams:
-                beam.finish_reason = beam.finish_reason or "length"
 
     def _beam_search_request(self, prompt: Dict[str, Any], sp: SamplingParams) -> RequestOutput:
         """generate() with use_beam_search=True (vLLM's older interface): the n best beams."""
@@ -594,6 +574,12 @@ def _parse_prompts(prompts: Any, prompt_token_ids: Any) -> List[Dict[str, Any]]:
         raise ValueError("Either prompts or prompt_token_ids must be provided.")
     if isinstance(prompts, (str, dict)):
         return [_parse_one(prompts)]
+    # bytes would pass for a list of token ids; anything else not iterable gets a clear error.
+    if isinstance(prompts, (bytes, bytearray)) or not hasattr(prompts, "__iter__"):
+        raise TypeError(
+            f"Invalid prompt type {type(prompts).__name__}: expected a string, a dict, a list of token ids "
+            "or a list of prompts"
+        )
     prompts = list(prompts)
     if prompts and all(isinstance(p, int) and not isinstance(p, bool) for p in prompts):
         return [{"prompt_token_ids": prompts}]  # one prompt of token ids
@@ -601,10 +587,11 @@ def _parse_prompts(prompts: Any, prompt_token_ids: Any) -> List[Dict[str, Any]]:
 
 
 def _token_ids(ids: Any) -> List[int]:
-    ids = list(ids)
+    if not isinstance(ids, (list, tuple)):
+        raise TypeError(f"prompt_token_ids must be a list of integers, got {type(ids).__name__}")
     if not all(isinstance(t, int) and not isinstance(t, bool) for t in ids):
         raise TypeError("prompt_token_ids must be a list of integers")
-    return ids
+    return list(ids)
 
 
 def _parse_one(prompt: Any) -> Dict[str, Any]:

@@ -166,7 +166,7 @@ EngineCore::~EngineCore() {
   }
 }
 
-uint64_t EngineCore::add_request(EngineCoreRequest req) {
+uint64_t EngineCore::add_request(EngineCoreRequest req, std::vector<uint64_t>* branch_seq_ids) {
   const int64_t n = static_cast<int64_t>(req.prompt_token_ids.size());
   if (n == 0) throw Error("The decoder prompt cannot be empty");
   for (int32_t id : req.prompt_token_ids)
@@ -174,9 +174,13 @@ uint64_t EngineCore::add_request(EngineCoreRequest req) {
   if (n > max_model_len_)
     throw Error("The decoder prompt (length " + std::to_string(n) + ") is longer than the maximum model length of " +
                 std::to_string(max_model_len_) + ". Make sure that `max_model_len` is no smaller than the number of text tokens.");
-  req.params.validate(config_.max_logprobs, model_config_.vocab_size);
-  if (req.params.n != 1 || (req.params.best_of && *req.params.best_of != 1))
-    throw Error("the engine core runs one sequence per request; fan out n > 1 above it", ErrorKind::kInternal);
+  auto validate = [&](SamplingParams& p) {
+    p.validate(config_.max_logprobs, model_config_.vocab_size);
+    if (p.n != 1 || (p.best_of && *p.best_of != 1))
+      throw Error("the engine core runs one sequence per request; give n > 1 as branches", ErrorKind::kInternal);
+  };
+  validate(req.params);
+  for (PendingBranch& b : req.branches) validate(b.params);
 
   auto r = std::make_unique<Request>();
   r->seq_id = next_seq_id_++;
@@ -191,14 +195,38 @@ uint64_t EngineCore::add_request(EngineCoreRequest req) {
   r->cache_salt = salt_key(req.cache_salt);
   if (auto g = make_request_generator(r->params)) request_generators_.emplace(r->seq_id, *g);
   uint64_t id = r->seq_id;
+  r->pending_branches = std::move(req.branches);
+  for (PendingBranch& b : r->pending_branches) {
+    b.seq_id = next_seq_id_++;
+    parent_of_pending_branch_[b.seq_id] = id;
+    if (branch_seq_ids) branch_seq_ids->push_back(b.seq_id);
+  }
   scheduler_->add_request(std::move(r));
   return id;
 }
 
 std::optional<EngineCoreOutput> EngineCore::abort_request(uint64_t seq_id) {
+  if (auto p = parent_of_pending_branch_.find(seq_id); p != parent_of_pending_branch_.end()) {
+    // A branch not forked yet: it only exists in its parent's list.
+    Request* parent = scheduler_->find(p->second);
+    parent_of_pending_branch_.erase(p);
+    VLLM_CHECK(parent, "a pending branch outlived its parent");
+    auto& branches = parent->pending_branches;
+    auto b = std::find_if(branches.begin(), branches.end(), [&](const PendingBranch& x) { return x.seq_id == seq_id; });
+    VLLM_CHECK(b != branches.end(), "a pending branch is missing from its parent");
+    EngineCoreOutput out;
+    out.seq_id = seq_id;
+    out.request_id = b->request_id;
+    out.finished = true;
+    out.finish_reason = FinishReason::kAbort;
+    out.num_prompt_tokens = parent->num_prompt_tokens;
+    branches.erase(b);
+    return out;
+  }
   auto r = scheduler_->finish(seq_id, FinishReason::kAbort);
   request_generators_.erase(seq_id);
   if (!r) return std::nullopt;
+  for (const PendingBranch& b : r->pending_branches) parent_of_pending_branch_.erase(b.seq_id);
   EngineCoreOutput out;
   out.seq_id = seq_id;
   out.request_id = r->request_id;
@@ -208,6 +236,48 @@ std::optional<EngineCoreOutput> EngineCore::abort_request(uint64_t seq_id) {
   out.num_prompt_tokens = r->num_prompt_tokens;
   return out;
 }
+
+Request& EngineCore::fork(Request& parent, uint64_t child_seq_id, std::string request_id, SamplingParams params,
+                          const Request& after) {
+  auto child = std::make_unique<Request>(parent);
+  child->seq_id = child_seq_id;
+  child->request_id = std::move(request_id);
+  child->params = std::move(params);
+  child->pending_branches.clear();
+  const int64_t room = max_model_len_ - child->num_prompt_tokens;
+  child->max_tokens = child->params.max_tokens ? std::min<int64_t>(*child->params.max_tokens, room) : room;
+  if (kv_->has(parent.seq_id)) kv_->fork(parent.seq_id, child_seq_id);
+  if (auto g = make_request_generator(child->params)) request_generators_.emplace(child_seq_id, *g);
+  Request& ref = *child;
+  scheduler_->add_forked(std::move(child), after);
+  return ref;
+}
+
+Request& EngineCore::running_request(uint64_t seq_id) {
+  Request* r = scheduler_->find(seq_id);
+  if (!r) throw Error("no unfinished request with sequence id " + std::to_string(seq_id), ErrorKind::kInternal);
+  return *r;
+}
+
+uint64_t EngineCore::fork_request(uint64_t seq_id) {
+  Request& parent = running_request(seq_id);
+  const uint64_t child = next_seq_id_++;
+  Request& c = fork(parent, child, parent.request_id, parent.params, parent);
+  // The same draws as the parent would make from here (a copy of its generator, if seeded).
+  if (auto g = request_generators_.find(seq_id); g != request_generators_.end()) request_generators_.insert_or_assign(child, g->second);
+  c.paused = parent.paused;
+  return child;
+}
+
+void EngineCore::replace_last_token(uint64_t seq_id, int32_t token) {
+  Request& r = running_request(seq_id);
+  if (r.num_output_tokens() == 0 || r.num_computed_tokens >= r.num_tokens())
+    throw Error("only a sampled token whose K/V are not computed yet can be replaced", ErrorKind::kInternal);
+  if (token < 0 || token >= model_config_.vocab_size) throw Error("Token id " + std::to_string(token) + " is out of vocabulary");
+  r.token_ids.back() = token;
+}
+
+void EngineCore::set_paused(uint64_t seq_id, bool paused) { running_request(seq_id).paused = paused; }
 
 bool EngineCore::append_and_check_stop(Request& r, int32_t token) {
   r.token_ids.push_back(token);

@@ -33,6 +33,10 @@ struct EngineCoreRequest {
   int priority = 0;
   std::optional<std::string> cache_salt;
   double arrival_time = 0;  // 0: now
+  // n > 1 (or best_of): the further sequences of the request, forked from this one when its
+  // prompt is done (at its first sampled token), sharing the prompt's KV blocks. Their seq_id
+  // is assigned by add_request.
+  std::vector<PendingBranch> branches;
 };
 
 // What a step produced for one request.
@@ -57,13 +61,22 @@ class EngineCore {
 
   // Validates and queues a request; returns its engine handle. Throws vllm::Error for
   // requests the model cannot serve (too long, token ids out of the vocabulary, ...).
-  uint64_t add_request(EngineCoreRequest request);
+  // The seq ids of request.branches go to `branch_seq_ids`.
+  uint64_t add_request(EngineCoreRequest request, std::vector<uint64_t>* branch_seq_ids = nullptr);
   // Aborts a queued or running request; its blocks are freed now. Returns its final output
   // (finished, reason abort) or nothing if it was unknown or already done.
   std::optional<EngineCoreOutput> abort_request(uint64_t seq_id);
   // One scheduling + model step. Returns outputs of every request that produced something.
   std::vector<EngineCoreOutput> step();
   bool has_unfinished() const { return scheduler_->has_unfinished(); }
+
+  // Beam search's primitives, on a request that has sampled a token not yet computed:
+  // a new sequence with the same tokens, parameters and blocks (shared by reference);
+  uint64_t fork_request(uint64_t seq_id);
+  // replaces that last token (before its K/V are computed);
+  void replace_last_token(uint64_t seq_id, int32_t token);
+  // keeps the request from being scheduled (it stays in the KV cache) until unpaused.
+  void set_paused(uint64_t seq_id, bool paused);
 
   const ModelConfig& model_config() const { return model_config_; }
   const EngineConfig& config() const { return config_; }
@@ -81,6 +94,11 @@ class EngineCore {
   void sample(const LogitsPlan& plan, Tensor& logits, std::vector<EngineCoreOutput>* outputs);
   // Appends a token and applies vLLM's stop rules; returns true if the request finished.
   bool append_and_check_stop(Request& r, int32_t token);
+  // A copy of `parent` under a new seq id, sharing its KV blocks, queued right after `after`
+  // (the parent or an earlier fork of it).
+  Request& fork(Request& parent, uint64_t child_seq_id, std::string request_id, SamplingParams params,
+                const Request& after);
+  Request& running_request(uint64_t seq_id);
 
   EngineConfig config_;
   ModelConfig model_config_;
@@ -94,6 +112,7 @@ class EngineCore {
   uint64_t next_seq_id_ = 1;
   Sampler sampler_;
   std::unordered_map<uint64_t, Generator> request_generators_;
+  std::unordered_map<uint64_t, uint64_t> parent_of_pending_branch_;  // branch seq id -> parent seq id
   // VLLM_STEP_TIMING=1: where a step's time goes, logged when the engine is destroyed.
   struct StepTimes {
     double schedule = 0, execute = 0, sample = 0, total = 0;

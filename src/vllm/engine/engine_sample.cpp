@@ -30,62 +30,109 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& logits, std::vector<Engi
       prompt_lps[i].push_back(to_logprobs(res));
   }
 
-  // The rows to sample, made contiguous when prompt rows sit between them.
-  std::vector<SamplingRow> srows;
-  std::vector<size_t> owner;  // entry index of each sampled row
-  std::vector<std::array<int32_t, 1>> eos(plan.entries.size());
-  int64_t n = 0;
+  // Who samples from which logits row. A request with pending branches (n > 1) forks them now,
+  // its prompt done: each branch samples its first token from the parent's row, with its own
+  // parameters and generator, and shares the parent's blocks from here on.
+  struct Target {
+    Request* request;
+    size_t entry;     // the plan entry whose row it samples
+    int64_t src_row;  // that row
+  };
+  std::vector<Target> targets;
+  bool forked = false;
   for (size_t i = 0; i < plan.entries.size(); ++i) {
     const auto& e = plan.entries[i];
     if (!e.sample) continue;
     Request& r = *e.request;
     const int64_t src = e.row + e.num_prompt_rows;
-    if (src != n) std::memmove(rows + n * V, rows + src * V, static_cast<size_t>(V) * sizeof(float));
+    targets.push_back({&r, i, src});
+    std::vector<PendingBranch> branches = std::move(r.pending_branches);
+    r.pending_branches.clear();
+    Request* last = &r;  // the branches run in their order, after the parent
+    for (PendingBranch& b : branches) {
+      parent_of_pending_branch_.erase(b.seq_id);
+      last = &fork(r, b.seq_id, std::move(b.request_id), std::move(b.params), *last);
+      targets.push_back({last, i, src});
+      forked = true;
+    }
+  }
+
+  // The rows to sample, contiguous: compacted in place (prompt rows may sit between them), or
+  // gathered into a new buffer when branches sample one row several times.
+  const int64_t n = static_cast<int64_t>(targets.size());
+  std::vector<float> gathered;
+  float* sample_rows = rows;
+  if (forked) {
+    gathered.resize(static_cast<size_t>(n * V));
+    for (int64_t k = 0; k < n; ++k)
+      std::memcpy(gathered.data() + k * V, rows + targets[static_cast<size_t>(k)].src_row * V,
+                  static_cast<size_t>(V) * sizeof(float));
+    sample_rows = gathered.data();
+  } else {
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t src = targets[static_cast<size_t>(k)].src_row;
+      if (src != k) std::memmove(rows + k * V, rows + src * V, static_cast<size_t>(V) * sizeof(float));
+    }
+  }
+  std::vector<SamplingRow> srows;
+  std::array<int32_t, 1> eos{};
+  if (eos_token_id_) eos[0] = *eos_token_id_;
+  for (const Target& t : targets) {
+    Request& r = *t.request;
     SamplingRow row;
     row.params = &r.params;
     row.prompt_token_ids = std::span<const int32_t>(r.token_ids.data(), static_cast<size_t>(r.num_prompt_tokens));
     row.output_token_ids =
         std::span<const int32_t>(r.token_ids.data() + r.num_prompt_tokens, static_cast<size_t>(r.num_output_tokens()));
-    if (eos_token_id_) {
-      eos[i][0] = *eos_token_id_;
-      row.eos_token_ids = std::span<const int32_t>(eos[i].data(), 1);
-    }
+    if (eos_token_id_) row.eos_token_ids = std::span<const int32_t>(eos.data(), 1);
     auto g = request_generators_.find(r.seq_id);
     row.generator = g == request_generators_.end() ? nullptr : &g->second;
     srows.push_back(row);
-    owner.push_back(i);
-    ++n;
   }
-  std::vector<SampleResult> sampled = n > 0 ? sampler_.sample(rows, n, V, srows) : std::vector<SampleResult>{};
+  std::vector<SampleResult> sampled = n > 0 ? sampler_.sample(sample_rows, n, V, srows) : std::vector<SampleResult>{};
 
-  std::vector<int64_t> sampled_of(plan.entries.size(), -1);
-  for (size_t k = 0; k < owner.size(); ++k) sampled_of[owner[k]] = static_cast<int64_t>(k);
-  for (size_t i = 0; i < plan.entries.size(); ++i) {
-    const auto& e = plan.entries[i];
-    Request& r = *e.request;
+  auto base_output = [](const Request& r) {
     EngineCoreOutput out;
     out.seq_id = r.seq_id;
     out.request_id = r.request_id;
     out.num_prompt_tokens = r.num_prompt_tokens;
     out.num_cached_tokens = std::max<int64_t>(0, r.num_cached_tokens);
+    return out;
+  };
+  auto append_sampled = [&](Request& r, const SampleResult& s, EngineCoreOutput& out) {
+    if (s.has_logprobs) out.new_logprobs.push_back(to_logprobs(s));
+    out.new_token_ids.push_back(s.token_id);
+    if (append_and_check_stop(r, s.token_id)) {
+      out.finished = true;
+      out.finish_reason = r.finish_reason;
+      out.stop_reason = r.stop_reason;
+      request_generators_.erase(r.seq_id);
+      scheduler_->finish(r.seq_id, *r.finish_reason);
+    }
+  };
+  size_t k = 0;  // next target
+  for (size_t i = 0; i < plan.entries.size(); ++i) {
+    const auto& e = plan.entries[i];
+    Request& r = *e.request;
+    EngineCoreOutput out = base_output(r);
     if (e.num_prompt_rows > 0) {
       out.first_prompt_logprob_pos = e.first_prompt_pos;
       out.new_prompt_logprobs = std::move(prompt_lps[i]);
       r.next_prompt_logprob_pos = e.first_prompt_pos + e.num_prompt_rows;
     }
-    if (sampled_of[i] >= 0) {
-      const SampleResult& s = sampled[static_cast<size_t>(sampled_of[i])];
-      if (s.has_logprobs) out.new_logprobs.push_back(to_logprobs(s));
-      out.new_token_ids.push_back(s.token_id);
-      if (append_and_check_stop(r, s.token_id)) {
-        out.finished = true;
-        out.finish_reason = r.finish_reason;
-        out.stop_reason = r.stop_reason;
-        request_generators_.erase(r.seq_id);
-        scheduler_->finish(r.seq_id, *r.finish_reason);
+    // The entry's own sample, then those of the branches forked from it (finish() may free r).
+    std::vector<EngineCoreOutput> branch_outputs;
+    for (bool own = true; k < targets.size() && targets[k].entry == i; ++k, own = false) {
+      if (own) {
+        append_sampled(r, sampled[k], out);
+      } else {
+        EngineCoreOutput b = base_output(*targets[k].request);
+        append_sampled(*targets[k].request, sampled[k], b);
+        branch_outputs.push_back(std::move(b));
       }
     }
     outputs->push_back(std::move(out));
+    for (auto& b : branch_outputs) outputs->push_back(std::move(b));
   }
 }
 

@@ -69,22 +69,24 @@ void LLMEngine::add_request(const std::string& request_id, const PromptInput& pr
   const double arrival = options.arrival_time > 0
                              ? options.arrival_time
                              : std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  std::vector<uint64_t> seq_ids;
-  try {
-    for (int i = 0; i < total; ++i) {
-      EngineCoreRequest req;
-      req.request_id = total == 1 ? request_id : std::to_string(i) + "_" + request_id;
-      req.prompt_token_ids = ids;
-      req.params = child;
-      if (params.seed) req.params.seed = *params.seed + i;  // vLLM's per-child seeds
-      req.priority = options.priority;
-      req.cache_salt = options.cache_salt;
-      seq_ids.push_back(core_->add_request(std::move(req)));
-    }
-  } catch (...) {
-    for (uint64_t s : seq_ids) core_->abort_request(s);
-    throw;
-  }
+  // One core request: its prompt is computed once, and at its first sampled token it forks into
+  // the other total - 1 sequences, which share the prompt's KV blocks.
+  auto sequence_params = [&](int i) {
+    SamplingParams p = child;
+    if (params.seed) p.seed = *params.seed + i;  // vLLM's per-child seeds
+    return p;
+  };
+  auto sequence_id = [&](int i) { return total == 1 ? request_id : std::to_string(i) + "_" + request_id; };
+  EngineCoreRequest req;
+  req.request_id = sequence_id(0);
+  req.prompt_token_ids = ids;
+  req.params = sequence_params(0);
+  req.priority = options.priority;
+  req.cache_salt = options.cache_salt;
+  for (int i = 1; i < total; ++i) req.branches.push_back({0, sequence_id(i), sequence_params(i)});
+  std::vector<uint64_t> branch_ids;
+  std::vector<uint64_t> seq_ids{core_->add_request(std::move(req), &branch_ids)};
+  seq_ids.insert(seq_ids.end(), branch_ids.begin(), branch_ids.end());
   SamplingParams visible = params;
   if (total > n && !params.logprobs) visible.logprobs.reset();
   processor_->add_request(request_id, prompt.text, std::move(ids), visible, seq_ids, arrival);
@@ -106,6 +108,20 @@ std::vector<RequestOutput> LLMEngine::step() {
   for (const auto& o : outs)
     if (o.finished) seqs_of_.erase(o.request_id);
   return outs;
+}
+
+std::vector<BeamSearchResult> LLMEngine::beam_search(const std::vector<PromptInput>& prompts,
+                                                     const BeamSearchParams& params) {
+  params.validate();
+  if (has_unfinished())
+    throw Error("beam search needs an idle engine: finish or abort the running requests first");
+  std::vector<std::vector<int32_t>> ids;
+  for (const PromptInput& p : prompts) ids.push_back(tokenize(p));
+  std::vector<BeamSearchResult> results = run_beam_search(*core_, ids, params, core_->eos_token_id());
+  if (tokenizer_)
+    for (BeamSearchResult& r : results)
+      for (BeamSequence& s : r.sequences) s.text = tokenizer_->decode(s.tokens);
+  return results;
 }
 
 }  // namespace vllm

@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "vllm/engine/beam_search.h"
 #include "vllm/engine/engine_core.h"
 #include "vllm/engine/output_processor.h"
 #include "vllm/tokenizer/tokenizer.h"
@@ -43,6 +44,9 @@ class LLMEngine {
   // Aborts a request; returns its final output if it was still running.
   std::optional<RequestOutput> abort_request(const std::string& request_id);
   std::vector<RequestOutput> step();
+  // vLLM's LLM.beam_search over these prompts, run to the end (see beam_search.h). The engine
+  // must be idle (it runs nothing else meanwhile). Throws vllm::Error for bad input.
+  std::vector<BeamSearchResult> beam_search(const std::vector<PromptInput>& prompts, const BeamSearchParams& params);
   bool has_unfinished() const { return core_->has_unfinished() || processor_->num_requests() > 0; }
   bool has_request(const std::string& request_id) const { return processor_->has(request_id); }
 

@@ -104,6 +104,10 @@ Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, Log
     one.data<int32_t>()[0] = 0;
     in.logits_indices = b.upload(one, DType::I32);
   }
+  // Copy-on-write of blocks that forked sequences shared, before this step writes into them.
+  const auto copies = kv.take_block_copies();
+  if (!copies.empty())
+    for (KVCacheLayer& layer : kv_cache_) b.copy_blocks(layer, copies);
   prepare_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   Tensor logits = b.forward_step(in, [this](const ForwardInputs& x) { return model_->forward(x, kv_cache_); });
   return logits;

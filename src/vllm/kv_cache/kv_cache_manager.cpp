@@ -50,7 +50,16 @@ bool KVCacheManager::allocate_slots(uint64_t seq_id, const std::vector<int32_t>&
   if (it == seqs_.end())
     for (int32_t b : cached_blocks)
       if (pool_.ref_count(b) == 0) ++reclaimed;
-  if (extra + reclaimed > pool_.num_free_blocks()) return false;
+  // Blocks this step writes into that other sequences share (a forked partial block) are copied.
+  std::vector<size_t> to_copy;
+  if (it != seqs_.end()) {
+    const auto& blocks = it->second.blocks;
+    const size_t first_written = static_cast<size_t>(num_computed_tokens / block_size_);
+    const size_t end = std::min(blocks.size(), static_cast<size_t>(need));
+    for (size_t b = first_written; b < end; ++b)
+      if (pool_.ref_count(blocks[b]) > 1) to_copy.push_back(b);
+  }
+  if (extra + reclaimed + static_cast<int32_t>(to_copy.size()) > pool_.num_free_blocks()) return false;
 
   if (it == seqs_.end()) {
     it = seqs_.emplace(seq_id, Sequence{}).first;
@@ -59,6 +68,14 @@ bool KVCacheManager::allocate_slots(uint64_t seq_id, const std::vector<int32_t>&
     // Cached blocks' hashes are recomputed lazily below (they are already registered).
   }
   Sequence& s = it->second;
+  for (size_t b : to_copy) {
+    const int32_t shared = s.blocks[b];
+    const int32_t own = pool_.allocate(1)[0];
+    pending_copies_.emplace_back(shared, own);
+    ++num_block_copies_total_;
+    pool_.release({shared});  // still held by the other sharers
+    s.blocks[b] = own;
+  }
   if (extra > 0) {
     std::vector<int32_t> fresh = pool_.allocate(extra);
     s.blocks.insert(s.blocks.end(), fresh.begin(), fresh.end());
@@ -76,6 +93,21 @@ bool KVCacheManager::allocate_slots(uint64_t seq_id, const std::vector<int32_t>&
     }
   }
   return true;
+}
+
+void KVCacheManager::fork(uint64_t parent_id, uint64_t child_id) {
+  auto parent = seqs_.find(parent_id);
+  VLLM_CHECK(parent != seqs_.end(), "fork of a sequence without blocks");
+  VLLM_CHECK(!seqs_.count(child_id), "fork into a sequence that already has blocks");
+  Sequence child = parent->second;  // the same blocks and registered hashes
+  pool_.touch(child.blocks);
+  seqs_.emplace(child_id, std::move(child));
+}
+
+std::vector<std::pair<int32_t, int32_t>> KVCacheManager::take_block_copies() {
+  std::vector<std::pair<int32_t, int32_t>> out;
+  out.swap(pending_copies_);
+  return out;
 }
 
 void KVCacheManager::free(uint64_t seq_id) {

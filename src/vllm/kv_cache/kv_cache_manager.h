@@ -1,11 +1,18 @@
-// Hands KV cache blocks to sequences: block tables, automatic prefix caching, and statistics.
-// Sequences are named by an integer id and described by their token ids (prompt then output);
-// the manager knows nothing else about requests.
+// Hands KV cache blocks to sequences: block tables, automatic prefix caching, sharing between
+// forked sequences, and statistics. Sequences are named by an integer id and described by their
+// token ids (prompt then output); the manager knows nothing else about requests.
+//
+// Forking (n > 1 sampling, beams): a child takes its parent's block table by reference. A block
+// shared that way is copied only when one of its holders is about to write into it (copy on
+// write, which only ever happens to the last, partly filled block: full blocks are never written
+// again). The copies are listed for the model runner, which has the backend do them before the
+// next forward pass.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "vllm/kv_cache/block_pool.h"
@@ -37,6 +44,17 @@ class KVCacheManager {
   bool allocate_slots(uint64_t seq, const std::vector<int32_t>& tokens, uint64_t salt, int64_t num_computed_tokens,
                       int64_t num_new_tokens, const std::vector<int32_t>& cached_blocks = {});
 
+  // Before it writes into a block it shares with other sequences, a sequence gets a fresh copy of
+  // that block (listed in pending_block_copies()); the copies count against the free blocks.
+
+  // Gives `child` (new to the manager) the block table of `parent` by reference: one more
+  // reference on every block, nothing allocated or copied.
+  void fork(uint64_t parent, uint64_t child);
+  // (source, destination) block copies owed to copy-on-write, in the order they must run; the
+  // model runner takes them before each forward pass.
+  std::vector<std::pair<int32_t, int32_t>> take_block_copies();
+  int64_t num_block_copies_total() const { return num_block_copies_total_; }
+
   // Returns the sequence's blocks to the pool (cached ones stay reusable until evicted).
   void free(uint64_t seq);
   bool has(uint64_t seq) const { return seqs_.count(seq) > 0; }
@@ -66,6 +84,8 @@ class KVCacheManager {
   BlockPool pool_;
   std::unordered_map<uint64_t, Sequence> seqs_;
   PrefixCacheStats recent_, total_;
+  std::vector<std::pair<int32_t, int32_t>> pending_copies_;
+  int64_t num_block_copies_total_ = 0;
 };
 
 }  // namespace vllm

@@ -161,6 +161,38 @@ class PyEngine {
     return locked([](LLMEngine& e) { return e.has_unfinished(); });
   }
 
+  // LLM.beam_search in the engine: token-id prompts in; per prompt, its best beams as dicts
+  // (tokens, cum_logprob, finish_reason, logprobs as per-step entry lists like step()'s).
+  py::list beam_search(const py::list& prompts, int beam_width, int max_tokens, bool ignore_eos, double temperature,
+                       double length_penalty) {
+    std::vector<PromptInput> inputs;
+    for (auto p : prompts) inputs.push_back(PromptInput::from_ids(token_ids_arg(p)));
+    BeamSearchParams params;
+    params.beam_width = beam_width;
+    params.max_tokens = max_tokens;
+    params.ignore_eos = ignore_eos;
+    params.temperature = temperature;
+    params.length_penalty = length_penalty;
+    std::vector<BeamSearchResult> results = locked([&](LLMEngine& e) { return e.beam_search(inputs, params); });
+    py::list out;
+    for (const BeamSearchResult& r : results) {
+      py::list beams;
+      for (const BeamSequence& b : r.sequences) {
+        py::dict d;
+        d["tokens"] = py::cast(b.tokens);
+        d["cum_logprob"] = b.cum_logprob;
+        d["finish_reason"] = b.finish_reason ? py::object(py::str(std::string(finish_reason_name(*b.finish_reason))))
+                                             : py::none();
+        py::list lps;
+        for (const TokenLogprobs& t : b.logprobs) lps.append(logprob_entries(t, 2 * beam_width, false));
+        d["logprobs"] = lps;
+        beams.append(d);
+      }
+      out.append(beams);
+    }
+    return out;
+  }
+
   bool has_request(const std::string& request_id) {
     return locked([&](LLMEngine& e) { return e.has_request(request_id); });
   }
@@ -327,6 +359,9 @@ void bind_engine(py::module_& m) {
       .def("abort_request", &PyEngine::abort_request, py::arg("request_id"))
       .def("step", &PyEngine::step, "Runs one engine step; returns the RequestOutput dicts due now.")
       .def("has_unfinished", &PyEngine::has_unfinished)
+      .def("beam_search", &PyEngine::beam_search, py::arg("prompts"), py::arg("beam_width"), py::arg("max_tokens"),
+           py::arg("ignore_eos") = false, py::arg("temperature") = 0.0, py::arg("length_penalty") = 1.0,
+           "Beam search in the engine (LLM.beam_search): token-id prompts in, each prompt's best beams out.")
       .def("has_request", &PyEngine::has_request, py::arg("request_id"))
       .def("close", &PyEngine::close)
       .def("tokenizer", &PyEngine::tokenizer)

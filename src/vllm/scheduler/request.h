@@ -19,6 +19,14 @@ std::string_view finish_reason_name(FinishReason r);  // "stop", "length", "abor
 // What made a request stop: the matched stop string or stop token id (vLLM's stop_reason).
 using StopReason = std::variant<std::monostate, int32_t, std::string>;
 
+// A sequence to fork from a request once its prompt is computed, at its first sampled token
+// (n > 1 sampling: the prompt is prefilled once, every branch shares its blocks).
+struct PendingBranch {
+  uint64_t seq_id = 0;
+  std::string request_id;
+  SamplingParams params;  // the branch's own (its seed)
+};
+
 struct Request {
   uint64_t seq_id = 0;         // the engine's handle (KV cache, ordering)
   std::string request_id;      // the caller's name for it
@@ -37,6 +45,10 @@ struct Request {
   int64_t next_prompt_logprob_pos = 1;  // the prompt position whose log-prob is due next
   std::optional<FinishReason> finish_reason;
   StopReason stop_reason;
+  std::vector<PendingBranch> pending_branches;  // forked at the first sampled token
+  // A paused request keeps its blocks but is not scheduled (a beam waiting for the others of its
+  // step); it may still be preempted.
+  bool paused = false;
 
   int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
   int64_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }

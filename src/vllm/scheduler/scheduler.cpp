@@ -31,6 +31,22 @@ void Scheduler::add_request(std::unique_ptr<Request> request) {
   waiting_.push_back(r);
 }
 
+void Scheduler::add_forked(std::unique_ptr<Request> child, const Request& after) {
+  Request* r = child.get();
+  VLLM_CHECK(!requests_.count(r->seq_id), "duplicate sequence id");
+  requests_.emplace(r->seq_id, std::move(child));
+  auto running = std::find(running_.begin(), running_.end(), &after);
+  if (running != running_.end()) {
+    r->status = RequestStatus::kRunning;
+    running_.insert(running + 1, r);
+    return;
+  }
+  auto waiting = std::find(waiting_.begin(), waiting_.end(), &after);
+  r->status = after.status;
+  if (waiting != waiting_.end()) waiting_.insert(waiting + 1, r);
+  else waiting_.push_back(r);
+}
+
 Request* Scheduler::find(uint64_t seq_id) {
   auto it = requests_.find(seq_id);
   return it == requests_.end() ? nullptr : it->second.get();
@@ -54,8 +70,24 @@ size_t Scheduler::victim_index() const {
 }
 
 std::deque<Request*>::iterator Scheduler::next_waiting() {
-  if (config_.policy == SchedulingPolicy::kFcfs) return waiting_.begin();
-  return std::min_element(waiting_.begin(), waiting_.end(), before);
+  auto best = waiting_.end();
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    if ((*it)->paused) continue;
+    if (config_.policy == SchedulingPolicy::kFcfs) return it;
+    if (best == waiting_.end() || before(*it, *best)) best = it;
+  }
+  return best;
+}
+
+bool Scheduler::preempt_a_paused_request() {
+  for (size_t i = running_.size(); i-- > 0;) {
+    if (!running_[i]->paused) continue;
+    Request* r = running_[i];
+    running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
+    preempt(r);
+    return true;
+  }
+  return false;
 }
 
 void Scheduler::preempt(Request* r) {
@@ -75,6 +107,10 @@ SchedulerOutput Scheduler::schedule() {
   size_t i = 0;
   while (i < running_.size() && budget > 0) {
     Request* r = running_[i];
+    if (r->paused) {
+      ++i;
+      continue;
+    }
     int64_t num_new = std::min(r->num_tokens() - r->num_computed_tokens, budget);
     num_new = std::min(num_new, config_.max_model_len - r->num_computed_tokens);
     if (num_new <= 0) {
@@ -112,9 +148,13 @@ SchedulerOutput Scheduler::schedule() {
 
   // 2. Waiting requests, while nothing was preempted this step.
   if (out.num_preempted == 0) {
-    while (!waiting_.empty() && budget > 0 && static_cast<int>(running_.size()) < config_.max_num_seqs) {
+    while (budget > 0 && static_cast<int>(running_.size()) < config_.max_num_seqs) {
       auto it = next_waiting();
+      if (it == waiting_.end()) break;
       Request* r = *it;
+      // A request that forks into n branches takes n sequence slots (unless nothing runs).
+      const int slots = 1 + static_cast<int>(r->pending_branches.size());
+      if (!running_.empty() && static_cast<int>(running_.size()) + slots > config_.max_num_seqs) break;
       std::vector<int32_t> cached_blocks;
       // Prompt log-probs need the logits of every prompt position, so such requests do not
       // read the prefix cache until those are done (as in vLLM).
@@ -123,7 +163,11 @@ SchedulerOutput Scheduler::schedule() {
       int64_t num_new = r->num_tokens() - cached;
       if (!config_.enable_chunked_prefill && num_new > budget) break;
       num_new = std::min(num_new, budget);
-      if (!kv_.allocate_slots(r->seq_id, r->token_ids, r->cache_salt, cached, num_new, cached_blocks)) break;
+      if (!kv_.allocate_slots(r->seq_id, r->token_ids, r->cache_salt, cached, num_new, cached_blocks)) {
+        // Idle (paused) requests give way when nothing else can run; then try again.
+        if (out.scheduled.empty() && preempt_a_paused_request()) continue;
+        break;
+      }
       waiting_.erase(it);
       r->num_computed_tokens = cached;
       if (r->num_cached_tokens < 0) r->num_cached_tokens = cached;

@@ -53,6 +53,10 @@ class Scheduler {
   Scheduler(const SchedulerConfig& config, KVCacheManager& kv);
 
   void add_request(std::unique_ptr<Request> request);
+  // Adds a copy of a request (forked by the caller, blocks included) in the same state as
+  // `after` (that request or an earlier fork of it), right after it: running requests run on,
+  // waiting ones wait.
+  void add_forked(std::unique_ptr<Request> child, const Request& after);
   // Chooses this step's work. Requests stay owned by the scheduler.
   SchedulerOutput schedule();
   // After the model ran: advances num_computed_tokens of everything scheduled.
@@ -73,8 +77,12 @@ class Scheduler {
   // The running request to preempt: the latest arrival (fcfs), or the lowest priority then
   // latest arrival (priority).
   size_t victim_index() const;
-  // Orders the waiting queue for admission (priority policy).
+  // The next waiting request to admit (priority policy: the best), skipping paused ones; end()
+  // if none.
   std::deque<Request*>::iterator next_waiting();
+  // Preempts the latest paused running request, if any (so that a waiting request is never
+  // blocked forever by idle ones holding every block).
+  bool preempt_a_paused_request();
 
   SchedulerConfig config_;
   KVCacheManager& kv_;
