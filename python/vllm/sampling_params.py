@@ -9,6 +9,8 @@ No engine is needed to build or validate one.
 import copy
 import logging
 import math
+import numbers
+import os
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Any, Dict, List, Optional, Set, Union
@@ -17,6 +19,60 @@ logger = logging.getLogger(__name__)
 
 _SAMPLING_EPS = 1e-5
 _MAX_TEMP = 1e-2
+# vLLM's default cap on n and beam_width (VLLM_MAX_N_SEQUENCES), against huge fan-outs.
+_DEFAULT_MAX_N_SEQUENCES = 16384
+
+# Numeric fields whose wrong type would otherwise surface as an obscure comparison TypeError.
+_INT_FIELDS = ("top_k", "min_tokens")
+_OPTIONAL_INT_FIELDS = ("max_tokens", "logprobs", "prompt_logprobs", "seed", "truncate_prompt_tokens", "stream_interval")
+_FLOAT_FIELDS = ("presence_penalty", "frequency_penalty", "repetition_penalty", "temperature", "top_p", "min_p",
+                 "length_penalty")
+
+
+def _max_n_sequences() -> int:
+    raw = os.environ.get("VLLM_MAX_N_SEQUENCES", "").strip()
+    if not raw:
+        return _DEFAULT_MAX_N_SEQUENCES
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"VLLM_MAX_N_SEQUENCES must be an integer, got {raw!r}") from None
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int in Python, and vLLM takes logprobs=True as 1; numpy integers count too.
+    return isinstance(value, numbers.Integral)
+
+
+def _verify_num_sequences(value: Any, name: str) -> None:
+    """vLLM's check of n and beam_width: an int in [1, VLLM_MAX_N_SEQUENCES]."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an int, but is of type {type(value)}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}.")
+    limit = _max_n_sequences()
+    if value > limit:
+        raise ValueError(
+            f"{name} must be at most {limit}, got {value}. "
+            "To increase this limit, set the VLLM_MAX_N_SEQUENCES environment variable."
+        )
+
+
+def _token_id_list(value: Any, name: str) -> List[int]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of integers, got {value!r}.")
+    if not all(_is_int(t) and not isinstance(t, bool) for t in value):
+        raise ValueError(f"{name} must contain only integers, got {list(value)}.")
+    return [int(t) for t in value]
+
+
+def _string_list(value: Any, name: str, allow_single: bool) -> List[str]:
+    if allow_single and isinstance(value, str):
+        return [value]
+    what = "a string or a list of strings" if allow_single else "a list of strings"
+    if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
+        raise ValueError(f"{name} must be {what}, got {value!r}.")
+    return list(value)
 
 
 class SamplingType(IntEnum):
@@ -196,7 +252,8 @@ class SamplingParams:
         )
 
     def __post_init__(self) -> None:
-        if isinstance(self.temperature, (int, float)) and 0 < self.temperature < _MAX_TEMP:
+        self._verify_types()
+        if 0 < self.temperature < _MAX_TEMP:
             logger.warning(
                 "temperature %s is less than %s, which may cause numerical errors nan or inf in "
                 "tensors. We have maxed it out to %s.",
@@ -209,22 +266,21 @@ class SamplingParams:
         if self.seed == -1:
             self.seed = None
 
-        if self.stop is None:
-            self.stop = []
-        elif isinstance(self.stop, str):
-            self.stop = [self.stop]
-        else:
-            self.stop = list(self.stop)
-
+        # Lists are checked before they are normalised: a wrong type gets a message naming the
+        # field rather than whatever list() or dict.fromkeys() would raise.
+        self.stop = [] if self.stop is None else _string_list(self.stop, "stop", allow_single=True)
         if self.stop_token_ids is None:
             self.stop_token_ids = []
         else:
-            self.stop_token_ids = list(dict.fromkeys(self.stop_token_ids))
-
+            self.stop_token_ids = list(dict.fromkeys(_token_id_list(self.stop_token_ids, "stop_token_ids")))
         if self.bad_words is None:
             self.bad_words = []
         else:
-            self.bad_words = list(dict.fromkeys(self.bad_words))
+            self.bad_words = list(dict.fromkeys(_string_list(self.bad_words, "bad_words", allow_single=False)))
+        if self.allowed_token_ids is not None:
+            self.allowed_token_ids = _token_id_list(self.allowed_token_ids, "allowed_token_ids")
+        if self.logit_bias is not None and not isinstance(self.logit_bias, dict):
+            raise ValueError(f"logit_bias must be a dict mapping token ids to biases, got {self.logit_bias!r}.")
 
         if self.logprobs is True:
             self.logprobs = 1
@@ -256,16 +312,38 @@ class SamplingParams:
         if self.skip_reading_prefix_cache is None:
             self.skip_reading_prefix_cache = self.prompt_logprobs is not None
 
+    def _verify_types(self) -> None:
+        """Numbers must be numbers: a string or None where vLLM expects one raises ValueError
+        naming the field (vLLM's own words where it has them), not a TypeError from a
+        comparison deep inside the checks."""
+        for name in _INT_FIELDS + _OPTIONAL_INT_FIELDS:
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL_INT_FIELDS:
+                continue
+            if not _is_int(value):
+                raise ValueError(f"{name} must be an integer, got {type(value).__name__}")
+            if type(value) is not int:
+                # Plain ints for the engine, which takes neither numpy integers nor bools
+                # (True is a count of 1 to Python, as in vLLM).
+                setattr(self, name, int(value))
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a float, got {type(value).__name__}")
+
     def _verify_args(self) -> None:
-        if not isinstance(self.n, int) or isinstance(self.n, bool):
-            raise ValueError(f"n must be an int, but is of type {type(self.n)}")
-        if self.n < 1:
-            raise ValueError(f"n must be at least 1, got {self.n}.")
+        _verify_num_sequences(self.n, "n")
         if self.best_of is not None:
             if not isinstance(self.best_of, int) or isinstance(self.best_of, bool):
                 raise ValueError(f"best_of must be an int, but is of type {type(self.best_of)}")
             if self.best_of < 1:
                 raise ValueError(f"best_of must be at least 1, got {self.best_of}")
+            limit = _max_n_sequences()
+            if self.best_of > limit:
+                raise ValueError(
+                    f"best_of must be at most {limit}, got {self.best_of}. "
+                    "To increase this limit, set the VLLM_MAX_N_SEQUENCES environment variable."
+                )
             if self.best_of < self.n:
                 raise ValueError(
                     "best_of must be greater than or equal to n, "
@@ -288,8 +366,6 @@ class SamplingParams:
         # -1 is quietly accepted as "disabled", but 0 is preferred.
         if self.top_k < -1:
             raise ValueError(f"top_k must be 0 (disable), or at least 1, got {self.top_k}.")
-        if not isinstance(self.top_k, int):
-            raise ValueError(f"top_k must be an integer, got {type(self.top_k).__name__}")
         if not 0.0 <= self.min_p <= 1.0:
             raise ValueError(f"min_p must be in [0, 1], got {self.min_p}.")
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -312,13 +388,9 @@ class SamplingParams:
             raise ValueError(
                 f"truncate_prompt_tokens must be an integer >= 1 or -1, got {self.truncate_prompt_tokens}"
             )
-        if not all(isinstance(t, int) and not isinstance(t, bool) for t in self.stop_token_ids):
-            raise ValueError(f"stop_token_ids must contain only integers, got {self.stop_token_ids}.")
         negative = [t for t in self.stop_token_ids if t < 0]
         if negative:
             raise ValueError(f"token_id(s) {negative} in stop_token_ids contain out-of-vocab token ids.")
-        if not all(isinstance(s, str) for s in self.stop):
-            raise ValueError(f"stop must be a string or a list of strings, got {self.stop}.")
         if any(not stop_str for stop_str in self.stop):
             raise ValueError("stop cannot contain an empty string.")
         if self.stop and not self.detokenize:
@@ -345,6 +417,8 @@ class SamplingParams:
             raise ValueError("top_p must be 1 when using beam search.")
         if self.top_k not in (-1, 0):
             raise ValueError("top_k must be -1 when using beam search.")
+        if not math.isfinite(self.length_penalty):
+            raise ValueError(f"length_penalty must be a finite number, got {self.length_penalty}.")
         if self.early_stopping not in [True, False, "never"]:
             raise ValueError(
                 f"early_stopping must be True, False, or 'never', got {self.early_stopping}."
@@ -355,7 +429,8 @@ class SamplingParams:
             raise ValueError(
                 "early_stopping is not effective and must be False when not using beam search."
             )
-        if self.length_penalty < 1.0 - _SAMPLING_EPS or self.length_penalty > 1.0 + _SAMPLING_EPS:
+        # Written so that NaN fails too.
+        if not abs(self.length_penalty - 1.0) <= _SAMPLING_EPS:
             raise ValueError(
                 "length_penalty is not effective and must be the default value of 1.0 when not "
                 "using beam search."
@@ -494,10 +569,13 @@ class BeamSearchParams:
     include_stop_str_in_output: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.beam_width, int) or isinstance(self.beam_width, bool):
-            raise ValueError(f"beam_width must be an int, but is of type {type(self.beam_width)}")
-        if self.beam_width < 1:
-            raise ValueError(f"beam_width must be at least 1, got {self.beam_width}.")
+        _verify_num_sequences(self.beam_width, "beam_width")
+        if not _is_int(self.max_tokens) or isinstance(self.max_tokens, bool):
+            raise ValueError(f"max_tokens must be an integer, got {type(self.max_tokens).__name__}")
+        for name in ("temperature", "length_penalty"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a float, got {type(value).__name__}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}.")
         if not math.isfinite(self.temperature):

@@ -22,6 +22,8 @@ struct GenerateArgs {
   bool ignore_eos = false;
   std::optional<int> logprobs, prompt_logprobs;
   double temperature = 0.0;
+  double top_p = 1.0;
+  int top_k = 0;
   bool json = false;
 };
 
@@ -59,6 +61,8 @@ int run_generate(GenerateArgs& a) {
   for (size_t i = 0; i < inputs.size(); ++i) {
     SamplingParams params;
     params.temperature = a.temperature;
+    params.top_p = a.top_p;
+    params.top_k = a.top_k;
     params.max_tokens = a.max_tokens;
     params.ignore_eos = a.ignore_eos;
     params.logprobs = a.logprobs;
@@ -112,6 +116,8 @@ Runner add_generate(CLI::App& app) {
   sub->add_option("--logprobs", a->logprobs, "Top log-probs per generated token");
   sub->add_option("--prompt-logprobs", a->prompt_logprobs, "Top log-probs per prompt token");
   sub->add_option("--temperature", a->temperature, "0 for greedy")->capture_default_str();
+  sub->add_option("--top-p", a->top_p, "Nucleus sampling: the smallest set of tokens this likely")->capture_default_str();
+  sub->add_option("--top-k", a->top_k, "Sample from the k most likely tokens (0: all)")->capture_default_str();
   sub->add_flag("--json", a->json, "One JSON object per prompt and line");
   add_engine_args(sub, a->engine);
   return [a] { return run_generate(*a); };
