@@ -127,7 +127,7 @@ CLI::App* add_common(CLI::App* bench, const char* name, const char* help, BenchA
 
 Runner add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* bench = app.add_subcommand("bench", "Benchmarks: latency, throughput");
+  CLI::App* bench = app.add_subcommand("bench", "Benchmarks: latency, throughput, serve");
   bench->require_subcommand(1);
   CLI::App* lat = add_common(bench, "latency", "Latency of one batch of requests", *a);
   lat->add_option("--batch-size", a->batch_size, "Requests per batch")->capture_default_str();
@@ -135,7 +135,10 @@ Runner add_bench(CLI::App& app) {
   lat->add_option("--num-iters", a->iters, "Measured iterations")->capture_default_str();
   CLI::App* thr = add_common(bench, "throughput", "Offline throughput of many requests", *a);
   thr->add_option("--num-prompts", a->num_prompts, "Requests")->capture_default_str();
-  return [a, lat, thr, bench]() {
+  auto serve_runner = std::make_shared<Runner>();
+  CLI::App* srv = add_bench_serve(bench, serve_runner.get());
+  return [a, lat, thr, bench, srv, serve_runner]() {
+    if (srv->parsed()) return (*serve_runner)();
     a->command_line = "vllm bench";
     for (CLI::App* s : {lat, thr})
       if (s->parsed()) {

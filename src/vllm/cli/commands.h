@@ -27,6 +27,10 @@ Runner add_serve(CLI::App& app);
 Runner add_tokenize(CLI::App& app);    // tokenize.cpp: also detokenize, render-chat
 Runner add_detokenize(CLI::App& app);
 Runner add_render_chat(CLI::App& app);
+Runner add_chat(CLI::App& app);       // chat.cpp: also complete (clients of a running server)
+Runner add_complete(CLI::App& app);
+// bench_serve.cpp: `vllm bench serve` under `bench`; sets *runner to the function that runs it.
+CLI::App* add_bench_serve(CLI::App* bench, Runner* runner);
 
 // The known flag closest to `unknown` (edit distance), or "" if none is close.
 std::string closest_flag(const CLI::App& app, const std::string& unknown);

@@ -33,11 +33,11 @@ void add_engine_args(CLI::App* app, EngineConfig& c) {
 std::string resolve_model_folder(const std::string& model, const std::string& revision, const std::string& download_dir) {
   namespace fs = std::filesystem;
   if (model.empty()) {
-    // The model the repository's set-up prepares (scripts/make_default_model.sh).
+    // The trained model the repository ships (models/default, see its MODEL_CARD.md).
     const char* env = std::getenv("VLLM_DEFAULT_MODEL");
     fs::path def = env ? fs::path(env) : fs::path(VLLM_SOURCE_DIR) / "models" / "default";
     if (fs::is_directory(def)) return def.string();
-    throw Error("no model given and the default model " + def.string() + " is missing (run scripts/setup.sh)",
+    throw Error("no model given and the default model " + def.string() + " is missing (it is part of the repository: check out models/default)",
                 ErrorKind::kNotFound);
   }
   if (fs::is_directory(model)) return model;

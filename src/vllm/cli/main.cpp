@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   add(vllm::cli::add_tokenize(app));
   add(vllm::cli::add_detokenize(app));
   add(vllm::cli::add_render_chat(app));
+  add(vllm::cli::add_chat(app));
+  add(vllm::cli::add_complete(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ExtrasError& e) {
