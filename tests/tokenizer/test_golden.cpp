@@ -11,13 +11,12 @@ class GoldenTest : public ::testing::TestWithParam<std::string> {};
 
 std::string show(const std::string& s) { return nlohmann::json(s).dump(); }
 
-TEST_P(GoldenTest, EncodeAndDecodeMatchReference) {
-  const std::string model = GetParam();
-  auto tok = load_reference(model);
-  ASSERT_NE(tok, nullptr);
-  const nlohmann::json golden = load_golden(model);
+// Every encode case of a golden.json: encode with and without special tokens, decode with and
+// without skipping them.
+void expect_encode_cases_match(const Tokenizer& tok, const nlohmann::json& golden, const std::string& model,
+                               size_t expected_cases) {
   const auto& cases = golden.at("tokenizer").at("encode");
-  ASSERT_EQ(cases.size(), 37u);
+  ASSERT_EQ(cases.size(), expected_cases);
   int passed = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
@@ -25,10 +24,10 @@ TEST_P(GoldenTest, EncodeAndDecodeMatchReference) {
     const auto ids = c.at("ids").get<std::vector<int32_t>>();
     const auto ids_no_special = c.at("ids_no_special").get<std::vector<int32_t>>();
     SCOPED_TRACE("case " + std::to_string(i) + " text=" + show(text));
-    const auto got = tok->encode(text, true);
-    const auto got_no_special = tok->encode(text, false);
-    const std::string dec = tok->decode(ids);
-    const std::string dec_skip = tok->decode(ids, true);
+    const auto got = tok.encode(text, true);
+    const auto got_no_special = tok.encode(text, false);
+    const std::string dec = tok.decode(ids);
+    const std::string dec_skip = tok.decode(ids, true);
     EXPECT_EQ(got, ids);
     EXPECT_EQ(got_no_special, ids_no_special);
     EXPECT_EQ(dec, c.at("decode").get<std::string>()) << "got " << show(dec);
@@ -38,6 +37,27 @@ TEST_P(GoldenTest, EncodeAndDecodeMatchReference) {
   }
   std::cout << "[ golden   ] " << model << ": " << passed << "/" << cases.size()
             << " cases match (encode, encode no-special, decode, decode skip-special)\n";
+}
+
+TEST_P(GoldenTest, EncodeAndDecodeMatchReference) {
+  const std::string model = GetParam();
+  auto tok = load_reference(model);
+  ASSERT_NE(tok, nullptr);
+  expect_encode_cases_match(*tok, load_golden(model), model, 37);
+}
+
+// The trained default model's own byte-level BPE (tokenizer.json in models/default).
+TEST(GoldenDefaultModel, EncodeAndDecodeMatchReference) {
+  const std::string dir = VLLM_DEFAULT_MODEL_DIR;
+  auto tok = Tokenizer::from_folder(dir);
+  std::ifstream in(dir + "/golden.json");
+  ASSERT_TRUE(in.good()) << dir;
+  expect_encode_cases_match(*tok, nlohmann::json::parse(in), "default", 40);
+  EXPECT_EQ(tok->vocab_size(), 8192);
+  EXPECT_EQ(tok->eos_token_id(), 0);
+  EXPECT_EQ(tok->token_to_id("<|end|>"), 4);
+  EXPECT_TRUE(tok->is_special(4));
+  EXPECT_TRUE(tok->chat_template().has_value());
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenTest, ::testing::ValuesIn(reference_models()),
