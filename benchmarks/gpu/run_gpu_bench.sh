@@ -12,6 +12,8 @@
 #             heads); batch-1 decode of phi-1_5 with random fp16 weights vs its bandwidth bound
 # throughput  vllm bench throughput, 1,000 requests of 1,024 random tokens in and 128 out
 # hf          transformers' generate on the same shapes (benchmarks/gpu/hf_baseline.py)
+# serve       vllm serve on the GPU and vllm bench serve against it: 1,024 random tokens in, 128 out,
+#             at request rates 4, 16 and unlimited (TTFT, TPOT, ITL median and p99)
 # profile     nsys over batch-1 decode: GPU time per kernel and per CUDA API call (not in the default set)
 #
 # Prints one markdown table at the end and writes it, with every log, to $OUT (build/gpu/out when
@@ -124,6 +126,36 @@ if has hf; then
     grep -v Warning | tee "$OUT/hf.log"
 fi
 
+if has serve; then
+  [ -f "$MODEL/.complete" ] || { "$B/tools/vllm-make-model" --config "$CONFIG" --dtype float16 --out "$MODEL" && touch "$MODEL/.complete"; }
+  # The server needs a tokenizer: the Phi family's GPT-2 one (tiny-phi's files) fits every shape's
+  # vocabulary that is at least 50,257 entries; prompts are random token ids anyway.
+  cp tests/data/tokenizers/tiny-phi/* tests/data/models/tiny-phi/tokenizer_config.json "$MODEL/"
+  port=8011
+  "$VLLM" serve "$MODEL" --device cuda --dtype float16 --port $port --served-model-name bench \
+    --disable-uvicorn-access-log >"$OUT/serve-server.log" 2>&1 &
+  server=$!
+  up=0
+  for _ in $(seq 240); do
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v1/models', timeout=1)" 2>/dev/null && { up=1; break; }
+    kill -0 $server 2>/dev/null || break
+    sleep 0.5
+  done
+  if [ $up = 1 ]; then
+    # A seed per rate: each run's prompts are new to the server (no prefix-cache hits from the last).
+    for spec in "4 200 1" "16 400 2" "inf 1000 3"; do
+      set -- $spec
+      timeout 240 "$VLLM" bench serve --port $port --model bench --tokenizer "$MODEL" --random-input-len 1024 \
+        --random-output-len 128 --num-prompts "$2" --request-rate "$1" --seed "$3" --ignore-eos --metric-percentiles 50,99 \
+        >"$OUT/serve-rate-$1.log" 2>&1
+      grep -E "Request throughput|Median|P99" "$OUT/serve-rate-$1.log" | sed "s/^/rate $1: /"
+    done
+  else
+    echo "serve: the server did not come up"; tail -20 "$OUT/serve-server.log"
+  fi
+  kill $server 2>/dev/null; wait $server 2>/dev/null
+fi
+
 if has profile; then
   # No nsys in the image: ncu times each kernel of a few decode steps (eager, so each kernel is
   # its own launch; serialised, so the sum is GPU busy time without overlap or launch gaps).
@@ -229,6 +261,16 @@ if hf_rps:
     row("transformers generate, best of batch 16/64/128", f"{best:.2f} req/s", "", f"ours {rps / best:.1f}x" if rps else "", "ours >= 4x")
 if hf_dec:
     row("transformers generate, batch-1 decode", f"{hf_dec:.1f} tok/s", "", f"ours {tps / hf_dec:.1f}x" if tps else "", "")
+for rate in ("4", "16", "inf"):
+    text = read(f"serve-rate-{rate}.log")
+    if not text:
+        continue
+    get = lambda label: find(label + r" \(ms\):\s+([\d.]+)", text)
+    rps_s = find(r"Request throughput \(req/s\):\s+([\d.]+)", text)
+    parts = [f"{m} {get('Median ' + m):.1f} / {get('P99 ' + m):.1f} ms" for m in ("TTFT", "TPOT", "ITL")
+             if get("Median " + m) is not None and get("P99 " + m) is not None]
+    row(f"vllm bench serve, 1024 in / 128 out, request rate {rate} (median / p99)",
+        ", ".join(parts) + (f"; {rps_s:.1f} req/s" if rps_s else ""), "", "", "")
 gpu = read("gpu.txt").strip()
 print(f"\n### CUDA backend on {gpu}\n")
 print("| what | measured | bound | fraction | bar |")

@@ -238,7 +238,8 @@ TEST_P(Ops, FusedLinearEpilogues) {
 
 TEST_P(Ops, Norms) {
   struct C { int64_t rows, H; };
-  for (C c : {C{1, 1}, C{3, 7}, C{5, 64}, C{17, 2048}, C{2, 5120}, C{4, 8191}, C{300, 128}}) {
+  // Both paths: rows that fit registers (H a multiple of 16 bytes, up to 4 packs a thread) and the rest.
+  for (C c : {C{1, 1}, C{3, 7}, C{5, 64}, C{17, 2048}, C{2, 5120}, C{4, 8191}, C{300, 128}, C{2, 32768}, C{3, 12288}}) {
     const std::string where = str(" rows=", c.rows, " H=", c.H);
     Tensor x = rand({c.rows, c.H}, -2.0f, 3.0f), w = rand({c.H}, 0.5f, 1.5f), b = rand({c.H});
     Tensor cw = cpu_->prepare_vector(w), cb = cpu_->prepare_vector(b);

@@ -38,7 +38,9 @@ void rotary(DType t, void* qkv, const int32_t* pos, const float* inv_freq, int64
             int64_t hd, int64_t rot_dim, cudaStream_t stream) {
   const int64_t half = rot_dim / 2;
   if (T_ == 0 || half == 0) return;
-  const int threads = static_cast<int>(std::min<int64_t>(256, std::max<int64_t>(32, (heads * half + 31) / 32 * 32)));
+  // A thread per rotated pair where the block allows it: the loop's loads then go out in one round
+  // trip instead of several (a decode step's rotary is latency, not bandwidth).
+  const int threads = static_cast<int>(std::min<int64_t>(1024, std::max<int64_t>(32, (heads * half + 31) / 32 * 32)));
   const size_t smem = static_cast<size_t>(2 * half) * sizeof(float);
   VLLM_DISPATCH_FLOAT(t, T, launch_k(rotary_kernel<T>, static_cast<unsigned>(T_), threads, smem, stream, 
                                 static_cast<T*>(qkv), pos, inv_freq, width, heads, hd, half));
