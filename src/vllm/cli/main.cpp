@@ -21,11 +21,30 @@ int main(int argc, char** argv) {
   add(vllm::cli::add_render_chat(app));
   add(vllm::cli::add_chat(app));
   add(vllm::cli::add_complete(app));
+  // An unknown command word: argparse's message in vLLM, with the choices.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string choices;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      known = known || sub->get_name() == argv[1];
+      choices += (choices.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "vllm: error: invalid choice: '%s' (choose from %s)\n", argv[1], choices.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ExtrasError& e) {
-    // Name the closest known flag, like argparse's suggestions in vLLM.
-    CLI::App* sub = app.get_subcommands().empty() ? &app : app.get_subcommands().front();
+    // Name the closest known flag, like argparse's suggestions in vLLM, of the innermost command
+    // given (`vllm bench serve`, not `vllm bench`).
+    CLI::App* sub = &app;
+    std::string path = "vllm";
+    while (!sub->get_subcommands().empty()) {
+      sub = sub->get_subcommands().front();
+      path += " " + sub->get_name();
+    }
     std::string msg = e.what();
     for (const auto& arg : sub->remaining()) {
       if (arg.rfind("--", 0) != 0) continue;
@@ -34,7 +53,7 @@ int main(int argc, char** argv) {
       msg = "unrecognized argument " + name + (guess.empty() ? "" : " (did you mean " + guess + "?)");
       break;
     }
-    std::fprintf(stderr, "vllm %s: error: %s\n", sub->get_name().c_str(), msg.c_str());
+    std::fprintf(stderr, "%s: error: %s\n", path.c_str(), msg.c_str());
     return 2;
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
