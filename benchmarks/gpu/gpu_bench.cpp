@@ -2,6 +2,10 @@
 //   gpu_bench copy                 device-to-device copy bandwidth (bytes read + written), GB/s
 //   gpu_bench attn B CTX [NH NKV HD BS]   decode attention alone (CudaBackend::attention, float16):
 //                                  B sequences at context CTX; GB/s of K/V read
+//   gpu_bench gemv N K [M EPI]     the decode GEMV alone (float16, M activation rows, epilogue 0 none,
+//                                  1 gelu, 2 residual), back to back with programmatic dependent
+//                                  launch as in a decode step, over 8 weight copies (more than L2);
+//                                  GB/s of weights read. VLLM_GEMV_W forces the warps per row.
 // Each prints one line "name value unit"; times are medians of event-timed repetitions.
 #include <cuda_runtime_api.h>
 
@@ -12,6 +16,7 @@
 #include <vector>
 
 #include "vllm/backends/cuda/cuda_backend.h"
+#include "vllm/backends/cuda/kernels.h"
 
 using namespace vllm;
 
@@ -133,6 +138,67 @@ int attn_bench(int64_t B, int64_t ctx, int64_t nh, int64_t nkv, int64_t hd, int6
   return 0;
 }
 
+int gemv_bench(int64_t N, int64_t K, int64_t M, int epi) {
+  CudaBackend be(DType::F16);  // sets up programmatic dependent launch as the engine does
+  constexpr int kCopies = 8;
+  const size_t wbytes = static_cast<size_t>(N * K) * 2;
+  std::vector<void*> w(kCopies);
+  void *x = nullptr, *bias = nullptr, *out = nullptr, *other = nullptr;
+  // Random-looking fp16 bits in a safe range (exponent below 0x3c00: magnitudes under 1).
+  std::vector<uint16_t> host(static_cast<size_t>(N * K));
+  uint32_t st = 12345;
+  for (auto& h : host) {
+    st = st * 1664525u + 1013904223u;
+    h = static_cast<uint16_t>((st >> 16) & 0xb7ffu);
+  }
+  for (auto& p : w) {
+    ck(cudaMalloc(&p, wbytes), "cudaMalloc");
+    ck(cudaMemcpy(p, host.data(), wbytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  }
+  ck(cudaMalloc(&x, static_cast<size_t>(M * K) * 2), "cudaMalloc");
+  ck(cudaMemcpy(x, host.data(), static_cast<size_t>(M * K) * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+  ck(cudaMalloc(&bias, static_cast<size_t>(N) * 2), "cudaMalloc");
+  ck(cudaMemcpy(bias, host.data(), static_cast<size_t>(N) * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+  ck(cudaMalloc(&out, static_cast<size_t>(M * N) * 2), "cudaMalloc");
+  ck(cudaMalloc(&other, static_cast<size_t>(M * N) * 2), "cudaMalloc");
+  ck(cudaMemcpy(other, host.data(), static_cast<size_t>(M * N) * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+  ck(cudaMemcpy(out, host.data(), static_cast<size_t>(M * N) * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+  cudaStream_t stream;
+  ck(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  const auto e = static_cast<cuda::GemvEpilogue>(epi);
+  auto run = [&](int n) {
+    for (int i = 0; i < n; ++i) cuda::gemv(DType::F16, out, x, w[i % kCopies], bias, M, N, K, stream, e, other);
+  };
+  run(16);
+  ck(cudaStreamSynchronize(stream), "warm-up");
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<double> us;
+  const int reps = 64;
+  for (int r = 0; r < 7; ++r) {
+    cudaEventRecord(e0, stream);
+    run(reps);
+    cudaEventRecord(e1, stream);
+    ck(cudaEventSynchronize(e1), "gemv");
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    us.push_back(1e3 * t / reps);
+  }
+  const double m = median(us);
+  const char* forced = std::getenv("VLLM_GEMV_W");
+  std::printf("gemv N=%lld K=%lld M=%lld epi=%d W=%s: %.2f us, %.0f GB/s of weights\n", static_cast<long long>(N),
+              static_cast<long long>(K), static_cast<long long>(M), epi, forced ? forced : "auto", m,
+              static_cast<double>(wbytes) / (m * 1e-6) / 1e9);
+  for (auto p : w) cudaFree(p);
+  cudaFree(x);
+  cudaFree(bias);
+  cudaFree(out);
+  cudaFree(other);
+  cudaStreamDestroy(stream);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -146,6 +212,10 @@ int main(int argc, char** argv) {
     auto arg = [&](int i, int64_t d) { return argc > i ? std::atoll(argv[i]) : d; };
     return attn_bench(arg(2, 64), arg(3, 2048), arg(4, 32), arg(5, 32), arg(6, 64), arg(7, 16));
   }
-  std::fprintf(stderr, "usage: gpu_bench copy | attn [B CTX NH NKV HD BS]\n");
+  if (mode == "gemv" && argc > 3) {
+    auto arg = [&](int i, int64_t d) { return argc > i ? std::atoll(argv[i]) : d; };
+    return gemv_bench(arg(2, 2048), arg(3, 2048), arg(4, 1), static_cast<int>(arg(5, 0)));
+  }
+  std::fprintf(stderr, "usage: gpu_bench copy | attn [B CTX NH NKV HD BS] | gemv N K [M EPI]\n");
   return 2;
 }

@@ -14,7 +14,9 @@
 # hf          transformers' generate on the same shapes (benchmarks/gpu/hf_baseline.py)
 # serve       vllm serve on the GPU and vllm bench serve against it: 1,024 random tokens in, 128 out,
 #             at request rates 4, 16 and unlimited (TTFT, TPOT, ITL median and p99)
-# profile     nsys over batch-1 decode: GPU time per kernel and per CUDA API call (not in the default set)
+# profile     ncu over batch-1 decode: GPU time per kernel, serialised (not in the default set)
+# trace       the GPU timeline of batch-1 decode (CUPTI, benchmarks/gpu/kernel_trace.cpp), CUDA graphs
+#             and eager: where a step's time goes, overlaps and idle gaps included (not in the default set)
 #
 # Prints one markdown table at the end and writes it, with every log, to $OUT (build/gpu/out when
 # unset).
@@ -71,7 +73,7 @@ if has build; then
   {
     cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVLLM_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
       -DVLLM_BUILD_PYTHON=OFF "${extra[@]}" &&
-      cmake --build "$B" -j "$JOBS" --target vllm vllm-make-model test_backend_ops test_golden gpu_bench
+      cmake --build "$B" -j "$JOBS" --target vllm vllm-make-model test_backend_ops test_golden gpu_bench vllm_kernel_trace
   } >"$OUT/build.log" 2>&1
   rc=$?
   rec build "rc $rc, $(secs $t0) s"
@@ -180,6 +182,18 @@ print(f"{n} kernels, {allns / 1e3:.1f} us of GPU time")
 for k, v in tot.most_common(25):
     print(f"{v / 1e3:10.1f} us {100 * v / allns:5.1f}%  {cnt[k]:5d} x {v / cnt[k] / 1e3:7.2f} us  {k}")
 PYEOF
+fi
+
+if has trace; then
+  [ -f "$MODEL/.complete" ] || { "$B/tools/vllm-make-model" --config "$CONFIG" --dtype float16 --out "$MODEL" && touch "$MODEL/.complete"; }
+  for eager in "" "--enforce-eager"; do
+    name=trace-$SHAPE-b${TRACE_BATCH:-1}${eager:+-eager}
+    CUDA_INJECTION64_PATH=$B/benchmarks/gpu/libvllm_kernel_trace.so KERNEL_TRACE_OUT=/tmp/$name.csv timeout 180 \
+      "$VLLM" bench latency --model "$MODEL" --device cuda --dtype float16 --batch-size ${TRACE_BATCH:-1} --input-len 32 \
+      --output-len 128 --num-iters-warmup 1 --num-iters 2 --gpu-memory-utilization 0.3 $eager >"$OUT/$name.log" 2>&1
+    echo "### $name"
+    python3 benchmarks/gpu/trace_summary.py /tmp/$name.csv --top 16 --list "$OUT/$name.steps" 2>&1 | tee "$OUT/$name.txt" | head -40
+  done
 fi
 
 # The table: measured numbers against their bounds.

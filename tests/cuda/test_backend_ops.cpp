@@ -175,7 +175,9 @@ TEST_P(Ops, Embedding) {
 
 TEST_P(Ops, Linear) {
   struct C { int64_t N, K; };
-  for (C c : {C{3, 1}, C{7, 13}, C{64, 64}, C{384, 256}, C{1000, 333}, C{2048, 2048}, C{257, 4096}, C{96, 40}}) {
+  // 9000 and 20000 rows: more than the chip's resident warps, so the decode GEMV walks them in rounds.
+  for (C c : {C{3, 1}, C{7, 13}, C{64, 64}, C{384, 256}, C{1000, 333}, C{2048, 2048}, C{257, 4096}, C{96, 40},
+              C{9000, 512}, C{20000, 64}}) {
     for (int64_t M : {1, 2, 3, 4, 5, 17, 128, 300}) {
       for (bool with_bias : {false, true}) {
         const float s = 1.0f / std::sqrt(static_cast<float>(c.K));
@@ -197,7 +199,8 @@ TEST_P(Ops, Linear) {
 // unfused sequence.
 TEST_P(Ops, FusedLinearEpilogues) {
   struct C { int64_t N, K; };
-  for (C c : {C{64, 64}, C{2048, 2048}, C{6144, 2048}, C{2048, 8192}, C{257, 4096}, C{1000, 333}}) {
+  for (C c : {C{64, 64}, C{2048, 2048}, C{6144, 2048}, C{2048, 8192}, C{257, 4096}, C{1000, 333},
+              C{12000, 1024}}) {
     for (int64_t M : {1, 2, 4, 5, 17}) {
       const float s = 1.0f / std::sqrt(static_cast<float>(c.K));
       Tensor w = rand({c.N, c.K}, -s, s), b = rand({c.N}), x = rand({M, c.K});

@@ -18,10 +18,9 @@ constexpr int kThreads = 128;
 
 template <typename T, int LK, int GMAX>
 __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const int32_t* __restrict__ items,
-                                                          int64_t part_size, int num_splits, float* __restrict__ part_o,
+                                                          int num_splits, float* __restrict__ part_o,
                                                           float* __restrict__ part_ml, int* __restrict__ counters,
                                                           bool write_kv) {
-  pdl_begin();
   constexpr int E = 8, D = LK * E, SLOTS = kThreads / LK, U = GMAX <= 2 ? 4 : 2, NW = kThreads / 32;
   __shared__ float sm_m[NW][GMAX], sm_l[NW][GMAX];
   __shared__ __align__(16) float sm_acc[NW][GMAX][D];
@@ -37,10 +36,36 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
   const int64_t item = blockIdx.y;
   const int64_t seq = items ? items[item] : item;
   const int64_t L = a.seq_lens[seq];
+  // This sequence's partitions: whole passes of the block (SLOTS * U keys), at most num_splits.
+  // Cut from its own length, not the batch's longest (a CUDA graph plans for max_model_len).
+  constexpr int64_t kPass = SLOTS * U;
+  const int64_t part_size = imax(kPass, ((L + num_splits - 1) / num_splits + kPass - 1) / kPass * kPass);
   const int64_t start = blockIdx.z * part_size;
   if (blockIdx.z > 0 && start >= L) return;
   const int64_t end = imin(L, start + part_size);
   const int64_t token = a.query_start_loc[seq + 1] - 1;
+  // Only the partitions that hold keys do work; when that is one, it writes the output itself.
+  const int nparts = static_cast<int>(imax(1, imin(num_splits, (L + part_size - 1) / part_size)));
+  const bool direct = nparts == 1;
+
+  const T* kc = static_cast<const T*>(a.k_cache);
+  const T* vc = static_cast<const T*>(a.v_cache);
+  const int32_t* table = a.block_tables + seq * a.max_blocks_per_seq;
+  // The cached keys and values were written by earlier steps, and the inputs uploaded before the
+  // step's first kernel: start fetching the first round of them into L2 while the kernel before
+  // (which produces q and the new token's K/V) finishes.
+  {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t j = start + u * SLOTS + slot;
+      if (j < end && j != L - 1) {
+        const int64_t off = ((table[j / bs] * nkv + g) * bs + j % bs) * D + lane * E;
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(kc + off));
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(vc + off));
+      }
+    }
+  }
+  pdl_begin();
 
   const T* qrow = static_cast<const T*>(a.qkv) + token * a.width;
   // The new token's K and V come straight from qkv; one block per KV head also stores them.
@@ -73,9 +98,6 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
     for (int e = 0; e < E; ++e) acc[hh][e] = 0.0f;
   }
 
-  const T* kc = static_cast<const T*>(a.k_cache);
-  const T* vc = static_cast<const T*>(a.v_cache);
-  const int32_t* table = a.block_tables + seq * a.max_blocks_per_seq;
   for (int64_t base = start; base < end; base += SLOTS * U) {
     uint4 kv[U], vv[U];
     bool valid[U];
@@ -192,7 +214,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
         for (int e = 0; e < E; ++e) o[e] += f * sm_acc[w][hh][lane * E + e];
       }
       const int64_t h = h0 + hh;
-      if (num_splits == 1) {
+      if (direct) {
         const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
         Pack<T> r;
 #pragma unroll
@@ -210,13 +232,12 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
       }
     }
   }
-  if (num_splits == 1) return;
+  if (direct) return;
 
   // Split context: the last partition block of this (sequence, head chunk) to finish merges them.
   __threadfence();
   __syncthreads();
   if (tid == 0) {
-    const int nparts = static_cast<int>(imax(1, imin(num_splits, (L + part_size - 1) / part_size)));
     int* counter = counters + item * gridDim.x + blockIdx.x;
     const int prev = atomicAdd(counter, 1);
     sm_last = prev == nparts - 1;
@@ -225,7 +246,6 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
   __syncthreads();
   if (!sm_last) return;
   __threadfence();
-  const int nparts = static_cast<int>(imax(1, imin(num_splits, (L + part_size - 1) / part_size)));
   for (int k = tid; k < nheads * D; k += kThreads) {
     const int hh = k / D, d = k % D;
     const int64_t h = h0 + hh;
@@ -243,14 +263,14 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
 }
 
 template <typename T, int LK>
-void launch_lk(const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t part_size, int num_splits,
+void launch_lk(const AttentionArgs& a, const int32_t* items, int64_t n_items, int num_splits,
                float* part_o, float* part_ml, int* counters, bool write_kv, cudaStream_t stream) {
   const int64_t group = a.num_heads / a.num_kv_heads;
   auto go = [&](auto gmax_tag) {
     constexpr int GMAX = decltype(gmax_tag)::value;
     const int64_t chunks = (group + GMAX - 1) / GMAX;
     dim3 grid(static_cast<unsigned>(a.num_kv_heads * chunks), static_cast<unsigned>(n_items), static_cast<unsigned>(num_splits));
-    launch_k(decode_kernel<T, LK, GMAX>, grid, kThreads, 0, stream, a, items, part_size, num_splits, part_o, part_ml, counters,
+    launch_k(decode_kernel<T, LK, GMAX>, grid, kThreads, 0, stream, a, items, num_splits, part_o, part_ml, counters,
                                                                write_kv);
   };
   if (group == 1) go(std::integral_constant<int, 1>{});
@@ -260,12 +280,12 @@ void launch_lk(const AttentionArgs& a, const int32_t* items, int64_t n_items, in
 }
 
 template <typename T>
-void launch(const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t part_size, int num_splits, float* part_o,
+void launch(const AttentionArgs& a, const int32_t* items, int64_t n_items, int num_splits, float* part_o,
             float* part_ml, int* counters, bool write_kv, cudaStream_t stream) {
   switch (a.head_dim) {
-    case 64: launch_lk<T, 8>(a, items, n_items, part_size, num_splits, part_o, part_ml, counters, write_kv, stream); break;
-    case 128: launch_lk<T, 16>(a, items, n_items, part_size, num_splits, part_o, part_ml, counters, write_kv, stream); break;
-    case 256: launch_lk<T, 32>(a, items, n_items, part_size, num_splits, part_o, part_ml, counters, write_kv, stream); break;
+    case 64: launch_lk<T, 8>(a, items, n_items, num_splits, part_o, part_ml, counters, write_kv, stream); break;
+    case 128: launch_lk<T, 16>(a, items, n_items, num_splits, part_o, part_ml, counters, write_kv, stream); break;
+    case 256: launch_lk<T, 32>(a, items, n_items, num_splits, part_o, part_ml, counters, write_kv, stream); break;
     default: fail("decode attention: unsupported head_dim");
   }
   check_launch("decode_attention");
@@ -283,14 +303,13 @@ int64_t decode_grid_x(int64_t num_heads, int64_t num_kv_heads) {
   return num_kv_heads * ((group + gmax - 1) / gmax);
 }
 
-void decode_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t part_size,
-                      int64_t num_splits, float* part_o, float* part_ml, int* counters, bool write_kv,
+void decode_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t num_splits, float* part_o, float* part_ml, int* counters, bool write_kv,
                       cudaStream_t stream) {
   if (n_items == 0) return;
   const int ns = static_cast<int>(num_splits);
-  if (t == DType::F16) launch<__half>(a, items, n_items, part_size, ns, part_o, part_ml, counters, write_kv, stream);
+  if (t == DType::F16) launch<__half>(a, items, n_items, ns, part_o, part_ml, counters, write_kv, stream);
   else if (t == DType::BF16)
-    launch<__nv_bfloat16>(a, items, n_items, part_size, ns, part_o, part_ml, counters, write_kv, stream);
+    launch<__nv_bfloat16>(a, items, n_items, ns, part_o, part_ml, counters, write_kv, stream);
   else fail("decode attention: 16-bit types only");
 }
 

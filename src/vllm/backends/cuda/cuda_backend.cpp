@@ -593,10 +593,9 @@ void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache,
     const int64_t blocks = n * grid_x;
     const int64_t target = 4 * static_cast<int64_t>(I.num_sms);
     int64_t splits = blocks >= target ? 1 : (target + blocks - 1) / blocks;
+    // At least 256 keys a partition for the longest sequence; the kernel cuts each sequence's own
+    // context into at most this many.
     splits = std::max<int64_t>(1, std::min<int64_t>(splits, (max_len + 255) / 256));
-    int64_t part = (max_len + splits - 1) / splits;
-    part = std::max<int64_t>(64, (part + 63) / 64 * 64);
-    splits = std::max<int64_t>(1, (max_len + part - 1) / part);
     float* po = nullptr;
     float* pml = nullptr;
     int* counters = nullptr;
@@ -617,7 +616,7 @@ void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache,
       pml = po + n * s.num_heads * splits * hd;
       counters = I.attn_counters.data<int32_t>();
     }
-    cuda::decode_attention(dt, a, items, n, part, splits, po, pml, counters, write_kv, I.stream);
+    cuda::decode_attention(dt, a, items, n, splits, po, pml, counters, write_kv, I.stream);
   };
 
   if (decode_only) {  // every sequence has one new token (T == S)

@@ -2,16 +2,24 @@
 // product fused in (bias, then nothing, tanh GELU, or a two-term residual add).
 //
 // Weight bytes dominate, so the goal is the chip's memory bandwidth for every shape a decode step
-// meets, the small ones too (a 2048 x 2048 projection is 8 MB: a few microseconds). Three things
+// meets, the small ones too (a 2048 x 2048 projection is 8 MB: a few microseconds). Four things
 // get there:
 //   - enough bytes in flight: each lane keeps kLoads 16-byte weight loads outstanding, and when
 //     the matrix has few rows, W warps share a row (each a strided part of K, summed through
-//     shared memory), so that N·W warps fill the chip;
+//     shared memory);
+//   - one wave: the grid never has more blocks than the chip holds at once. A matrix with more
+//     rows than the resident warps is walked in rounds, two tiles of loads in flight per warp, so
+//     the weight stream never drains between rows (a second wave of blocks ramps up from an
+//     idle memory pipe: seen as 11.6 us for a 33 MB matrix, 2.9 TB/s, where the LM head's
+//     210 MB streams at 4.5 TB/s);
 //   - no ramp between kernels: the first weight loads are issued before pdl_begin(), that is
 //     while the previous kernel of the step is still finishing (weights never depend on it);
 //   - no extra kernels: the epilogue rounds acc + bias to T exactly as the unfused linear does,
 //     then applies GELU or the residual add the way those separate kernels would, so fused and
 //     unfused results are bit-identical.
+#include <cstdlib>
+#include <string>
+
 #include "vllm/backends/cuda/common.cuh"
 
 namespace vllm::cuda {
@@ -21,37 +29,46 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kLoads = 8;
-// Warps wanted over the whole chip (132 multiprocessors, up to 64 warps each).
-constexpr int64_t kTargetWarps = 8192;
+// Four blocks (32 warps) an SM caps registers at 64: enough for one or two activation rows; three
+// and four rows need more (they spilled at 64) and get three blocks an SM.
+constexpr int min_blocks_per_sm(int M) { return M <= 2 ? 4 : 3; }
 
+// Block b, round j: its kWarps / W row groups take rows (j * gridDim.x + b) * R + r.
 template <typename T, int M, GemvEpilogue EPI>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M))
     gemv_kernel(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
-                const T* __restrict__ other, int64_t N, int64_t K, int W) {
+                const T* __restrict__ other, int64_t N, int64_t K, int W, int rounds) {
   constexpr int E = Pack<T>::N;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int part = warp % W;
-  const int64_t n = blockIdx.x * static_cast<int64_t>(kWarps / W) + warp / W;
-  const bool live = n < N;
-  const int64_t kp = K / E, stride = static_cast<int64_t>(W) * 32;
-  const uint4* wr = reinterpret_cast<const uint4*>(w + (live ? n : 0) * K);
+  const int part = warp % W, R = kWarps / W;
+  // 32-bit indices (kp and N are below 2^31): 64-bit ones cost registers that then spilled.
+  const int kp = static_cast<int>(K / E), stride = W * 32, offset = part * 32 + lane;
+  // A warp's work is a sequence of tiles: round j's row, kTile loads a lane at a time. Two tiles
+  // are in flight: a tile's loads go out as soon as the tile two before it is consumed, so the
+  // memory pipe stays full across row ends (one tile at a time drained it at every round).
+  constexpr int kTile = kLoads / 2;
+  const int chunk = kTile * stride, per_row = (kp + chunk - 1) / chunk, tiles = rounds * per_row;
+  const int rows = static_cast<int>(N);
+  auto row_of = [&](int t) { return (t / per_row * static_cast<int>(gridDim.x) + static_cast<int>(blockIdx.x)) * R + warp / W; };
 
-  int64_t p = part * 32 + lane;
-  uint4 wv[kLoads];
+  auto load = [&](uint4 (&wv)[kTile], int t) {
+    const int n = row_of(t), base = t % per_row * chunk;
+    const uint4* wr = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(n < rows ? n : 0) * kp;
 #pragma unroll
-  for (int u = 0; u < kLoads; ++u) {
-    const int64_t i = p + u * stride;
-    wv[u] = live && i < kp ? __ldcs(wr + i) : make_uint4(0, 0, 0, 0);
-  }
-  pdl_begin();  // x (and `other`, `out` for the residual) come from earlier kernels
-
+    for (int u = 0; u < kTile; ++u) {
+      const int i = base + offset + u * stride;
+      wv[u] = n < rows && i < kp ? __ldcs(wr + i) : make_uint4(0, 0, 0, 0);
+    }
+  };
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  while (live && p < kp) {
+  auto consume = [&](const uint4 (&wv)[kTile], int t) {
+    if (row_of(t) >= rows) return;
+    const int base = t % per_row * chunk;
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      const int64_t i = p + u * stride;
+    for (int u = 0; u < kTile; ++u) {
+      const int i = base + offset + u * stride;
       if (i < kp) {
         const Pack<T>& wp = *reinterpret_cast<const Pack<T>*>(&wv[u]);
 #pragma unroll
@@ -63,62 +80,133 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
     }
-    p += kLoads * stride;
-    if (p >= kp) break;
+  };
+  __shared__ float partial[2][kWarps][M];
+  // At a row's last tile: sum the row over its W warps and write it, with the epilogue.
+  auto finish = [&](int t) {
+    if (t % per_row != per_row - 1) return;
+    const int buf = (t / per_row) & 1;
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      const int64_t i = p + u * stride;
-      wv[u] = i < kp ? __ldcs(wr + i) : make_uint4(0, 0, 0, 0);
+    for (int m = 0; m < M; ++m) {
+      const float v = warp_sum(acc[m]);
+      if (lane == 0) partial[buf][warp][m] = v;
+      acc[m] = 0.0f;
     }
-  }
+    // Two partial buffers: a warp can only reuse one after every warp passed the next barrier,
+    // that is after the reads below of the row that used it.
+    if (W > 1) __syncthreads();
+    else __syncwarp();
+    const int row = row_of(t);
+    // Lane m of a row's first warp finishes row m of the product.
+    if (row < rows && part == 0 && lane < M) {
+      const int m = lane;
+      float s = 0.0f;
+      for (int q = 0; q < W; ++q) s += partial[buf][warp + q][m];
+      const T r = from_float<T>(s + (bias ? to_float(bias[row]) : 0.0f));
+      T* o = out + m * N + row;
+      if constexpr (EPI == GemvEpilogue::kNone) {
+        *o = r;
+      } else if constexpr (EPI == GemvEpilogue::kGelu) {
+        *o = from_float<T>(gelu_tanh(to_float(r)));
+      } else {
+        const T h = from_float<T>(to_float(*o) + to_float(other[m * N + row]));
+        *o = from_float<T>(to_float(h) + to_float(r));
+      }
+    }
+  };
 
-  __shared__ float partial[kWarps][M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float v = warp_sum(acc[m]);
-    if (lane == 0) partial[warp][m] = v;
-  }
-  __syncthreads();
-  // Lane m of a row's first warp finishes row m of the product.
-  if (!live || part != 0 || lane >= M) return;
-  const int m = lane;
-  float s = 0.0f;
-  for (int j = 0; j < W; ++j) s += partial[warp + j][m];
-  const T r = from_float<T>(s + (bias ? to_float(bias[n]) : 0.0f));
-  T* o = out + m * N + n;
-  if constexpr (EPI == GemvEpilogue::kNone) {
-    *o = r;
-  } else if constexpr (EPI == GemvEpilogue::kGelu) {
-    *o = from_float<T>(gelu_tanh(to_float(r)));
-  } else {
-    const T h = from_float<T>(to_float(*o) + to_float(other[m * N + n]));
-    *o = from_float<T>(to_float(h) + to_float(r));
+  uint4 wa[kTile], wb[kTile];
+  load(wa, 0);
+  if (tiles > 1) load(wb, 1);
+  pdl_begin();  // x (and `other`, `out` for the residual) come from earlier kernels
+  // Every warp of the block walks the same tiles (t and per_row are uniform), so the barrier in
+  // finish() is reached by all of them.
+  for (int t = 0; t < tiles; t += 2) {
+    consume(wa, t);
+    if (t + 2 < tiles) load(wa, t + 2);
+    finish(t);
+    if (t + 1 < tiles) {
+      consume(wb, t + 1);
+      if (t + 3 < tiles) load(wb, t + 3);
+      finish(t + 1);
+    }
   }
 }
 
-// Warps per row: as many as it takes for N·W warps to fill the chip, while each lane still has at
-// least one 16-byte load of the row.
-int warps_per_row(int64_t N, int64_t kp) {
-  int W = 1;
-  while (W < kWarps && N * W < kTargetWarps && static_cast<int64_t>(W) * 2 * 32 <= kp) W *= 2;
-  return W;
+// The grid and split for an N x K matrix: warps per row W (each lane still has at least one
+// 16-byte load of the row) and rounds, chosen by a cost model of one lane's time: rounds times
+// (its loads per row + a fixed cost per row of about 4 loads' latency), blocks never more than
+// `resident` (what the chip holds at once).
+struct Split {
+  int W, rounds;
+  unsigned blocks;
+};
+// VLLM_GEMV_W (1, 2, 4 or 8) forces W, and VLLM_GEMV_WAVES=1 lifts the one-wave cap (a block per
+// row group, in as many waves as that takes), for gpu_bench's experiments.
+int forced_warps_per_row() {
+  static const int w = [] {
+    const char* e = std::getenv("VLLM_GEMV_W");
+    const int v = e ? std::atoi(e) : 0;
+    return v == 1 || v == 2 || v == 4 || v == 8 ? v : 0;
+  }();
+  return w;
+}
+
+Split choose_split(int64_t N, int64_t kp, int64_t resident) {
+  Split best{1, 0, 0};
+  int64_t best_cost = -1;
+  const int forced = forced_warps_per_row() * 32 <= kp ? forced_warps_per_row() : 0;
+  static const bool waves = std::getenv("VLLM_GEMV_WAVES") && std::string(std::getenv("VLLM_GEMV_WAVES")) == "1";
+  if (waves) resident = int64_t{1} << 30;
+  for (int W = 1; W <= kWarps; W *= 2) {
+    if (W > 1 && static_cast<int64_t>(W) * 32 > kp) break;
+    if (forced && W != forced) continue;
+    const int64_t R = kWarps / W, groups = (N + R - 1) / R;
+    const int64_t rounds = (groups + resident - 1) / resident;
+    const int64_t per_row = (kp + W * 32 - 1) / (W * 32);
+    const int64_t cost = rounds * (per_row + 4);
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      // As few blocks as keep the rounds full.
+      best = {W, static_cast<int>(rounds), static_cast<unsigned>((groups + rounds - 1) / rounds)};
+    }
+  }
+  return best;
+}
+
+template <typename K>
+int64_t resident_blocks(K kernel) {
+  static int64_t cached = 0;  // one per kernel instantiation
+  if (cached == 0) {
+    int dev = 0, sms = 0, per_sm = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0), "occupancy");
+    cached = static_cast<int64_t>(std::max(1, per_sm)) * sms;
+  }
+  return cached;
+}
+
+template <typename T, int M, GemvEpilogue EPI>
+void launch_m(T* o, const T* x, const T* w, const T* b, const T* other, int64_t N, int64_t K, cudaStream_t s) {
+  const auto kernel = gemv_kernel<T, M, EPI>;
+  const Split sp = choose_split(N, K / Pack<T>::N, resident_blocks(kernel));
+  launch_k(kernel, sp.blocks, kThreads, 0, s, o, x, w, b, other, N, K, sp.W, sp.rounds);
 }
 
 template <typename T, GemvEpilogue EPI>
 void launch(void* out, const void* x, const void* w, const void* bias, const void* other, int64_t M, int64_t N, int64_t K,
             cudaStream_t s) {
-  const int W = warps_per_row(N, K / Pack<T>::N);
-  const unsigned blocks = ceil_div(N, kWarps / W);
   auto o = static_cast<T*>(out);
   auto xx = static_cast<const T*>(x);
   auto ww = static_cast<const T*>(w);
   auto bb = static_cast<const T*>(bias);
   auto ot = static_cast<const T*>(other);
   switch (M) {
-    case 1: launch_k(gemv_kernel<T, 1, EPI>, blocks, kThreads, 0, s, o, xx, ww, bb, ot, N, K, W); break;
-    case 2: launch_k(gemv_kernel<T, 2, EPI>, blocks, kThreads, 0, s, o, xx, ww, bb, ot, N, K, W); break;
-    case 3: launch_k(gemv_kernel<T, 3, EPI>, blocks, kThreads, 0, s, o, xx, ww, bb, ot, N, K, W); break;
-    default: launch_k(gemv_kernel<T, 4, EPI>, blocks, kThreads, 0, s, o, xx, ww, bb, ot, N, K, W); break;
+    case 1: launch_m<T, 1, EPI>(o, xx, ww, bb, ot, N, K, s); break;
+    case 2: launch_m<T, 2, EPI>(o, xx, ww, bb, ot, N, K, s); break;
+    case 3: launch_m<T, 3, EPI>(o, xx, ww, bb, ot, N, K, s); break;
+    default: launch_m<T, 4, EPI>(o, xx, ww, bb, ot, N, K, s); break;
   }
 }
 
@@ -136,7 +224,7 @@ void launch_epilogue(GemvEpilogue epi, void* out, const void* x, const void* w, 
 
 bool gemv_supported(DType t, int64_t M, int64_t N, int64_t K, const void* x, const void* w) {
   return (t == DType::F16 || t == DType::BF16) && M >= 1 && M <= 4 && K % 8 == 0 && aligned16(x) && aligned16(w) &&
-         N < (int64_t{1} << 31);
+         N < (int64_t{1} << 30);  // the kernel's 32-bit row indices
 }
 
 void gemv(DType t, void* out, const void* x, const void* w, const void* bias, int64_t M, int64_t N, int64_t K,

@@ -75,14 +75,15 @@ struct AttentionArgs {
 
 // Decode attention: one query per item, the last token of sequence items[i] (or i when items is
 // null), over all its seq_lens keys; that token's own K/V are read from qkv, and with write_kv the
-// kernel also stores them in the cache (no separate kv_write). With num_splits > 1 the context is
-// cut in partitions of part_size keys, each written to part_o [n_items, num_heads, num_splits,
-// head_dim] and part_ml [..., 2]; the last partition block to finish (counters: zeroed ints, one
-// per (item, grid x), left zeroed) combines them. Blocks past a sequence's end exit at once.
+// kernel also stores them in the cache (no separate kv_write). With num_splits > 1 each sequence's
+// own context is cut in up to num_splits partitions (whole passes of the block, so a short
+// sequence in a batch planned for long ones gets few), each written to part_o [n_items,
+// num_heads, num_splits, head_dim] and part_ml [..., 2]; the last partition block to finish
+// (counters: zeroed ints, one per (item, grid x), left zeroed) combines them; a sequence with one
+// partition writes its output directly. Blocks past a sequence's partitions exit at once.
 bool decode_supported(DType t, int64_t head_dim);
 int64_t decode_grid_x(int64_t num_heads, int64_t num_kv_heads);
-void decode_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t part_size,
-                      int64_t num_splits, float* part_o, float* part_ml, int* counters, bool write_kv,
+void decode_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t num_splits, float* part_o, float* part_ml, int* counters, bool write_kv,
                       cudaStream_t stream);
 
 // Prefill / mixed attention on tensor cores: tiles [n_tiles][2] = (sequence, first query row of
