@@ -2,8 +2,9 @@
 // memory bandwidth allows for batch-1 decode.
 //
 //   decode_bench --model DIR [--dtype bfloat16] [--concurrency 1,8,32] [--input-len 32]
-//                [--output-len 64] [--bandwidth-gbs X]
+//                [--output-len 64] [--bandwidth-gbs X] [--device cpu|cuda|auto]
 //
+// A benchmark of the CPU engine, so --device defaults to cpu (auto would take a visible GPU).
 // Each concurrency runs that many requests of random prompts together (greedy, ignore_eos) and
 // times the decode steps only (prefill excluded): output tokens/s = decoded tokens / decode time.
 // The batch-1 bound is bandwidth / bytes read per token (packed weights + the KV cache read at
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   EngineConfig config;
   config.dtype = "bfloat16";
   config.kv_cache_space_gib = 2;
+  config.device = "cpu";
   std::vector<int> concurrency{1, 8, 32};
   int input_len = 32, output_len = 64;
   double bandwidth = 0;
@@ -39,13 +41,14 @@ int main(int argc, char** argv) {
   app.add_option("--input-len", input_len)->capture_default_str();
   app.add_option("--output-len", output_len)->capture_default_str();
   app.add_option("--bandwidth-gbs", bandwidth, "Measured read bandwidth (membw_bench)");
+  app.add_option("--device", config.device)->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   EngineCore engine(config);
   const ModelConfig& c = engine.model_config();
   const size_t weight_bytes = engine.runner().model().weight_bytes();
-  std::printf("# decode_bench --model %s --dtype %s --input-len %d --output-len %d --bandwidth-gbs %.1f\n",
-              config.model.c_str(), config.dtype.c_str(), input_len, output_len, bandwidth);
+  std::printf("# decode_bench --model %s --dtype %s --input-len %d --output-len %d --bandwidth-gbs %.1f --device %s\n",
+              config.model.c_str(), config.dtype.c_str(), input_len, output_len, bandwidth, config.device.c_str());
   std::printf("# %s, %d threads, weights %.1f MiB (as packed)\n", c.architecture.c_str(), ThreadPool::global().num_threads(),
               static_cast<double>(weight_bytes) / (1 << 20));
   std::printf("| sequences | output tok/s | tok/s per sequence | ms per step | batch-1 bound tok/s | %% of bound |\n");

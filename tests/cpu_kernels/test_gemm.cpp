@@ -17,7 +17,7 @@ using namespace vllm::cpu;
 
 namespace {
 
-const Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16};
+const Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16, Isa::kAmxBf16};
 const DType kWeightDtypes[] = {DType::F32, DType::F16, DType::BF16};
 
 // A NaN with a payload nothing computes, to tell "untouched" from "written with NaN".
@@ -64,10 +64,11 @@ std::vector<float> run_and_check(const Problem& p, const PackedWeight& pw, bool 
   std::vector<float> y(static_cast<size_t>((M + 2) * p.ldy), poison());
   linear(p.x.data(), M, p.ldx, pw, with_bias ? p.bias.data() : nullptr, y.data(), p.ldy, pool);
 
-  // The kernel multiplies the weight as stored, and on the vdpbf16ps path x rounded to bf16.
+  // The kernel multiplies the weight as stored, and on the vdpbf16ps / tdpbf16ps paths x rounded
+  // to bf16.
   const Tensor wq = pw.unpack();
   const float* wv = wq.data<float>();
-  const bool round_x = pw.isa() == Isa::kAvx512Bf16 && pw.dtype() == DType::BF16;
+  const bool round_x = (pw.isa() == Isa::kAvx512Bf16 || pw.isa() == Isa::kAmxBf16) && pw.dtype() == DType::BF16;
   std::vector<double> xr(static_cast<size_t>(K));
   int bad = 0;
   for (int64_t m = 0; m < M; ++m) {

@@ -12,6 +12,7 @@
 #include <numeric>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "vllm/backends/cpu/cpu_backend.h"
 #include "vllm/backends/cuda/cuda_backend.h"
@@ -234,6 +235,50 @@ TEST_P(Ops, FusedLinearEpilogues) {
           ASSERT_EQ(a.data<float>()[i], e.data<float>()[i]) << "fused gelu differs from unfused" << where << " at " << i;
           ASSERT_EQ(ra.data<float>()[i], re.data<float>()[i]) << "fused residual differs from unfused" << where << " at " << i;
         }
+      }
+    }
+  }
+}
+
+// Phi's parallel block input side (LayerNorm, then the QKV and fc1 + GELU products of the one
+// normalised row) against the CPU's composition of the plain ops; on the GPU's fused path (16-bit
+// types, 1 to 4 rows, rows of up to 48 KiB), also against the GPU's own unfused sequence, within
+// one rounding step of the output (the combined rows may split K among warps differently).
+TEST_P(Ops, FusedLayerNormQkvMlpUp) {
+  struct C { int64_t K, N1, N2; };
+  for (C c : {C{2048, 6144, 8192}, C{64, 96, 200}, C{3072, 9216, 1000}, C{512, 33, 77}, C{1000, 48, 64}}) {
+    for (int64_t M : {1, 2, 3, 4, 5, 9}) {
+      const float s = 1.0f / std::sqrt(static_cast<float>(c.K));
+      Tensor hidden = rand({M, c.K}, -2.0f, 2.0f), nw = rand({c.K}, 0.5f, 1.5f), nb = rand({c.K}, -0.5f, 0.5f);
+      Tensor w1 = rand({c.N1, c.K}, -s, s), b1 = rand({c.N1}), w2 = rand({c.N2, c.K}, -s, s), b2 = rand({c.N2});
+      auto cw1 = cpu_->prepare_linear(w1, b1), cw2 = cpu_->prepare_linear(w2, b2);
+      auto gw1 = gpu_->prepare_linear(w1, b1), gw2 = gpu_->prepare_linear(w2, b2);
+      Tensor cnw = cpu_->prepare_vector(nw), cnb = cpu_->prepare_vector(nb);
+      Tensor gnw = gpu_->prepare_vector(nw), gnb = gpu_->prepare_vector(nb);
+      const std::string where = str(" M=", M, " K=", c.K, " N1=", c.N1, " N2=", c.N2);
+
+      Tensor cx = nan_host({M, c.K}), cq = nan_host({M, c.N1}), cu = nan_host({M, c.N2});
+      cpu_->layer_norm_qkv_mlp_up(cx, cq, cu, hidden, cnw, cnb, 1e-5f, *cw1, *cw2);
+      Tensor gh = up(hidden), gx = nan_gpu({M, c.K}), gq = nan_gpu({M, c.N1}), gu = nan_gpu({M, c.N2});
+      gpu_->layer_norm_qkv_mlp_up(gx, gq, gu, gh, gnw, gnb, 1e-5f, *gw1, *gw2);
+      expect_close(gq, cq, "layer_norm_qkv_mlp_up qkv" + where);
+      expect_close(gu, cu, "layer_norm_qkv_mlp_up up" + where);
+
+      Tensor rx = nan_gpu({M, c.K}), rq = nan_gpu({M, c.N1}), ru = nan_gpu({M, c.N2});
+      gpu_->layer_norm(rx, gh, gnw, gnb, 1e-5f);
+      gpu_->linear(rq, rx, *gw1);
+      gpu_->linear_gelu_new(ru, rx, *gw2);
+      for (auto [a, e, what] : {std::tuple{&gq, &rq, "qkv"}, std::tuple{&gu, &ru, "up"}}) {
+        Tensor ha = gpu_->download_f32(*a), he = gpu_->download_f32(*e);
+        float worst = 0.0f, scale = 0.0f;
+        for (int64_t i = 0; i < ha.numel(); ++i) {
+          worst = std::max(worst, std::abs(ha.data<float>()[i] - he.data<float>()[i]));
+          scale = std::max(scale, std::abs(he.data<float>()[i]));
+        }
+        // One output rounding of the dtype (2^-10 of the largest value for float16, 2^-7 for
+        // bfloat16), twice over for the GELU of a rounded product; float32 runs the same ops.
+        const float ulp = dt() == DType::F16 ? 1.0f / 1024 : (dt() == DType::BF16 ? 1.0f / 128 : 1e-5f);
+        EXPECT_LE(worst, 2.0f * ulp * scale) << "fused " << what << " vs unfused on the GPU" << where;
       }
     }
   }

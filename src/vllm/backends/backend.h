@@ -146,6 +146,16 @@ class Backend {
     add(residual, residual, other);
     add(residual, residual, scratch);
   }
+  // The input side of a parallel block (Phi): x = layer_norm(hidden), qkv = x · W_qkvᵀ + b and
+  // up = gelu_new(x · W_upᵀ + b). A backend that fuses them may leave x unwritten (nothing else
+  // reads it) and may sum in another order than the separate ops (equal within rounding).
+  virtual void layer_norm_qkv_mlp_up(Tensor& x, Tensor& qkv, Tensor& up, const Tensor& hidden, const Tensor& norm_w,
+                                     const Tensor& norm_b, float eps, const LinearWeight& w_qkv,
+                                     const LinearWeight& w_up) {
+    layer_norm(x, hidden, norm_w, norm_b, eps);
+    linear(qkv, x, w_qkv);
+    linear_gelu_new(up, x, w_up);
+  }
   // For each (src, dst) pair, in order: block dst of the layer's K and V caches becomes a copy of
   // block src (copy-on-write of a KV block that forked sequences shared).
   virtual void copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) = 0;

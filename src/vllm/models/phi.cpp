@@ -104,12 +104,11 @@ class PhiModel final : public CausalLM {
     b.embedding(hidden, in.token_ids, embed_);
     for (size_t li = 0; li < layers_.size(); ++li) {
       Layer& L = layers_[li];
-      b.layer_norm(x, hidden, L.norm_w, L.norm_b, eps);
-      b.linear(qkv, x, *L.qkv);
+      // x = LN(hidden) feeds both the attention (qkv) and the MLP (fc1): one fused op.
+      b.layer_norm_qkv_mlp_up(x, qkv, up, hidden, L.norm_w, L.norm_b, eps, *L.qkv, *L.fc1);
       b.rotary(qkv, in.positions, rope_, shape);
       b.attention(attn, qkv, kv[li], in, shape, scale);
       b.linear(attn_out, attn, *L.dense);
-      b.linear_gelu_new(up, x, *L.fc1);
       // hidden += attn_out + fc2(up): attention and MLP both read x, their outputs summed in.
       b.linear_add_residual(hidden, mlp_out, up, *L.fc2, attn_out);
     }

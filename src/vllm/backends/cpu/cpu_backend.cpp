@@ -189,14 +189,8 @@ void CpuBackend::qk_rms_norm(Tensor& qkv, const Tensor& q_weight, const Tensor& 
 
 void CpuBackend::gelu_new(Tensor& out, const Tensor& x) {
   const int64_t cols = x.size(1);
-  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
   for_rows(pool_, x.size(0), cols, [&](int64_t r) {
-    const float* xi = x.data<float>() + r * cols;
-    float* o = out.data<float>() + r * cols;
-    for (int64_t i = 0; i < cols; ++i) {
-      float v = xi[i];
-      o[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
-    }
+    cpu::gelu_tanh_row(out.data<float>() + r * cols, x.data<float>() + r * cols, cols);
   });
 }
 
@@ -204,9 +198,7 @@ void CpuBackend::silu_and_mul(Tensor& out, const Tensor& gate_up) {
   const int64_t I = out.size(1);
   for_rows(pool_, out.size(0), I, [&](int64_t r) {
     const float* g = gate_up.data<float>() + r * 2 * I;
-    const float* u = g + I;
-    float* o = out.data<float>() + r * I;
-    for (int64_t i = 0; i < I; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    cpu::silu_mul_row(out.data<float>() + r * I, g, g + I, I);
   });
 }
 

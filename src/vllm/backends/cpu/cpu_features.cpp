@@ -14,6 +14,11 @@
 #define VLLM_CPU_X86 1
 #endif
 
+#if defined(__linux__) && defined(VLLM_CPU_X86)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace vllm::cpu {
 
 namespace {
@@ -24,6 +29,18 @@ uint64_t read_xcr0() {
   // xgetbv with ecx = 0, encoded as bytes so that no -mxsave is needed.
   __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
   return (static_cast<uint64_t>(hi) << 32) | lo;
+}
+
+// Linux keeps the 8 KiB of AMX tile data out of a thread's saved state until the process asks
+// for it (kernel 5.16+); without that permission the first tile instruction kills the process.
+bool request_amx_permission() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr int kArchReqXcompPerm = 0x1023;
+  constexpr int kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
 }
 #endif
 
@@ -38,8 +55,9 @@ CpuFeatures detect_features() {
   f.avx = (c >> 28) & 1;
   f.fma = (c >> 12) & 1;
   f.f16c = (c >> 29) & 1;
+  uint64_t xcr0 = 0;
   if (osxsave) {
-    uint64_t xcr0 = read_xcr0();
+    xcr0 = read_xcr0();
     f.os_avx = (xcr0 & 0x6) == 0x6;             // xmm + ymm state
     f.os_avx512 = (xcr0 & 0xe6) == 0xe6;        // + opmask, zmm_hi256, hi16_zmm
   }
@@ -54,6 +72,11 @@ CpuFeatures detect_features() {
       __cpuid_count(7, 1, a, b, c, d);
       f.avx512bf16 = (a >> 5) & 1;
     }
+    __cpuid_count(7, 0, a, b, c, d);
+    f.amx_bf16 = (d >> 22) & 1;
+    f.amx_tile = (d >> 24) & 1;
+    // XTILECFG and XTILEDATA state enabled by the OS, then the per-process permission.
+    f.os_amx = f.amx_tile && (xcr0 & 0x60000) == 0x60000 && request_amx_permission();
   }
 #endif
   return f;
@@ -67,6 +90,7 @@ bool supported(const CpuFeatures& f, Isa isa) {
     case Isa::kAvx2: return avx2;
     case Isa::kAvx512: return avx512;
     case Isa::kAvx512Bf16: return avx512 && f.avx512bf16;
+    case Isa::kAmxBf16: return avx512 && f.avx512bf16 && f.amx_tile && f.amx_bf16 && f.os_amx;
   }
   return false;
 }
@@ -74,7 +98,7 @@ bool supported(const CpuFeatures& f, Isa isa) {
 Isa compute_detected_isa() {
   Isa hw = hardware_isa();
   const char* env = std::getenv("VLLM_CPU_ISA");
-  if (!env || !*env) return hw;
+  if (!env || !*env) return hw == Isa::kAmxBf16 ? Isa::kAvx512Bf16 : hw;  // AMX is opt-in (header)
   Isa wanted;
   try {
     wanted = parse_isa(env);
@@ -99,7 +123,7 @@ const CpuFeatures& cpu_features() {
 Isa hardware_isa() {
   static const Isa isa = [] {
     const CpuFeatures& f = cpu_features();
-    for (Isa i : {Isa::kAvx512Bf16, Isa::kAvx512, Isa::kAvx2})
+    for (Isa i : {Isa::kAmxBf16, Isa::kAvx512Bf16, Isa::kAvx512, Isa::kAvx2})
       if (supported(f, i)) return i;
     return Isa::kScalar;
   }();
@@ -119,6 +143,7 @@ std::string_view isa_name(Isa isa) {
     case Isa::kAvx2: return "avx2";
     case Isa::kAvx512: return "avx512";
     case Isa::kAvx512Bf16: return "avx512_bf16";
+    case Isa::kAmxBf16: return "amx_bf16";
   }
   return "?";
 }
@@ -130,7 +155,8 @@ Isa parse_isa(std::string_view name) {
   if (n == "avx2") return Isa::kAvx2;
   if (n == "avx512") return Isa::kAvx512;
   if (n == "avx512_bf16" || n == "avx512bf16") return Isa::kAvx512Bf16;
-  throw Error("unknown CPU ISA '" + std::string(name) + "' (expected scalar, avx2, avx512 or avx512_bf16)");
+  if (n == "amx_bf16" || n == "amx") return Isa::kAmxBf16;
+  throw Error("unknown CPU ISA '" + std::string(name) + "' (expected scalar, avx2, avx512, avx512_bf16 or amx_bf16)");
 }
 
 }  // namespace vllm::cpu

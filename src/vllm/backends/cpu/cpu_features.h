@@ -11,13 +11,17 @@ namespace vllm::cpu {
 //   kAvx2       : AVX2 + FMA + F16C
 //   kAvx512     : AVX-512 F/BW/VL (+ FMA, F16C)
 //   kAvx512Bf16 : kAvx512 + AVX512_BF16 (vdpbf16ps)
-enum class Isa { kScalar, kAvx2, kAvx512, kAvx512Bf16 };
+//   kAmxBf16    : kAvx512Bf16 + AMX-TILE and AMX-BF16 (tdpbf16ps on tiles), with the OS's
+//                 permission to use the tile state (Linux: arch_prctl ARCH_REQ_XCOMP_PERM)
+enum class Isa { kScalar, kAvx2, kAvx512, kAvx512Bf16, kAmxBf16 };
 
 struct CpuFeatures {
   bool avx = false, avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512bf16 = false;
+  bool amx_tile = false, amx_bf16 = false;
   bool os_avx = false;     // the OS saves ymm state (XCR0)
   bool os_avx512 = false;  // the OS saves zmm / opmask state (XCR0)
+  bool os_amx = false;     // the OS saves tile state (XCR0) and lets this process use it
 };
 
 // What the hardware and the OS support (cpuid + xgetbv), detected once.
@@ -26,16 +30,19 @@ const CpuFeatures& cpu_features();
 // The best kernel family this machine can run, ignoring VLLM_CPU_ISA.
 Isa hardware_isa();
 
-// The kernel family to use: hardware_isa(), lowered to VLLM_CPU_ISA (scalar | avx2 | avx512 |
-// avx512_bf16) when that variable names a lower one. A higher one than the hardware can run is
-// ignored with a warning. Read once, on the first call.
+// The kernel family to use: by default hardware_isa(), except that AMX is opt-in (avx512_bf16 is
+// used on an AMX machine unless VLLM_CPU_ISA=amx_bf16): the AMX kernel doubles prompt and
+// 32-sequence throughput but decodes one sequence about 30% slower (docs/benchmarks.md), and one
+// process must use one family for every batch size, since the two round differently.
+// VLLM_CPU_ISA (scalar | avx2 | avx512 | avx512_bf16 | amx_bf16) picks any family the hardware can
+// run; one it cannot is ignored with a warning. Read once, on the first call.
 Isa detect_isa();
 
 // Whether this machine can run kernels of that family.
 bool isa_supported(Isa isa);
 
-std::string_view isa_name(Isa isa);  // "scalar", "avx2", "avx512", "avx512_bf16"
-// Parses the names above (case-insensitive, also "avx512bf16"); throws vllm::Error otherwise.
+std::string_view isa_name(Isa isa);  // "scalar", "avx2", "avx512", "avx512_bf16", "amx_bf16"
+// Parses the names above (case-insensitive, also "avx512bf16", "amx"); throws vllm::Error otherwise.
 Isa parse_isa(std::string_view name);
 
 }  // namespace vllm::cpu

@@ -104,7 +104,8 @@ constexpr double kSerialFlops = 2.0e6;
 int64_t panel_width_for(Isa isa) {
   switch (isa) {
     case Isa::kAvx512:
-    case Isa::kAvx512Bf16: return 64;
+    case Isa::kAvx512Bf16:
+    case Isa::kAmxBf16: return 64;
     case Isa::kAvx2:
     case Isa::kScalar: return 16;
   }
@@ -119,6 +120,7 @@ GemmKernel gemm_kernel(Isa isa, DType dtype) {
     case Isa::kAvx2: return avx2_kernel(dtype);
     case Isa::kAvx512: return avx512_kernel(dtype);
     case Isa::kAvx512Bf16: return avx512_bf16_kernel(dtype);
+    case Isa::kAmxBf16: return dtype == DType::BF16 ? amx_bf16_kernel() : avx512_bf16_kernel(dtype);
   }
   return nullptr;
 }
@@ -126,9 +128,10 @@ GemmKernel gemm_kernel(Isa isa, DType dtype) {
 int64_t kernel_rows(Isa isa, DType dtype) {
   switch (isa) {
     case Isa::kScalar: return 4;
-    case Isa::kAvx2: return dtype == DType::BF16 ? 4 : 6;
+    case Isa::kAvx2: return 6;
     case Isa::kAvx512: return dtype == DType::BF16 ? 4 : 6;
     case Isa::kAvx512Bf16: return 6;
+    case Isa::kAmxBf16: return dtype == DType::BF16 ? 16 : 6;  // one tile of rows
   }
   return 4;
 }
@@ -157,7 +160,7 @@ PackedWeight PackedWeight::pack(const Tensor& w, DType compute_dtype, Isa isa) {
   pw.nr_ = panel_width_for(isa);
   pw.panels_ = ceil_div(pw.n_, pw.nr_);
   const bool pairs = compute_dtype == DType::BF16;
-  pw.kp_ = pairs ? round_up(pw.k_, 2) : pw.k_;
+  pw.kp_ = pairs ? round_up(pw.k_, isa == Isa::kAmxBf16 ? 32 : 2) : pw.k_;
   const size_t esize = dtype_size(compute_dtype);
   pw.bytes_ = static_cast<size_t>(pw.panels_ * pw.kp_ * pw.nr_) * esize;
   pw.storage_ = allocate_packed(pw.bytes_);
@@ -253,9 +256,11 @@ void linear(const float* x, int64_t M, int64_t ldx, const PackedWeight& w, const
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   const int threads = (flops < kSerialFlops && w.bytes() < kSerialBytes) ? 1 : pool.num_threads();
 
-  if (isa == Isa::kAvx512Bf16 && w.dtype() == DType::BF16) {
-    // Activations rounded to bf16 once per call, K padded to even with zeros. The row stride is
-    // kept off multiples of 1 KiB so that the rows of a tile do not share L1 sets.
+  const bool amx = isa == Isa::kAmxBf16 && w.dtype() == DType::BF16;
+  if ((isa == Isa::kAvx512Bf16 || amx) && w.dtype() == DType::BF16) {
+    // Activations rounded to bf16 once per call, K padded with zeros to the weight's k_padded.
+    // The row stride is kept off multiples of 1 KiB so that the rows of a tile do not share L1
+    // sets.
     int64_t ldxb = round_up(w.k_padded(), 32);
     if (ldxb % 512 == 0) ldxb += 32;
     uint16_t* xb = t_scratch.get(static_cast<size_t>(M * ldxb));

@@ -23,10 +23,10 @@ namespace vllm::cpu {
 
 // A weight matrix W [N, K] (N outputs, K inputs) stored in the compute dtype (F32, F16 or BF16)
 // in the layout of one ISA's kernels:
-//   panel p holds output columns [p·NR, p·NR + NR) (NR = panel_width(): 64 for the AVX-512
-//   kernels, 16 for AVX2 and scalar; columns >= N are zero);
+//   panel p holds output columns [p·NR, p·NR + NR) (NR = panel_width(): 64 for the AVX-512 and
+//   AMX kernels, 16 for AVX2 and scalar; columns >= N are zero);
 //   BF16: [K/2][NR][2], pairs of consecutive k per column (the vdpbf16ps operand order), K
-//         padded to even with zero;
+//         padded with zero to even (to a multiple of 32, a whole tile step, for AMX);
 //   F16 / F32: [K][NR].
 // Panels are contiguous, one after the other, so that a range of panels is one stream. Weights of
 // 4 MiB and more are 2 MiB aligned and marked for transparent huge pages.
@@ -68,7 +68,8 @@ class PackedWeight {
 // y[M, N] = x[M, K] · Wᵀ (+ bias[N] if bias is non-null).
 // x and y are float32, row-major, with leading dimensions ldx >= K and ldy >= N (elements); only
 // y[m][0..N) is written. x and y must not overlap. Runs on `pool` (the calling thread takes part).
-// BF16 weights on avx512_bf16: x is rounded to bf16 (nearest even) and multiplied with vdpbf16ps;
+// BF16 weights on avx512_bf16 / amx_bf16: x is rounded to bf16 (nearest even) and multiplied with
+// vdpbf16ps / tdpbf16ps;
 // on other ISAs bf16/f16 weights are widened to float32 and multiplied with FMA. (The bf16 copy of
 // x lives in a scratch buffer of the calling thread, grown as needed and kept.)
 // Throws vllm::Error for bad shapes or a weight packed for an ISA this CPU cannot run.
@@ -107,8 +108,9 @@ GemmKernel scalar_kernel(DType dtype);
 GemmKernel avx2_kernel(DType dtype);
 GemmKernel avx512_kernel(DType dtype);
 GemmKernel avx512_bf16_kernel(DType dtype);
+GemmKernel amx_bf16_kernel();  // BF16 weights only (other dtypes use the AVX-512 kernels)
 // Rounds rows [m0, m1) of x [.., ldx] (K columns) to bf16 into out [.., ldo], zero-padding columns
-// [K, kpad). avx512_bf16 only; returns false if not compiled in.
+// [K, kpad). avx512_bf16 only (AMX uses it too); returns false if not compiled in.
 bool avx512_bf16_convert_rows(const float* x, int64_t ldx, int64_t K, int64_t m0, int64_t m1, uint16_t* out,
                               int64_t ldo, int64_t kpad);
 

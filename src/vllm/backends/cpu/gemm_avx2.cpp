@@ -2,8 +2,9 @@
 // unless cpu_features says the CPU can run it).
 //
 // Panels are 16 output columns wide (2 ymm). A micro-tile is MR rows x NP panels: MR x 2·NP ymm
-// accumulators (16 registers in all, so MR = 6 for F32 / F16 and 4 for BF16, whose widening needs
-// 4 more registers). Per k step a tile loads one 16-column row of each panel and broadcasts one
+// accumulators (16 registers in all, so MR = 6). BF16 widens each pair of k rows into 4 more
+// registers: up to 4 rows in C++, 5 or 6 rows in assembly (tile6_pairs) that widens half a pair
+// at a time. Per k step a tile loads one 16-column row of each panel and broadcasts one
 // activation per row. A single row works on four panels at once (NP = 4), for 8 independent FMA
 // chains instead of 2: with 2, FMA latency, not memory, would bound the M = 1 stream.
 //   F32 weights: [K][16], FMA.   F16: [K][16], vcvtph2ps + FMA.
@@ -185,8 +186,73 @@ struct F16Kernel {
   }
 };
 
+// 6 rows x 16 columns of the BF16 kernel over `pairs` k pairs: acc[6][16] (row-major floats, 32-byte
+// aligned) += rows[r][2i] * even-k weights + rows[r][2i + 1] * odd-k weights of pair i, in that
+// order for every element (the order of the one-row path). ymm0-11 hold the accumulators, ymm12-13
+// half a pair of weights widened to float32, ymm14 the broadcast activation, ymm15 the mask of the
+// odd k's high halves. (In C++, GCC kept two of the 12 accumulators on the stack, and the
+// store-to-load chains through them halved the speed.)
+#define VLLM_BF16_ROW(p, disp, c0, c1)                     \
+  "vbroadcastss " #disp "(%[" #p "],%[off]), %%ymm14\n\t" \
+  "vfmadd231ps %%ymm12, %%ymm14, %%ymm" #c0 "\n\t"         \
+  "vfmadd231ps %%ymm13, %%ymm14, %%ymm" #c1 "\n\t"
+#define VLLM_BF16_ROWS(disp)                                                                \
+  VLLM_BF16_ROW(a0, disp, 0, 1) VLLM_BF16_ROW(a1, disp, 2, 3) VLLM_BF16_ROW(a2, disp, 4, 5) \
+  VLLM_BF16_ROW(a3, disp, 6, 7) VLLM_BF16_ROW(a4, disp, 8, 9) VLLM_BF16_ROW(a5, disp, 10, 11)
+VLLM_INLINE void tile6_pairs(const float* const (&rows)[6], const uint16_t* b, int64_t pairs, float* acc,
+                             __m256i hi_mask) {
+  if (pairs <= 0) return;
+  int64_t off = 0;  // bytes into the activation rows
+  asm volatile(
+      "vmovaps 0(%[c]), %%ymm0\n\t"
+      "vmovaps 32(%[c]), %%ymm1\n\t"
+      "vmovaps 64(%[c]), %%ymm2\n\t"
+      "vmovaps 96(%[c]), %%ymm3\n\t"
+      "vmovaps 128(%[c]), %%ymm4\n\t"
+      "vmovaps 160(%[c]), %%ymm5\n\t"
+      "vmovaps 192(%[c]), %%ymm6\n\t"
+      "vmovaps 224(%[c]), %%ymm7\n\t"
+      "vmovaps 256(%[c]), %%ymm8\n\t"
+      "vmovaps 288(%[c]), %%ymm9\n\t"
+      "vmovaps 320(%[c]), %%ymm10\n\t"
+      "vmovaps 352(%[c]), %%ymm11\n\t"
+      "vmovdqu %[mask], %%ymm15\n\t"
+      "1:\n\t"
+      "vmovdqu (%[b]), %%ymm12\n\t"
+      "vpslld $16, %%ymm12, %%ymm12\n\t"
+      "vmovdqu 32(%[b]), %%ymm13\n\t"
+      "vpslld $16, %%ymm13, %%ymm13\n\t"
+      VLLM_BF16_ROWS(0)
+      "vpand (%[b]), %%ymm15, %%ymm12\n\t"
+      "vpand 32(%[b]), %%ymm15, %%ymm13\n\t"
+      VLLM_BF16_ROWS(4)
+      "add $64, %[b]\n\t"
+      "add $8, %[off]\n\t"
+      "dec %[n]\n\t"
+      "jnz 1b\n\t"
+      "vmovaps %%ymm0, 0(%[c])\n\t"
+      "vmovaps %%ymm1, 32(%[c])\n\t"
+      "vmovaps %%ymm2, 64(%[c])\n\t"
+      "vmovaps %%ymm3, 96(%[c])\n\t"
+      "vmovaps %%ymm4, 128(%[c])\n\t"
+      "vmovaps %%ymm5, 160(%[c])\n\t"
+      "vmovaps %%ymm6, 192(%[c])\n\t"
+      "vmovaps %%ymm7, 224(%[c])\n\t"
+      "vmovaps %%ymm8, 256(%[c])\n\t"
+      "vmovaps %%ymm9, 288(%[c])\n\t"
+      "vmovaps %%ymm10, 320(%[c])\n\t"
+      "vmovaps %%ymm11, 352(%[c])\n\t"
+      : [b] "+r"(b), [off] "+r"(off), [n] "+r"(pairs)
+      : [a0] "r"(rows[0]), [a1] "r"(rows[1]), [a2] "r"(rows[2]), [a3] "r"(rows[3]), [a4] "r"(rows[4]),
+        [a5] "r"(rows[5]), [c] "r"(acc), [mask] "m"(hi_mask)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
+        "xmm13", "xmm14", "xmm15", "memory", "cc");
+}
+#undef VLLM_BF16_ROWS
+#undef VLLM_BF16_ROW
+
 struct Bf16WidenKernel {
-  static constexpr int kMR = 4;
+  static constexpr int kMR = 6;
   static constexpr int64_t kStepBytes = kNR * 4;  // a pair of k
   static int64_t steps(int64_t kl) { return kl / 2; }
   using W = uint16_t;
@@ -196,7 +262,25 @@ struct Bf16WidenKernel {
     tile_init<MR, NP>(acc, t);
     const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
     const int64_t pairs = t.kl / 2;
-    for (int64_t i = 0; i < pairs; ++i) {
+    if constexpr (MR >= 5 && NP == 1) {
+      // Five or six rows go to the assembly loop; a five-row tile repeats its last row and drops it.
+      alignas(32) float buf[6][kNR];
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) {
+        _mm256_store_ps(buf[r], acc[r][0]);
+        _mm256_store_ps(buf[r] + 8, acc[r][1]);
+      }
+      const float* rows[6];
+      for (int r = 0; r < 6; ++r) rows[r] = t.a + (r < MR ? r : MR - 1) * t.lda;
+      for (int64_t l = 0; l < pf.lines; ++l) _mm_prefetch(pf.next + 64 * l, _MM_HINT_T1);
+      tile6_pairs(rows, t.b, pairs, &buf[0][0], hi_mask);
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) {
+        acc[r][0] = _mm256_load_ps(buf[r]);
+        acc[r][1] = _mm256_load_ps(buf[r] + 8);
+      }
+    }
+    for (int64_t i = 0; i < (MR >= 5 && NP == 1 ? 0 : pairs); ++i) {
       pf.step();
       if constexpr (NP > 1) {
         static_assert(MR == 1);

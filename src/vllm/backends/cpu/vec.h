@@ -17,4 +17,10 @@ void bf16_to_f32_row(float* out, const uint16_t* in, int64_t n);
 void f16_to_f32_row(float* out, const uint16_t* in, int64_t n);
 void f32_to_bf16_row(uint16_t* out, const float* in, int64_t n);
 
+// Activations of a row (to a few ulp of the exact function; out may be x).
+// gelu_new (the tanh approximation of GELU): 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
+void gelu_tanh_row(float* out, const float* x, int64_t n);
+// SiLU(gate) * up.
+void silu_mul_row(float* out, const float* gate, const float* up, int64_t n);
+
 }  // namespace vllm::cpu

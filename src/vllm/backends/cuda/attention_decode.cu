@@ -36,10 +36,13 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
   const int64_t item = blockIdx.y;
   const int64_t seq = items ? items[item] : item;
   const int64_t L = a.seq_lens[seq];
-  // This sequence's partitions: whole passes of the block (SLOTS * U keys), at most num_splits.
-  // Cut from its own length, not the batch's longest (a CUDA graph plans for max_model_len).
+  // This sequence's partitions: whole passes of the block (SLOTS * U keys), at most num_splits,
+  // and at least 256 keys (as the host plans them for the longest sequence). Cut from its own
+  // length, not the batch's longest (a CUDA graph plans for max_model_len): a short context runs
+  // as one partition that writes its output directly, without the merge's extra round trips.
   constexpr int64_t kPass = SLOTS * U;
-  const int64_t part_size = imax(kPass, ((L + num_splits - 1) / num_splits + kPass - 1) / kPass * kPass);
+  constexpr int64_t kMinPart = (256 + kPass - 1) / kPass * kPass;
+  const int64_t part_size = imax(kMinPart, ((L + num_splits - 1) / num_splits + kPass - 1) / kPass * kPass);
   const int64_t start = blockIdx.z * part_size;
   if (blockIdx.z > 0 && start >= L) return;
   const int64_t end = imin(L, start + part_size);

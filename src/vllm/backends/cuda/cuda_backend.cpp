@@ -418,6 +418,40 @@ void CudaBackend::linear_gelu_new(Tensor& out, const Tensor& x, const LinearWeig
   cuda::gemv(compute_dtype_, out.raw(), x.raw(), w.weight().raw(), bias, M, N, K, I.stream, cuda::GemvEpilogue::kGelu);
 }
 
+void CudaBackend::layer_norm_qkv_mlp_up(Tensor& x, Tensor& qkv, Tensor& up, const Tensor& hidden,
+                                        const Tensor& norm_w, const Tensor& norm_b, float eps,
+                                        const LinearWeight& lw_qkv, const LinearWeight& lw_up) {
+  Impl& I = *impl_;
+  const auto& wq = static_cast<const CudaLinearWeight&>(lw_qkv);
+  const auto& wu = static_cast<const CudaLinearWeight&>(lw_up);
+  const int64_t M = hidden.size(0), K = hidden.size(1);
+  cuda::GemvNormPair a;
+  a.x = hidden.raw();
+  a.eps = eps;
+  a.out1 = qkv.raw();
+  a.w1 = wq.weight().raw();
+  a.bias1 = wq.bias().defined() ? wq.bias().raw() : nullptr;
+  a.n1 = wq.out_features();
+  a.out2 = up.raw();
+  a.w2 = wu.weight().raw();
+  a.bias2 = wu.bias().defined() ? wu.bias().raw() : nullptr;
+  a.n2 = wu.out_features();
+  if (!I.use_gemv || wq.in_features() != K || wu.in_features() != K || norm_w.numel() != K ||
+      !cuda::gemv_norm_pair_supported(compute_dtype_, M, K, a))
+    return Backend::layer_norm_qkv_mlp_up(x, qkv, up, hidden, norm_w, norm_b, eps, lw_qkv, lw_up);
+  check_act(hidden, compute_dtype_, "layer_norm input");
+  check_act(qkv, compute_dtype_, "qkv output");
+  check_act(up, compute_dtype_, "mlp up output");
+  check_dev(norm_w, DType::F32, "layer_norm weight");
+  check_dev(norm_b, DType::F32, "layer_norm bias");
+  VLLM_CHECK(qkv.size(0) == M && qkv.size(1) == a.n1 && up.size(0) == M && up.size(1) == a.n2,
+             "layer_norm_qkv_mlp_up shapes");
+  I.keep(hidden), I.keep(qkv), I.keep(up);
+  a.norm_w = norm_w.data<float>();
+  a.norm_b = norm_b.data<float>();
+  cuda::gemv_norm_pair(compute_dtype_, a, M, K, I.stream);
+}
+
 void CudaBackend::linear_add_residual(Tensor& residual, Tensor& scratch, const Tensor& x, const LinearWeight& lw,
                                       const Tensor& other) {
   Impl& I = *impl_;

@@ -40,6 +40,8 @@ class CudaBackend final : public Backend {
   void embedding(Tensor& out, const Tensor& ids, const Tensor& table) override;
   void linear(Tensor& out, const Tensor& x, const LinearWeight& w) override;
   void linear_gelu_new(Tensor& out, const Tensor& x, const LinearWeight& w) override;
+  void layer_norm_qkv_mlp_up(Tensor& x, Tensor& qkv, Tensor& up, const Tensor& hidden, const Tensor& norm_w,
+                             const Tensor& norm_b, float eps, const LinearWeight& w_qkv, const LinearWeight& w_up) override;
   void linear_add_residual(Tensor& residual, Tensor& scratch, const Tensor& x, const LinearWeight& w,
                            const Tensor& other) override;
   void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) override;

@@ -16,7 +16,11 @@
 //     while the previous kernel of the step is still finishing (weights never depend on it);
 //   - no extra kernels: the epilogue rounds acc + bias to T exactly as the unfused linear does,
 //     then applies GELU or the residual add the way those separate kernels would, so fused and
-//     unfused results are bit-identical.
+//     unfused results are bit-identical;
+//   - fewer kernels still (Phi's parallel block, `GemvNormPair`): one launch normalises the input
+//     row itself (LayerNorm, in shared memory, as norm.cu's register kernel computes it) and
+//     multiplies it with two matrices, the QKV projection and fc1 + GELU, as one row space: one
+//     ramp and one tail instead of three kernels' (the norm, and two GEMVs).
 #include <cstdlib>
 #include <string>
 
@@ -34,11 +38,60 @@ constexpr int kLoads = 8;
 constexpr int min_blocks_per_sm(int M) { return M <= 2 ? 4 : 3; }
 
 // Block b, round j: its kWarps / W row groups take rows (j * gridDim.x + b) * R + r.
-template <typename T, int M, GemvEpilogue EPI>
+// The second matrix and the norm of the fused form (NP): rows [N, N + n2) of the row space are
+// out2 = gelu_new(x · w2ᵀ + bias2), and x is layer_norm(x) with norm_w / norm_b (float32).
+template <typename T>
+struct NormPairArgs {
+  T* out2 = nullptr;
+  const T* w2 = nullptr;
+  const T* bias2 = nullptr;
+  int64_t n2 = 0;
+  const float* norm_w = nullptr;
+  const float* norm_b = nullptr;
+  float eps = 0.0f;
+};
+
+// xs[K] = layer_norm(x[K]) rounded to T, by the whole block: the formulas and the order of every
+// sum of norm.cu's layer_norm_regs_kernel, which for K <= 256 packs runs one pack a thread in
+// 256 threads as this does, so that the two agree bit for bit there.
+template <typename T>
+__device__ void block_layer_norm(T* xs, const T* x, const float* __restrict__ w, const float* __restrict__ b, int K,
+                                 float eps, float* scratch) {
+  constexpr int E = Pack<T>::N;
+  const int packs = K / E;
+  float s = 0.0f;
+  for (int p = threadIdx.x; p < packs; p += kThreads) {
+    const Pack<T> r = load_pack(x + p * E);
+    store_pack(xs + p * E, r);
+#pragma unroll
+    for (int e = 0; e < E; ++e) s += to_float(r.v[e]);
+  }
+  const float mean = block_sum(s, scratch) / static_cast<float>(K);
+  float q = 0.0f;
+  for (int p = threadIdx.x; p < packs; p += kThreads) {
+    const Pack<T> r = load_pack(xs + p * E);
+#pragma unroll
+    for (int e = 0; e < E; ++e) q += (to_float(r.v[e]) - mean) * (to_float(r.v[e]) - mean);
+  }
+  const float inv = 1.0f / sqrtf(block_sum(q, scratch) / static_cast<float>(K) + eps);
+  for (int p = threadIdx.x; p < packs; p += kThreads) {
+    Pack<T> r = load_pack(xs + p * E);
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const int i = p * E + e;
+      r.v[e] = from_float<T>((to_float(r.v[e]) - mean) * inv * w[i] + b[i]);
+    }
+    store_pack(xs + p * E, r);
+  }
+}
+
+template <typename T, int M, GemvEpilogue EPI, bool NP>
 __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M))
     gemv_kernel(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
-                const T* __restrict__ other, int64_t N, int64_t K, int W, int rounds) {
+                const T* __restrict__ other, int64_t N, int64_t K, int W, int rounds, NormPairArgs<T> np) {
   constexpr int E = Pack<T>::N;
+  // NP: the normalised input rows, M x K (dynamic shared memory).
+  extern __shared__ uint4 normed_rows[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int part = warp % W, R = kWarps / W;
   // 32-bit indices (kp and N are below 2^31): 64-bit ones cost registers that then spilled.
@@ -48,12 +101,14 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M))
   // memory pipe stays full across row ends (one tile at a time drained it at every round).
   constexpr int kTile = kLoads / 2;
   const int chunk = kTile * stride, per_row = (kp + chunk - 1) / chunk, tiles = rounds * per_row;
-  const int rows = static_cast<int>(N);
+  const int n1 = static_cast<int>(N), rows = n1 + (NP ? static_cast<int>(np.n2) : 0);
   auto row_of = [&](int t) { return (t / per_row * static_cast<int>(gridDim.x) + static_cast<int>(blockIdx.x)) * R + warp / W; };
 
   auto load = [&](uint4 (&wv)[kTile], int t) {
     const int n = row_of(t), base = t % per_row * chunk;
-    const uint4* wr = reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(n < rows ? n : 0) * kp;
+    const int r = n < rows ? n : 0;
+    const uint4* wr = NP && r >= n1 ? reinterpret_cast<const uint4*>(np.w2) + static_cast<int64_t>(r - n1) * kp
+                                    : reinterpret_cast<const uint4*>(w) + static_cast<int64_t>(r) * kp;
 #pragma unroll
     for (int u = 0; u < kTile; ++u) {
       const int i = base + offset + u * stride;
@@ -73,7 +128,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M))
         const Pack<T>& wp = *reinterpret_cast<const Pack<T>*>(&wv[u]);
 #pragma unroll
         for (int m = 0; m < M; ++m) {
-          const uint4 xr = __ldg(reinterpret_cast<const uint4*>(x + m * K) + i);
+          const uint4 xr = NP ? normed_rows[m * kp + i] : __ldg(reinterpret_cast<const uint4*>(x + m * K) + i);
           const Pack<T>& xp = *reinterpret_cast<const Pack<T>*>(&xr);
 #pragma unroll
           for (int e = 0; e < E; ++e) acc[m] = fmaf(to_float(wp.v[e]), to_float(xp.v[e]), acc[m]);
@@ -102,6 +157,12 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M))
       const int m = lane;
       float s = 0.0f;
       for (int q = 0; q < W; ++q) s += partial[buf][warp + q][m];
+      if (NP && row >= n1) {  // the second matrix: fc1, with GELU
+        const int r2 = row - n1;
+        const T r = from_float<T>(s + (np.bias2 ? to_float(np.bias2[r2]) : 0.0f));
+        np.out2[m * np.n2 + r2] = from_float<T>(gelu_tanh(to_float(r)));
+        return;
+      }
       const T r = from_float<T>(s + (bias ? to_float(bias[row]) : 0.0f));
       T* o = out + m * N + row;
       if constexpr (EPI == GemvEpilogue::kNone) {
@@ -119,6 +180,13 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M))
   load(wa, 0);
   if (tiles > 1) load(wb, 1);
   pdl_begin();  // x (and `other`, `out` for the residual) come from earlier kernels
+  if constexpr (NP) {
+    __shared__ float scratch[33];
+    T* xs = reinterpret_cast<T*>(normed_rows);
+#pragma unroll
+    for (int m = 0; m < M; ++m) block_layer_norm(xs + m * K, x + m * K, np.norm_w, np.norm_b, static_cast<int>(K), np.eps, scratch);
+    __syncthreads();
+  }
   // Every warp of the block walks the same tiles (t and per_row are uniform), so the barrier in
   // finish() is reached by all of them.
   for (int t = 0; t < tiles; t += 2) {
@@ -187,37 +255,57 @@ int64_t resident_blocks(K kernel) {
   return cached;
 }
 
-template <typename T, int M, GemvEpilogue EPI>
-void launch_m(T* o, const T* x, const T* w, const T* b, const T* other, int64_t N, int64_t K, cudaStream_t s) {
-  const auto kernel = gemv_kernel<T, M, EPI>;
-  const Split sp = choose_split(N, K / Pack<T>::N, resident_blocks(kernel));
-  launch_k(kernel, sp.blocks, kThreads, 0, s, o, x, w, b, other, N, K, sp.W, sp.rounds);
+template <typename T, int M, GemvEpilogue EPI, bool NP>
+void launch_m(T* o, const T* x, const T* w, const T* b, const T* other, int64_t N, int64_t K, const NormPairArgs<T>& np,
+              cudaStream_t s) {
+  const auto kernel = gemv_kernel<T, M, EPI, NP>;
+  // The normalised rows' shared memory (at most 48 KiB, gemv_norm_pair_supported) never limits
+  // the blocks an SM holds below what the registers allow, so the occupancy query leaves it out.
+  const size_t smem = NP ? static_cast<size_t>(M * K) * sizeof(T) : 0;
+  const Split sp = choose_split(N + (NP ? np.n2 : 0), K / Pack<T>::N, resident_blocks(kernel));
+  launch_k(kernel, sp.blocks, kThreads, smem, s, o, x, w, b, other, N, K, sp.W, sp.rounds, np);
 }
 
-template <typename T, GemvEpilogue EPI>
+template <typename T, GemvEpilogue EPI, bool NP>
 void launch(void* out, const void* x, const void* w, const void* bias, const void* other, int64_t M, int64_t N, int64_t K,
-            cudaStream_t s) {
+            const NormPairArgs<T>& np, cudaStream_t s) {
   auto o = static_cast<T*>(out);
   auto xx = static_cast<const T*>(x);
   auto ww = static_cast<const T*>(w);
   auto bb = static_cast<const T*>(bias);
   auto ot = static_cast<const T*>(other);
   switch (M) {
-    case 1: launch_m<T, 1, EPI>(o, xx, ww, bb, ot, N, K, s); break;
-    case 2: launch_m<T, 2, EPI>(o, xx, ww, bb, ot, N, K, s); break;
-    case 3: launch_m<T, 3, EPI>(o, xx, ww, bb, ot, N, K, s); break;
-    default: launch_m<T, 4, EPI>(o, xx, ww, bb, ot, N, K, s); break;
+    case 1: launch_m<T, 1, EPI, NP>(o, xx, ww, bb, ot, N, K, np, s); break;
+    case 2: launch_m<T, 2, EPI, NP>(o, xx, ww, bb, ot, N, K, np, s); break;
+    case 3: launch_m<T, 3, EPI, NP>(o, xx, ww, bb, ot, N, K, np, s); break;
+    default: launch_m<T, 4, EPI, NP>(o, xx, ww, bb, ot, N, K, np, s); break;
   }
 }
 
 template <typename T>
 void launch_epilogue(GemvEpilogue epi, void* out, const void* x, const void* w, const void* bias, const void* other,
                      int64_t M, int64_t N, int64_t K, cudaStream_t s) {
+  const NormPairArgs<T> none;
   switch (epi) {
-    case GemvEpilogue::kNone: launch<T, GemvEpilogue::kNone>(out, x, w, bias, other, M, N, K, s); break;
-    case GemvEpilogue::kGelu: launch<T, GemvEpilogue::kGelu>(out, x, w, bias, other, M, N, K, s); break;
-    case GemvEpilogue::kResidual: launch<T, GemvEpilogue::kResidual>(out, x, w, bias, other, M, N, K, s); break;
+    case GemvEpilogue::kNone: launch<T, GemvEpilogue::kNone, false>(out, x, w, bias, other, M, N, K, none, s); break;
+    case GemvEpilogue::kGelu: launch<T, GemvEpilogue::kGelu, false>(out, x, w, bias, other, M, N, K, none, s); break;
+    case GemvEpilogue::kResidual:
+      launch<T, GemvEpilogue::kResidual, false>(out, x, w, bias, other, M, N, K, none, s);
+      break;
   }
+}
+
+template <typename T>
+void launch_norm_pair(const GemvNormPair& a, int64_t M, int64_t K, cudaStream_t s) {
+  NormPairArgs<T> np;
+  np.out2 = static_cast<T*>(a.out2);
+  np.w2 = static_cast<const T*>(a.w2);
+  np.bias2 = static_cast<const T*>(a.bias2);
+  np.n2 = a.n2;
+  np.norm_w = a.norm_w;
+  np.norm_b = a.norm_b;
+  np.eps = a.eps;
+  launch<T, GemvEpilogue::kNone, true>(a.out1, a.x, a.w1, a.bias1, nullptr, M, a.n1, K, np, s);
 }
 
 }  // namespace
@@ -233,6 +321,18 @@ void gemv(DType t, void* out, const void* x, const void* w, const void* bias, in
   else if (t == DType::BF16) launch_epilogue<__nv_bfloat16>(epi, out, x, w, bias, other, M, N, K, stream);
   else fail("gemv: 16-bit types only");
   check_launch("gemv");
+}
+
+bool gemv_norm_pair_supported(DType t, int64_t M, int64_t K, const GemvNormPair& a) {
+  return gemv_supported(t, M, a.n1 + a.n2, K, a.x, a.w1) && aligned16(a.w2) &&
+         M * K * static_cast<int64_t>(dtype_size(t)) <= 48 * 1024;
+}
+
+void gemv_norm_pair(DType t, const GemvNormPair& a, int64_t M, int64_t K, cudaStream_t stream) {
+  if (t == DType::F16) launch_norm_pair<__half>(a, M, K, stream);
+  else if (t == DType::BF16) launch_norm_pair<__nv_bfloat16>(a, M, K, stream);
+  else fail("gemv_norm_pair: 16-bit types only");
+  check_launch("gemv_norm_pair");
 }
 
 }  // namespace vllm::cuda

@@ -59,6 +59,27 @@ enum class GemvEpilogue { kNone, kGelu, kResidual };
 bool gemv_supported(DType t, int64_t M, int64_t N, int64_t K, const void* x, const void* w);
 void gemv(DType t, void* out, const void* x, const void* w, const void* bias, int64_t M, int64_t N, int64_t K,
           cudaStream_t stream, GemvEpilogue epi = GemvEpilogue::kNone, const void* other = nullptr);
+// Phi's parallel block, input side, in one launch for 1 to 4 rows: x̂ = layer_norm(x) (float32
+// norm_w / norm_b), out1 = x̂ · w1ᵀ + bias1 [M, n1], out2 = gelu_new(x̂ · w2ᵀ + bias2) [M, n2];
+// w1 and w2 share K. x̂ itself is not written. The same formulas as layer_norm then the two
+// gemvs; equal to them within rounding (bit for bit where the rows' K fits 256 packs and the
+// combined rows get the same warps-per-row split as each matrix alone).
+struct GemvNormPair {
+  const void* x = nullptr;
+  const float* norm_w = nullptr;
+  const float* norm_b = nullptr;
+  float eps = 0.0f;
+  void* out1 = nullptr;
+  const void* w1 = nullptr;
+  const void* bias1 = nullptr;
+  int64_t n1 = 0;
+  void* out2 = nullptr;
+  const void* w2 = nullptr;
+  const void* bias2 = nullptr;
+  int64_t n2 = 0;
+};
+bool gemv_norm_pair_supported(DType t, int64_t M, int64_t K, const GemvNormPair& a);
+void gemv_norm_pair(DType t, const GemvNormPair& a, int64_t M, int64_t K, cudaStream_t stream);
 
 struct AttentionArgs {
   void* out = nullptr;  // [T, num_heads * head_dim]
