@@ -9,8 +9,8 @@
 // column), with K padded to a multiple of 32 so that every k step is a whole tile: a B tile of
 // 16 columns and 16 k pairs is 16 rows of 64 bytes at a stride of one pair row (256 bytes), so
 // the kernels read the panels where they lie, and the four B tiles of one k step are 4 KiB of
-// contiguous stream. A tiles are 16 rows of the bf16 activations (gemm.cpp rounds them and pads
-// them with zero rows to a multiple of 16).
+// contiguous stream. A tiles are up to 16 rows of the bf16 activations (gemm.cpp rounds them), and
+// the A and C tiles are configured with as many rows as the tile has (TileShape).
 //
 // Tile registers: tmm0-3 accumulators, tmm4-5 activations, tmm6-7 weights. A micro-tile is
 //   one row tile  (M <= 16 left): C[1 x 4 column tiles], A in tmm4, B alternating in tmm6/tmm7;
@@ -42,7 +42,7 @@ constexpr int64_t kPairRowBytes = kNR * 2 * 2;  // one k pair of a panel: 64 col
 VLLM_INLINE int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 VLLM_INLINE int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
-// The tile configuration of palette 1 (Intel SDM, LDTILECFG): all eight tiles 16 rows x 64 bytes.
+// The tile configuration of palette 1 (Intel SDM, LDTILECFG): eight tiles of 64-byte rows.
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
   uint8_t start_row = 0;
@@ -152,8 +152,8 @@ VLLM_INLINE void two_row_tiles(const GemmArgs& g, const char* panel, int64_t ste
   }
 }
 
-// Rows [m0, m1) x panels [p0, p1). gemm.cpp hands out m0 on multiples of 16 and pads the bf16
-// activations with zero rows up to a multiple of 16, so every A tile reads rows that exist.
+// Rows [m0, m1) x panels [p0, p1), in tiles of 16 rows and a last one of what is left (TileShape:
+// the tiles are reconfigured only when that shape changes).
 void run_amx(const GemmArgs& g, int64_t p0, int64_t p1, int64_t m0, int64_t m1) {
   const char* w = static_cast<const char*>(g.w);
   const int64_t panel_bytes = g.kp * kNR * 2;
