@@ -49,8 +49,9 @@ TEST(Activations, GeluNewMatchesExact) {
 }
 
 TEST(Activations, SiluMulMatchesExact) {
-  std::vector<float> g = inputs(), u(g.size()), y(g.size());
+  std::vector<float> g = inputs();
   g.push_back(1e30f);  // SiLU(g) = g; times up (|up| < 3) still a float
+  std::vector<float> u(g.size()), y(g.size());
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> d(-3.0f, 3.0f);
   for (float& v : u) v = d(rng);
