@@ -17,6 +17,9 @@
 # profile     ncu over batch-1 decode: GPU time per kernel, serialised (not in the default set)
 # trace       the GPU timeline of batch-1 decode (CUPTI, benchmarks/gpu/kernel_trace.cpp), CUDA graphs
 #             and eager: where a step's time goes, overlaps and idle gaps included (not in the default set)
+# hostcpu     the CPU kernels on the GPU machine's host CPU (an Intel Xeon with AMX), pinned to 2 cores
+#             like the CPU machine: their tests, then avx512_bf16 against amx_bf16 in gemm_bench,
+#             decode_bench (1 and 32 sequences) and prompt throughput (not in the default set)
 #
 # Prints one markdown table at the end and writes it, with every log, to $OUT (build/gpu/out when
 # unset).
@@ -126,6 +129,26 @@ fi
 if has hf; then
   PYTHONUNBUFFERED=1 timeout 300 python3 benchmarks/gpu/hf_baseline.py "$CONFIG" 2>&1 |
     grep -v Warning | tee "$OUT/hf.log"
+fi
+
+if has hostcpu; then
+  cmake --build "$B" -j "$JOBS" --target test_cpu_kernels gemm_bench decode_bench vllm vllm-make-model \
+    >"$OUT/hostcpu-build.log" 2>&1 || { tail -20 "$OUT/hostcpu-build.log"; exit 1; }
+  lscpu | grep -E "Model name" >"$OUT/hostcpu.log"
+  timeout 200 "$B/tests/cpu_kernels/test_cpu_kernels" --gtest_brief=1 >>"$OUT/hostcpu.log" 2>&1
+  rec "CPU kernel tests on the host" "rc $?, $(grep -E 'hardware ISA|^\[  (PASSED|FAILED)  \]' "$OUT/hostcpu.log" | tr '\n' ' ')"
+  cpu_model=/tmp/vllm-phi-1_5-bf16
+  [ -f "$cpu_model/.complete" ] || { "$B/tools/vllm-make-model" --config tests/data/configs/phi-1_5.json --dtype bfloat16 \
+    --out "$cpu_model" >/dev/null && touch "$cpu_model/.complete"; }
+  for isa in avx512_bf16 amx_bf16; do
+    pin=(env VLLM_CPU_ISA=$isa VLLM_NUM_THREADS=2 taskset -c 0,1)
+    "${pin[@]}" timeout 100 "$B/benchmarks/cpu/gemm_bench" --isa $isa --dtype bf16 --threads 2 --m 1,8,32,128 \
+      --shapes qkv,fc1,fc2 --min-time 0.2 --rounds 2 2>&1 | tee -a "$OUT/hostcpu.log" | grep -E "^(qkv|fc1|fc2) " | sed "s/^/$isa /"
+    "${pin[@]}" timeout 150 "$B/benchmarks/engine/decode_bench" --model "$cpu_model" --dtype bfloat16 --device cpu \
+      --concurrency 1,32 --input-len 32 --output-len 16 2>&1 | tee "$OUT/hostcpu-decode-$isa.log" | grep "^|"
+    "${pin[@]}" timeout 150 "$VLLM" bench throughput --model "$cpu_model" --dtype bfloat16 --device cpu --input-len 512 \
+      --output-len 1 --num-prompts 4 2>&1 | tee "$OUT/hostcpu-prompts-$isa.log" | grep -v "^\[" | tail -1
+  done
 fi
 
 if has serve; then
