@@ -256,8 +256,7 @@ void linear(const float* x, int64_t M, int64_t ldx, const PackedWeight& w, const
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   const int threads = (flops < kSerialFlops && w.bytes() < kSerialBytes) ? 1 : pool.num_threads();
 
-  const bool amx = isa == Isa::kAmxBf16 && w.dtype() == DType::BF16;
-  if ((isa == Isa::kAvx512Bf16 || amx) && w.dtype() == DType::BF16) {
+  if ((isa == Isa::kAvx512Bf16 || isa == Isa::kAmxBf16) && w.dtype() == DType::BF16) {
     // Activations rounded to bf16 once per call, K padded with zeros to the weight's k_padded.
     // The row stride is kept off multiples of 1 KiB so that the rows of a tile do not share L1
     // sets.

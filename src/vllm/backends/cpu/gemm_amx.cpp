@@ -40,7 +40,6 @@ constexpr int kStepK = 32;         // k per tile step (16 pairs of bf16)
 constexpr int64_t kPairRowBytes = kNR * 2 * 2;  // one k pair of a panel: 64 columns x 2 bf16
 
 VLLM_INLINE int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
-VLLM_INLINE int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // The tile configuration of palette 1 (Intel SDM, LDTILECFG): eight tiles of 64-byte rows.
 struct alignas(64) TileConfig {
@@ -51,10 +50,10 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// The shape of the A and C tiles: `one` (one_row_tile: C tmm0-3 and A tmm4 of h rows) or two
-// (two_row_tiles: C tmm0-1 and A tmm4 of 16 rows, C tmm2-3 and A tmm5 of h rows). B tiles are
-// always 16 k pairs x 64 bytes. A tile unit's time per tdpbf16ps grows with the rows of A, so a
-// decode step (M = 1) configures tiles of one row, not 16 (the same sums, a sixteenth of the work).
+// The shape of the A and C tiles: one row tile (two = false; one_row_tile: C tmm0-3 and A tmm4 of
+// h rows) or two (two_row_tiles: C tmm0-1 and A tmm4 of 16 rows, C tmm2-3 and A tmm5 of h rows).
+// B tiles are always 16 k pairs x 64 bytes. Tiles of as many rows as the batch has (one in a
+// decode step) need no zero rows of activations padded in.
 struct TileShape {
   bool two = false;
   int h = 0;
@@ -73,9 +72,17 @@ VLLM_INLINE void configure_tiles(TileShape shape) {
   _tile_loadconfig(&cfg);
 }
 
+// The four accumulator tiles to memory, 16 x 16 floats each (the tile intrinsics take the register
+// number as a literal).
+VLLM_INLINE void store_accumulators(float (&buf)[4][kTileRows * 16]) {
+  _tile_stored(0, buf[0], 64);
+  _tile_stored(1, buf[1], 64);
+  _tile_stored(2, buf[2], 64);
+  _tile_stored(3, buf[3], 64);
+}
+
 // Writes an accumulator tile, already stored to `buf` (16 x 16 floats), to y rows m.., columns
 // n.., keeping rows < h and columns < ncols, and adds the bias (every k has been summed by then).
-// (The tile intrinsics take the register number as a literal, so the callers store the tile.)
 VLLM_INLINE void write_tile(const float* buf, const GemmArgs& g, int64_t m, int h, int64_t n, int64_t ncols,
                             const float* bias) {
   if (ncols <= 0 || h <= 0) return;
@@ -108,10 +115,7 @@ VLLM_INLINE void one_row_tile(const GemmArgs& g, const char* panel, int64_t step
     _tile_dpbf16ps(3, 4, 7);
   }
   alignas(64) float buf[4][kTileRows * 16];
-  _tile_stored(0, buf[0], 64);
-  _tile_stored(1, buf[1], 64);
-  _tile_stored(2, buf[2], 64);
-  _tile_stored(3, buf[3], 64);
+  store_accumulators(buf);
   for (int j = 0; j < 4; ++j) write_tile(buf[j], g, m, h, n0 + 16 * j, ncols - 16 * j, bias ? bias + 16 * j : nullptr);
 }
 
@@ -141,10 +145,7 @@ VLLM_INLINE void two_row_tiles(const GemmArgs& g, const char* panel, int64_t ste
     }
     const float* bb = bias ? bias + c0 : nullptr;
     alignas(64) float buf[4][kTileRows * 16];
-    _tile_stored(0, buf[0], 64);
-    _tile_stored(1, buf[1], 64);
-    _tile_stored(2, buf[2], 64);
-    _tile_stored(3, buf[3], 64);
+    store_accumulators(buf);
     write_tile(buf[0], g, m, kTileRows, n0 + c0, ncols - c0, bb);
     write_tile(buf[1], g, m, kTileRows, n0 + c0 + 16, ncols - c0 - 16, bb ? bb + 16 : nullptr);
     write_tile(buf[2], g, m + kTileRows, h2, n0 + c0, ncols - c0, bb);

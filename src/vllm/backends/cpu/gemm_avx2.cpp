@@ -262,9 +262,10 @@ struct Bf16WidenKernel {
     tile_init<MR, NP>(acc, t);
     const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
     const int64_t pairs = t.kl / 2;
-    if constexpr (MR >= 5 && NP == 1) {
-      // Five or six rows go to the assembly loop; a five-row tile repeats its last row and drops it.
-      alignas(32) float buf[6][kNR];
+    // Five or six rows go to the assembly loop; a five-row tile repeats its last row and drops it.
+    constexpr bool in_asm = MR >= 5 && NP == 1;
+    if constexpr (in_asm) {
+      alignas(32) float buf[6][kNR] = {};  // row 5 of a five-row tile: zeros, not stack garbage
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
         _mm256_store_ps(buf[r], acc[r][0]);
@@ -280,7 +281,7 @@ struct Bf16WidenKernel {
         acc[r][1] = _mm256_load_ps(buf[r] + 8);
       }
     }
-    for (int64_t i = 0; i < (MR >= 5 && NP == 1 ? 0 : pairs); ++i) {
+    for (int64_t i = 0; i < (in_asm ? 0 : pairs); ++i) {
       pf.step();
       if constexpr (NP > 1) {
         static_assert(MR == 1);

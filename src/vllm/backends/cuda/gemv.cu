@@ -37,7 +37,6 @@ constexpr int kLoads = 8;
 // and four rows need more (they spilled at 64) and get three blocks an SM.
 constexpr int min_blocks_per_sm(int M) { return M <= 2 ? 4 : 3; }
 
-// Block b, round j: its kWarps / W row groups take rows (j * gridDim.x + b) * R + r.
 // The second matrix and the norm of the fused form (NP): rows [N, N + n2) of the row space are
 // out2 = gelu_new(x · w2ᵀ + bias2), and x is layer_norm(x) with norm_w / norm_b (float32).
 template <typename T>
@@ -85,6 +84,7 @@ __device__ void block_layer_norm(T* xs, const T* x, const float* __restrict__ w,
   }
 }
 
+// Block b, round j: its kWarps / W row groups take rows (j * gridDim.x + b) * R + r.
 template <typename T, int M, GemvEpilogue EPI, bool NP>
 __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(M))
     gemv_kernel(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
