@@ -8,6 +8,7 @@
 
 #include "vllm/cli/commands.h"
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 #include "vllm/core/logging.h"
 #include "vllm/server/api_server.h"
 
@@ -94,12 +95,13 @@ std::string unicode_unescape(const std::string& s) {
 
 // vLLM's load_chat_template: a readable file, else an inline template (it must look like one).
 std::string load_chat_template(const std::string& arg) {
-  std::ifstream f(arg, std::ios::binary);
-  if (f) {
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
+  // Only a regular file is read: opening a FIFO would wait for a writer forever.
+  std::string why;
+  const PathType type = path_type(arg, &why);
+  if (type == PathType::kRegular) return read_regular_file(arg, ErrorKind::kInvalidArgument);
+  if (type != PathType::kMissing && arg.find_first_of("{}\n") == std::string::npos)
+    throw Error("The supplied chat template (" + arg + ") looks like a file path, but it failed to be opened. Reason: " +
+                (type == PathType::kDirectory ? std::string("is a directory") : why));
   if (arg.find_first_of("{}\n") == std::string::npos)
     throw Error("The supplied chat template (" + arg +
                 ") looks like a file path, but it failed to be opened. Reason: no such file or it cannot be read");

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 #include "vllm/core/logging.h"
 
 namespace vllm {
@@ -11,7 +12,11 @@ namespace vllm {
 namespace fs = std::filesystem;
 
 std::shared_ptr<const Tokenizer> load_tokenizer_if_present(const std::string& dir) {
-  if (!fs::exists(fs::path(dir) / "tokenizer.json") && !fs::exists(fs::path(dir) / "vocab.json")) return nullptr;
+  // path_type never throws: a symlink loop or an overlong name reaches the tokenizer's own
+  // one-line error instead of a filesystem exception.
+  if (path_type((fs::path(dir) / "tokenizer.json").string()) == PathType::kMissing &&
+      path_type((fs::path(dir) / "vocab.json").string()) == PathType::kMissing)
+    return nullptr;
   return Tokenizer::from_folder(dir);
 }
 

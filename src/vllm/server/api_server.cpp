@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "vllm/core/logging.h"
+#include "vllm/core/startup_signals.h"
 #include "vllm/server/handlers.h"
 #include "vllm/server/protocol.h"
 #include "vllm/server/router.h"
@@ -128,6 +129,9 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Until the sigwait below, a signal would only wait behind that mask: while the model loads,
+  // SIGINT/SIGTERM end the process at once instead.
+  StartupSignalWatcher startup_signals;
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
   const int pid = static_cast<int>(getpid());
@@ -186,6 +190,7 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
   VLLM_LOG_INFO("Application startup complete.");
   VLLM_LOG_INFO("Uvicorn running on {} (Press CTRL+C to quit)", url);
 
+  startup_signals.done();
   int sig = 0;
   while (sigwait(&signals, &sig) != 0) {
   }

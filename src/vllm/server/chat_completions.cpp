@@ -406,6 +406,8 @@ class ChatJob : public RequestJob {
   std::vector<std::optional<TokenLogprobs>> prompt_logprobs_;
 };
 
+}  // namespace
+
 // vLLM's check_logprobs validator for chat requests.
 void check_chat_logprobs(const ojson& body, bool stream) {
   for (const char* f : {"prompt_logprobs", "top_logprobs"}) {
@@ -426,8 +428,6 @@ void check_chat_logprobs(const ojson& body, bool stream) {
       throw ApiError("when using `top_logprobs`, `logprobs` must be set to true.", "top_logprobs");
   }
 }
-
-}  // namespace
 
 void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   try {

@@ -13,11 +13,6 @@ namespace vllm::server {
 
 namespace {
 
-struct PromptIn {
-  std::vector<int32_t> ids;
-  std::optional<std::string> text;  // as given, for text prompts
-};
-
 std::vector<int32_t> int_list(const ojson& v, const char* what) {
   std::vector<int32_t> ids;
   ids.reserve(v.size());
@@ -35,6 +30,8 @@ std::vector<int32_t> int_list(const ojson& v, const char* what) {
   }
   return ids;
 }
+
+}  // namespace
 
 std::vector<PromptIn> parse_prompts(const ServingContext& ctx, const ojson& body, bool add_special_tokens,
                                     int64_t max_tokens, bool truncating) {
@@ -98,6 +95,8 @@ void check_logprobs_fields(const ojson& body, bool stream) {
   if (auto lp = value("logprobs"); lp && *lp < 0 && *lp != -1)
     throw ApiError("`logprobs` must be a positive value or -1.", "logprobs");
 }
+
+namespace {
 
 class CompletionJob : public RequestJob {
  public:

@@ -6,12 +6,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
 #include <list>
 #include <mutex>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "vllm/core/error.h"
 #include "vllm/core/logging.h"
@@ -52,6 +55,40 @@ std::string hex(size_t n) {
     n >>= 4;
   } while (n);
   return s;
+}
+
+using RequestParser = http::request_parser<http::string_body>;
+
+// The parser set-up of every request a connection reads (and of read_http_requests).
+void configure_parser(RequestParser& parser, const HttpServerOptions& options) {
+  parser.body_limit(options.max_body_bytes);
+  parser.header_limit(64 * 1024);
+}
+
+HttpRequest to_http_request(http::request<http::string_body>&& msg) {
+  HttpRequest req;
+  req.method = std::string(msg.method_string());
+  std::string target(msg.target());
+  auto q = target.find('?');
+  req.path = target.substr(0, q);
+  if (q != std::string::npos) req.query = target.substr(q + 1);
+  for (const auto& field : msg) req.headers.emplace_back(lower(field.name_string()), std::string(field.value()));
+  req.version = static_cast<int>(msg.version());
+  req.body = std::move(msg.body());
+  return req;
+}
+
+// The answer to a request that could not be read: {status, message}, or {0, ""} when there is
+// none to give (the connection closed or timed out).
+std::pair<int, std::string> read_error_answer(error_code ec, const HttpServerOptions& options) {
+  if (ec == http::error::body_limit)
+    return {413, "Request body is larger than the limit of " + std::to_string(options.max_body_bytes) + " bytes"};
+  if (ec == http::error::header_limit) return {431, "Request headers are too large"};
+  // A parse error (not a closed or timed-out connection) gets a 400 before closing.
+  if (ec.category() == http::make_error_code(http::error::bad_target).category() && ec != http::error::end_of_stream &&
+      ec != http::error::partial_message)
+    return {400, "Invalid HTTP request: " + ec.message()};
+  return {0, ""};
 }
 
 HttpResponse plain_error(int status, const std::string& message) {
@@ -182,8 +219,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void do_read() {
     if (closed_) return;
     parser_.emplace();
-    parser_->body_limit(server_.options.max_body_bytes);
-    parser_->header_limit(64 * 1024);
+    configure_parser(*parser_, server_.options);
     stream_.expires_after(std::chrono::milliseconds(static_cast<int64_t>(server_.options.idle_timeout_s * 1000)));
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
@@ -214,21 +250,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_read_error(error_code ec) {
-    if (ec == http::error::body_limit) {
-      reject(413, "Request body is larger than the limit of " + std::to_string(server_.options.max_body_bytes) +
-                      " bytes");
-      return;
-    }
-    if (ec == http::error::header_limit) {
-      reject(431, "Request headers are too large");
-      return;
-    }
-    // A parse error (not a closed or timed-out connection) gets a 400 before closing.
-    if (ec.category() == http::make_error_code(http::error::bad_target).category() && ec != http::error::end_of_stream &&
-        ec != http::error::partial_message) {
-      reject(400, "Invalid HTTP request: " + ec.message());
-      return;
-    }
+    auto [status, message] = read_error_answer(ec, server_.options);
+    if (status != 0) return reject(status, message);
     client_gone();
   }
 
@@ -247,18 +270,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_request() {
-    auto msg = parser_->release();
-    HttpRequest req;
-    req.method = std::string(msg.method_string());
-    std::string target(msg.target());
-    target_ = target;
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) req.query = target.substr(q + 1);
-    for (const auto& field : msg) req.headers.emplace_back(lower(field.name_string()), std::string(field.value()));
-    req.version = static_cast<int>(msg.version());
-    req.body = std::move(msg.body());
-    keep_alive_ = msg.keep_alive();
+    target_ = std::string(parser_->get().target());
+    keep_alive_ = parser_->get().keep_alive();
+    HttpRequest req = to_http_request(parser_->release());
     version_ = req.version;
     method_ = req.method;
     close_after_ = false;
@@ -543,6 +557,51 @@ void HttpServer::stop() {
   s.ioc.stop();
   for (auto& t : s.threads) t.join();
   s.threads.clear();
+}
+
+HttpReadResult read_http_requests(std::string_view bytes, const HttpServerOptions& options, size_t chunk) {
+  HttpReadResult out;
+  std::string buffer;  // received, not yet parsed (a connection's flat_buffer)
+  size_t delivered = 0;
+  auto receive = [&]() {
+    if (delivered == bytes.size()) return false;
+    const size_t n = chunk == 0 ? bytes.size() - delivered : std::min(chunk, bytes.size() - delivered);
+    buffer.append(bytes.substr(delivered, n));
+    delivered += n;
+    return true;
+  };
+  while (true) {
+    RequestParser parser;
+    configure_parser(parser, options);
+    parser.eager(true);
+    error_code ec;
+    // Beast's read loop: parse what is buffered, receive more when the parser needs it, and at
+    // the end of the bytes tell the parser (the client closed).
+    while (!parser.is_done()) {
+      size_t used = 0;
+      if (!buffer.empty()) {
+        used = parser.put(net::buffer(buffer.data(), buffer.size()), ec);
+        buffer.erase(0, used);
+        if (ec == http::error::need_more) ec = {};
+        if (ec || parser.is_done()) break;
+      }
+      if (used > 0) continue;
+      if (!receive()) {
+        if (!parser.got_some()) return out;  // closed between requests
+        parser.put_eof(ec);
+        if (!ec && !parser.is_done()) ec = http::error::partial_message;
+        break;
+      }
+    }
+    if (ec) {
+      std::tie(out.error_status, out.error_message) = read_error_answer(ec, options);
+      out.incomplete = out.error_status == 0;
+      return out;
+    }
+    const bool keep_alive = parser.get().keep_alive();
+    out.requests.push_back(to_http_request(parser.release()));
+    if (!keep_alive) return out;
+  }
 }
 
 }  // namespace vllm::server

@@ -92,6 +92,18 @@ struct HttpServerOptions {
   std::function<HttpResponse(int status, const std::string& message)> error_body;
 };
 
+// How a connection reads requests, without the socket: `bytes` as a client sent them, arriving
+// `chunk` bytes at a time (0: all at once), read with the server's parser set-up and limits,
+// pipelined requests one after another until one is not keep-alive. Public for the fuzz target
+// (fuzz/http_request.cpp), so that it runs exactly what a connection runs.
+struct HttpReadResult {
+  std::vector<HttpRequest> requests;
+  int error_status = 0;       // what the server answers an unreadable request with (400, 413, 431)
+  std::string error_message;  // ... and the message it gives
+  bool incomplete = false;    // the bytes ended inside a request (the server just closes)
+};
+HttpReadResult read_http_requests(std::string_view bytes, const HttpServerOptions& options, size_t chunk = 0);
+
 class HttpServer {
  public:
   HttpServer(HttpServerOptions options, Handler handler);

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 #include "vllm/tokenizer/unicode.h"
 
 namespace vllm::tok {
@@ -131,12 +132,7 @@ Json json_parse_text(const std::string& text, const std::string& display_name) {
 }
 
 Json json_parse_file(const std::string& path, const std::string& display_name) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(display_name + ": cannot open " + path, ErrorKind::kModelLoad);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw Error(display_name + ": cannot read " + path, ErrorKind::kModelLoad);
-  return json_parse_text(buf.str(), display_name);
+  return json_parse_text(read_regular_file(path), display_name);
 }
 
 }  // namespace vllm::tok
