@@ -44,7 +44,7 @@ std::shared_ptr<const Tokenizer> load(const TokenizeArgs& a) {
 nlohmann::ordered_json parse_json(const std::string& flag, const std::string& text) {
   try {
     return nlohmann::ordered_json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
     throw Error(flag + " is not valid JSON: " + e.what());
   }
 }

@@ -19,7 +19,7 @@ namespace {
 json read_json_file(const std::string& path) {
   try {
     return json::parse(read_regular_file(path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw Error(path + ": invalid JSON: " + e.what(), ErrorKind::kModelLoad);
   }
 }

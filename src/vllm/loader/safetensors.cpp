@@ -65,7 +65,7 @@ std::map<std::string, SafetensorsEntry> parse_safetensors(const unsigned char* b
   json header;
   try {
     header = json::parse(reinterpret_cast<const char*>(bytes + 8), reinterpret_cast<const char*>(bytes + 8 + header_len));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     load_error(path, std::string("bad safetensors header: invalid JSON: ") + e.what());
   }
   if (!header.is_object()) load_error(path, "bad safetensors header: not a JSON object");
@@ -208,7 +208,7 @@ WeightStore WeightStore::open_folder(const std::string& dir) {
     json j;
     try {
       j = json::parse(read_regular_file(index.string()));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
       load_error(index.string(), std::string("invalid JSON: ") + e.what());
     }
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())

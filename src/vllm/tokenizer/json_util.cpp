@@ -126,7 +126,7 @@ char32_t json_char(const Json& v, const JsonPath& where) {
 Json json_parse_text(const std::string& text, const std::string& display_name) {
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw Error(display_name + ": invalid JSON: " + e.what(), ErrorKind::kModelLoad);
   }
 }
