@@ -5,6 +5,7 @@
 // then taken as the endpoints take it (headers, JSON body).
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string_view>
 
 #include "fuzz_util.h"
@@ -31,9 +32,13 @@ void check_requests(const HttpReadResult& r, const HttpServerOptions& options) {
   }
 }
 
+// The requests read must not depend on how the bytes arrived. The outcome after the last one
+// must agree too, except when the bytes end inside a request: Beast may reject a header line it
+// has seen before knowing the header is cut short (400) or wait for the rest (the client
+// closed), depending on the pieces; either way the connection is closed with no request served.
 bool same(const HttpReadResult& a, const HttpReadResult& b) {
-  if (a.requests.size() != b.requests.size() || a.error_status != b.error_status || a.incomplete != b.incomplete)
-    return false;
+  if (a.requests.size() != b.requests.size()) return false;
+  if (!a.incomplete && !b.incomplete && a.error_status != b.error_status) return false;
   for (size_t i = 0; i < a.requests.size(); ++i) {
     const HttpRequest &x = a.requests[i], &y = b.requests[i];
     if (x.method != y.method || x.path != y.path || x.query != y.query || x.headers != y.headers ||
@@ -41,6 +46,15 @@ bool same(const HttpReadResult& a, const HttpReadResult& b) {
       return false;
   }
   return true;
+}
+
+// For the report when the two readings differ.
+void print(const char* what, const HttpReadResult& r) {
+  std::fprintf(stderr, "%s: %zu requests, error %d '%s', incomplete %d\n", what, r.requests.size(), r.error_status,
+               r.error_message.c_str(), r.incomplete);
+  for (const HttpRequest& q : r.requests)
+    std::fprintf(stderr, "  %s %s ? %s HTTP/%d, %zu headers, body %zu bytes\n", q.method.c_str(), q.path.c_str(),
+                 q.query.c_str(), q.version, q.headers.size(), q.body.size());
 }
 
 }  // namespace
@@ -57,6 +71,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (chunk != 0) {
     const HttpReadResult pieces = read_http_requests(bytes, options, chunk);
     check_requests(pieces, options);
+    if (!same(whole, pieces)) {
+      print("read at once", whole);
+      print("read in pieces", pieces);
+    }
     FUZZ_CHECK(same(whole, pieces));
   }
   // A small body limit, so that inputs reach the 413 answer too.

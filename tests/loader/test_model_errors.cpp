@@ -491,6 +491,19 @@ TEST(ConfigValidation, GenerationConfigDefaultsMustBeValidParams) {
             "generation_config.json: key 'repetition_penalty' must be a positive number, not 0");
 }
 
+TEST_F(BadModelFolder, NumberOutOfRangeIsInvalidJson) {
+  std::ofstream(dir_ / "config.json", std::ios::trunc) << R"({"rope_theta": 1e999})";
+  std::string e = load_error();
+  EXPECT_NE(e.find("config.json: invalid JSON"), std::string::npos) << e;
+  edit_header(shard(1), [](std::string& h) { h = R"({"__metadata__": {"x": "y"}, "n": 1e999})"; });
+  try {
+    SafetensorsFile f(shard(1).string());
+    ADD_FAILURE() << "loaded";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("bad safetensors header: invalid JSON"), std::string::npos) << err.what();
+  }
+}
+
 TEST_F(BadModelFolder, ConfigValueFailsTheLoad) {
   json c = read_json("config.json");
   c["max_position_embeddings"] = -5;
