@@ -180,6 +180,9 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
     router.handle(std::move(req), std::move(ex));
   });
   http.start();
+  // Loaded and listening: from here a signal waits for the sigwait below (an orderly shutdown),
+  // also one sent the moment the start-up lines appear.
+  startup_signals.done();
   const std::string shown_host = cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host;
   const std::string url = "http://" + shown_host + ":" + std::to_string(http.port());
   VLLM_LOG_INFO("Starting vLLM API server 0 on {}", url);
@@ -190,7 +193,6 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
   VLLM_LOG_INFO("Application startup complete.");
   VLLM_LOG_INFO("Uvicorn running on {} (Press CTRL+C to quit)", url);
 
-  startup_signals.done();
   int sig = 0;
   while (sigwait(&signals, &sig) != 0) {
   }
