@@ -192,3 +192,18 @@ def test_bad_model_argument_is_one_line_error(model, expect):
 def test_model_argument_that_is_a_file(base):
     assert_one_line_error(*run(["generate", "-m", os.path.join(base, "config.json"), "--prompt", "hi"]),
                           "is a file, not a model folder")
+
+
+def test_chat_template_fifo_is_refused(base, tmp_path):
+    """--chat-template naming a FIFO: before, reading it waited for a writer forever."""
+    fifo = str(tmp_path / "template.jinja")
+    os.mkfifo(fifo)
+    assert_one_line_error(*run(["serve", base, "--chat-template", fifo, "--port", "0"]), "is a FIFO, not a regular file")
+    assert_one_line_error(*run(["render-chat", "-m", base, "--chat-template", fifo, "--messages", "[]"]),
+                          "is a FIFO, not a regular file")
+
+
+def test_json_number_out_of_range_is_a_json_error(base):
+    assert_one_line_error(*run(["render-chat", "-m", base, "--chat-template", "{{ messages }}",
+                                "--messages", '[{"role": "user", "content": 1e999}]']),
+                          "--messages is not valid JSON")
