@@ -53,3 +53,16 @@ RegexNode resolve_anchors(const RegexNode& root, bool search);
 bool regex_full_match(const RegexNode& node, const std::vector<uint32_t>& text);
 
 }  // namespace vllm::structured
+
+namespace vllm::structured {
+
+// The language of an anchor-free node minus a finite set of strings, as a node: used for
+// property names that must differ from the listed ones ("any key but these", "keys matching a
+// pattern but not these"). Built with Brzozowski derivatives along a trie of the strings, so
+// its size is about the pattern's size times the strings' total length.
+RegexNode regex_minus_strings(const RegexNode& node, const std::vector<std::vector<uint32_t>>& strings);
+
+// Whether the empty string is in the language of an anchor-free node.
+bool regex_nullable(const RegexNode& node);
+
+}  // namespace vllm::structured
