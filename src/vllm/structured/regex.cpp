@@ -42,10 +42,8 @@ class Emitter {
       case Kind::kRepeat: {
         const RegexNode& c = n.children[0];
         std::string inner = emit(c);
-        // A sequence needs parentheses to take a postfix operator; a literal of several
-        // characters does too ("ab"* would be read as "ab" repeated, which is what we want,
-        // but parentheses keep the meaning obvious to a reader).
-        if (c.kind == Kind::kConcat) inner = cat("( ", inner, " )");
+        // A sequence or a repetition needs parentheses to take a postfix operator.
+        if (c.kind == Kind::kConcat || c.kind == Kind::kRepeat) inner = cat("( ", inner, " )");
         return inner + quantifier(n.min, n.max);
       }
     }

@@ -34,6 +34,7 @@ struct RegexNode {
   static RegexNode empty(size_t pos = 0) { return RegexNode{Kind::kEmpty, {}, {}, 0, 0, pos}; }
   static RegexNode nothing(size_t pos = 0) { return RegexNode{Kind::kNothing, {}, {}, 0, 0, pos}; }
   static RegexNode chars(CodePointSet s, size_t pos = 0) {
+    if (s.empty()) return nothing(pos);  // e.g. the class []
     return RegexNode{Kind::kSet, std::move(s), {}, 0, 0, pos};
   }
   static RegexNode seq(std::vector<RegexNode> parts, size_t pos = 0);
