@@ -32,7 +32,7 @@ namespace {
 #define VLLM_ATEXT "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 #define VLLM_LABEL "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 // RFC 3986 pieces.
-#define VLLM_UNRESERVED "A-Za-z0-9._~-"
+#define VLLM_UNRESERVED "-A-Za-z0-9._~"  // "-" first: literal in a class
 #define VLLM_SUBDELIMS "!$&'()*+,;="
 #define VLLM_PCT "%[0-9A-Fa-f]{2}"
 #define VLLM_PCHAR "(?:[" VLLM_UNRESERVED VLLM_SUBDELIMS ":@]|" VLLM_PCT ")"

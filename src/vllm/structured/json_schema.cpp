@@ -615,7 +615,7 @@ class Compiler {
 
     std::vector<std::string> alts;
     if (f.types & kTypeNull) alts.push_back(gbnf_literal("null"));
-    if (f.types & kTypeBool) alts.push_back(cat(gbnf_literal("true"), " | ", gbnf_literal("false")));
+    if (f.types & kTypeBool) alts.push_back(gbnf_alternatives({gbnf_literal("true"), gbnf_literal("false")}));
     if (f.types & kTypeFraction) {
       alts.push_back(json_number());
     } else if (f.types & kTypeInteger) {
@@ -874,11 +874,13 @@ class Compiler {
     for (const auto& key : keys) {
       std::vector<SchemaRef> refs;
       for (const auto& p : parts) {
+        // properties and matching patternProperties all apply; additionalProperties only
+        // when neither does.
+        bool matched = false;
         if (p.props && p.props->contains(key)) {
           refs.push_back(SchemaRef{&(*p.props)[key], pointer_child(pointer_child(p.atom.ptr, "properties"), key)});
-          continue;
+          matched = true;
         }
-        bool matched = false;
         for (const auto& pat : p.patterns)
           if (key_matches(pat, key)) refs.push_back(pat.second), matched = true;
         if (!matched && p.addl) refs.push_back(*p.addl);
