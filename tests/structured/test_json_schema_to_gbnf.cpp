@@ -238,8 +238,11 @@ TEST(JsonSchemaToGbnf, KeyOrderOfPlainJson) {
   nlohmann::json j = nlohmann::json::parse(R"({"type": "object", "properties": {"b": {}, "a": {}}, "required": ["b", "a"]})");
   GbnfOracle sorted(json_schema_to_gbnf(j));
   EXPECT_TRUE(sorted.accepts(R"({"a":1,"b":2})"));
-  GbnfOracle ordered(compile(j.dump()));  // parsed again as ordered_json: still sorted text
-  EXPECT_TRUE(ordered.accepts(R"({"a":1,"b":2})"));
+  EXPECT_FALSE(sorted.accepts(R"({"b":1,"a":2})"));
+  // allOf parts: merged keys sorted too.
+  GbnfOracle merged(json_schema_to_gbnf(nlohmann::json::parse(
+      R"({"properties": {"c": {}}, "required": ["c"], "allOf": [{"properties": {"a": {}}, "required": ["a"]}]})")));
+  EXPECT_TRUE(merged.accepts(R"({"a":1,"c":2})"));
   GbnfOracle doc(compile(R"({"type": "object", "properties": {"b": {}, "a": {}}, "required": ["b", "a"]})"));
   EXPECT_TRUE(doc.accepts(R"({"b":1,"a":2})"));
   EXPECT_FALSE(doc.accepts(R"({"a":1,"b":2})"));

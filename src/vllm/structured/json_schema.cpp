@@ -106,8 +106,8 @@ struct Facts {
 
 class Compiler {
  public:
-  Compiler(const ojson& root, const JsonSchemaOptions& opts)
-      : doc_(root), opts_(opts), validator_(doc_) {}
+  Compiler(const ojson& root, const JsonSchemaOptions& opts, bool sort_keys)
+      : doc_(root), opts_(opts), validator_(doc_), sort_keys_(sort_keys) {}
 
   std::string run() {
     Expr e = compile(SchemaRef{&doc_.root(), ""}, "root", 0);
@@ -247,10 +247,14 @@ class Compiler {
     }
     if (!node.is_object()) throw_invalid("a schema must be an object or a boolean", s.ptr);
     auto ref = node.find("$ref");
-    if (ref != node.end()) {
+    if (ref != node.end() && doc_.legacy_ref()) {
       flatten(doc_.resolve(*ref, s.ptr), c, depth + 1);
-      if (doc_.legacy_ref()) return;
+      return;
     }
+    // The schema's own keywords first, then what it refers to and its allOf parts: object keys
+    // come out in that order.
+    if (has_own_constraints(node)) c.atoms.push_back(s);
+    if (ref != node.end()) flatten(doc_.resolve(*ref, s.ptr), c, depth + 1);
     for (const char* key : {"allOf", "anyOf", "oneOf"}) {
       auto it = node.find(key);
       if (it == node.end()) continue;
@@ -264,7 +268,6 @@ class Compiler {
       for (size_t i = 0; i < it->size(); ++i) d.branches.push_back(SchemaRef{&(*it)[i], pointer_child(kptr, i)});
       c.disjunctions.push_back(std::move(d));
     }
-    if (has_own_constraints(node)) c.atoms.push_back(s);
   }
 
   // A schema that is only a $ref (annotations aside): its target's rule.
@@ -854,6 +857,7 @@ class Compiler {
         if (seen.insert(r.get<std::string>()).second) keys.push_back(r.get<std::string>());
       }
     }
+    if (sort_keys_) std::sort(keys.begin(), keys.end());
     if (count + keys.size() > 2 * kMaxSchemaProperties || keys.size() > kMaxSchemaProperties)
       throw JsonSchemaError(cat("object schema with more than ", std::to_string(kMaxSchemaProperties),
                                 " properties at ", pointer_text(f.object_parts[0].ptr)),
@@ -1034,16 +1038,18 @@ class Compiler {
   SchemaValidator validator_;
   std::map<std::string, std::string> ref_rules_;
   std::set<std::string> in_progress_, used_recursively_;
+  bool sort_keys_;  // the schema came without an order (nlohmann::json): keys sorted
 };
 
 }  // namespace
 
 std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema, const JsonSchemaOptions& opts) {
-  return Compiler(schema, opts).run();
+  return Compiler(schema, opts, /*sort_keys=*/false).run();
 }
 
 std::string json_schema_to_gbnf(const nlohmann::json& schema, const JsonSchemaOptions& opts) {
-  return json_schema_to_gbnf(nlohmann::ordered_json::parse(schema.dump()), opts);
+  nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(schema.dump());
+  return Compiler(ordered, opts, /*sort_keys=*/true).run();
 }
 
 }  // namespace vllm::structured

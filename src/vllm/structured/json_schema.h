@@ -39,8 +39,9 @@
 //   disable_any_whitespace   none at all: {"a":1,"b":[1,2]}
 //   whitespace_pattern       a regex (full match, regex.h) for what may stand between tokens
 //
-// Key order: with nlohmann::json (a std::map) properties iterate in sorted order; parse the
-// schema as nlohmann::ordered_json to keep the document's order.
+// Key order: with nlohmann::ordered_json, the document's order (a schema's own properties,
+// then those of its $ref target and allOf parts, then keys only named by `required`); with
+// nlohmann::json (a std::map, which has no document order) keys are sorted.
 #pragma once
 
 #include <cstddef>
