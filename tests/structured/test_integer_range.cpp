@@ -4,7 +4,7 @@
 // GCC 12 reports a false -Wrestrict for "literal" + std::string (GCC bug 105651).
 #pragma GCC diagnostic ignored "-Wrestrict"
 
-#include "gbnf_oracle.h"
+#include "language_checker.h"
 #include "vllm/structured/integer_range.h"
 
 namespace vllm::structured {
@@ -20,7 +20,7 @@ TEST(IntegerRange, ExactAroundDigitBoundaries) {
         continue;
       }
       ASSERT_TRUE(expr);
-      testing::GbnfOracle g("root ::= " + *expr + "\n");
+      testing::LanguageChecker g("root ::= " + *expr + "\n");
       for (int64_t v = -130; v <= 130; ++v) {
         bool want = (!lo || v >= *lo) && (!hi || v <= *hi);
         EXPECT_EQ(g.accepts(std::to_string(v)), want) << v << " in [" << (lo ? *lo : -999) << ", " << (hi ? *hi : 999) << "]: " << *expr;
@@ -40,14 +40,14 @@ TEST(IntegerRange, ExactAroundDigitBoundaries) {
 TEST(IntegerRange, LargeBounds) {
   auto expr = integer_range_gbnf(-kMaxIntegerRangeBound, kMaxIntegerRangeBound);
   ASSERT_TRUE(expr);
-  testing::GbnfOracle g("root ::= " + *expr + "\n");
+  testing::LanguageChecker g("root ::= " + *expr + "\n");
   EXPECT_TRUE(g.accepts("1000000000000000000"));
   EXPECT_TRUE(g.accepts("-1000000000000000000"));
   EXPECT_TRUE(g.accepts("999999999999999999"));
   EXPECT_FALSE(g.accepts("1000000000000000001"));
   EXPECT_FALSE(g.accepts("-1000000000000000001"));
   auto mid = integer_range_gbnf(123456, 987654);
-  testing::GbnfOracle m("root ::= " + *mid + "\n");
+  testing::LanguageChecker m("root ::= " + *mid + "\n");
   for (int64_t v : {123455, 123456, 500000, 987654, 987655, 99999, 1000000})
     EXPECT_EQ(m.accepts(std::to_string(v)), v >= 123456 && v <= 987654) << v;
 }

@@ -12,7 +12,7 @@
 #include <fstream>
 #include <map>
 
-#include "gbnf_oracle.h"
+#include "language_checker.h"
 #include "vllm/structured/json_schema.h"
 
 namespace vllm::structured {
@@ -68,7 +68,7 @@ void run_file(const fs::path& file, const std::string& draft, Counts& c) {
       continue;
     }
     ++c.compiled;
-    testing::GbnfOracle g(text);
+    testing::LanguageChecker g(text);
     for (const auto& t : group["tests"]) {
       const std::string tname = gname + "/" + t["description"].get<std::string>();
       const nlohmann::json& data = t["data"];

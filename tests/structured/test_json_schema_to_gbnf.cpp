@@ -5,14 +5,14 @@
 // GCC 12 reports a false -Wrestrict for "literal" + std::string (GCC bug 105651).
 #pragma GCC diagnostic ignored "-Wrestrict"
 
-#include "gbnf_oracle.h"
+#include "language_checker.h"
 #include "vllm/structured/json_schema.h"
 
 namespace vllm::structured {
 namespace {
 
 using nlohmann::ordered_json;
-using testing::GbnfOracle;
+using testing::LanguageChecker;
 
 std::string compile(const std::string& schema, const JsonSchemaOptions& o = {}) {
   return json_schema_to_gbnf(ordered_json::parse(schema), o);
@@ -24,7 +24,7 @@ void check(const std::string& schema, const std::vector<std::string>& valid,
            const std::vector<std::string>& invalid, const JsonSchemaOptions& o = {}) {
   SCOPED_TRACE(schema);
   std::string text = compile(schema, o);
-  GbnfOracle g(text);
+  LanguageChecker g(text);
   for (const auto& v : valid) {
     ordered_json j = ordered_json::parse(v);
     EXPECT_TRUE(g.accepts(j.dump())) << "valid rejected: " << j.dump() << "\n" << text;
@@ -213,7 +213,7 @@ TEST(JsonSchemaToGbnf, RefsAndRecursion) {
 }
 
 TEST(JsonSchemaToGbnf, Whitespace) {
-  GbnfOracle g(compile(R"({"type": "object", "properties": {"a": {"type": "array"}}})"));
+  LanguageChecker g(compile(R"({"type": "object", "properties": {"a": {"type": "array"}}})"));
   EXPECT_TRUE(g.accepts("{ \"a\" : [ 1 , 2 ] }"));
   EXPECT_TRUE(g.accepts("{\r\n\t\"a\":[]\n}"));
   EXPECT_FALSE(g.accepts(" {}"));                                    // no leading whitespace
@@ -222,12 +222,12 @@ TEST(JsonSchemaToGbnf, Whitespace) {
   EXPECT_FALSE(g.accepts("{\n\n}"));
   JsonSchemaOptions compact;
   compact.disable_any_whitespace = true;
-  GbnfOracle c(compile(R"({"type": "object", "properties": {"a": {"type": "array"}}})", compact));
+  LanguageChecker c(compile(R"({"type": "object", "properties": {"a": {"type": "array"}}})", compact));
   EXPECT_TRUE(c.accepts("{\"a\":[1,{\"b\":2}]}"));
   EXPECT_FALSE(c.accepts("{\"a\": []}"));
   JsonSchemaOptions pat;
   pat.whitespace_pattern = "[ ]?";
-  GbnfOracle p(compile(R"({"type": "array", "items": {"type": "integer"}})", pat));
+  LanguageChecker p(compile(R"({"type": "array", "items": {"type": "integer"}})", pat));
   EXPECT_TRUE(p.accepts("[ 1, 2 ]"));
   EXPECT_FALSE(p.accepts("[1,\n2]"));
   EXPECT_FALSE(p.accepts("[1,  2]"));
@@ -236,14 +236,14 @@ TEST(JsonSchemaToGbnf, Whitespace) {
 TEST(JsonSchemaToGbnf, KeyOrderOfPlainJson) {
   // nlohmann::json sorts keys; ordered_json keeps the document's order.
   nlohmann::json j = nlohmann::json::parse(R"({"type": "object", "properties": {"b": {}, "a": {}}, "required": ["b", "a"]})");
-  GbnfOracle sorted(json_schema_to_gbnf(j));
+  LanguageChecker sorted(json_schema_to_gbnf(j));
   EXPECT_TRUE(sorted.accepts(R"({"a":1,"b":2})"));
   EXPECT_FALSE(sorted.accepts(R"({"b":1,"a":2})"));
   // allOf parts: merged keys sorted too.
-  GbnfOracle merged(json_schema_to_gbnf(nlohmann::json::parse(
+  LanguageChecker merged(json_schema_to_gbnf(nlohmann::json::parse(
       R"({"properties": {"c": {}}, "required": ["c"], "allOf": [{"properties": {"a": {}}, "required": ["a"]}]})")));
   EXPECT_TRUE(merged.accepts(R"({"a":1,"c":2})"));
-  GbnfOracle doc(compile(R"({"type": "object", "properties": {"b": {}, "a": {}}, "required": ["b", "a"]})"));
+  LanguageChecker doc(compile(R"({"type": "object", "properties": {"b": {}, "a": {}}, "required": ["b", "a"]})"));
   EXPECT_TRUE(doc.accepts(R"({"b":1,"a":2})"));
   EXPECT_FALSE(doc.accepts(R"({"a":1,"b":2})"));
 }
@@ -275,7 +275,7 @@ TEST(JsonSchemaToGbnf, Errors) {
   expect_error(R"({"type": "integer", "minimum": 5, "maximum": 4})", "the schema accepts no JSON value at /");
   expect_error(R"(false)", "the schema accepts no JSON value at /");
   expect_error(R"({"type": "integer", "maximum": 1e30})", "unsupported JSON Schema keyword 'maximum' (bound 1e+30 beyond +-1e18) at /");
-  expect_error(R"({"type": "string", "maxLength": 100000})", "unsupported JSON Schema keyword 'maxLength' (above 10000) at /");
+  expect_error(R"({"type": "string", "maxLength": 100000})", "unsupported JSON Schema keyword 'maxLength' (above 4096) at /");
   expect_error(R"({"type": "object", "patternProperties": {"a": {"type": "integer"}}})",
                "unsupported JSON Schema keyword 'patternProperties' (with additionalProperties other than false) at /");
   expect_error(R"({"$defs": {"a": {"$ref": "#/$defs/b", "type": "string"}, "b": {"$ref": "#/$defs/a", "type": "string"}}, "$ref": "#/$defs/a", "minLength": 1})",

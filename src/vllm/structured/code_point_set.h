@@ -9,9 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include "vllm/structured/utf8_classes.h"  // append_utf8, kMaxCodePoint
+
 namespace vllm::structured {
 
-inline constexpr uint32_t kMaxCodePoint = 0x10FFFF;
 inline constexpr uint32_t kSurrogateFirst = 0xD800;
 inline constexpr uint32_t kSurrogateLast = 0xDFFF;
 
@@ -45,6 +46,5 @@ class CodePointSet {
 
 // Decodes UTF-8; invalid sequences are reported by returning false.
 bool decode_utf8(std::string_view text, std::vector<uint32_t>& out);
-void append_utf8(std::string& out, uint32_t cp);
 
 }  // namespace vllm::structured

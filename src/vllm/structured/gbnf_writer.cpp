@@ -70,7 +70,7 @@ std::string hex_digit_class(unsigned nibbles) {
 
 }  // namespace
 
-std::string gbnf_literal(std::string_view utf8) {
+std::string gbnf_ascii_literal(std::string_view utf8) {
   std::vector<uint32_t> cps;
   if (!decode_utf8(utf8, cps)) throw vllm::Error("invalid UTF-8 in a grammar literal", ErrorKind::kInvalidArgument);
   std::string out = "\"";

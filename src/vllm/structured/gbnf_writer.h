@@ -11,12 +11,13 @@
 
 #include "vllm/core/error.h"
 #include "vllm/structured/code_point_set.h"
+#include "vllm/structured/limits.h"
 
 namespace vllm::structured {
 
 // Upper bound on the text one front end call may produce: a schema or pattern whose grammar
 // would be larger is rejected rather than handed to the grammar compiler.
-inline constexpr size_t kMaxFrontendGrammarBytes = size_t{4} << 20;
+inline constexpr size_t kMaxFrontendGrammarBytes = limits::kMaxGrammarBytes;
 
 class GrammarTooLargeError : public vllm::Error {
  public:
@@ -27,8 +28,9 @@ class GrammarTooLargeError : public vllm::Error {
 };
 
 // "..." for UTF-8 text: printable ASCII as is, the rest escaped (\n \t \r \\ \" \xHH \uHHHH
-// \UHHHHHHHH), so the grammar text is ASCII.
-std::string gbnf_literal(std::string_view utf8);
+// \UHHHHHHHH), so the generated grammar text is ASCII (builtin_grammars.h's gbnf_literal keeps
+// UTF-8 as is).
+std::string gbnf_ascii_literal(std::string_view utf8);
 // One code point of `set` (non-empty): a literal for one code point, else a class, negated
 // when that is shorter. Surrogates are excluded whatever `set` holds.
 std::string gbnf_class(const CodePointSet& set);

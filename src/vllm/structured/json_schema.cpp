@@ -132,18 +132,18 @@ class Compiler {
   }
   // A token with optional whitespace on both sides: `ws "," ws`.
   std::string punct(const char* token) {
-    std::string t = gbnf_literal(token);
+    std::string t = gbnf_ascii_literal(token);
     std::string s = ws();
     if (s.empty()) return t;
     return cat(s, " ", t, " ", s);
   }
   std::string open(const char* token) {
     std::string s = ws();
-    return s.empty() ? gbnf_literal(token) : cat(gbnf_literal(token), " ", s);
+    return s.empty() ? gbnf_ascii_literal(token) : cat(gbnf_ascii_literal(token), " ", s);
   }
   std::string close(const char* token) {
     std::string s = ws();
-    return s.empty() ? gbnf_literal(token) : cat(s, " ", gbnf_literal(token));
+    return s.empty() ? gbnf_ascii_literal(token) : cat(s, " ", gbnf_ascii_literal(token));
   }
 
   // --- generic JSON ----------------------------------------------------------------------
@@ -191,33 +191,33 @@ class Compiler {
     return w_.helper("json-object", [&] {
       std::string member = cat(json_string(), " ", punct(":"), " ", json_value());
       return cat(open("{"), " ( ", member, " ( ", punct(","), " ", member, " )* ", close("}"),
-                 " | ", gbnf_literal("}"), " )");
+                 " | ", gbnf_ascii_literal("}"), " )");
     });
   }
   std::string json_array() {
     return w_.helper("json-array", [&] {
       std::string v = json_value();
       return cat(open("["), " ( ", v, " ( ", punct(","), " ", v, " )* ", close("]"), " | ",
-                 gbnf_literal("]"), " )");
+                 gbnf_ascii_literal("]"), " )");
     });
   }
-  std::string quote() { return gbnf_literal("\""); }
+  std::string quote() { return gbnf_ascii_literal("\""); }
 
   // A JSON value as a literal with whitespace between its tokens (enum and const).
   std::string literal(const ojson& v) {
     if (v.is_object()) {
-      if (v.empty()) return cat(open("{"), " ", gbnf_literal("}"));
+      if (v.empty()) return cat(open("{"), " ", gbnf_ascii_literal("}"));
       std::string out = open("{");
       bool first = true;
       for (auto it = v.begin(); it != v.end(); ++it) {
         if (!first) out += cat(" ", punct(","));
         first = false;
-        out += cat(" ", gbnf_literal(ojson(it.key()).dump()), " ", punct(":"), " ", literal(it.value()));
+        out += cat(" ", gbnf_ascii_literal(ojson(it.key()).dump()), " ", punct(":"), " ", literal(it.value()));
       }
       return cat(out, " ", close("}"));
     }
     if (v.is_array()) {
-      if (v.empty()) return cat(open("["), " ", gbnf_literal("]"));
+      if (v.empty()) return cat(open("["), " ", gbnf_ascii_literal("]"));
       std::string out = open("[");
       for (size_t i = 0; i < v.size(); ++i) {
         if (i) out += cat(" ", punct(","));
@@ -225,7 +225,7 @@ class Compiler {
       }
       return cat(out, " ", close("]"));
     }
-    return gbnf_literal(v.dump());
+    return gbnf_ascii_literal(v.dump());
   }
 
   // --- structure ---------------------------------------------------------------------------
@@ -617,8 +617,8 @@ class Compiler {
       return json_value();
 
     std::vector<std::string> alts;
-    if (f.types & kTypeNull) alts.push_back(gbnf_literal("null"));
-    if (f.types & kTypeBool) alts.push_back(gbnf_alternatives({gbnf_literal("true"), gbnf_literal("false")}));
+    if (f.types & kTypeNull) alts.push_back(gbnf_ascii_literal("null"));
+    if (f.types & kTypeBool) alts.push_back(gbnf_alternatives({gbnf_ascii_literal("true"), gbnf_ascii_literal("false")}));
     if (f.types & kTypeFraction) {
       alts.push_back(json_number());
     } else if (f.types & kTypeInteger) {
@@ -771,7 +771,15 @@ class Compiler {
         std::string e = first ? prefix[i] : cat(sep, " ", prefix[i]);
         std::string next = from(i + 1);
         if (!next.empty()) e = cat(e, " ", next);
-        return i < min_items ? e : cat("( ", e, " )?");
+        if (i < min_items) return e;
+        // Optional positions nest; every eighth level becomes a rule so that long prefixItems
+        // stay within the grammar parser's parenthesis depth.
+        if (i % 8 == 7) {
+          std::string name = w_.reserve(cat(hint, "-from-", std::to_string(i)));
+          w_.define(name, e);
+          return cat(name, "?");
+        }
+        return cat("( ", e, " )?");
       }
       if (!tail) return {};
       uint64_t lo = min_items > i ? min_items - i : 0;
@@ -790,9 +798,9 @@ class Compiler {
     };
     body = from(0);
     std::string name = w_.reserve(hint);
-    if (body.empty()) w_.define(name, cat(open("["), " ", gbnf_literal("]")));
+    if (body.empty()) w_.define(name, cat(open("["), " ", gbnf_ascii_literal("]")));
     else if (min_items > 0) w_.define(name, cat(open("["), " ", body, " ", close("]")));
-    else w_.define(name, cat(open("["), " ( ", body, " ", close("]"), " | ", gbnf_literal("]"), " )"));
+    else w_.define(name, cat(open("["), " ( ", body, " ", close("]"), " | ", gbnf_ascii_literal("]"), " )"));
     return name;
   }
 
@@ -895,7 +903,7 @@ class Compiler {
         if (req) return std::nullopt;
         continue;
       }
-      items.push_back({cat(gbnf_literal(cat("\"", json_escape(key), "\"")), " ", colon, " ", *value), req});
+      items.push_back({cat(gbnf_ascii_literal(cat("\"", json_escape(key), "\"")), " ", colon, " ", *value), req});
     }
     // Keys beyond the named ones.
     std::optional<std::string> extra = extra_member(parts, keys, hint, depth, colon);
@@ -945,11 +953,11 @@ class Compiler {
     }
     std::string name = w_.reserve(hint);
     if (alts.empty()) {
-      w_.define(name, cat(open("{"), " ", gbnf_literal("}")));
+      w_.define(name, cat(open("{"), " ", gbnf_ascii_literal("}")));
     } else if (first_required < items.size()) {
       w_.define(name, cat(open("{"), " ", gbnf_alternatives(alts), " ", close("}")));
     } else {
-      w_.define(name, cat(open("{"), " ( ", gbnf_alternatives(alts), " ", close("}"), " | ", gbnf_literal("}"), " )"));
+      w_.define(name, cat(open("{"), " ( ", gbnf_alternatives(alts), " ", close("}"), " | ", gbnf_ascii_literal("}"), " )"));
     }
     return name;
   }

@@ -51,6 +51,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vllm/core/error.h"
+#include "vllm/structured/limits.h"
 
 namespace vllm::structured {
 
@@ -61,7 +62,7 @@ inline constexpr size_t kMaxSchemaProperties = 1024;  // properties + patternPro
 inline constexpr size_t kMaxSchemaEnumValues = 4096;  // values of one enum
 inline constexpr size_t kMaxSchemaBranches = 1024;    // alternatives of one schema after
                                                       // distributing anyOf/oneOf over siblings
-inline constexpr size_t kMaxSchemaRepetition = 10000; // minLength/maxLength/minItems/maxItems
+inline constexpr size_t kMaxSchemaRepetition = limits::kMaxRepetition;  // min/maxLength, min/maxItems
 // Integer bounds are limited to |bound| <= 1e18 (integer_range.h); the grammar text to
 // kMaxFrontendGrammarBytes (gbnf_writer.h); patterns to the limits of regex.h.
 inline constexpr size_t kWhitespaceMaxInline = 4;

@@ -57,7 +57,7 @@ class Emitter {
     auto flush = [&] {
       if (run.empty()) return;
       if (!out.empty()) out += ' ';
-      out += gbnf_literal(run);
+      out += gbnf_ascii_literal(run);
       run.clear();
     };
     for (const auto& c : n.children) {

@@ -18,13 +18,16 @@
 #include <string_view>
 
 #include "vllm/core/error.h"
+#include "vllm/structured/limits.h"
 
 namespace vllm::structured {
 
 // Limits (a pattern past them is an error, never a hang or an oversized grammar):
 inline constexpr size_t kMaxRegexLength = 8192;      // code points in a pattern
-inline constexpr size_t kMaxRegexNesting = 64;       // nested groups
-inline constexpr size_t kMaxRegexRepetition = 10000; // any bound m or n of {m,n}
+inline constexpr size_t kMaxRegexNesting = 40;       // nested groups (the grammar parser
+                                                     // allows 128 levels of parentheses; a
+                                                     // group may take up to 3 in the output)
+inline constexpr size_t kMaxRegexRepetition = limits::kMaxRepetition;  // any m or n of {m,n}
 // Sum of the repetition bounds in a pattern (each counted repetition is expanded by the grammar
 // compiler into about that many rule steps, so this bounds the expanded grammar's size).
 inline constexpr size_t kMaxRegexRepetitionTotal = 100000;
