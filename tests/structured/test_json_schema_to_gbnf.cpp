@@ -104,6 +104,10 @@ TEST(JsonSchemaToGbnf, Objects) {
   check(R"({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["b"], "additionalProperties": {"type": "boolean"}})",
         {R"({"b": true})", R"({"a": 1, "b": false, "c": true})"}, {R"({"a": 1})", R"({"b": 1})", R"({"b": true, "c": 1})"});
   check(R"({"type": "object", "additionalProperties": false})", {"{}"}, {R"({"a": 1})"});
+  // minProperties / maxProperties that the rest of the schema implies.
+  check(R"({"type": "object", "properties": {"a": {}}, "required": ["a"], "minProperties": 1})", {R"({"a": 1})"}, {"{}"});
+  check(R"({"type": "object", "properties": {"a": {}, "b": {}}, "additionalProperties": false, "maxProperties": 2})",
+        {R"({"a": 1, "b": 2})"}, {R"({"c": 1})"});
   check(R"({"type": "object", "properties": {"a": false}})", {"{}", R"({"b": 1})"}, {R"({"a": 1})"});
 }
 
@@ -139,6 +143,7 @@ TEST(JsonSchemaToGbnf, Arrays) {
         {"[]", "[1]", "[1, 2, \"x\"]"}, {"[2]", "[1, 2, 3]"});
   check(R"({"type": "array", "maxItems": 0})", {"[]"}, {"[1]"});
   check(R"({"type": "array", "uniqueItems": true, "maxItems": 1})", {"[]", "[1]"}, {"[1, 2]"});
+  check(R"({"type": "array", "uniqueItems": false})", {"[1, 1]"}, {});
 }
 
 TEST(JsonSchemaToGbnf, Strings) {

@@ -31,6 +31,22 @@ TEST(RandomSchemas, TwoHundredCompile) {
   EXPECT_GT(total_bytes, 0u);
 }
 
+TEST(RandomSchemas, InstancesAccepted) {
+  testing::RandomSchemaGenerator gen(99);
+  int checked = 0;
+  for (int i = 0; i < 200; ++i) {
+    nlohmann::ordered_json s = gen.schema();
+    testing::LanguageChecker g(json_schema_to_gbnf(s), /*with_oracle=*/false);
+    for (int k = 0; k < 5; ++k) {
+      nlohmann::ordered_json v = gen.instance(s);
+      EXPECT_TRUE(g.accepts(v.dump())) << s.dump() << "\n" << v.dump();
+      EXPECT_TRUE(g.accepts(v.dump(2))) << s.dump() << "\n" << v.dump(2);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 1000);
+}
+
 TEST(RandomSchemas, Deterministic) {
   testing::RandomSchemaGenerator a(7), b(7);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(a.schema(), b.schema());

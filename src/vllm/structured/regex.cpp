@@ -31,7 +31,12 @@ class Emitter {
         VLLM_CHECK(false, "unresolved regex node");
         return {};
       case Kind::kSet:
-        return json_ ? gbnf_json_char(n.set) : gbnf_class(n.set);
+        if (!json_) return gbnf_class(n.set);
+        // Any character (search semantics' free sides, `.*` tails of excluded names) is common
+        // and long in JSON form: one shared rule.
+        if (n.set == CodePointSet::any_scalar())
+          return w_.helper("json-string-char", [&] { return gbnf_json_char(n.set); });
+        return gbnf_json_char(n.set);
       case Kind::kConcat:
         return emit_concat(n);
       case Kind::kAlt: {

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 
+#include "vllm/structured/regex.h"
 #include "vllm/structured/regex_ast.h"
 
 namespace vllm::structured {
@@ -70,13 +71,27 @@ RegexNode restrict_first(const RegexNode& n, const CodePointSet& first, bool der
   return RegexNode::nothing();
 }
 
+size_t count_nodes(const RegexNode& n) {
+  size_t k = 1;
+  for (const auto& c : n.children) k += count_nodes(c);
+  return k;
+}
+
+// Derivatives can grow (each nullable prefix adds an alternative); past this many nodes the
+// names cannot be excluded from the pattern at a reasonable grammar size.
+constexpr size_t kMaxDerivedNodes = 200000;
+
 struct Trie {
   bool terminal = false;
   std::map<uint32_t, std::unique_ptr<Trie>> next;
 };
 
-RegexNode minus(const RegexNode& p, const Trie& t) {
+RegexNode minus(const RegexNode& p, const Trie& t, size_t& budget) {
   if (p.kind == Kind::kNothing) return p;
+  size_t size = count_nodes(p);
+  if (size > budget)
+    throw RegexError("pattern too large to exclude the listed property names from", p.position);
+  budget -= size;
   if (t.next.empty() && !t.terminal) return p;
   std::vector<RegexNode> parts;
   if (!t.terminal && regex_nullable(p)) parts.push_back(RegexNode::empty());
@@ -85,7 +100,7 @@ RegexNode minus(const RegexNode& p, const Trie& t) {
     others.subtract(CodePointSet::single(cp));
     RegexNode d = restrict_first(p, CodePointSet::single(cp), /*derive=*/true);
     if (d.kind == Kind::kNothing) continue;
-    RegexNode rest = minus(d, *child);
+    RegexNode rest = minus(d, *child, budget);
     parts.push_back(RegexNode::seq({RegexNode::chars(CodePointSet::single(cp)), std::move(rest)}));
   }
   if (!others.empty()) parts.push_back(restrict_first(p, others, /*derive=*/false));
@@ -128,7 +143,8 @@ RegexNode regex_minus_strings(const RegexNode& node, const std::vector<std::vect
     }
     t->terminal = true;
   }
-  return minus(node, root);
+  size_t budget = kMaxDerivedNodes;
+  return minus(node, root, budget);
 }
 
 }  // namespace vllm::structured
