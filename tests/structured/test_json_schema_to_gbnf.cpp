@@ -180,6 +180,22 @@ TEST(JsonSchemaToGbnf, IntegerRanges) {
            "maximum": 7, "exclusiveMaximum": false})", {"6", "7"}, {"5", "8"});
 }
 
+TEST(JsonSchemaToGbnf, NumberBoundsAtZero) {
+  check(R"({"type": "number", "minimum": 0})", {"0", "0.0", "-0", "-0.0e5", "1.5", "2e-3", "0.001"},
+        {"-1", "-0.5", "-1e-9", "-0.001"});
+  check(R"({"type": "number", "exclusiveMinimum": 0})", {"1", "0.5", "1e-300", "0.0001E2"},
+        {"0", "0.000", "-0", "0e5", "-1"});
+  check(R"({"type": "number", "maximum": 0})", {"0", "-0", "-3.5", "-1e9"}, {"1", "0.1"});
+  check(R"({"type": "number", "exclusiveMaximum": 0})", {"-1", "-0.5"}, {"0", "-0.0", "1"});
+  check(R"({"type": "number", "minimum": 0, "maximum": 0})", {"0", "-0.00"}, {"1", "-1"});
+  check(R"({"$schema": "http://json-schema.org/draft-04/schema#", "type": "number", "minimum": 0,
+           "exclusiveMinimum": true})", {"3"}, {"0"});
+  expect_error(R"({"type": "number", "minimum": 0, "maximum": 1})",
+               "unsupported JSON Schema keyword 'maximum' (for type number) at /");
+  expect_error(R"({"type": "number", "multipleOf": 0.5})",
+               "unsupported JSON Schema keyword 'multipleOf' (for type number) at /");
+}
+
 TEST(JsonSchemaToGbnf, Combinators) {
   check(R"({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 1}]})", {"1", R"("a")"}, {R"("ab")", "null"});
   check(R"({"oneOf": [{"type": "integer"}, {"type": "string"}]})", {"1", R"("a")"}, {"null"});
@@ -254,7 +270,7 @@ TEST(JsonSchemaToGbnf, KeyOrderOfPlainJson) {
 }
 
 TEST(JsonSchemaToGbnf, Errors) {
-  expect_error(R"({"type": "object", "properties": {"price": {"type": "number", "minimum": 0}}})",
+  expect_error(R"({"type": "object", "properties": {"price": {"type": "number", "minimum": 0.5}}})",
                "unsupported JSON Schema keyword 'minimum' (for type number) at /properties/price");
   expect_error(R"({"not": {"type": "string"}})", "unsupported JSON Schema keyword 'not' at /");
   expect_error(R"({"type": "array", "items": {"type": "array", "contains": {"const": 1}}})",

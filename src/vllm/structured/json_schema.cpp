@@ -90,6 +90,12 @@ struct Facts {
   // integer
   std::optional<int64_t> int_lo, int_hi;
   std::string number_keyword, number_ptr;  // the first numeric keyword, for "for type number"
+  struct Bound {
+    const ojson* value;
+    std::string keyword, ptr;
+    bool lower, exclusive;
+  };
+  std::vector<Bound> bounds;  // minimum/maximum/exclusive*, read once the types are known
   bool multiple_of_excludes_integers = false;
   std::string multiple_of_ptr;
   // object / array parts: atoms with keywords of that type
@@ -562,9 +568,8 @@ class Compiler {
           auto ex = n.find(lower ? "exclusiveMinimum" : "exclusiveMaximum");
           exclusive = ex != n.end() && ex->is_boolean() && ex->get<bool>();
         }
-        std::optional<int64_t> b = integer_bound(x, k, a.ptr, lower, exclusive);
-        if (lower) f.int_lo = f.int_lo ? std::max(*f.int_lo, *b) : *b;
-        else f.int_hi = f.int_hi ? std::min(*f.int_hi, *b) : *b;
+        if (!x.is_number()) throw_invalid(cat("'", k, "' must be a number"), a.ptr);
+        f.bounds.push_back({&x, k, a.ptr, lower, exclusive});
       } else if (k == "multipleOf") {
         if (!x.is_number() || !(x.get<double>() > 0)) throw_invalid("'multipleOf' must be a positive number", a.ptr);
         if (f.number_keyword.empty()) f.number_keyword = k, f.number_ptr = a.ptr;
@@ -579,6 +584,31 @@ class Compiler {
     }
     if (object_part) f.object_parts.push_back(a);
     if (array_part) f.array_parts.push_back(a);
+  }
+
+  // JSON numbers with every bound at 0: the sign and whether the value is zero are read from
+  // the text (exponents do not change either).
+  Expr number_sign_range(const Facts& f) {
+    bool has_lo = false, has_hi = false, lo_excl = false, hi_excl = false;
+    for (const auto& b : f.bounds) {
+      if (b.lower) has_lo = true, lo_excl |= b.exclusive;
+      else has_hi = true, hi_excl |= b.exclusive;
+    }
+    const std::string exp = "( [eE] [-+]? [0-9]+ )?";
+    const std::string zero = cat("\"0\" ( \".\" \"0\"+ )? ", exp);
+    // A magnitude that is not zero.
+    const std::string nonzero =
+        cat("( [1-9] [0-9]* ( \".\" [0-9]+ )? | \"0.\" \"0\"* [1-9] [0-9]* ) ", exp);
+    std::vector<std::string> alts;
+    const bool zero_ok = !(has_lo && lo_excl) && !(has_hi && hi_excl);
+    if (!has_lo || !has_hi || zero_ok) {
+      // Positive values: allowed unless an upper bound of 0 excludes them.
+      if (!has_hi) alts.push_back(nonzero);
+      if (!has_lo) alts.push_back(cat("\"-\" ", nonzero));
+    }
+    if (zero_ok) alts.push_back(cat("\"-\"? ", zero));
+    if (alts.empty()) return std::nullopt;
+    return gbnf_alternatives(alts);
   }
 
   Expr emit_facts(const std::vector<SchemaRef>& atoms, const std::string& hint, size_t depth) {
@@ -608,8 +638,24 @@ class Compiler {
     }
     for (const auto& u : f.unsupported)
       if (u.types & f.types) throw_unsupported(u.keyword, u.detail, u.ptr);
-    if ((f.types & kTypeFraction) && f.constrains_number)
-      throw_unsupported(f.number_keyword, "for type number", f.number_ptr);
+    // Numbers: bounds at 0 only (the sign of a JSON number is readable from its text; other
+    // bounds would need exponent arithmetic). Integers: exact ranges.
+    std::optional<std::string> number_expr;
+    if (f.types & kTypeFraction) {
+      if (f.constrains_number) {
+        for (const auto& a : atoms)
+          if (a.node->contains("multipleOf")) throw_unsupported("multipleOf", "for type number", a.ptr);
+        for (const auto& b : f.bounds)
+          if (b.value->get<double>() != 0) throw_unsupported(b.keyword, "for type number", b.ptr);
+        number_expr = number_sign_range(f);
+      }
+    } else if (f.types & kTypeInteger) {
+      for (const auto& b : f.bounds) {
+        std::optional<int64_t> v = integer_bound(*b.value, b.keyword, b.ptr, b.lower, b.exclusive);
+        if (b.lower) f.int_lo = f.int_lo ? std::max(*f.int_lo, *v) : *v;
+        else f.int_hi = f.int_hi ? std::min(*f.int_hi, *v) : *v;
+      }
+    }
     if ((f.types & kTypeInteger) && f.multiple_of_excludes_integers)
       throw_unsupported("multipleOf", "for type integer", f.multiple_of_ptr);
     if (f.types == kTypeAll && !f.constrains_object && !f.constrains_array && !f.constrains_string &&
@@ -620,7 +666,11 @@ class Compiler {
     if (f.types & kTypeNull) alts.push_back(gbnf_ascii_literal("null"));
     if (f.types & kTypeBool) alts.push_back(gbnf_alternatives({gbnf_ascii_literal("true"), gbnf_ascii_literal("false")}));
     if (f.types & kTypeFraction) {
-      alts.push_back(json_number());
+      if (!f.bounds.empty()) {
+        if (number_expr) alts.push_back(*number_expr);
+      } else {
+        alts.push_back(json_number());
+      }
     } else if (f.types & kTypeInteger) {
       if (!f.int_lo && !f.int_hi) {
         alts.push_back(json_integer());

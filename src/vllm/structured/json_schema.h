@@ -12,7 +12,9 @@
 // `minLength`, `maxLength` (code points; a \uD83D\uDE00 escape pair is one); `pattern`
 // (ECMAScript, search semantics unless anchored; see regex.h); `format` date-time, date, time,
 // email, uri, uuid, ipv4, ipv6 (see json_formats.h); integer `minimum`, `maximum`,
-// `exclusiveMinimum`, `exclusiveMaximum` (2020-12 numbers and draft-04 booleans);
+// `exclusiveMinimum`, `exclusiveMaximum` (2020-12 numbers and draft-04 booleans; exact ranges);
+// the same on numbers when every bound is 0 (>= 0, > 0, <= 0, < 0: the sign is in the text;
+// any other number bound is an error);
 // `multipleOf` where every integer satisfies it; `minProperties` / `maxProperties` /
 // `uniqueItems` where the rest of the schema already implies them; OpenAPI `nullable`;
 // boolean schemas. Annotations are ignored: title, description, default, examples, $schema,
