@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "vllm/structured/graph.h"
 #include "vllm/structured/limits.h"
 
 namespace vllm::structured::detail {
@@ -62,13 +63,13 @@ class Builder {
         }
       }
     }
-    std::vector<int> comp = components(out);
+    std::vector<int> comp = strongly_connected_components(out);
     std::vector<int> comp_size(n, 0);
     for (uint32_t r = 0; r < n; ++r) ++comp_size[static_cast<size_t>(comp[r])];
     std::vector<bool> recursive(n, false);
     for (uint32_t r = 0; r < n; ++r) recursive[r] = self_loop[r] || comp_size[static_cast<size_t>(comp[r])] > 1;
 
-    // Inlined sizes, callees first: components() numbers components in reverse topological
+    // Inlined sizes, callees first: components are numbered in reverse topological
     // order (a component's callees get smaller numbers), so sort rules by component.
     std::vector<uint32_t> order(n);
     for (uint32_t r = 0; r < n; ++r) order[r] = r;
@@ -94,52 +95,6 @@ class Builder {
         real_rules_.push_back(r);
       }
     }
-  }
-
-  // Tarjan's algorithm, iterative. Components are numbered in the order they complete, which is
-  // reverse topological: every component reachable from another one completes before it.
-  static std::vector<int> components(const std::vector<std::vector<uint32_t>>& out) {
-    const size_t n = out.size();
-    std::vector<int> index(n, -1), low(n, 0), comp(n, -1);
-    std::vector<bool> on_stack(n, false);
-    std::vector<uint32_t> stack;
-    int next_index = 0, next_comp = 0;
-    for (uint32_t s = 0; s < n; ++s) {
-      if (index[s] >= 0) continue;
-      std::vector<std::pair<uint32_t, size_t>> call{{s, 0}};
-      index[s] = low[s] = next_index++;
-      stack.push_back(s);
-      on_stack[s] = true;
-      while (!call.empty()) {
-        auto& [v, e] = call.back();
-        if (e < out[v].size()) {
-          const uint32_t w = out[v][e++];
-          if (index[w] < 0) {
-            index[w] = low[w] = next_index++;
-            stack.push_back(w);
-            on_stack[w] = true;
-            call.push_back({w, 0});
-          } else if (on_stack[w]) {
-            low[v] = std::min(low[v], index[w]);
-          }
-          continue;
-        }
-        const uint32_t done = v;
-        call.pop_back();
-        if (!call.empty()) low[call.back().first] = std::min(low[call.back().first], low[done]);
-        if (low[done] == index[done]) {
-          uint32_t w;
-          do {
-            w = stack.back();
-            stack.pop_back();
-            on_stack[w] = false;
-            comp[w] = next_comp;
-          } while (w != done);
-          ++next_comp;
-        }
-      }
-    }
-    return comp;
   }
 
   uint32_t new_raw() {

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "vllm/structured/grammar_builder.h"
+#include "vllm/structured/graph.h"
 #include "vllm/structured/limits.h"
 
 namespace vllm::structured {
@@ -195,51 +196,12 @@ void GrammarBuilder::check_left_recursion(const std::vector<uint32_t>& reachable
       }
     }
   }
-  // Strongly connected components (Tarjan, iterative).
-  const size_t n = rules_.size();
-  std::vector<int> index(n, -1), low(n, 0), comp(n, -1);
-  std::vector<bool> on_stack(n, false);
-  std::vector<uint32_t> stack;
-  int next_index = 0, next_comp = 0;
-  struct Frame {
-    uint32_t v;
-    size_t edge;
-  };
-  for (uint32_t start : reachable) {
-    if (index[start] >= 0) continue;
-    std::vector<Frame> call{{start, 0}};
-    index[start] = low[start] = next_index++;
-    stack.push_back(start);
-    on_stack[start] = true;
-    while (!call.empty()) {
-      Frame& f = call.back();
-      if (f.edge < edges[f.v].size()) {
-        const uint32_t w = edges[f.v][f.edge++].to;
-        if (index[w] < 0) {
-          index[w] = low[w] = next_index++;
-          stack.push_back(w);
-          on_stack[w] = true;
-          call.push_back({w, 0});
-        } else if (on_stack[w]) {
-          low[f.v] = std::min(low[f.v], index[w]);
-        }
-        continue;
-      }
-      const uint32_t v = f.v;
-      call.pop_back();
-      if (!call.empty()) low[call.back().v] = std::min(low[call.back().v], low[v]);
-      if (low[v] == index[v]) {
-        uint32_t w;
-        do {
-          w = stack.back();
-          stack.pop_back();
-          on_stack[w] = false;
-          comp[w] = next_comp;
-        } while (w != v);
-        ++next_comp;
-      }
-    }
+  std::vector<std::vector<uint32_t>> out(rules_.size());
+  for (uint32_t r : reachable) {
+    for (const Edge& e : edges[r]) out[r].push_back(e.to);
   }
+  const std::vector<int> comp = strongly_connected_components(out);
+  const size_t n = rules_.size();
   // A non-tail edge inside a component lies on a cycle: unbounded stack growth without input.
   // Report the one whose rule is defined first.
   std::optional<std::pair<uint32_t, uint32_t>> bad;
@@ -309,10 +271,27 @@ void GrammarBuilder::check_productive(const std::vector<uint32_t>& reachable) co
       }
     }
   }
-  // Report the user rule defined first among those that match nothing.
-  std::optional<uint32_t> bad;
+  // Report a rule that matches nothing by itself, not merely because it uses one that does:
+  // one in a bottom component of the references among such rules (defined first among them).
+  std::vector<std::vector<uint32_t>> out(rules_.size());
   for (uint32_t r : reachable) {
     if (productive[r]) continue;
+    for (const GrammarSequence& seq : rules_[r].alternatives) {
+      for (const GrammarElement& e : seq) {
+        if (e.kind == GrammarElement::Kind::kRule && !productive[e.index]) out[r].push_back(e.index);
+      }
+    }
+  }
+  const std::vector<int> comp = strongly_connected_components(out);
+  std::vector<bool> bottom(rules_.size(), true);  // by component
+  for (uint32_t r : reachable) {
+    for (uint32_t s : out[r]) {
+      if (comp[s] != comp[r]) bottom[static_cast<size_t>(comp[r])] = false;
+    }
+  }
+  std::optional<uint32_t> bad;
+  for (uint32_t r : reachable) {
+    if (productive[r] || !bottom[static_cast<size_t>(comp[r])]) continue;
     const uint32_t owner = rules_[r].owner;
     if (!bad || offsets_[owner] < offsets_[*bad]) bad = owner;
   }

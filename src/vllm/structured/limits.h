@@ -32,4 +32,10 @@ inline constexpr int kMaxNesting = 128;
 // node may get a token classification at compile time, so this bounds compile time and memory.
 inline constexpr size_t kMaxCompiledNodes = size_t{1} << 18;
 
+// Parser moves (expansions of a node with a parent) for one byte. A JSON grammar makes a few
+// dozen; only a very ambiguous grammar comes near this, and it would then take milliseconds per
+// byte, so the request fails instead (at compile time or while matching) and the server stays
+// responsive.
+inline constexpr size_t kMaxExpansionsPerByte = size_t{1} << 18;
+
 }  // namespace vllm::structured::limits

@@ -188,15 +188,19 @@ struct GrammarMatcher::Impl {
     for (uint32_t top : state.tops) {
       const detail::NodeClasses& c = classes[pool.node(top)];
       if (c.uncertain.empty()) continue;
-      const uint32_t parent = pool.parent(top);
-      const uint32_t site = parent == kRootFrame ? detail::kAcceptSite : pool.node(parent);
-      const detail::SiteClasses* s = c.find_site(site);
-      if (s != nullptr) {
+      // Refine by the return site below the top; a merged top has several (one per parent).
+      bool all_found = true;
+      pool.for_each_member(pool.parent(top), [&](uint32_t parent) {
+        const uint32_t site = parent == kRootFrame ? detail::kAcceptSite : pool.node(parent);
+        const detail::SiteClasses* s = c.find_site(site);
+        if (s == nullptr) {
+          all_found = false;
+          return;
+        }
         s->accepted.or_into(words);
         check(top, s->uncertain, words);
-      } else {
-        check(top, c.uncertain, words);
-      }
+      });
+      if (!all_found) check(top, c.uncertain, words);
     }
   }
 
