@@ -6,6 +6,7 @@
 #pragma GCC diagnostic ignored "-Wrestrict"
 
 #include "language_checker.h"
+#include "vllm/structured/gbnf_writer.h"
 #include "vllm/structured/json_schema.h"
 
 namespace vllm::structured {
@@ -316,6 +317,20 @@ TEST(JsonSchemaToGbnf, Limits) {
   ordered_json big_enum = {{"enum", ordered_json::array()}};
   for (size_t i = 0; i <= kMaxSchemaEnumValues; ++i) big_enum["enum"].push_back(i);
   expect_error_contains(big_enum.dump(), "'enum' with more than");
+  ordered_json huge_enum = {{"enum", ordered_json::array()}};
+  for (size_t i = 0; i < 4000; ++i) huge_enum["enum"].push_back(std::string(300, 'a') + std::to_string(i));
+  try {
+    compile(huge_enum.dump());
+    ADD_FAILURE() << "no error for a grammar over the size limit";
+  } catch (const GrammarTooLargeError& e) {
+    EXPECT_NE(std::string(e.what()).find("generated grammar exceeds"), std::string::npos);
+  }
+  // Long prefixItems nest through rules, within the grammar parser's parenthesis depth.
+  ordered_json tuple = {{"type", "array"}, {"prefixItems", ordered_json::array()}};
+  for (int i = 0; i < 300; ++i) tuple["prefixItems"].push_back({{"const", i}});
+  LanguageChecker t(compile(tuple.dump()), /*with_oracle=*/false);
+  EXPECT_TRUE(t.accepts("[0,1,2]"));
+  EXPECT_FALSE(t.accepts("[0,2]"));
   ordered_json branches = {{"allOf", ordered_json::array()}};
   for (int i = 0; i < 4; ++i)
     branches["allOf"].push_back({{"anyOf", {{{"type", "integer"}}, {{"type", "string"}}, {{"type", "null"}},

@@ -113,6 +113,19 @@ TEST(RegexToGbnf, Errors) {
   expect_error(many, "add up to", 176);  // the 26th quantifier
 }
 
+TEST(RegexToGbnf, DeepestNestingCompiles) {
+  // The deepest nesting we accept, with the most parentheses each level can bring, stays
+  // within the grammar parser's limit.
+  std::string p;
+  for (size_t i = 0; i < kMaxRegexNesting; ++i) p += "(?:x|";
+  p += "[^a]";
+  for (size_t i = 0; i < kMaxRegexNesting; ++i) p += "y)*";
+  for (bool json : {false, true}) {
+    LanguageChecker g(regex_to_gbnf(p, RegexOptions{true, json}), /*with_oracle=*/false);
+    EXPECT_TRUE(g.accepts("xb"));
+  }
+}
+
 // Language: every pattern against many strings, oracle grammar vs std::regex.
 struct LangCase {
   const char* pattern;
