@@ -1101,13 +1101,29 @@ class Compiler {
 
 }  // namespace
 
+namespace {
+
+std::string run_compiler(const nlohmann::ordered_json& schema, const JsonSchemaOptions& opts, bool sort_keys) {
+  try {
+    return Compiler(schema, opts, sort_keys).run();
+  } catch (const nlohmann::json::exception& e) {
+    // A keyword value of a type no check above caught (the checks name the keyword; this
+    // keeps any other malformed schema a 400 rather than an internal error).
+    throw JsonSchemaError(cat("invalid JSON Schema: a keyword has a value of the wrong type (",
+                              e.what(), ")"),
+                          "");
+  }
+}
+
+}  // namespace
+
 std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema, const JsonSchemaOptions& opts) {
-  return Compiler(schema, opts, /*sort_keys=*/false).run();
+  return run_compiler(schema, opts, /*sort_keys=*/false);
 }
 
 std::string json_schema_to_gbnf(const nlohmann::json& schema, const JsonSchemaOptions& opts) {
   nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(schema.dump());
-  return Compiler(ordered, opts, /*sort_keys=*/true).run();
+  return run_compiler(ordered, opts, /*sort_keys=*/true);
 }
 
 }  // namespace vllm::structured

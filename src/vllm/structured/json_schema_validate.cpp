@@ -85,6 +85,12 @@ bool SchemaValidator::keyword_ok(const ojson& v, const ojson& schema, const std:
     return valid(v, sub(*branch, pointer_child(ptr, cond ? "then" : "else")), depth + 1);
   }
   if (keyword_class(k) == KeywordClass::kIgnored) return true;
+  // Keyword values of the wrong JSON type are schema errors, whatever the instance.
+  if ((k == "properties" || k == "patternProperties" || k == "dependentRequired" ||
+       k == "dependentSchemas" || k == "dependencies") && !x.is_object())
+    throw_invalid(cat("'", k, "' must be an object"), ptr);
+  if ((k == "prefixItems" || k == "required") && !x.is_array())
+    throw_invalid(cat("'", k, "' must be an array"), ptr);
   if (t == kTypeString) {
     const std::string& s = v.get_ref<const std::string&>();
     if (k == "minLength") return code_points(s) >= num(x, k, ptr);
@@ -159,8 +165,10 @@ bool SchemaValidator::keyword_ok(const ojson& v, const ojson& schema, const std:
       for (auto it = x.begin(); it != x.end(); ++it) {
         if (!v.contains(it.key())) continue;
         if (it.value().is_array()) {
-          for (const auto& r : it.value())
+          for (const auto& r : it.value()) {
+            if (!r.is_string()) throw_invalid(cat("'", k, "' lists must hold strings"), ptr);
             if (!v.contains(r.get<std::string>())) return false;
+          }
         } else if (!valid(v, sub(it.value(), pointer_child(kptr, it.key())), depth + 1)) {
           return false;
         }
