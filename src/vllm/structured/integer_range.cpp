@@ -110,6 +110,10 @@ std::optional<std::string> integer_range_gbnf(std::optional<int64_t> lo, std::op
     if (!neg.empty()) alts.push_back(cat("\"-\" ", gbnf_alternatives(neg)));
   }
   if (alts.empty()) return std::nullopt;
+  // Adjacent digit literals read better as one: "1" "5" "0" -> "150".
+  for (auto& a : alts) {
+    for (size_t p; (p = a.find("\" \"")) != std::string::npos;) a.erase(p, 3);
+  }
   return gbnf_alternatives(alts);
 }
 

@@ -821,7 +821,8 @@ class Compiler {
         std::string e = first ? prefix[i] : cat(sep, " ", prefix[i]);
         std::string next = from(i + 1);
         if (!next.empty()) e = cat(e, " ", next);
-        if (i < min_items) return e;
+        // Position 0 absent is the empty array, written by the caller.
+        if (i < min_items || first) return e;
         // Optional positions nest; every eighth level becomes a rule so that long prefixItems
         // stay within the grammar parser's parenthesis depth.
         if (i % 8 == 7) {
@@ -842,7 +843,7 @@ class Compiler {
         std::string e = *tail;
         if (!rest_hi || *rest_hi > 0)
           e = cat(e, " ( ", sep, " ", *tail, " )", quantifier(lo > 0 ? lo - 1 : 0, rest_hi));
-        return lo > 0 ? e : cat("( ", e, " )?");
+        return e;  // an empty array is written by the caller
       }
       return cat("( ", sep, " ", *tail, " )", quantifier(lo, hi));
     };
