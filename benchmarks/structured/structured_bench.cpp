@@ -7,7 +7,7 @@
 // each document the stop token must be allowed. The documents are tokenized with the same
 // tokenizer, so the token paths are the ones a model emitting these documents would take.
 //
-// usage: structured_bench [--tokenizer DIR] [--docs N] [--seed S] [--follow-depth D]
+// usage: structured_bench [--tokenizer DIR [--config DIR]] [--docs N] [--seed S] [--follow-depth D]
 //                         [--cache-entries K] [--threads T] [--grammar NAME]
 #include <algorithm>
 #include <chrono>
@@ -134,6 +134,7 @@ double percentile(std::vector<double> v, double p) {
 
 int main(int argc, char** argv) {
   std::string tokenizer_dir = std::string(VLLM_TEST_DATA_DIR) + "/tokenizers/tiny-llama3";
+  std::string config_dir = std::string(VLLM_TEST_DATA_DIR) + "/models/tiny-llama3";
   int docs = 40;
   uint64_t seed = 1;
   int follow_depth = CompileOptions{}.follow_depth;
@@ -149,7 +150,10 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--tokenizer") tokenizer_dir = value();
+    if (a == "--tokenizer") {
+      tokenizer_dir = value();
+      config_dir.clear();
+    } else if (a == "--config") config_dir = value();
     else if (a == "--docs") docs = std::atoi(value().c_str());
     else if (a == "--seed") seed = std::strtoull(value().c_str(), nullptr, 10);
     else if (a == "--follow-depth") follow_depth = std::atoi(value().c_str());
@@ -157,7 +161,7 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::atoi(value().c_str());
     else if (a == "--grammar") only = value();
     else {
-      std::fprintf(stderr, "usage: %s [--tokenizer DIR] [--docs N] [--seed S] [--follow-depth D] "
+      std::fprintf(stderr, "usage: %s [--tokenizer DIR [--config DIR]] [--docs N] [--seed S] [--follow-depth D] "
                            "[--cache-entries K] [--threads T] [--grammar json_object|schema|arithmetic]\n", argv[0]);
       return 2;
     }
@@ -168,7 +172,8 @@ int main(int argc, char** argv) {
 
   try {
     auto t0 = Clock::now();
-    auto tok = Tokenizer::from_folder(tokenizer_dir);
+    // tokenizer_config.json (the EOS token) may sit in a separate model folder, as for the test data.
+    auto tok = config_dir.empty() ? Tokenizer::from_folder(tokenizer_dir) : Tokenizer::from_folders(tokenizer_dir, config_dir);
     const double load_s = seconds_since(t0);
     t0 = Clock::now();
     auto vocab = TokenVocabulary::from_tokenizer(*tok);
