@@ -66,7 +66,9 @@ inline const LoadedTokenizer& load_tokenizer(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu);
   LoadedTokenizer& slot = cache[name];
   if (!slot.tokenizer) {
-    slot.tokenizer = Tokenizer::from_folder(data_dir() + "/tokenizers/" + name);
+    // Tokenizer files from tests/data/tokenizers, tokenizer_config.json (EOS, specials) from
+    // tests/data/models, as the tokenizer tests load them.
+    slot.tokenizer = Tokenizer::from_folders(data_dir() + "/tokenizers/" + name, data_dir() + "/models/" + name);
     slot.vocab = TokenVocabulary::from_tokenizer(*slot.tokenizer);
   }
   return slot;

@@ -433,7 +433,7 @@ std::vector<std::string> test_strings(std::mt19937& rng) {
 
 TEST(MatcherReference, RandomGrammarsAndStrings) {
   std::mt19937 rng(12345);
-  int grammars = 0, accepted_full = 0, viable_strings = 0;
+  int grammars = 0, accepted_full = 0, viable_strings = 0, ambiguous = 0;
   for (uint32_t seed = 0; seed < 1000; ++seed) {
     Generator gen(seed);
     const std::vector<Expr> rules = gen.grammar();
@@ -448,12 +448,22 @@ TEST(MatcherReference, RandomGrammarsAndStrings) {
     ++grammars;
     GrammarMatcher m(g);
     int wrong = 0;
+    bool too_ambiguous = false;
     for (const std::string& s : test_strings(rng)) {
       Reference ref(rules, s);
       const bool want_viable = ref.viable(rules[0], 0);
       const std::vector<size_t>& ends = ref.ends(rules[0], 0);
       const bool want_full = std::find(ends.begin(), ends.end(), s.size()) != ends.end();
-      const bool got_viable = m.accept_bytes(s);
+      bool got_viable;
+      try {
+        got_viable = m.accept_bytes(s);
+      } catch (const Error& e) {
+        // limits::kMaxExpansionsPerByte: nullable recursive rules inside loops can make the
+        // stacks grow geometrically (see docs/structured_outputs.md); such grammars fail cleanly.
+        EXPECT_NE(std::string(e.what()).find("too ambiguous"), std::string::npos) << e.what();
+        too_ambiguous = true;
+        break;
+      }
       const bool got_full = got_viable && m.can_terminate();
       if (got_viable) m.rollback(1);
       viable_strings += want_viable;
@@ -463,8 +473,10 @@ TEST(MatcherReference, RandomGrammarsAndStrings) {
                       << want_viable << "), complete " << got_full << " (reference " << want_full << ")";
       }
     }
+    ambiguous += too_ambiguous;
   }
   EXPECT_EQ(grammars, 1000);
+  EXPECT_LE(ambiguous, 10);  // rare: 1% of these deliberately odd grammars at most
   // The strings exercise both outcomes a good deal.
   EXPECT_GT(accepted_full, 20000);
   EXPECT_GT(viable_strings, 100000);

@@ -24,10 +24,10 @@ std::shared_ptr<const CompiledGrammar> CompiledGrammar::compile(const Grammar& g
     detail::ClassifyOptions co;
     co.follow_depth = options.follow_depth;
     co.pool = options.pool;
-    g->classes_ = std::make_unique<std::vector<detail::NodeClasses>>(
-        detail::classify_tokens(*g->automaton_, *g->vocab_, co));
+    g->classes_ = std::make_unique<detail::ClassifiedNodes>(detail::classify_tokens(*g->automaton_, *g->vocab_, co));
   } else {
-    g->classes_ = std::make_unique<std::vector<detail::NodeClasses>>(g->automaton_->nodes.size());
+    g->classes_ = std::make_unique<detail::ClassifiedNodes>();
+    g->classes_->node_class.assign(g->automaton_->nodes.size(), UINT32_MAX);
   }
   const auto t2 = Clock::now();
   CompileStats& s = g->stats_;
@@ -35,10 +35,11 @@ std::shared_ptr<const CompiledGrammar> CompiledGrammar::compile(const Grammar& g
   s.classify_seconds = std::chrono::duration<double>(t2 - t1).count();
   s.rules = g->automaton_->rule_start.size();
   s.nodes = g->automaton_->nodes.size();
-  s.memory_bytes = sizeof(CompiledGrammar) + g->automaton_->memory_bytes();
-  for (size_t n = 0; n < g->classes_->size(); ++n) {
-    const detail::NodeClasses& c = (*g->classes_)[n];
-    if (g->automaton_->nodes[n].has_bytes()) ++s.classified_nodes;
+  s.memory_bytes = sizeof(CompiledGrammar) + g->automaton_->memory_bytes() + g->classes_->node_class.size() * 4;
+  for (const detail::Node& n : g->automaton_->nodes) s.classified_nodes += n.has_bytes();
+  s.distinct_classes = g->classes_->classes.size();
+  s.classify_walks = g->classes_->walks;
+  for (const detail::NodeClasses& c : g->classes_->classes) {
     s.accepted_entries += c.accepted.count();
     s.uncertain_entries += c.uncertain.size();
     s.memory_bytes += c.memory_bytes();

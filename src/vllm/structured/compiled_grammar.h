@@ -19,7 +19,7 @@ namespace vllm::structured {
 
 namespace detail {
 struct Automaton;
-struct NodeClasses;
+struct ClassifiedNodes;
 }  // namespace detail
 
 struct CompileOptions {
@@ -36,9 +36,11 @@ struct CompileStats {
   double classify_seconds = 0;   // the token classes
   size_t rules = 0;              // real rules of the automaton
   size_t nodes = 0;              // automaton nodes
-  size_t classified_nodes = 0;   // nodes with byte edges (each got token classes)
-  size_t accepted_entries = 0;   // sum over nodes of their accepted-token counts
-  size_t uncertain_entries = 0;  // sum over nodes of their uncertain-token counts
+  size_t classified_nodes = 0;   // nodes with byte edges (each has token classes)
+  size_t distinct_classes = 0;   // distinct token classes among them (equivalent nodes share)
+  size_t classify_walks = 0;     // trie walks run to compute them
+  size_t accepted_entries = 0;   // sum over distinct classes of their accepted-token counts
+  size_t uncertain_entries = 0;  // sum over distinct classes of their uncertain-token counts
   size_t memory_bytes = 0;
 };
 
@@ -62,7 +64,7 @@ class CompiledGrammar {
 
   // Internals, for the matcher.
   const detail::Automaton& automaton() const { return *automaton_; }
-  const std::vector<detail::NodeClasses>& classes() const { return *classes_; }
+  const detail::ClassifiedNodes& classes() const { return *classes_; }
 
   CompiledGrammar(Grammar grammar, std::shared_ptr<const TokenVocabulary> vocab);
 
@@ -70,7 +72,7 @@ class CompiledGrammar {
   Grammar grammar_;
   std::shared_ptr<const TokenVocabulary> vocab_;
   std::unique_ptr<detail::Automaton> automaton_;
-  std::unique_ptr<std::vector<detail::NodeClasses>> classes_;
+  std::unique_ptr<detail::ClassifiedNodes> classes_;
   CompileStats stats_;
 };
 

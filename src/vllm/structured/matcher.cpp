@@ -180,13 +180,13 @@ struct GrammarMatcher::Impl {
   void compute_mask(uint32_t* words, size_t n) {
     const auto& classes = g->classes();
     if (state.tops.size() == 1) {
-      classes[pool.node(state.tops[0])].accepted.copy_to(words, n);
+      classes.of(pool.node(state.tops[0])).accepted.copy_to(words, n);
     } else {
       std::memset(words, 0, n * 4);
-      for (uint32_t top : state.tops) classes[pool.node(top)].accepted.or_into(words);
+      for (uint32_t top : state.tops) classes.of(pool.node(top)).accepted.or_into(words);
     }
     for (uint32_t top : state.tops) {
-      const detail::NodeClasses& c = classes[pool.node(top)];
+      const detail::NodeClasses& c = classes.of(pool.node(top));
       if (c.uncertain.empty()) continue;
       // Refine by the return site below the top; a merged top has several (one per parent).
       bool all_found = true;

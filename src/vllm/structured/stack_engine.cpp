@@ -223,8 +223,29 @@ void Stepper::expand(FramePool& pool, uint32_t node, uint32_t parent, StateBuf& 
 
 void Stepper::step(FramePool& pool, const uint32_t* tops, size_t n, uint8_t b, StateBuf& out) {
   out.clear();
-  begin();
   const Automaton& a = *a_;
+  if (n == 1) {
+    // Fast path (inside a string, a number, a literal): one top, one edge for the byte, and a
+    // target that neither calls a rule nor ends one: the new state is that target's frame.
+    const uint32_t f = tops[0];
+    const Node& nd = a.nodes[pool.node(f)];
+    if (!nd.first.test(b)) return;
+    uint32_t target = UINT32_MAX;
+    int matched = 0;
+    for (uint32_t k = nd.bytes_begin; k < nd.bytes_end; ++k) {
+      const ByteEdge& e = a.byte_edges[k];
+      if (a.sets[e.set].test(b)) {
+        target = e.target;
+        ++matched;
+      }
+    }
+    const Node& t = a.nodes[target];
+    if (matched == 1 && !t.final && t.refs_begin == t.refs_end) {
+      out.tops.push_back(pool.intern(target, pool.parent(f)));
+      return;
+    }
+  }
+  begin();
   for (size_t i = 0; i < n; ++i) {
     const uint32_t f = tops[i];
     const uint32_t node = pool.node(f);

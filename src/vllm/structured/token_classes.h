@@ -34,6 +34,8 @@ class TokenSet {
  public:
   TokenSet() = default;
   TokenSet(const std::vector<int32_t>& sorted_ids, int32_t vocab_size);
+  // From ids in any order (sorted only when kept as a list).
+  static TokenSet from_unsorted(std::vector<int32_t> ids, int32_t vocab_size);
   void or_into(uint32_t* words) const;
   // Overwrites words[0, num_words) with the set.
   void copy_to(uint32_t* words, size_t num_words) const;
@@ -76,8 +78,14 @@ struct ClassifyOptions {
   ThreadPool* pool = nullptr;
 };
 
-// Classes for every node with byte edges (others get empty classes).
-std::vector<NodeClasses> classify_tokens(const Automaton& a, const TokenVocabulary& vocab,
-                                         const ClassifyOptions& options);
+// The classes of every node with byte edges. Nodes whose futures agree share one entry.
+struct ClassifiedNodes {
+  std::vector<NodeClasses> classes;
+  std::vector<uint32_t> node_class;  // node -> classes index; UINT32_MAX for nodes without bytes
+  size_t walks = 0;                  // classifications run (one per shared tier class or node)
+  const NodeClasses& of(uint32_t node) const { return classes[node_class[node]]; }
+};
+
+ClassifiedNodes classify_tokens(const Automaton& a, const TokenVocabulary& vocab, const ClassifyOptions& options);
 
 }  // namespace vllm::structured::detail

@@ -101,11 +101,18 @@ void TokenVocabulary::build_trie() {
     path.pop_back();
   }
   t.first_token.push_back(static_cast<uint32_t>(t.order.size()));
+  // Deepest node below each node: children are i + 1, then each child's `next`.
+  t.max_below.assign(t.num_nodes(), 0);
+  for (uint32_t i = t.num_nodes(); i-- > 0;) {
+    uint16_t m = t.depth[i];
+    for (uint32_t c = i + 1; c < t.next[i]; c = t.next[c]) m = std::max(m, t.max_below[c]);
+    t.max_below[i] = m;
+  }
 }
 
 size_t TokenVocabulary::memory_bytes() const {
   return blob_.capacity() + offsets_.capacity() * 4 + matchable_.capacity() + trie_.byte.capacity() +
-         trie_.depth.capacity() * 2 + trie_.next.capacity() * 4 + trie_.first_token.capacity() * 4 +
+         trie_.depth.capacity() * 2 + trie_.max_below.capacity() * 2 + trie_.next.capacity() * 4 + trie_.first_token.capacity() * 4 +
          trie_.order.capacity() * 4;
 }
 

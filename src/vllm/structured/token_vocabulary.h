@@ -30,6 +30,7 @@ struct TokenTrie {
   std::vector<uint8_t> byte;          // the byte leading into node i (unused for the root)
   std::vector<uint16_t> depth;        // length of node i's string
   std::vector<uint32_t> next;         // one past node i's subtree
+  std::vector<uint16_t> max_below;    // the deepest node in node i's subtree (its longest token)
   std::vector<uint32_t> first_token;  // num_nodes() + 1 entries
   std::vector<int32_t> order;         // matchable token ids in trie order
   uint32_t num_nodes() const { return static_cast<uint32_t>(byte.size()); }
