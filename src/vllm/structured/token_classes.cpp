@@ -1,0 +1,436 @@
+#include "vllm/structured/token_classes.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+
+#include "vllm/structured/node_equivalence.h"
+
+#include "vllm/structured/stack_engine.h"
+
+namespace vllm::structured::detail {
+
+TokenSet::TokenSet(const std::vector<int32_t>& sorted_ids, int32_t vocab_size) : count_(sorted_ids.size()) {
+  const size_t words = (static_cast<size_t>(vocab_size) + 31) / 32;
+  if (sorted_ids.size() > words) {  // a list would take more than the bitset's `words` words
+    bits_.assign(words, 0);
+    for (int32_t id : sorted_ids) bits_[static_cast<size_t>(id) >> 5] |= 1u << (id & 31);
+  } else {
+    ids_ = sorted_ids;
+  }
+}
+
+TokenSet TokenSet::from_unsorted(std::vector<int32_t> ids, int32_t vocab_size) {
+  TokenSet t;
+  t.count_ = ids.size();
+  const size_t words = (static_cast<size_t>(vocab_size) + 31) / 32;
+  if (ids.size() > words) {  // a list would take more than the bitset's `words` words
+    t.bits_.assign(words, 0);
+    for (int32_t id : ids) t.bits_[static_cast<size_t>(id) >> 5] |= 1u << (id & 31);
+  } else {
+    std::sort(ids.begin(), ids.end());
+    t.ids_ = std::move(ids);
+  }
+  return t;
+}
+
+void TokenSet::or_into(uint32_t* words) const {
+  if (!bits_.empty()) {
+    const uint32_t* b = bits_.data();
+    for (size_t i = 0, n = bits_.size(); i < n; ++i) words[i] |= b[i];
+    return;
+  }
+  for (int32_t id : ids_) words[static_cast<size_t>(id) >> 5] |= 1u << (id & 31);
+}
+
+void TokenSet::copy_to(uint32_t* words, size_t num_words) const {
+  if (!bits_.empty()) {
+    std::memcpy(words, bits_.data(), std::min(num_words, bits_.size()) * 4);
+    if (num_words > bits_.size()) std::memset(words + bits_.size(), 0, (num_words - bits_.size()) * 4);
+    return;
+  }
+  std::memset(words, 0, num_words * 4);
+  or_into(words);
+}
+
+const SiteClasses* NodeClasses::find_site(uint32_t site) const {
+  auto it = std::lower_bound(sites.begin(), sites.end(), site,
+                             [](const SiteClasses& s, uint32_t x) { return s.site < x; });
+  return it != sites.end() && it->site == site ? &*it : nullptr;
+}
+
+size_t NodeClasses::memory_bytes() const {
+  size_t n = sizeof(NodeClasses) + accepted.memory_bytes() + uncertain.index.capacity() * 6;
+  for (const SiteClasses& s : sites) {
+    n += sizeof(SiteClasses) + s.accepted.memory_bytes() + s.uncertain.index.capacity() * 6;
+  }
+  return n;
+}
+
+namespace {
+
+// Per-token outcomes while classifying. Ordered so that "some path accepts" is a max.
+constexpr uint8_t kRej = 0, kUnc = 1, kAcc = 2;
+// Combining the outcomes at two possible return sites, one of which is the real one.
+inline uint8_t forall(uint8_t a, uint8_t b) { return a == b ? a : kUnc; }
+
+// Classes as trie-order index lists (ascending), for one token-length window.
+struct RawClasses {
+  std::vector<uint32_t> acc, unc;
+  std::vector<std::vector<uint32_t>> site_acc, site_unc;  // per return site; empty if unc is
+};
+
+// Adds `part` (another window of the same node's rule) to `into`.
+void merge_into(RawClasses& into, const RawClasses& part) {
+  auto add = [](std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
+    if (b.empty()) return;
+    const size_t mid = a.size();
+    a.insert(a.end(), b.begin(), b.end());
+    std::inplace_merge(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(mid), a.end());
+  };
+  add(into.acc, part.acc);
+  add(into.unc, part.unc);
+  if (part.site_acc.empty()) return;
+  if (into.site_acc.empty()) {
+    into.site_acc.resize(part.site_acc.size());
+    into.site_unc.resize(part.site_unc.size());
+  }
+  for (size_t j = 0; j < part.site_acc.size(); ++j) {
+    add(into.site_acc[j], part.site_acc[j]);
+    add(into.site_unc[j], part.site_unc[j]);
+  }
+}
+
+TokenSet make_set(const TokenTrie& t, const std::vector<uint32_t>& ks, int32_t vocab_size) {
+  std::vector<int32_t> ids;
+  ids.reserve(ks.size());
+  for (uint32_t k : ks) ids.push_back(t.order[k]);
+  return TokenSet::from_unsorted(std::move(ids), vocab_size);
+}
+
+UncertainList make_list(const TokenVocabulary& v, const std::vector<uint32_t>& ks) {
+  UncertainList l;
+  l.index = ks;
+  l.lcp.reserve(ks.size());
+  std::string_view prev;
+  for (uint32_t k : ks) {
+    const std::string_view s = v.token_bytes(v.trie().order[k]);
+    size_t n = 0;
+    while (n < s.size() && n < prev.size() && s[n] == prev[n]) ++n;
+    l.lcp.push_back(static_cast<uint16_t>(std::min<size_t>(n, 65535)));
+    prev = s;
+  }
+  return l;
+}
+
+NodeClasses finish_classes(const TokenVocabulary& v, const std::vector<uint32_t>& sites, const RawClasses& raw) {
+  NodeClasses out;
+  out.accepted = make_set(v.trie(), raw.acc, v.size());
+  out.uncertain = make_list(v, raw.unc);
+  if (raw.unc.empty()) return out;
+  for (size_t j = 0; j < sites.size(); ++j) {
+    SiteClasses sc;
+    sc.site = sites[j];
+    sc.accepted = make_set(v.trie(), raw.site_acc[j], v.size());
+    sc.uncertain = make_list(v, raw.site_unc[j]);
+    out.sites.push_back(std::move(sc));
+  }
+  return out;
+}
+
+class Classifier {
+ public:
+  Classifier(const Automaton& a, const TokenVocabulary& v, int follow_depth)
+      : a_(a), v_(v), t_(v.trie()), stepper_(a), depth_(std::max(0, follow_depth)) {
+    ntok_ = t_.order.size();
+    const size_t levels = static_cast<size_t>(depth_) + 2;
+    states_.resize(levels);
+    for (auto& s : states_) s.resize(v.max_token_bytes() + 2);
+    starts_.resize(levels);
+    events_.resize(levels);
+    tmp_.resize(levels);
+    comb_.resize(levels);
+    for (size_t l = 0; l < levels; ++l) {
+      tmp_[l].resize(ntok_);
+      comb_[l].resize(ntok_);
+    }
+    main_.assign(ntok_, kRej);
+  }
+
+  // Classifies the tokens whose length is in (lo, hi] for a frame at node p.
+  RawClasses classify(uint32_t p, uint32_t lo, uint32_t hi) {
+    // main_ is kRej everywhere between calls; the work below touches only the tokens the walk
+    // reaches and the ranges below escape points, and puts them back.
+    lo_ = lo;
+    hi_ = hi;
+    pool_.clear();
+    StateBuf start;
+    start.tops.push_back(pool_.intern(p, kUnknownFrame));
+    std::vector<uint32_t>& events = events_[0];
+    events.clear();
+    acc_.clear();
+    walk(0, start, 0, main_.data(), 0, &events, &acc_);
+
+    RawClasses out;
+    if (events.empty()) {
+      out.acc = acc_;
+      for (uint32_t k : acc_) main_[k] = kRej;
+      return out;
+    }
+
+    // Token ranges below the escape points, merged into disjoint intervals.
+    std::vector<std::pair<uint32_t, uint32_t>> ranges;
+    for (uint32_t e : events) ranges.push_back(below(e));
+    std::sort(ranges.begin(), ranges.end());
+    std::vector<std::pair<uint32_t, uint32_t>> merged;
+    for (const auto& r : ranges) {
+      if (r.first == r.second) continue;
+      if (!merged.empty() && r.first <= merged.back().second) {
+        merged.back().second = std::max(merged.back().second, r.second);
+      } else {
+        merged.push_back(r);
+      }
+    }
+    // One outcome array per return site of p's rule: the real stack has exactly one of them
+    // below p's frame.
+    const std::vector<uint32_t>& sites = a_.return_sites[a_.nodes[p].rule];
+    if (site_res_.size() < sites.size()) site_res_.resize(sites.size());
+    for (size_t j = 0; j < sites.size(); ++j) {
+      std::vector<uint8_t>& buf = site_res_[j];
+      buf.resize(ntok_);
+      for (const auto& [rlo, rhi] : merged) std::copy(main_.begin() + rlo, main_.begin() + rhi, buf.begin() + rlo);
+      for (uint32_t e : events) {
+        const auto [elo, ehi] = below(e);
+        if (elo == ehi) continue;
+        uint8_t* tmp = tmp_[0].data();
+        site_results(0, sites[j], e, depth_, tmp, elo);
+        for (uint32_t k = elo; k < ehi; ++k) buf[k] = std::max(buf[k], tmp[k - elo]);
+      }
+    }
+    for (const auto& [rlo, rhi] : merged) {
+      for (uint32_t k = rlo; k < rhi; ++k) {
+        uint8_t b = site_res_[0][k];
+        for (size_t j = 1; j < sites.size(); ++j) b = forall(b, site_res_[j][k]);
+        main_[k] = b;
+      }
+    }
+    // Accepted: what the walk accepted outside the ranges, and what the ranges accept.
+    size_t r = 0;
+    for (uint32_t k : acc_) {
+      while (r < merged.size() && merged[r].second <= k) ++r;
+      if (r < merged.size() && k >= merged[r].first) continue;  // decided by the ranges
+      out.acc.push_back(k);
+    }
+    for (const auto& [rlo, rhi] : merged) {
+      for (uint32_t k = rlo; k < rhi; ++k) {
+        if (main_[k] == kAcc) {
+          out.acc.push_back(k);
+        } else if (main_[k] == kUnc) {
+          out.unc.push_back(k);
+        }
+      }
+    }
+    std::sort(out.acc.begin(), out.acc.end());
+    if (!out.unc.empty()) {
+      out.site_acc.resize(sites.size());
+      out.site_unc.resize(sites.size());
+      for (size_t j = 0; j < sites.size(); ++j) {
+        for (uint32_t k : out.unc) {
+          if (site_res_[j][k] == kAcc) {
+            out.site_acc[j].push_back(k);
+          } else if (site_res_[j][k] == kUnc) {
+            out.site_unc[j].push_back(k);
+          }
+        }
+      }
+    }
+    for (uint32_t k : acc_) main_[k] = kRej;
+    for (const auto& [rlo, rhi] : merged) std::fill(main_.begin() + rlo, main_.begin() + rhi, kRej);
+    return out;
+  }
+
+ private:
+  // Trie-order indices of the tokens strictly below trie node e.
+  std::pair<uint32_t, uint32_t> below(uint32_t e) const {
+    return {t_.first_token[e + 1], t_.first_token[t_.next[e]]};
+  }
+
+  // Reads every token below trie node c from `start` (the state after c's bytes). Marks
+  // res[k - base] = kAcc for each token whose bytes are all read with the stack intact or with
+  // the rule ended exactly at its end, and lists in `events` the trie nodes after which the rule
+  // ended (escaped) with the tokens below them still to read.
+  void walk(int level, const StateBuf& start, uint32_t c, uint8_t* res, uint32_t base, std::vector<uint32_t>* events,
+            std::vector<uint32_t>* accepted = nullptr) {
+    std::vector<StateBuf>& L = states_[static_cast<size_t>(level)];
+    L[0].tops = start.tops;
+    const uint32_t d0 = t_.depth[c];
+    for (uint32_t i = c + 1; i < t_.next[c];) {
+      // Only tokens with lengths in the window (lo_, hi_]: skip subtrees that have none.
+      if (t_.depth[i] > hi_ || t_.max_below[i] <= lo_) {
+        i = t_.next[i];
+        continue;
+      }
+      const uint32_t d = t_.depth[i] - d0;
+      StateBuf& s = L[d];
+      const StateBuf& prev = L[d - 1];
+      stepper_.step(pool_, prev.tops.data(), prev.tops.size(), t_.byte[i], s);
+      if (s.dead()) {
+        i = t_.next[i];
+        continue;
+      }
+      if (t_.depth[i] > lo_) {
+        for (uint32_t k = t_.first_token[i]; k < t_.first_token[i + 1]; ++k) {
+          res[k - base] = kAcc;
+          if (accepted != nullptr) accepted->push_back(k);
+        }
+      }
+      if (s.escaped && t_.has_children(i)) events->push_back(i);
+      i = s.tops.empty() ? t_.next[i] : i + 1;
+    }
+  }
+
+  // Outcomes of the tokens strictly below trie node e when the rule being classified ended
+  // right after e's bytes and `site` is the node it returned to (with an unknown stack below).
+  void site_results(int level, uint32_t site, uint32_t e, int budget, uint8_t* out, uint32_t base) {
+    const auto [lo, hi] = below(e);
+    std::fill(out + (lo - base), out + (hi - base), kRej);
+    if (lo == hi || site == kAcceptSite) return;  // nothing may follow the end of the input
+    const size_t next = static_cast<size_t>(level) + 1;
+    StateBuf& s0 = starts_[next];
+    stepper_.expand(pool_, site, kUnknownFrame, s0);
+    std::vector<uint32_t>& events = events_[next];
+    events.clear();
+    walk(level + 1, s0, e, out, base, &events);
+    if (s0.escaped) events.push_back(e);  // the site's rule can end at once, too
+    resolve_forall(level + 1, a_.nodes[site].rule, events, out, base, budget - 1);
+  }
+
+  // For tokens below each escape point: the outcome after `rule` ended there, combined over
+  // all of its return sites (the stack below is unknown, so only agreement decides).
+  void resolve_forall(int level, uint32_t rule, const std::vector<uint32_t>& events, uint8_t* res, uint32_t base,
+                      int budget) {
+    for (uint32_t e : events) {
+      const auto [lo, hi] = below(e);
+      if (lo == hi) continue;
+      if (budget <= 0) {
+        for (uint32_t k = lo; k < hi; ++k) res[k - base] = std::max<uint8_t>(res[k - base], kUnc);
+        continue;
+      }
+      uint8_t* comb = comb_[static_cast<size_t>(level)].data();
+      uint8_t* tmp = tmp_[static_cast<size_t>(level)].data();
+      bool first = true;
+      for (uint32_t q : a_.return_sites[rule]) {
+        site_results(level, q, e, budget, first ? comb : tmp, lo);
+        if (!first) {
+          bool all_unc = true;
+          for (uint32_t k = 0; k < hi - lo; ++k) {
+            comb[k] = forall(comb[k], tmp[k]);
+            all_unc = all_unc && comb[k] == kUnc;
+          }
+          if (all_unc) break;  // no further site can change it
+        }
+        first = false;
+      }
+      for (uint32_t k = lo; k < hi; ++k) res[k - base] = std::max(res[k - base], comb[k - lo]);
+    }
+  }
+
+  const Automaton& a_;
+  const TokenVocabulary& v_;
+  const TokenTrie& t_;
+  FramePool pool_;
+  Stepper stepper_;
+  int depth_;
+  size_t ntok_ = 0;
+  std::vector<std::vector<StateBuf>> states_;  // [level][depth below the walk's start]
+  std::vector<StateBuf> starts_;               // [level]
+  std::vector<std::vector<uint32_t>> events_;  // [level]
+  std::vector<std::vector<uint8_t>> tmp_, comb_;  // [level], indexed by token - range start
+  std::vector<uint8_t> main_;  // kRej between classify() calls
+  std::vector<uint32_t> acc_;
+  uint32_t lo_ = 0, hi_ = UINT32_MAX;  // the token-length window of the current classify()
+  std::vector<std::vector<uint8_t>> site_res_;
+};
+
+}  // namespace
+
+ClassifiedNodes classify_tokens(const Automaton& a, const TokenVocabulary& vocab, const ClassifyOptions& options) {
+  ClassifiedNodes out;
+  out.node_class.assign(a.nodes.size(), UINT32_MAX);
+  std::vector<uint32_t> todo;
+  for (uint32_t n = 0; n < a.nodes.size(); ++n) {
+    if (a.nodes[n].has_bytes()) todo.push_back(n);
+  }
+  if (vocab.trie().order.empty() || todo.empty()) return out;
+
+  // Nodes whose classes for every tier agree share one result ("signature"); a tier class
+  // that several signatures have is classified once and shared (see node_equivalence.h).
+  const TierPlan plan = plan_tiers(a, vocab.max_token_bytes());
+  const size_t tiers = plan.bounds.size();
+  std::map<std::vector<uint32_t>, uint32_t> sig_index;
+  std::vector<uint32_t> sig_rep;  // signature -> a node that has it
+  std::vector<std::vector<uint32_t>> sig_classes;
+  for (uint32_t n : todo) {
+    std::vector<uint32_t> sig(tiers);
+    for (size_t t = 0; t < tiers; ++t) sig[t] = plan.class_of[t][n];
+    auto [it, inserted] = sig_index.emplace(sig, static_cast<uint32_t>(sig_rep.size()));
+    if (inserted) {
+      sig_rep.push_back(n);
+      sig_classes.push_back(sig);
+    }
+    out.node_class[n] = it->second;
+  }
+  // Work: one job per shared (tier, class), one per run of consecutive unshared tiers.
+  struct Job {
+    uint32_t node, lo, hi;
+    RawClasses result;
+  };
+  std::vector<Job> jobs;
+  std::vector<std::map<uint32_t, uint32_t>> uses(tiers), shared_job(tiers);  // tier class -> count / job
+  for (const auto& sig : sig_classes) {
+    for (size_t t = 0; t < tiers; ++t) ++uses[t][sig[t]];
+  }
+  std::vector<std::vector<uint32_t>> sig_jobs(sig_rep.size());
+  for (uint32_t s = 0; s < sig_rep.size(); ++s) {
+    size_t t = 0;
+    while (t < tiers) {
+      const uint32_t lo = t == 0 ? 0 : plan.bounds[t - 1];
+      if (uses[t][sig_classes[s][t]] > 1) {
+        auto [it, inserted] = shared_job[t].emplace(sig_classes[s][t], static_cast<uint32_t>(jobs.size()));
+        if (inserted) jobs.push_back({sig_rep[s], lo, plan.bounds[t], {}});
+        sig_jobs[s].push_back(it->second);
+        ++t;
+        continue;
+      }
+      size_t end = t;
+      while (end + 1 < tiers && uses[end + 1][sig_classes[s][end + 1]] == 1) ++end;
+      sig_jobs[s].push_back(static_cast<uint32_t>(jobs.size()));
+      jobs.push_back({sig_rep[s], lo, plan.bounds[end], {}});
+      t = end + 1;
+    }
+  }
+  std::atomic<size_t> next{0};
+  auto work = [&](int, int64_t, int64_t) {
+    Classifier c(a, vocab, options.follow_depth);
+    for (size_t i = next.fetch_add(1); i < jobs.size(); i = next.fetch_add(1)) {
+      jobs[i].result = c.classify(jobs[i].node, jobs[i].lo, jobs[i].hi);
+    }
+  };
+  if (options.pool != nullptr && options.pool->num_threads() > 1 && jobs.size() > 1) {
+    // One chunk per thread; each takes jobs from the shared counter (their costs differ a lot).
+    options.pool->parallel_for(options.pool->num_threads(), work, 1);
+  } else {
+    work(0, 0, 1);
+  }
+  out.classes.reserve(sig_rep.size());
+  for (uint32_t s = 0; s < sig_rep.size(); ++s) {
+    RawClasses raw;
+    for (uint32_t j : sig_jobs[s]) merge_into(raw, jobs[j].result);
+    out.classes.push_back(finish_classes(vocab, a.return_sites[a.nodes[sig_rep[s]].rule], raw));
+  }
+  out.walks = jobs.size();
+  return out;
+}
+
+}  // namespace vllm::structured::detail
