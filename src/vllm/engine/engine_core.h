@@ -37,6 +37,9 @@ struct EngineCoreRequest {
   // prompt is done (at its first sampled token), sharing the prompt's KV blocks. Their seq_id
   // is assigned by add_request.
   std::vector<PendingBranch> branches;
+  // Structured outputs: the request's constraint compiled for the tokenizer (the branches share
+  // it, each with its own matcher). Compiled before the request reaches the engine.
+  std::shared_ptr<const structured::CompiledGrammar> grammar;
 };
 
 // What a step produced for one request.

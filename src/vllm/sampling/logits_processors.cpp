@@ -92,6 +92,26 @@ void apply_penalties(float* logits, int64_t vocab, std::span<const int32_t> prom
   }
 }
 
+void apply_token_bitmask(float* logits, int64_t vocab, const uint32_t* bitmask) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t w = 0; w * 32 < vocab; ++w) {
+    const uint32_t word = bitmask[w];
+    if (word == 0xFFFFFFFFu) continue;
+    const int64_t end = std::min<int64_t>(vocab, (w + 1) * 32);
+    for (int64_t i = w * 32; i < end; ++i)
+      if (!((word >> (i & 31)) & 1u)) logits[i] = neg_inf;
+  }
+}
+
+int32_t first_allowed_token(const uint32_t* bitmask, int64_t vocab) {
+  for (int64_t w = 0; w * 32 < vocab; ++w)
+    if (bitmask[w]) {
+      const int64_t id = w * 32 + __builtin_ctz(bitmask[w]);
+      return id < vocab ? static_cast<int32_t>(id) : 0;
+    }
+  return 0;
+}
+
 void apply_logits_processors(float* logits, int64_t vocab, const SamplingRow& row, ProcessorScratch& scratch) {
   const SamplingParams& p = *row.params;
   if (p.allowed_token_ids) apply_allowed_token_ids(logits, vocab, *p.allowed_token_ids, scratch);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "vllm/sampling/sampling_params.h"
+#include "vllm/structured/matcher.h"
 
 namespace vllm {
 
@@ -49,6 +50,8 @@ struct Request {
   // A paused request keeps its blocks but is not scheduled (a beam waiting for the others of its
   // step); it may still be preempted.
   bool paused = false;
+  // Structured outputs: the state of this sequence under its constraint (a fork copies it).
+  std::optional<structured::GrammarMatcher> matcher;
 
   int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
   int64_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }
