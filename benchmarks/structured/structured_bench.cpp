@@ -317,9 +317,10 @@ int main(int argc, char** argv) {
     std::printf("\ncompile details:\n");
     for (const Result& r : results) {
       std::printf("  %s: %.0f ms (classes %.0f ms), %zu rules, %zu nodes, %zu classified with %zu distinct classes "
-                  "from %zu walks, accepted entries %zu, uncertain %zu, %.1f MB\n",
+                  "from %zu walks (%.1fM parser moves), accepted entries %zu, uncertain %zu, %.1f MB\n",
                   r.name.c_str(), r.compile.seconds * 1e3, r.compile.classify_seconds * 1e3, r.compile.rules,
                   r.compile.nodes, r.compile.classified_nodes, r.compile.distinct_classes, r.compile.classify_walks,
+                  static_cast<double>(r.compile.classify_moves) / 1e6,
                   r.compile.accepted_entries, r.compile.uncertain_entries,
                   static_cast<double>(r.compile.memory_bytes) / 1e6);
     }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 
+#include "vllm/core/error.h"
 #include "vllm/structured/node_equivalence.h"
 
 #include "vllm/structured/stack_engine.h"
@@ -124,16 +125,35 @@ UncertainList make_list(const TokenVocabulary& v, const std::vector<uint32_t>& k
   return l;
 }
 
-NodeClasses finish_classes(const TokenVocabulary& v, const std::vector<uint32_t>& sites, const RawClasses& raw) {
+// The classes of a node from the parts computed for its token-length windows (disjoint).
+NodeClasses finish_classes(const TokenVocabulary& v, const std::vector<uint32_t>& sites,
+                           const std::vector<const RawClasses*>& parts) {
+  const TokenTrie& t = v.trie();
+  // Accepted ids straight into the set (a bitset needs no order); the small lists are merged.
+  std::vector<int32_t> ids;
+  size_t n = 0;
+  for (const RawClasses* p : parts) n += p->acc.size();
+  ids.reserve(n);
+  for (const RawClasses* p : parts) {
+    for (uint32_t k : p->acc) ids.push_back(t.order[k]);
+  }
   NodeClasses out;
-  out.accepted = make_set(v.trie(), raw.acc, v.size());
-  out.uncertain = make_list(v, raw.unc);
-  if (raw.unc.empty()) return out;
+  out.accepted = TokenSet::from_unsorted(std::move(ids), v.size());
+  RawClasses rest;  // the uncertain tokens and their site outcomes
+  for (const RawClasses* p : parts) {
+    RawClasses u;
+    u.unc = p->unc;
+    u.site_acc = p->site_acc;
+    u.site_unc = p->site_unc;
+    merge_into(rest, u);
+  }
+  out.uncertain = make_list(v, rest.unc);
+  if (rest.unc.empty()) return out;
   for (size_t j = 0; j < sites.size(); ++j) {
     SiteClasses sc;
     sc.site = sites[j];
-    sc.accepted = make_set(v.trie(), raw.site_acc[j], v.size());
-    sc.uncertain = make_list(v, raw.site_unc[j]);
+    sc.accepted = make_set(t, rest.site_acc[j], v.size());
+    sc.uncertain = make_list(v, rest.site_unc[j]);
     out.sites.push_back(std::move(sc));
   }
   return out;
@@ -141,8 +161,8 @@ NodeClasses finish_classes(const TokenVocabulary& v, const std::vector<uint32_t>
 
 class Classifier {
  public:
-  Classifier(const Automaton& a, const TokenVocabulary& v, int follow_depth)
-      : a_(a), v_(v), t_(v.trie()), stepper_(a), depth_(std::max(0, follow_depth)) {
+  Classifier(const Automaton& a, const TokenVocabulary& v, int follow_depth, uint64_t max_moves)
+      : a_(a), v_(v), t_(v.trie()), stepper_(a), depth_(std::max(0, follow_depth)), max_moves_(max_moves) {
     ntok_ = t_.order.size();
     const size_t levels = static_cast<size_t>(depth_) + 2;
     states_.resize(levels);
@@ -250,6 +270,8 @@ class Classifier {
     return out;
   }
 
+  uint64_t moves() const { return stepper_.moves(); }
+
  private:
   // Trie-order indices of the tokens strictly below trie node e.
   std::pair<uint32_t, uint32_t> below(uint32_t e) const {
@@ -275,6 +297,11 @@ class Classifier {
       StateBuf& s = L[d];
       const StateBuf& prev = L[d - 1];
       stepper_.step(pool_, prev.tops.data(), prev.tops.size(), t_.byte[i], s);
+      if (stepper_.moves() > max_moves_) {
+        throw Error("grammar too complex to compile: more than " + std::to_string(max_moves_) +
+                        " parser moves to classify the vocabulary (limits::kMaxCompileMoves)",
+                    ErrorKind::kInvalidArgument);
+      }
       if (s.dead()) {
         i = t_.next[i];
         continue;
@@ -342,6 +369,7 @@ class Classifier {
   FramePool pool_;
   Stepper stepper_;
   int depth_;
+  uint64_t max_moves_;
   size_t ntok_ = 0;
   std::vector<std::vector<StateBuf>> states_;  // [level][depth below the walk's start]
   std::vector<StateBuf> starts_;               // [level]
@@ -411,11 +439,13 @@ ClassifiedNodes classify_tokens(const Automaton& a, const TokenVocabulary& vocab
     }
   }
   std::atomic<size_t> next{0};
+  std::atomic<uint64_t> moves{0};
   auto work = [&](int, int64_t, int64_t) {
-    Classifier c(a, vocab, options.follow_depth);
+    Classifier c(a, vocab, options.follow_depth, options.max_moves);
     for (size_t i = next.fetch_add(1); i < jobs.size(); i = next.fetch_add(1)) {
       jobs[i].result = c.classify(jobs[i].node, jobs[i].lo, jobs[i].hi);
     }
+    moves += c.moves();
   };
   if (options.pool != nullptr && options.pool->num_threads() > 1 && jobs.size() > 1) {
     // One chunk per thread; each takes jobs from the shared counter (their costs differ a lot).
@@ -425,11 +455,12 @@ ClassifiedNodes classify_tokens(const Automaton& a, const TokenVocabulary& vocab
   }
   out.classes.reserve(sig_rep.size());
   for (uint32_t s = 0; s < sig_rep.size(); ++s) {
-    RawClasses raw;
-    for (uint32_t j : sig_jobs[s]) merge_into(raw, jobs[j].result);
-    out.classes.push_back(finish_classes(vocab, a.return_sites[a.nodes[sig_rep[s]].rule], raw));
+    std::vector<const RawClasses*> parts;
+    for (uint32_t j : sig_jobs[s]) parts.push_back(&jobs[j].result);
+    out.classes.push_back(finish_classes(vocab, a.return_sites[a.nodes[sig_rep[s]].rule], parts));
   }
   out.walks = jobs.size();
+  out.moves = moves.load();
   return out;
 }
 
