@@ -278,5 +278,49 @@ TEST(GbnfLimits, CompiledNodes) {
   EXPECT_NE(f.reason.find("kMaxCompiledNodes"), std::string::npos) << f.what;
 }
 
+TEST(GbnfLimits, ExpansionsPerByte) {
+  // Found by the random-grammar test: nullable recursive rules inside loops, whose parses below
+  // the tops multiply with every byte (the stack graph merges tops only).
+  const std::string ambiguous =
+      "root ::= (\"b\" | r3)\n"
+      "r1 ::= (\"a\" | (((r2 \"ab\" .) | (r3 r3) | r2)){0,2})\n"
+      "r2 ::= (\"c\xC3\xA9\" | ((r3 (r1 | [\\U000000E9-\\U000000EA]) r1)){2,} | [\\U00000062-\\U00000063\\U000000E9])\n"
+      "r3 ::= (\"\xC3\xA9\" | ((([^\\U00000063\\U000000EA-\\U0010FFFF] | \"c\xC3\xA9\") | (\"c\" r2) | \"b\") | "
+      "(([^\\U00000061] \"\" \"\") (\"\xC3\xA9\" \"ab\") \"ba\") | (\"a\" \"a\")) | (((\"ba\" root [\\U00000061-\\U00000062]) | "
+      "(\"b\"){2,} | (\"c\xC3\xA9\" | \"a\" | [\\U00000062-\\U00000063\\U000000E9])) (([\\U00000062-\\U00000063\\U000000E9] "
+      "[\\U00000062-\\U00000063\\U000000E9] r1)){2,} ((r1)+ | ([^\\U00000061] | [\\U00000062-\\U00000063\\U000000E9] | "
+      "[\\U00000061-\\U00000062]) | (\"ba\")*)))\n";
+  GrammarMatcher m(CompiledGrammar::from_gbnf(ambiguous, nullptr));
+  const char* input[] = {"\xC3\xA9", "c", "b", "a", "\xC3\xA9", "c", "b", "a", "\xC3\xA9", "c", "b", "a"};
+  bool limited = false;
+  for (const char* piece : input) {
+    try {
+      ASSERT_TRUE(m.accept_bytes(piece));
+    } catch (const Error& e) {
+      limited = true;
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("kMaxExpansionsPerByte"), std::string::npos) << e.what();
+      break;
+    }
+  }
+  EXPECT_TRUE(limited);
+  EXPECT_TRUE(m.accept_bytes(""));  // the refused step left the matcher usable
+}
+
+TEST(GbnfLimits, CompileWork) {
+  auto v = TokenVocabulary::from_token_bytes({"{", "}", "\"", "a", "ab", ":", " ", "1"});
+  CompileOptions o;
+  o.max_moves = 5;  // the default, limits::kMaxCompileMoves, is 2^26
+  try {
+    CompiledGrammar::from_gbnf("# a JSON object\nroot ::= \"{\" [ a-z\"]* \"}\"", v, o);
+    FAIL() << "expected a GrammarError";
+  } catch (const GrammarError& e) {
+    EXPECT_EQ(e.line(), 2);  // the root rule
+    EXPECT_NE(std::string(e.what()).find("kMaxCompileMoves"), std::string::npos) << e.what();
+  }
+  o.max_moves = 1000;
+  EXPECT_NO_THROW(CompiledGrammar::from_gbnf("root ::= \"{\" [ a-z\"]* \"}\"", v, o));
+}
+
 }  // namespace
 }  // namespace vllm::structured::test

@@ -156,29 +156,34 @@ TEST(GrammarCache, ConcurrentRequestsCompileEachGrammarOnce) {
 
 TEST(GrammarCache, ClosingFailsQueuedCompilations) {
   auto v = small_vocab();
-  GrammarCache::Future queued;
   std::mutex mu;
   std::condition_variable cv;
   bool started = false, release = false;
-  {
-    GrammarCache cache;  // one compile thread
-    auto running = cache.get("slow", "x", v, [&](std::string_view) {
-      std::unique_lock<std::mutex> lock(mu);
-      started = true;
-      cv.notify_all();
-      cv.wait(lock, [&] { return release; });
-      return std::string("root ::= \"a\"");
-    });
-    queued = cache.get("gbnf", "root ::= \"b\"", v);
-    {
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return started; });
-      release = true;
-    }
+  auto cache = std::make_unique<GrammarCache>();  // one compile thread
+  auto running = cache->get("slow", "x", v, [&](std::string_view) {
+    std::unique_lock<std::mutex> lock(mu);
+    started = true;
     cv.notify_all();
-  }  // waits for the running one; the queued one fails
-  EXPECT_TRUE(GrammarCache::ready(queued));
+    cv.wait(lock, [&] { return release; });
+    return std::string("root ::= \"a\"");
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return started; });  // the one thread is busy
+  }
+  auto queued = cache->get("gbnf", "root ::= \"b\"", v);
+  // Closing fails the queued request at once, then waits for the running one.
+  std::thread closer([&] { cache.reset(); });
+  queued.wait();
   EXPECT_THROW(queued.get(), Error);
+  EXPECT_FALSE(GrammarCache::ready(running));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  closer.join();
+  EXPECT_NE(running.get(), nullptr);  // finished before the cache went
 }
 
 TEST(BuiltinGrammars, JsonObject) {

@@ -232,6 +232,9 @@ TEST(JsonSchemaToGbnf, RefsAndRecursion) {
            "properties": {"x": {"$ref": "#/definitions/a", "maxItems": 1}}, "type": "object"})",
         {R"({"x": [1, 2]})"}, {R"({"x": 1})"});
   check(R"({"$defs": {"a~b/c": {"const": 1}}, "$ref": "#/$defs/a~0b~1c"})", {"1"}, {"2"});
+  check(R"({"$id": "https://example.com/tree.json", "type": "array",
+           "items": {"anyOf": [{"type": "integer"}, {"$ref": "https://example.com/tree.json"}]}})",
+        {"[]", "[1, [2, []]]"}, {"[\"a\"]", "1"});
 }
 
 TEST(JsonSchemaToGbnf, Whitespace) {

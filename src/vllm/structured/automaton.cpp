@@ -16,9 +16,11 @@ namespace {
 // inlines in turn) is at most this: small rules like `ws` or `sign` cost little to copy, and a
 // copy is classified in its real context (what follows it), which keeps runtime checks rare.
 constexpr size_t kInlineUserRule = 48;
-// Any inlined rule (a helper too) above this size stays a real rule, so that long bounded
-// repetitions and big groups are not copied without end.
-constexpr size_t kInlineMax = 2048;
+// Any inlined rule (a helper too) above this size stays a real rule, so that big groups are not
+// copied without end. Generous, because a bounded repetition's chain is best kept in one rule:
+// each place a chain is cut into another real rule is one more "end" whose neighbours need
+// token classes of their own (see node_equivalence.h). X{0,1000} of a character fits.
+constexpr size_t kInlineMax = size_t{1} << 15;
 
 struct RawNode {
   std::vector<ByteEdge> bytes;

@@ -24,7 +24,17 @@ std::shared_ptr<const CompiledGrammar> CompiledGrammar::compile(const Grammar& g
     detail::ClassifyOptions co;
     co.follow_depth = options.follow_depth;
     co.pool = options.pool;
-    g->classes_ = std::make_unique<detail::ClassifiedNodes>(detail::classify_tokens(*g->automaton_, *g->vocab_, co));
+    co.max_moves = options.max_moves;
+    try {
+      g->classes_ = std::make_unique<detail::ClassifiedNodes>(detail::classify_tokens(*g->automaton_, *g->vocab_, co));
+    } catch (const GrammarError&) {
+      throw;
+    } catch (const Error& e) {
+      // A limit met while classifying (work, ambiguity): a grammar error, placed at the root.
+      if (e.kind() != ErrorKind::kInvalidArgument) throw;
+      const GrammarRule& root = g->grammar_.rules()[g->grammar_.root()];
+      throw GrammarError(root.line, root.column, e.what());
+    }
   } else {
     g->classes_ = std::make_unique<detail::ClassifiedNodes>();
     g->classes_->node_class.assign(g->automaton_->nodes.size(), UINT32_MAX);
@@ -39,6 +49,7 @@ std::shared_ptr<const CompiledGrammar> CompiledGrammar::compile(const Grammar& g
   for (const detail::Node& n : g->automaton_->nodes) s.classified_nodes += n.has_bytes();
   s.distinct_classes = g->classes_->classes.size();
   s.classify_walks = g->classes_->walks;
+  s.classify_moves = g->classes_->moves;
   for (const detail::NodeClasses& c : g->classes_->classes) {
     s.accepted_entries += c.accepted.count();
     s.uncertain_entries += c.uncertain.size();

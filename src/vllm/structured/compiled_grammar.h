@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "vllm/structured/grammar.h"
+#include "vllm/structured/limits.h"
 #include "vllm/structured/token_vocabulary.h"
 
 namespace vllm {
@@ -29,6 +30,9 @@ struct CompileOptions {
   // Classify the nodes on this pool's threads; nullptr: on the calling thread. Do not pass a
   // pool that the caller's own thread is working for (ThreadPool runs nested loops serially).
   ThreadPool* pool = nullptr;
+  // Compile work budget, in parser moves per compile thread (limits::kMaxCompileMoves); past it
+  // compilation fails with a GrammarError.
+  uint64_t max_moves = limits::kMaxCompileMoves;
 };
 
 struct CompileStats {
@@ -39,6 +43,7 @@ struct CompileStats {
   size_t classified_nodes = 0;   // nodes with byte edges (each has token classes)
   size_t distinct_classes = 0;   // distinct token classes among them (equivalent nodes share)
   size_t classify_walks = 0;     // trie walks run to compute them
+  uint64_t classify_moves = 0;   // parser moves those walks made
   size_t accepted_entries = 0;   // sum over distinct classes of their accepted-token counts
   size_t uncertain_entries = 0;  // sum over distinct classes of their uncertain-token counts
   size_t memory_bytes = 0;

@@ -122,11 +122,12 @@ GrammarCache::~GrammarCache() {
     pending.swap(impl_->queue);
   }
   impl_->cv.notify_all();
-  for (auto& t : impl_->workers) t.join();
+  // Queued requests learn at once; then the running compilations are waited for.
   for (Impl::Task& task : pending) {
     task.promise->set_exception(std::make_exception_ptr(
         Error("grammar cache closed before the grammar was compiled", ErrorKind::kInternal)));
   }
+  for (auto& t : impl_->workers) t.join();
 }
 
 GrammarCache::Future GrammarCache::get(std::string_view kind, std::string_view text,

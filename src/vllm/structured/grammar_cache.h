@@ -38,7 +38,7 @@ class GrammarCache {
   using ToGbnf = std::function<std::string(std::string_view text)>;
 
   explicit GrammarCache(GrammarCacheOptions options = {});
-  // Waits for the running compilations; queued ones fail with an Error.
+  // Fails the queued compilations with an Error, then waits for the running ones.
   ~GrammarCache();
   GrammarCache(const GrammarCache&) = delete;
   GrammarCache& operator=(const GrammarCache&) = delete;

@@ -39,7 +39,8 @@ const std::set<std::string_view>& unsupported_keywords() {
   return k;
 }
 
-std::string unescape_pointer_token(std::string_view t, const std::string& ptr) {
+// A JSON pointer token in a URI fragment: ~0 ~1 and percent escapes undone.
+std::string unescape_pointer_token(std::string_view t) {
   std::string out;
   for (size_t i = 0; i < t.size(); ++i) {
     char c = t[i];
@@ -54,7 +55,6 @@ std::string unescape_pointer_token(std::string_view t, const std::string& ptr) {
       out += c;
     }
   }
-  (void)ptr;
   return out;
 }
 
@@ -190,7 +190,11 @@ SchemaDocument::SchemaDocument(const ojson& root) : root_(root) {
 SchemaRef SchemaDocument::resolve(const ojson& ref, const std::string& ptr) const {
   if (!ref.is_string()) throw_invalid("'$ref' must be a string", ptr);
   std::string r = ref.get<std::string>();
-  if (!base_id_.empty() && r.compare(0, base_id_.size(), base_id_) == 0) r = r.substr(base_id_.size());
+  // A reference through the root's own $id is a reference inside the document.
+  if (!base_id_.empty() && r.compare(0, base_id_.size(), base_id_) == 0) {
+    r = r.substr(base_id_.size());
+    if (r.empty()) r.push_back('#');
+  }
   if (r.empty() || r[0] != '#')
     throw_unsupported("$ref", cat("'", r, "': only references inside the document (#...) are supported"), ptr);
   std::string_view frag(r);
@@ -202,7 +206,7 @@ SchemaRef SchemaDocument::resolve(const ojson& ref, const std::string& ptr) cons
   while (!frag.empty()) {
     frag.remove_prefix(1);  // '/'
     size_t end = frag.find('/');
-    std::string token = unescape_pointer_token(frag.substr(0, end), ptr);
+    std::string token = unescape_pointer_token(frag.substr(0, end));
     frag = end == std::string_view::npos ? std::string_view() : frag.substr(end);
     if (node->is_object()) {
       auto it = node->find(token);

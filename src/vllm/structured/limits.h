@@ -32,10 +32,16 @@ inline constexpr int kMaxNesting = 128;
 // node may get a token classification at compile time, so this bounds compile time and memory.
 inline constexpr size_t kMaxCompiledNodes = size_t{1} << 18;
 
-// Parser moves (expansions of a node with a parent) for one byte. A JSON grammar makes a few
-// dozen; only a very ambiguous grammar comes near this, and it would then take milliseconds per
+// Parser moves (expansions of a node with a parent, repeats included, and parents gathered when
+// stacks merge) for one byte. A JSON grammar makes a few dozen; only a very ambiguous grammar comes near this, and it would then take milliseconds per
 // byte, so the request fails instead (at compile time or while matching) and the server stays
 // responsive.
-inline constexpr size_t kMaxExpansionsPerByte = size_t{1} << 18;
+inline constexpr size_t kMaxExpansionsPerByte = size_t{1} << 16;
+
+// Parser moves to compute a grammar's token classes (per compile thread). json_object takes
+// about 0.4 million with a 128k vocabulary, a schema with two 64-character bounded strings 2.5
+// million; an ambiguous recursive grammar can need billions, so compilation stops here (a few
+// seconds of work) with a GrammarError rather than hold a compile thread for minutes.
+inline constexpr uint64_t kMaxCompileMoves = uint64_t{1} << 26;
 
 }  // namespace vllm::structured::limits

@@ -108,9 +108,17 @@ std::vector<uint32_t> FramePool::compact(const std::vector<uint32_t>& roots) {
   return map;
 }
 
+void Stepper::too_ambiguous() {
+  throw Error("structured output: the grammar is too ambiguous (more than " +
+                  std::to_string(limits::kMaxExpansionsPerByte) +
+                  " parser moves for one byte, limits::kMaxExpansionsPerByte)",
+              ErrorKind::kInvalidArgument);
+}
+
 void Stepper::begin() {
   ++gen_;
   visited_count_ = 0;
+  step_work_ = 0;
   if (gen_ == 0) {  // wrapped: clear the stamps
     std::fill(visited_gen_.begin(), visited_gen_.end(), 0);
     gen_ = 1;
@@ -154,13 +162,12 @@ void Stepper::run(FramePool& pool, StateBuf& out) {
     work_.pop_back();
     const uint32_t node = static_cast<uint32_t>(item >> 32);
     const uint32_t parent = static_cast<uint32_t>(item);
-    if (!visit(node, parent)) continue;
-    if (visited_count_ > limits::kMaxExpansionsPerByte) {
-      throw Error("structured output: the grammar is too ambiguous (more than " +
-                      std::to_string(limits::kMaxExpansionsPerByte) +
-                      " parser moves for one byte, limits::kMaxExpansionsPerByte)",
-                  ErrorKind::kInvalidArgument);
+    // Work counts every item, a repeat too: popping a merged frame pushes each of its parents.
+    ++moves_;
+    if (++step_work_ > limits::kMaxExpansionsPerByte) {
+      too_ambiguous();
     }
+    if (!visit(node, parent)) continue;
     const Node& n = a.nodes[node];
     if (n.has_bytes()) out.tops.push_back(pool.intern(node, parent));
     for (uint32_t k = n.refs_begin; k < n.refs_end; ++k) {
@@ -203,6 +210,9 @@ void Stepper::merge_tops(FramePool& pool, StateBuf& out) {
       for (size_t k = i; k < j; ++k) {
         pool.for_each_member(pool.parent(static_cast<uint32_t>(by_node_[k])), [&](uint32_t m) { parents_.push_back(m); });
       }
+      moves_ += parents_.size();
+      step_work_ += parents_.size();
+      if (step_work_ > limits::kMaxExpansionsPerByte) too_ambiguous();
       std::sort(parents_.begin(), parents_.end());
       parents_.erase(std::unique(parents_.begin(), parents_.end()), parents_.end());
       const uint32_t parent = parents_.size() == 1 ? parents_[0] : pool.intern_set(parents_);
@@ -241,6 +251,7 @@ void Stepper::step(FramePool& pool, const uint32_t* tops, size_t n, uint8_t b, S
     }
     const Node& t = a.nodes[target];
     if (matched == 1 && !t.final && t.refs_begin == t.refs_end) {
+      ++moves_;
       out.tops.push_back(pool.intern(target, pool.parent(f)));
       return;
     }

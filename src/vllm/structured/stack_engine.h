@@ -124,12 +124,16 @@ class Stepper {
   void expand(FramePool& pool, uint32_t node, uint32_t parent, StateBuf& out);
   // The state after reading byte `b` from the top frames `tops`.
   void step(FramePool& pool, const uint32_t* tops, size_t n, uint8_t b, StateBuf& out);
+  // Parser moves made so far (work items: expansions of a node with a parent, repeats included,
+  // and parents gathered when tops merge): the work done.
+  uint64_t moves() const { return moves_; }
 
  private:
   void begin();
   bool visit(uint32_t node, uint32_t parent);
   void run(FramePool& pool, StateBuf& out);
   void merge_tops(FramePool& pool, StateBuf& out);
+  [[noreturn]] static void too_ambiguous();
 
   const Automaton* a_;
   std::vector<uint64_t> work_;  // (node, parent) pairs to expand
@@ -137,6 +141,8 @@ class Stepper {
   std::vector<uint32_t> visited_gen_;
   uint32_t gen_ = 0;
   size_t visited_count_ = 0;
+  uint64_t moves_ = 0;
+  size_t step_work_ = 0;  // work items of the current expand() or step()
   std::vector<uint64_t> by_node_;   // merge scratch: node << 32 | frame
   std::vector<uint32_t> parents_;   // merge scratch
 };

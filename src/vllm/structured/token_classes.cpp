@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 
+#include "vllm/core/error.h"
 #include "vllm/structured/node_equivalence.h"
 
 #include "vllm/structured/stack_engine.h"
@@ -124,44 +125,86 @@ UncertainList make_list(const TokenVocabulary& v, const std::vector<uint32_t>& k
   return l;
 }
 
-NodeClasses finish_classes(const TokenVocabulary& v, const std::vector<uint32_t>& sites, const RawClasses& raw) {
+// The classes of a node from the parts computed for its token-length windows (disjoint).
+NodeClasses finish_classes(const TokenVocabulary& v, const std::vector<uint32_t>& sites,
+                           const std::vector<const RawClasses*>& parts) {
+  const TokenTrie& t = v.trie();
+  // Accepted ids straight into the set (a bitset needs no order); the small lists are merged.
+  std::vector<int32_t> ids;
+  size_t n = 0;
+  for (const RawClasses* p : parts) n += p->acc.size();
+  ids.reserve(n);
+  for (const RawClasses* p : parts) {
+    for (uint32_t k : p->acc) ids.push_back(t.order[k]);
+  }
   NodeClasses out;
-  out.accepted = make_set(v.trie(), raw.acc, v.size());
-  out.uncertain = make_list(v, raw.unc);
-  if (raw.unc.empty()) return out;
+  out.accepted = TokenSet::from_unsorted(std::move(ids), v.size());
+  RawClasses rest;  // the uncertain tokens and their site outcomes
+  for (const RawClasses* p : parts) {
+    RawClasses u;
+    u.unc = p->unc;
+    u.site_acc = p->site_acc;
+    u.site_unc = p->site_unc;
+    merge_into(rest, u);
+  }
+  out.uncertain = make_list(v, rest.unc);
+  if (rest.unc.empty()) return out;
   for (size_t j = 0; j < sites.size(); ++j) {
     SiteClasses sc;
     sc.site = sites[j];
-    sc.accepted = make_set(v.trie(), raw.site_acc[j], v.size());
-    sc.uncertain = make_list(v, raw.site_unc[j]);
+    sc.accepted = make_set(t, rest.site_acc[j], v.size());
+    sc.uncertain = make_list(v, rest.site_unc[j]);
     out.sites.push_back(std::move(sc));
   }
   return out;
 }
 
+// Outcomes of tokens, sparse: (trie-order index, kUnc or kAcc), ascending; absent is kRej. Most
+// tokens are rejected at most places, so the work follows what a walk reaches, not how many
+// tokens lie below an escape point.
+using Outcomes = std::vector<std::pair<uint32_t, uint8_t>>;
+
+// a = max(a, b) token by token ("some path accepts").
+void merge_max(Outcomes& a, const Outcomes& b) {
+  if (b.empty()) return;
+  if (a.empty()) {
+    a = b;
+    return;
+  }
+  Outcomes out;
+  out.reserve(a.size() + b.size());
+  size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].first < b[j].first)) {
+      out.push_back(a[i++]);
+    } else if (i == a.size() || b[j].first < a[i].first) {
+      out.push_back(b[j++]);
+    } else {
+      out.push_back({a[i].first, std::max(a[i].second, b[j].second)});
+      ++i;
+      ++j;
+    }
+  }
+  a.swap(out);
+}
+
 class Classifier {
  public:
-  Classifier(const Automaton& a, const TokenVocabulary& v, int follow_depth)
-      : a_(a), v_(v), t_(v.trie()), stepper_(a), depth_(std::max(0, follow_depth)) {
-    ntok_ = t_.order.size();
+  Classifier(const Automaton& a, const TokenVocabulary& v, int follow_depth, uint64_t max_moves)
+      : a_(a), v_(v), t_(v.trie()), stepper_(a), depth_(std::max(0, follow_depth)), max_moves_(max_moves) {
     const size_t levels = static_cast<size_t>(depth_) + 2;
     states_.resize(levels);
-    for (auto& s : states_) s.resize(v.max_token_bytes() + 2);
+    for (auto& st : states_) st.resize(v.max_token_bytes() + 2);
     starts_.resize(levels);
     events_.resize(levels);
-    tmp_.resize(levels);
-    comb_.resize(levels);
-    for (size_t l = 0; l < levels; ++l) {
-      tmp_[l].resize(ntok_);
-      comb_[l].resize(ntok_);
+    token_len_.resize(t_.order.size());
+    for (uint32_t i = 0; i < t_.num_nodes(); ++i) {
+      for (uint32_t k = t_.first_token[i]; k < t_.first_token[i + 1]; ++k) token_len_[k] = t_.depth[i];
     }
-    main_.assign(ntok_, kRej);
   }
 
   // Classifies the tokens whose length is in (lo, hi] for a frame at node p.
   RawClasses classify(uint32_t p, uint32_t lo, uint32_t hi) {
-    // main_ is kRej everywhere between calls; the work below touches only the tokens the walk
-    // reaches and the ranges below escape points, and puts them back.
     lo_ = lo;
     hi_ = hi;
     pool_.clear();
@@ -169,99 +212,75 @@ class Classifier {
     start.tops.push_back(pool_.intern(p, kUnknownFrame));
     std::vector<uint32_t>& events = events_[0];
     events.clear();
-    acc_.clear();
-    walk(0, start, 0, main_.data(), 0, &events, &acc_);
-
+    Outcomes main;
+    walk(0, start, 0, main, events);
     RawClasses out;
-    if (events.empty()) {
-      out.acc = acc_;
-      for (uint32_t k : acc_) main_[k] = kRej;
-      return out;
-    }
+    // A token read without ending p's rule (or ending it exactly at its last byte) is accepted
+    // whatever the stack.
+    out.acc.reserve(main.size());
+    for (const auto& [k, v] : main) out.acc.push_back(k);
+    if (events.empty()) return out;
 
-    // Token ranges below the escape points, merged into disjoint intervals.
-    std::vector<std::pair<uint32_t, uint32_t>> ranges;
-    for (uint32_t e : events) ranges.push_back(below(e));
-    std::sort(ranges.begin(), ranges.end());
-    std::vector<std::pair<uint32_t, uint32_t>> merged;
-    for (const auto& r : ranges) {
-      if (r.first == r.second) continue;
-      if (!merged.empty() && r.first <= merged.back().second) {
-        merged.back().second = std::max(merged.back().second, r.second);
-      } else {
-        merged.push_back(r);
-      }
-    }
-    // One outcome array per return site of p's rule: the real stack has exactly one of them
-    // below p's frame.
+    // Tokens that end p's rule with bytes left: their outcome at each return site of the rule
+    // (the real stack has exactly one of them below p's frame).
     const std::vector<uint32_t>& sites = a_.return_sites[a_.nodes[p].rule];
-    if (site_res_.size() < sites.size()) site_res_.resize(sites.size());
-    for (size_t j = 0; j < sites.size(); ++j) {
-      std::vector<uint8_t>& buf = site_res_[j];
-      buf.resize(ntok_);
-      for (const auto& [rlo, rhi] : merged) std::copy(main_.begin() + rlo, main_.begin() + rhi, buf.begin() + rlo);
-      for (uint32_t e : events) {
-        const auto [elo, ehi] = below(e);
-        if (elo == ehi) continue;
-        uint8_t* tmp = tmp_[0].data();
-        site_results(0, sites[j], e, depth_, tmp, elo);
-        for (uint32_t k = elo; k < ehi; ++k) buf[k] = std::max(buf[k], tmp[k - elo]);
+    const size_t n = sites.size();
+    std::vector<Outcomes> per(n);
+    for (size_t j = 0; j < n; ++j) {
+      for (uint32_t e : events) merge_max(per[j], site_results(0, sites[j], e, depth_));
+    }
+    std::vector<uint32_t> candidates;
+    for (const Outcomes& o : per) {
+      for (const auto& [k, v] : o) candidates.push_back(k);
+    }
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    std::vector<size_t> at(n, 0);
+    std::vector<uint8_t> value(n);
+    size_t m = 0;  // position in main (sorted), to skip tokens already accepted
+    out.site_acc.resize(n);
+    out.site_unc.resize(n);
+    for (uint32_t k : candidates) {
+      while (m < main.size() && main[m].first < k) ++m;
+      if (m < main.size() && main[m].first == k) continue;
+      size_t accepted = 0;
+      for (size_t j = 0; j < n; ++j) {
+        while (at[j] < per[j].size() && per[j][at[j]].first < k) ++at[j];
+        value[j] = at[j] < per[j].size() && per[j][at[j]].first == k ? per[j][at[j]].second : kRej;
+        accepted += value[j] == kAcc;
       }
-    }
-    for (const auto& [rlo, rhi] : merged) {
-      for (uint32_t k = rlo; k < rhi; ++k) {
-        uint8_t b = site_res_[0][k];
-        for (size_t j = 1; j < sites.size(); ++j) b = forall(b, site_res_[j][k]);
-        main_[k] = b;
+      if (accepted == n) {
+        out.acc.push_back(k);
+        continue;
       }
-    }
-    // Accepted: what the walk accepted outside the ranges, and what the ranges accept.
-    size_t r = 0;
-    for (uint32_t k : acc_) {
-      while (r < merged.size() && merged[r].second <= k) ++r;
-      if (r < merged.size() && k >= merged[r].first) continue;  // decided by the ranges
-      out.acc.push_back(k);
-    }
-    for (const auto& [rlo, rhi] : merged) {
-      for (uint32_t k = rlo; k < rhi; ++k) {
-        if (main_[k] == kAcc) {
-          out.acc.push_back(k);
-        } else if (main_[k] == kUnc) {
-          out.unc.push_back(k);
-        }
+      out.unc.push_back(k);
+      for (size_t j = 0; j < n; ++j) {
+        if (value[j] == kAcc) out.site_acc[j].push_back(k);
+        if (value[j] == kUnc) out.site_unc[j].push_back(k);
       }
     }
     std::sort(out.acc.begin(), out.acc.end());
-    if (!out.unc.empty()) {
-      out.site_acc.resize(sites.size());
-      out.site_unc.resize(sites.size());
-      for (size_t j = 0; j < sites.size(); ++j) {
-        for (uint32_t k : out.unc) {
-          if (site_res_[j][k] == kAcc) {
-            out.site_acc[j].push_back(k);
-          } else if (site_res_[j][k] == kUnc) {
-            out.site_unc[j].push_back(k);
-          }
-        }
-      }
+    if (out.unc.empty()) {
+      out.site_acc.clear();
+      out.site_unc.clear();
     }
-    for (uint32_t k : acc_) main_[k] = kRej;
-    for (const auto& [rlo, rhi] : merged) std::fill(main_.begin() + rlo, main_.begin() + rhi, kRej);
     return out;
   }
+
+  uint64_t moves() const { return stepper_.moves(); }
 
  private:
   // Trie-order indices of the tokens strictly below trie node e.
   std::pair<uint32_t, uint32_t> below(uint32_t e) const {
     return {t_.first_token[e + 1], t_.first_token[t_.next[e]]};
   }
+  bool in_window(uint32_t k) const { return token_len_[k] > lo_ && token_len_[k] <= hi_; }
 
-  // Reads every token below trie node c from `start` (the state after c's bytes). Marks
-  // res[k - base] = kAcc for each token whose bytes are all read with the stack intact or with
-  // the rule ended exactly at its end, and lists in `events` the trie nodes after which the rule
-  // ended (escaped) with the tokens below them still to read.
-  void walk(int level, const StateBuf& start, uint32_t c, uint8_t* res, uint32_t base, std::vector<uint32_t>* events,
-            std::vector<uint32_t>* accepted = nullptr) {
+  // Reads every token below trie node c from `start` (the state after c's bytes). Appends
+  // (token, kAcc) to `accepted` for each token whose bytes are all read with the stack intact,
+  // or with the rule ended exactly at its end, and lists in `events` the trie nodes after which
+  // the rule ended (escaped) with tokens below them still to read.
+  void walk(int level, const StateBuf& start, uint32_t c, Outcomes& accepted, std::vector<uint32_t>& events) {
     std::vector<StateBuf>& L = states_[static_cast<size_t>(level)];
     L[0].tops = start.tops;
     const uint32_t d0 = t_.depth[c];
@@ -275,65 +294,73 @@ class Classifier {
       StateBuf& s = L[d];
       const StateBuf& prev = L[d - 1];
       stepper_.step(pool_, prev.tops.data(), prev.tops.size(), t_.byte[i], s);
+      if (stepper_.moves() > max_moves_) {
+        throw Error("grammar too complex to compile: more than " + std::to_string(max_moves_) +
+                        " parser moves to classify the vocabulary (limits::kMaxCompileMoves)",
+                    ErrorKind::kInvalidArgument);
+      }
       if (s.dead()) {
         i = t_.next[i];
         continue;
       }
       if (t_.depth[i] > lo_) {
-        for (uint32_t k = t_.first_token[i]; k < t_.first_token[i + 1]; ++k) {
-          res[k - base] = kAcc;
-          if (accepted != nullptr) accepted->push_back(k);
-        }
+        for (uint32_t k = t_.first_token[i]; k < t_.first_token[i + 1]; ++k) accepted.push_back({k, kAcc});
       }
-      if (s.escaped && t_.has_children(i)) events->push_back(i);
+      if (s.escaped && t_.has_children(i)) events.push_back(i);
       i = s.tops.empty() ? t_.next[i] : i + 1;
     }
   }
 
   // Outcomes of the tokens strictly below trie node e when the rule being classified ended
   // right after e's bytes and `site` is the node it returned to (with an unknown stack below).
-  void site_results(int level, uint32_t site, uint32_t e, int budget, uint8_t* out, uint32_t base) {
+  Outcomes site_results(int level, uint32_t site, uint32_t e, int budget) {
     const auto [lo, hi] = below(e);
-    std::fill(out + (lo - base), out + (hi - base), kRej);
-    if (lo == hi || site == kAcceptSite) return;  // nothing may follow the end of the input
+    if (lo == hi || site == kAcceptSite) return {};  // nothing may follow the end of the input
     const size_t next = static_cast<size_t>(level) + 1;
     StateBuf& s0 = starts_[next];
     stepper_.expand(pool_, site, kUnknownFrame, s0);
     std::vector<uint32_t>& events = events_[next];
     events.clear();
-    walk(level + 1, s0, e, out, base, &events);
+    Outcomes out;
+    walk(level + 1, s0, e, out, events);
     if (s0.escaped) events.push_back(e);  // the site's rule can end at once, too
-    resolve_forall(level + 1, a_.nodes[site].rule, events, out, base, budget - 1);
+    merge_max(out, resolve_forall(level + 1, a_.nodes[site].rule, events, budget - 1));
+    return out;
   }
 
   // For tokens below each escape point: the outcome after `rule` ended there, combined over
   // all of its return sites (the stack below is unknown, so only agreement decides).
-  void resolve_forall(int level, uint32_t rule, const std::vector<uint32_t>& events, uint8_t* res, uint32_t base,
-                      int budget) {
+  Outcomes resolve_forall(int level, uint32_t rule, const std::vector<uint32_t>& events, int budget) {
+    Outcomes total;
+    const std::vector<uint32_t>& sites = a_.return_sites[rule];
     for (uint32_t e : events) {
       const auto [lo, hi] = below(e);
       if (lo == hi) continue;
-      if (budget <= 0) {
-        for (uint32_t k = lo; k < hi; ++k) res[k - base] = std::max<uint8_t>(res[k - base], kUnc);
+      if (budget <= 0) {  // no deeper: whatever is left to read is uncertain
+        Outcomes u;
+        for (uint32_t k = lo; k < hi; ++k) {
+          if (in_window(k)) u.push_back({k, kUnc});
+        }
+        merge_max(total, u);
         continue;
       }
-      uint8_t* comb = comb_[static_cast<size_t>(level)].data();
-      uint8_t* tmp = tmp_[static_cast<size_t>(level)].data();
-      bool first = true;
-      for (uint32_t q : a_.return_sites[rule]) {
-        site_results(level, q, e, budget, first ? comb : tmp, lo);
-        if (!first) {
-          bool all_unc = true;
-          for (uint32_t k = 0; k < hi - lo; ++k) {
-            comb[k] = forall(comb[k], tmp[k]);
-            all_unc = all_unc && comb[k] == kUnc;
-          }
-          if (all_unc) break;  // no further site can change it
-        }
-        first = false;
+      // ACC where every site accepts, REJ where every site rejects (absent), else UNC.
+      std::vector<std::pair<uint32_t, uint8_t>> all;
+      for (uint32_t q : sites) {
+        const Outcomes o = site_results(level, q, e, budget);
+        all.insert(all.end(), o.begin(), o.end());
       }
-      for (uint32_t k = lo; k < hi; ++k) res[k - base] = std::max(res[k - base], comb[k - lo]);
+      std::sort(all.begin(), all.end());
+      Outcomes comb;
+      for (size_t i = 0; i < all.size();) {
+        size_t j = i, accepted = 0;
+        for (; j < all.size() && all[j].first == all[i].first; ++j) accepted += all[j].second == kAcc;
+        comb.push_back({all[i].first, accepted == sites.size() ? kAcc : kUnc});
+        i = j;
+      }
+      merge_max(total, comb);
     }
+    return total;
   }
 
   const Automaton& a_;
@@ -342,15 +369,12 @@ class Classifier {
   FramePool pool_;
   Stepper stepper_;
   int depth_;
-  size_t ntok_ = 0;
+  uint64_t max_moves_;
   std::vector<std::vector<StateBuf>> states_;  // [level][depth below the walk's start]
   std::vector<StateBuf> starts_;               // [level]
   std::vector<std::vector<uint32_t>> events_;  // [level]
-  std::vector<std::vector<uint8_t>> tmp_, comb_;  // [level], indexed by token - range start
-  std::vector<uint8_t> main_;  // kRej between classify() calls
-  std::vector<uint32_t> acc_;
+  std::vector<uint16_t> token_len_;            // trie-order index -> token length
   uint32_t lo_ = 0, hi_ = UINT32_MAX;  // the token-length window of the current classify()
-  std::vector<std::vector<uint8_t>> site_res_;
 };
 
 }  // namespace
@@ -411,11 +435,13 @@ ClassifiedNodes classify_tokens(const Automaton& a, const TokenVocabulary& vocab
     }
   }
   std::atomic<size_t> next{0};
+  std::atomic<uint64_t> moves{0};
   auto work = [&](int, int64_t, int64_t) {
-    Classifier c(a, vocab, options.follow_depth);
+    Classifier c(a, vocab, options.follow_depth, options.max_moves);
     for (size_t i = next.fetch_add(1); i < jobs.size(); i = next.fetch_add(1)) {
       jobs[i].result = c.classify(jobs[i].node, jobs[i].lo, jobs[i].hi);
     }
+    moves += c.moves();
   };
   if (options.pool != nullptr && options.pool->num_threads() > 1 && jobs.size() > 1) {
     // One chunk per thread; each takes jobs from the shared counter (their costs differ a lot).
@@ -425,11 +451,12 @@ ClassifiedNodes classify_tokens(const Automaton& a, const TokenVocabulary& vocab
   }
   out.classes.reserve(sig_rep.size());
   for (uint32_t s = 0; s < sig_rep.size(); ++s) {
-    RawClasses raw;
-    for (uint32_t j : sig_jobs[s]) merge_into(raw, jobs[j].result);
-    out.classes.push_back(finish_classes(vocab, a.return_sites[a.nodes[sig_rep[s]].rule], raw));
+    std::vector<const RawClasses*> parts;
+    for (uint32_t j : sig_jobs[s]) parts.push_back(&jobs[j].result);
+    out.classes.push_back(finish_classes(vocab, a.return_sites[a.nodes[sig_rep[s]].rule], parts));
   }
   out.walks = jobs.size();
+  out.moves = moves.load();
   return out;
 }
 

@@ -76,6 +76,7 @@ struct NodeClasses {
 struct ClassifyOptions {
   int follow_depth = 3;
   ThreadPool* pool = nullptr;
+  uint64_t max_moves = UINT64_MAX;  // per thread
 };
 
 // The classes of every node with byte edges. Nodes whose futures agree share one entry.
@@ -83,6 +84,7 @@ struct ClassifiedNodes {
   std::vector<NodeClasses> classes;
   std::vector<uint32_t> node_class;  // node -> classes index; UINT32_MAX for nodes without bytes
   size_t walks = 0;                  // classifications run (one per shared tier class or node)
+  uint64_t moves = 0;                // parser moves they made (the compile work)
   const NodeClasses& of(uint32_t node) const { return classes[node_class[node]]; }
 };
 
