@@ -7,6 +7,7 @@ No engine is needed to build or validate one.
 """
 
 import copy
+import json as _json
 import logging
 import math
 import numbers
@@ -117,6 +118,10 @@ class StructuredOutputsParams:
     def to_engine_dict(self) -> Dict[str, Any]:
         """The fields as the engine reads them (the server's ``structured_outputs`` shape)."""
         d: Dict[str, Any] = {f: getattr(self, f) for f in _CONSTRAINT_FIELDS if getattr(self, f) is not None}
+        if isinstance(self.json, dict):
+            # As text: the engine's JSON objects sort their keys, and the schema's property order
+            # is the order of the generated object's keys.
+            d["json"] = _json.dumps(self.json)
         if self.choice is not None:
             d["choice"] = list(self.choice)
         for f in ("disable_any_whitespace", "disable_additional_properties"):
