@@ -298,6 +298,72 @@ TEST(MatcherApi, RollbackCopyAndReset) {
   EXPECT_EQ(mask, mask_after(0));
 }
 
+// A long generation makes the frame pool collect unreachable frames several times; states,
+// history (rollback) and merged stacks survive it, and masks stay right.
+TEST(MatcherApi, FrameCollectionKeepsStates) {
+  auto v = TokenVocabulary::from_token_bytes({"[", "]", ",", "a", "aa", "[a", "],", "<eos>"}, {}, {7});
+  const std::string g = R"GBNF(root ::= list
+list ::= "[" ( item ( "," item )* )? "]"
+item ::= list | w+
+w ::= "a" | "aa"
+)GBNF";
+  auto cg = CompiledGrammar::from_gbnf(g, v);
+  GrammarMatcher m(cg);
+  std::vector<uint32_t> fast(m.mask_words());
+  std::mt19937 rng(5);
+  int depth = 1;
+  ASSERT_TRUE(m.accept_bytes("["));
+  std::string last = "[";
+  int checks = 0;
+  // Three dives to 4000 levels and back: every level makes new frames, every ascent leaves
+  // thousands of them unreachable.
+  for (int dive = 0; dive < 3; ++dive) {
+    bool down = true;
+    for (int step = 0; down || depth > 1; ++step) {
+      if (depth >= 4000) down = false;
+      const uint32_t r = rng() % 10;
+      const bool after_word = last == "a" || last == "aa";
+      std::string next;
+      if (down && !after_word && r < 6) {
+        next = "[";
+        ++depth;
+      } else if (!down && after_word && r < 6) {
+        next = "]";  // closes a list; a word or "," follows in the parent
+        --depth;
+      } else if (after_word && r < 8) {
+        next = ",";
+      } else {
+        next = r % 2 ? "a" : "aa";
+      }
+      ASSERT_TRUE(m.accept_bytes(next)) << "dive " << dive << " step " << step << " depth " << depth;
+      if (next == "]") {
+        ASSERT_TRUE(m.accept_bytes(","));
+        next = ",";
+      }
+      last = next;
+      if (step % 2000 == 1999) {
+        // The mask against brute force, and a rollback across whatever was collected.
+        ++checks;
+        m.fill_next_token_bitmask(fast.data());
+        for (int32_t id = 0; id < v->size(); ++id) {
+          const bool brute = m.accept_token(id);
+          if (brute) m.rollback(1);
+          EXPECT_EQ(bit(fast, id), brute) << "dive " << dive << " step " << step << " token " << id;
+        }
+        const std::vector<uint32_t> before = fast;
+        ASSERT_TRUE(m.accept_bytes(last == "a" || last == "aa" ? "a" : "["));
+        m.rollback(1);
+        m.fill_next_token_bitmask(fast.data());
+        EXPECT_EQ(fast, before);
+      }
+    }
+  }
+  ASSERT_TRUE(m.accept_bytes(last == "," ? "a]" : "]"));
+  EXPECT_TRUE(m.can_terminate());
+  EXPECT_GT(checks, 6);
+  EXPECT_GT(m.stats().collections, 0u);
+}
+
 // An ambiguous grammar (every split of a run of a's into 1..3-letter words, recursively)
 // stays fast: merged stacks keep the state small.
 TEST(MatcherApi, AmbiguousGrammarStaysSmall) {

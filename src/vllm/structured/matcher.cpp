@@ -138,6 +138,7 @@ struct GrammarMatcher::Impl {
     for (State& s : history) remap(s.tops);
     cache.clear();
     collect_at = std::max(kMinCollect, pool.size() * 4);
+    ++stats.collections;
   }
 
   // Sets the bits of the tokens in `list` that can be read from top frame `top`, walking them

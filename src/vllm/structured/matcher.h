@@ -35,6 +35,7 @@ struct MatcherStats {
   uint64_t masks = 0;           // fill_next_token_bitmask calls
   uint64_t mask_cache_hits = 0;
   uint64_t checked_tokens = 0;  // uncertain tokens checked against the stack
+  uint64_t collections = 0;     // times the frame pool dropped unreachable frames
 };
 
 class GrammarMatcher {

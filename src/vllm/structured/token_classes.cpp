@@ -12,16 +12,6 @@
 
 namespace vllm::structured::detail {
 
-TokenSet::TokenSet(const std::vector<int32_t>& sorted_ids, int32_t vocab_size) : count_(sorted_ids.size()) {
-  const size_t words = (static_cast<size_t>(vocab_size) + 31) / 32;
-  if (sorted_ids.size() > words) {  // a list would take more than the bitset's `words` words
-    bits_.assign(words, 0);
-    for (int32_t id : sorted_ids) bits_[static_cast<size_t>(id) >> 5] |= 1u << (id & 31);
-  } else {
-    ids_ = sorted_ids;
-  }
-}
-
 TokenSet TokenSet::from_unsorted(std::vector<int32_t> ids, int32_t vocab_size) {
   TokenSet t;
   t.count_ = ids.size();
@@ -73,8 +63,6 @@ namespace {
 
 // Per-token outcomes while classifying. Ordered so that "some path accepts" is a max.
 constexpr uint8_t kRej = 0, kUnc = 1, kAcc = 2;
-// Combining the outcomes at two possible return sites, one of which is the real one.
-inline uint8_t forall(uint8_t a, uint8_t b) { return a == b ? a : kUnc; }
 
 // Classes as trie-order index lists (ascending), for one token-length window.
 struct RawClasses {

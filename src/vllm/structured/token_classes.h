@@ -33,7 +33,6 @@ namespace vllm::structured::detail {
 class TokenSet {
  public:
   TokenSet() = default;
-  TokenSet(const std::vector<int32_t>& sorted_ids, int32_t vocab_size);
   // From ids in any order (sorted only when kept as a list).
   static TokenSet from_unsorted(std::vector<int32_t> ids, int32_t vocab_size);
   void or_into(uint32_t* words) const;
