@@ -198,6 +198,12 @@ describe('hostile requests', () => {
     // HTTP/1.0 needs no Host.
     raw = await rawExchange(server.port, `POST /tokenize HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     assert.equal(statusOf(raw), 200, raw);
+    // Keep-alive: responses with and without a body, one after the other on one connection
+    // (an empty body once made the writer loop on zero-byte writes).
+    raw = await rawExchange(server.port, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /version HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'HEAD /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.equal(raw.match(/HTTP\/1\.1 200 OK/g)?.length, 4, raw);
+    assert.match(raw, /"version"/);
     // Content-Length and chunked together (request smuggling): refused.
     raw = await rawExchange(server.port, `POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`);
     assert.equal(statusOf(raw), 400, raw);
@@ -283,6 +289,19 @@ describe('slow stream readers (backpressure)', () => {
     const body = JSON.stringify({ model: MODEL, prompt: 'a', max_tokens: 150, ignore_eos: true, logprobs: 1000, n, stream: true, stream_options: { include_usage: true } });
     return `POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
   };
+  // Waits until `n` sequences are paused and the token count holds still; returns that count.
+  const stablePause = async (n) => {
+    let last = -1;
+    return waitFor(`${n} paused sequences`, async () => {
+      const t = await metrics();
+      const tokens = metric(t, 'vllm:generation_tokens_total');
+      const paused = metric(t, 'vllm:num_requests_output_paused') === n;
+      const stable = paused && tokens === last;
+      last = paused ? tokens : -1;
+      if (!stable) await new Promise((r) => setTimeout(r, 250));
+      return stable ? tokens : null;
+    });
+  };
   // A client that sends the request and then reads nothing until told to.
   const slowClient = (n) => {
     const sock = net.connect(server.port, '127.0.0.1');
@@ -295,9 +314,9 @@ describe('slow stream readers (backpressure)', () => {
 
   it('a client that stops reading pauses its request (others run on) and resumes when it reads', async () => {
     const { sock, closed } = slowClient(2);
-    // Its two sequences (n = 2) pause.
-    await waitFor('the request to pause', async () => metric(await metrics(), 'vllm:num_requests_output_paused') === 2);
-    const tokens = metric(await metrics(), 'vllm:generation_tokens_total');
+    // Its two sequences (n = 2) pause. (They may resume and pause again a few times while the
+    // kernel grows the socket's send buffer; then the client's closed window stops that.)
+    const tokens = await stablePause(2);
     assert.ok(tokens < 300, `generated ${tokens} of 300 tokens before pausing`);
     // Others are served meanwhile, and the paused request makes no progress.
     const other = await postJSON(`${server.baseURL}/completions`, { model: MODEL, prompt: 'b', max_tokens: 8, ignore_eos: true });
@@ -322,17 +341,18 @@ describe('slow stream readers (backpressure)', () => {
 
   it('a client that never reads is disconnected after --stalled-client-timeout; its request is aborted', async () => {
     const before = metric(await metrics(), 'vllm:request_success_total', 'finished_reason="abort"');
-    const { sock } = slowClient(1);
-    await waitFor('the request to pause', async () => metric(await metrics(), 'vllm:num_requests_output_paused') === 1);
+    const lengthBefore = metric(await metrics(), 'vllm:request_success_total', 'finished_reason="length"');
+    const { sock } = slowClient(2);
+    await waitFor('the request to pause', async () => metric(await metrics(), 'vllm:num_requests_output_paused') === 2);
     // The server gives up on the connection after 3 s without progress and aborts the request
     // (a client that reads nothing may not even notice the close: watch the server instead).
     const text = await waitFor('the abort', async () => {
       const t = await metrics();
-      return metric(t, 'vllm:request_success_total', 'finished_reason="abort"') === before + 1 &&
+      return metric(t, 'vllm:request_success_total', 'finished_reason="abort"') > before &&
         metric(t, 'vllm:num_requests_running') === 0 && metric(t, 'vllm:num_requests_waiting') === 0 ? t : null;
     });
     sock.destroy();
-    assert.equal(metric(text, 'vllm:request_success_total', 'finished_reason="abort"'), before + 1);
+    assert.equal(metric(text, 'vllm:request_success_total', 'finished_reason="length"'), lengthBefore);
     assert.equal(metric(text, 'vllm:kv_cache_usage_perc'), 0);
     assert.equal(metric(text, 'vllm:num_requests_output_paused'), 0);
   });

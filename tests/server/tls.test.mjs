@@ -72,6 +72,25 @@ describe('https', () => {
     assert.equal(typeof out.chat.text, 'string');
   });
 
+  it('keeps connections alive across requests', async () => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: fs.readFileSync(cert) });
+    const ports = new Set();
+    for (let i = 0; i < 3; ++i) {
+      const r = await new Promise((resolve, reject) => {
+        https.get(`${server.url}/version`, { agent }, (res) => {
+          ports.add(res.socket.localPort);
+          let body = '';
+          res.on('data', (d) => { body += d; });
+          res.on('end', () => resolve({ status: res.statusCode, body }));
+        }).on('error', reject);
+      });
+      assert.equal(r.status, 200);
+      assert.match(r.body, /"version"/);
+    }
+    assert.equal(ports.size, 1);  // one connection served all three
+    agent.destroy();
+  });
+
   it('refuses an untrusted client cleanly (no CA given)', async () => {
     await assert.rejects(fetch(`${server.url}/health`), /fetch failed/);
     assert.equal((await httpsGet(`${server.url}/health`)).status, 200);

@@ -141,12 +141,16 @@ class BasicSession final : public Session {
  public:
   BasicSession(tcp::socket&& socket, HttpServer::Impl& server)
     requires(!kTls)
-      : stream_(std::move(socket)), server_(server), write_timer_(stream_.get_executor()) {}
+      : stream_(std::move(socket)),
+        server_(server),
+        write_timer_(stream_.get_executor()),
+        idle_timer_(stream_.get_executor()) {}
   BasicSession(tcp::socket&& socket, HttpServer::Impl& server, ssl::context& tls)
     requires(kTls)
       : stream_(std::move(socket), tls),
         server_(server),
-        write_timer_(stream_.get_executor()) {}
+        write_timer_(stream_.get_executor()),
+        idle_timer_(stream_.get_executor()) {}
 
   net::any_io_executor executor() override { return stream_.get_executor(); }
 
@@ -450,11 +454,16 @@ class BasicSession final : public Session {
     if (!ec) buffer_.commit(n);
     if (ec && !cancelled) return client_gone();
     // The response finished while the read was pending: go on to the next request (or close).
-    if (after_response_) after_response_ = false, proceed_after_response();
+    if (after_response_) {
+      after_response_ = false;
+      idle_timer_.cancel();
+      proceed_after_response();
+    }
   }
 
   // --- writing responses ---
   void enqueue(std::string data) {
+    if (data.empty()) return;  // a write of nothing would complete with nothing, forever
     unsent_ += data.size();
     out_.push_back(std::move(data));
   }
@@ -490,9 +499,10 @@ class BasicSession final : public Session {
   void on_write(error_code ec, size_t n) {
     writing_ = false;
     write_timer_.cancel();
-    if (ec) return client_gone();
+    // Closed meanwhile (the client went away while this completion was queued): out_ is gone.
+    if (ec || closed_) return client_gone();
     unsent_ -= n;
-    while (n > 0) {
+    while (n > 0 && !out_.empty()) {
       const size_t left = out_.front().size() - out_offset_;
       if (n < left) {
         out_offset_ += n;
@@ -526,11 +536,21 @@ class BasicSession final : public Session {
     bp_fn_ = nullptr;
     if (counted_) server_.active.fetch_sub(1), counted_ = false;
     if (monitor_pending_) {
-      // Stop watching first (one read at a time); on_monitor() goes on from there.
+      // One read at a time: on_monitor() goes on from there.
       after_response_ = true;
-      cancelling_monitor_ = true;
-      error_code ignored;
-      lowest().socket().cancel(ignored);
+      if (keep_alive_ && !close_after_ && server_.accepting.load()) {
+        // Keep-alive: the pending read is the start of the next request. (Cancelling it would
+        // be simpler, but a cancelled TLS read leaves asio's SSL stream unable to read again.)
+        idle_timer_.expires_after(idle_timeout());
+        idle_timer_.async_wait([self = self_ptr()](error_code ec) {
+          if (!ec && self->after_response_) self->client_gone();
+        });
+      } else {
+        // Closing anyway: stop the read.
+        cancelling_monitor_ = true;
+        error_code ignored;
+        lowest().socket().cancel(ignored);
+      }
       return;
     }
     proceed_after_response();
@@ -586,6 +606,7 @@ class BasicSession final : public Session {
     closed_ = true;
     error_code ignored;
     write_timer_.cancel();
+    idle_timer_.cancel();
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().socket().close(ignored);
     out_.clear();
@@ -601,6 +622,7 @@ class BasicSession final : public Session {
   Stream stream_;
   HttpServer::Impl& server_;
   net::steady_timer write_timer_;
+  net::steady_timer idle_timer_;  // a kept-alive connection waiting for its next request
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<Exchange> current_;
