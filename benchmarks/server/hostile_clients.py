@@ -8,6 +8,7 @@ deeply nested body kills it. Standard library only.
 """
 import argparse
 import json
+import os
 import socket
 import time
 import urllib.request
@@ -19,6 +20,13 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of the process so far (its other threads are idle here)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def post(url, body, timeout=600):
@@ -35,11 +43,15 @@ def post(url, body, timeout=600):
 def many_keys(args, n):
     keys = ",".join(f'"k{i}":{i}' for i in range(n))
     body = f'{{"model":"{args.model}","prompt":"a",{keys}}}' if args.model else f'{{"prompt":"a",{keys}}}'
-    best = None
-    for _ in range(3):
+    best = best_cpu = None
+    for _ in range(args.reps):
+        cpu0 = cpu_seconds(args.pid)
         status, secs, _ = post(f"{args.url}/tokenize", body)
+        cpu = cpu_seconds(args.pid) - cpu0
         best = secs if best is None else min(best, secs)
-    print(f"/tokenize with {n} keys ({len(body) / 1e6:.1f} MB): HTTP {status}, {best:.3f} s (best of 3)")
+        best_cpu = cpu if best_cpu is None else min(best_cpu, cpu)
+    print(f"/tokenize with {n} keys ({len(body) / 1e6:.1f} MB): HTTP {status}, {best:.3f} s wall, {best_cpu:.2f} s "
+          f"server CPU (best of {args.reps})")
 
 
 def deep(args):
@@ -92,6 +104,7 @@ def main():
     p.add_argument("--pid", type=int, required=True, help="the server's process id (for its RSS)")
     p.add_argument("--model", default="")
     p.add_argument("--keys", type=int, default=160000)
+    p.add_argument("--reps", type=int, default=3, help="requests with many keys (the best is shown)")
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--tokens", type=int, default=1500)
     p.add_argument("--wait", type=float, default=30)

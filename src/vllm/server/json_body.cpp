@@ -1,8 +1,9 @@
 #include "vllm/server/json_body.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <optional>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -78,16 +79,16 @@ class Builder {
   struct Frame {
     ojson* container = nullptr;
     std::string key;  // objects: the key whose value comes next
-    const std::string* open_key = nullptr;  // objects: the key of the child being parsed
     size_t count = 0;  // values added so far
-    // Objects past a few keys: key -> position, so that duplicate checks stay O(1).
-    std::unique_ptr<std::unordered_map<std::string, size_t>> index;
+    // Objects: their entries as parsed, duplicates included. ordered_map's own insert searches
+    // every key (quadratic), and its entries have const keys, which a growing vector copies;
+    // so they are gathered here and moved into the object once, when it closes.
+    std::vector<std::pair<std::string, ojson>> staged;
   };
-  static constexpr size_t kIndexFrom = 16;  // below this, a linear scan is cheaper
+  static constexpr size_t kHashFrom = 16;  // below this, a linear duplicate check is cheaper
 
-  // Adds v to the innermost container (or as the root); returns where it went. For an object,
-  // `key_at` gets where its key is stored.
-  ojson* place(ojson&& v, const std::string** key_at = nullptr) {
+  // Adds v to the innermost container (or as the root); returns where it went.
+  ojson* place(ojson&& v) {
     if (stack_.empty()) {
       root_ = std::move(v);
       return &root_;
@@ -99,33 +100,8 @@ class Builder {
       items.push_back(std::move(v));
       return &items.back();
     }
-    ObjectStore& entries = *f.container->get_ptr<ojson::object_t*>();
-    std::optional<size_t> pos;
-    if (f.index) {
-      if (auto it = f.index->find(f.key); it != f.index->end()) pos = it->second;
-    } else {
-      for (size_t i = 0; i < entries.size(); ++i)
-        if (entries[i].first == f.key) {
-          pos = i;
-          break;
-        }
-    }
-    if (pos) {  // a duplicate key: Python keeps the first position and the last value
-      entries[*pos].second = std::move(v);
-      if (key_at) *key_at = &entries[*pos].first;
-      return &entries[*pos].second;
-    }
-    if (f.index) {
-      f.index->emplace(f.key, entries.size());
-    } else if (entries.size() + 1 >= kIndexFrom) {
-      f.index = std::make_unique<std::unordered_map<std::string, size_t>>();
-      f.index->reserve(2 * kIndexFrom);
-      for (size_t i = 0; i < entries.size(); ++i) f.index->emplace(entries[i].first, i);
-      f.index->emplace(f.key, entries.size());
-    }
-    entries.emplace_back(std::move(f.key), std::move(v));
-    if (key_at) *key_at = &entries.back().first;
-    return &entries.back().second;
+    f.staged.emplace_back(std::move(f.key), std::move(v));
+    return &f.staged.back().second;
   }
 
   bool add(ojson&& v) {
@@ -139,17 +115,53 @@ class Builder {
                      " levels of arrays and objects)");
       return false;
     }
-    const std::string* key_at = nullptr;
-    ojson* where = place(std::move(container), &key_at);
-    // The parent does not grow while this container is open, so these pointers stay valid.
-    if (!stack_.empty()) stack_.back().open_key = key_at;
-    stack_.push_back(Frame{where, {}, nullptr, 0, nullptr});
+    ojson* where = place(std::move(container));
+    // The parent does not grow while this container is open, so the pointer stays valid.
+    stack_.push_back(Frame{where, {}, 0, {}});
     return true;
   }
 
   bool close() {
+    Frame& f = stack_.back();
+    if (f.container->is_object()) finish_object(f);
     stack_.pop_back();
     return true;
+  }
+
+  // Moves the staged entries into the object. A duplicate key keeps its first position and its
+  // last value, as Python's dict does.
+  static void finish_object(Frame& f) {
+    ObjectStore& out = *f.container->get_ptr<ojson::object_t*>();
+    out.reserve(f.staged.size());  // no reallocation below: the views into `out` stay valid
+    if (f.staged.size() < kHashFrom) {
+      for (auto& [key, value] : f.staged) {
+        auto same = std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == key; });
+        if (same != out.end()) same->second = std::move(value);
+        else out.emplace_back(std::move(key), std::move(value));
+      }
+    } else {
+      // An open-addressing table of positions in `out` (no allocation per key).
+      size_t capacity = 64;
+      while (capacity < 2 * f.staged.size()) capacity <<= 1;
+      constexpr uint32_t kEmpty = UINT32_MAX;
+      std::vector<uint32_t> table(capacity, kEmpty);
+      const std::hash<std::string_view> hash;
+      for (auto& [key, value] : f.staged) {
+        for (size_t slot = hash(key) & (capacity - 1);; slot = (slot + 1) & (capacity - 1)) {
+          const uint32_t at = table[slot];
+          if (at == kEmpty) {
+            table[slot] = static_cast<uint32_t>(out.size());
+            out.emplace_back(std::move(key), std::move(value));
+            break;
+          }
+          if (out[at].first == key) {
+            out[at].second = std::move(value);
+            break;
+          }
+        }
+      }
+    }
+    f.staged.clear();
   }
 
   // Where the parser is, as in "logit_bias.5" or "messages[0].content".
@@ -170,10 +182,11 @@ class Builder {
     return out;
   }
 
-  // The key an object frame is at: the pending one (innermost) or its open child's.
+  // The key an object frame is at: the pending one (innermost) or its open child's (the last
+  // staged entry).
   const std::string& key_of(size_t i) const {
     const Frame& f = stack_[i];
-    return i + 1 == stack_.size() || !f.open_key ? f.key : *f.open_key;
+    return i + 1 == stack_.size() || f.staged.empty() ? f.key : f.staged.back().first;
   }
 
   std::optional<std::string> top_field() const {
