@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import socket
+import threading
 import time
 import urllib.request
 
@@ -69,6 +70,26 @@ def slow_reader(args):
                        "ignore_eos": True, "logprobs": 20, "n": args.n, "stream": True})
     request = (f"POST /v1/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+    # First a client that reads as fast as the server writes: the memory the request itself
+    # takes (the KV cache's pages, ...). Then one that reads nothing for a while.
+    before = rss_mib(args.pid)
+    peak_fast = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak_fast[0] = max(peak_fast[0], rss_mib(args.pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    with socket.create_connection((host, int(port))) as fast:
+        fast.sendall(request)
+        while not (chunk := fast.recv(1 << 20)).endswith(b"0\r\n\r\n") and chunk:
+            pass
+    done.set()
+    sampler.join()
+    print(f"fast reader: server RSS {before:.0f} MiB before, peak {peak_fast[0]:.0f} MiB (+{peak_fast[0] - before:.0f} MiB)")
     before = rss_mib(args.pid)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a reader that barely reads
