@@ -33,6 +33,12 @@ class AsyncEngine {
                    OutputSink on_output, ErrorSink on_error);
   // Aborts a request (unknown ids are ignored). Its sink gets a final output with reason abort.
   void abort(const std::string& request_id);
+  // Backpressure: pauses (or resumes) a request whose outputs are not being consumed; a paused
+  // request is not scheduled, and the others run on. Takes effect within one engine step.
+  void set_output_paused(const std::string& request_id, bool paused);
+  // Requests queued and not yet running (vLLM's num_requests_waiting), including those just
+  // added and not yet seen by the engine thread; for admission control, from any thread.
+  int64_t num_waiting() const { return num_waiting_.load(std::memory_order_relaxed); }
   // Stops taking requests; with drain, finishes those in flight, else aborts them. Joins.
   void shutdown(bool drain);
 
@@ -69,6 +75,8 @@ class AsyncEngine {
   std::condition_variable cv_;
   std::deque<Pending> pending_;
   std::vector<std::string> aborts_;
+  std::vector<std::pair<std::string, bool>> pauses_;
+  std::atomic<int64_t> num_waiting_{0};
   bool stopping_ = false;
   bool drain_ = false;
   std::thread thread_;

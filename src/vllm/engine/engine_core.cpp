@@ -292,6 +292,10 @@ void EngineCore::replace_last_token(uint64_t seq_id, int32_t token) {
 
 void EngineCore::set_paused(uint64_t seq_id, bool paused) { running_request(seq_id).paused = paused; }
 
+void EngineCore::set_output_paused(uint64_t seq_id, bool paused) {
+  if (Request* r = scheduler_->find(seq_id)) r->output_paused = paused;
+}
+
 bool EngineCore::append_and_check_stop(Request& r, int32_t token) {
   r.token_ids.push_back(token);
   const SamplingParams& p = r.params;

@@ -80,6 +80,9 @@ class EngineCore {
   void replace_last_token(uint64_t seq_id, int32_t token);
   // keeps the request from being scheduled (it stays in the KV cache) until unpaused.
   void set_paused(uint64_t seq_id, bool paused);
+  // Backpressure (see Request::output_paused). Unknown or finished ids are ignored; a branch
+  // not forked yet takes its parent's state when it is forked.
+  void set_output_paused(uint64_t seq_id, bool paused);
 
   const ModelConfig& model_config() const { return model_config_; }
   const EngineConfig& config() const { return config_; }

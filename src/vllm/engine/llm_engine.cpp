@@ -110,6 +110,12 @@ std::optional<RequestOutput> LLMEngine::abort_request(const std::string& request
   return out;
 }
 
+void LLMEngine::set_output_paused(const std::string& request_id, bool paused) {
+  auto it = seqs_of_.find(request_id);
+  if (it == seqs_of_.end()) return;
+  for (uint64_t s : it->second) core_->set_output_paused(s, paused);
+}
+
 std::vector<RequestOutput> LLMEngine::step() {
   std::vector<uint64_t> to_abort;
   std::vector<RequestOutput> outs = processor_->process(core_->step(), &to_abort);

@@ -53,6 +53,11 @@ class LLMEngine {
   std::vector<BeamSearchResult> beam_search(const std::vector<PromptInput>& prompts, const BeamSearchParams& params);
   bool has_unfinished() const { return core_->has_unfinished() || processor_->num_requests() > 0; }
   bool has_request(const std::string& request_id) const { return processor_->has(request_id); }
+  // Backpressure: a paused request (all its sequences) is not scheduled until resumed; it
+  // keeps its place and blocks unless waiting requests need them. Unknown ids are ignored.
+  void set_output_paused(const std::string& request_id, bool paused);
+  // Whether step() may make progress (some unfinished request is not paused).
+  bool has_runnable() const { return core_->scheduler().has_runnable(); }
 
   const std::shared_ptr<const Tokenizer>& tokenizer() const { return tokenizer_; }
   EngineCore& core() { return *core_; }

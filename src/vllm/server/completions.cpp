@@ -5,6 +5,7 @@
 
 #include "vllm/core/logging.h"
 #include "vllm/server/handlers.h"
+#include "vllm/server/json_body.h"
 #include "vllm/server/request_job.h"
 #include "vllm/server/sse.h"
 #include "vllm/tokenizer/tokenizer.h"
@@ -52,6 +53,8 @@ std::vector<PromptIn> parse_prompts(const ServingContext& ctx, const ojson& body
     in.ids = ctx.tokenizer()->encode(text, add_special_tokens);
     return in;
   };
+  check_request_size(ctx, p.is_array() && !p.empty() && (p.front().is_string() || p.front().is_array()) ? p.size() : 1,
+                     body);
   std::vector<PromptIn> out;
   if (p.is_string()) {
     out.push_back(encode(p.get<std::string>()));
@@ -129,6 +132,7 @@ class CompletionJob : public RequestJob {
     for (size_t i = 0; i < prompts.size(); ++i)
       submit(i, id + "-" + std::to_string(i), prompts[i].ids, std::move(params[i]), options);
     watch_disconnect();
+    if (stream) watch_backpressure();
   }
 
  protected:
@@ -296,6 +300,7 @@ class CompletionJob : public RequestJob {
 void handle_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   try {
     if (ctx.shutting_down.load()) throw ApiError("The server is shutting down.", std::nullopt, 503, "ServiceUnavailableError");
+    check_capacity(ctx);
     const ojson body = parse_body(req);
     request_options(ctx, body);  // cache_salt and priority first, as vLLM's validators run
     const bool stream = get_bool(body, "stream", false);
@@ -372,14 +377,15 @@ void handle_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<
                       nlohmann::json(log_excerpt(ctx, job->prompts[i].text)).dump(-1, ' ', false,
                                                                                   nlohmann::json::error_handler_t::replace),
                       params[i].to_json().dump(), nlohmann::json(job->prompts[i].ids).dump());
-    job->start(std::move(params), options);
+    // The engine requests start on the connection's strand, where their outputs arrive.
+    ex->post([job, params = std::move(params), options]() mutable { job->start(std::move(params), options); });
   } catch (const ApiError& e) {
     ex->respond(error_response(e));
   } catch (const Error& e) {
     ex->respond(error_response(api_error_from(e)));
   } catch (const nlohmann::json::exception& e) {
     // A field of an unexpected JSON type deep inside the request.
-    ex->respond(error_response(ApiError(std::string("Invalid request: ") + e.what())));
+    ex->respond(error_response(ApiError("Invalid request: " + json_error_text(e))));
   }
 }
 
