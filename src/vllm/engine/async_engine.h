@@ -45,6 +45,11 @@ class AsyncEngine {
   EngineMetrics metrics() const;
   // Immutable after construction: safe from any thread.
   const std::shared_ptr<const Tokenizer>& tokenizer() const { return tokenizer_; }
+  // Compiles a request's structured_outputs on the calling thread (the grammar cache is
+  // thread-safe), so that requests reach the engine thread with their grammar ready.
+  std::shared_ptr<const structured::CompiledGrammar> compile_structured_outputs(const nlohmann::json& so) const {
+    return engine_->compile_structured_outputs(so);
+  }
   const ModelConfig& model_config() const { return model_config_; }
   int64_t max_model_len() const { return max_model_len_; }
   const GenerationConfig& generation_config() const { return generation_config_; }

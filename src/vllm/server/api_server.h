@@ -43,6 +43,9 @@ struct ServerConfig {
   size_t max_stream_buffer_bytes = 1u << 20;  // unsent SSE bytes before a request pauses; 0: none
   double stalled_client_timeout_s = 60;     // no response bytes taken for this long: disconnect
   std::optional<TlsOptions> tls;            // --ssl-keyfile/--ssl-certfile/...: HTTPS
+  // --structured-outputs-config: server-wide defaults of the JSON options
+  // (disable_any_whitespace, disable_additional_properties) that a request may override.
+  nlohmann::json structured_outputs_defaults = nlohmann::json::object();
   double shutdown_grace_s = 3.0;
   double log_stats_interval_s = 10.0;  // the engine's throughput log line; 0: off
   std::string version = "0.0.0";  // GET /version  // after aborting, how long in-flight responses may take to end

@@ -6,6 +6,7 @@
 
 #include "vllm/core/logging.h"
 #include "vllm/server/handlers.h"
+#include "vllm/server/structured_outputs.h"
 #include "vllm/server/json_body.h"
 #include "vllm/server/request_job.h"
 #include "vllm/server/sse.h"
@@ -452,21 +453,12 @@ void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared
          "response_format", "structured_outputs", "priority", "request_id", "cache_salt", "return_tokens_as_token_ids",
          "return_token_ids", "logprob_token_ids", "vllm_xargs", "kv_transfer_params", "stream_interval",
          "logits_processors", "thinking_token_budget", "repetition_detection", "guided_json", "guided_regex",
-         "guided_choice", "guided_grammar", "watermarking", "session_id", "messages", "top_logprobs", "max_completion_tokens", "tools", "tool_choice",
+         "guided_choice", "guided_grammar", "guided_whitespace_pattern", "guided_decoding_backend", "watermarking", "session_id", "messages", "top_logprobs", "max_completion_tokens", "tools", "tool_choice",
                                "reasoning_effort", "include_reasoning", "parallel_tool_calls", "echo",
                                "add_generation_prompt", "continue_final_message", "documents", "chat_template",
                                "chat_template_kwargs", "return_prompt_text", "mm_processor_kwargs", "media_io_kwargs"});
     if (get_bool(body, "use_beam_search", false))
       throw ApiError("beam search (use_beam_search) is not supported by vllm-cpp", "use_beam_search");
-    for (const char* f : {"structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar"})
-      if (auto it = body.find(f); it != body.end() && !it->is_null())
-        throw ApiError(std::string(f) + " (structured outputs) is not supported by vllm-cpp", f);
-    if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
-      if (!rf->is_object() || rf->value("type", "") != "text")
-        throw ApiError("response_format other than {\"type\": \"text\"} needs structured outputs, which vllm-cpp does "
-                       "not support",
-                       "response_format");
-    }
 
     RenderedChat chat = render_chat(ctx, body);
     auto job = std::make_shared<ChatJob>(ctx, ex);
@@ -504,7 +496,8 @@ void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared
     job->n = params.n;
     if (logprobs) job->top_logprobs = params.logprobs.value_or(0);
     job->prompt_ids = ids;
-    const AddRequestOptions options = request_options(ctx, body);
+    AddRequestOptions options = request_options(ctx, body);
+    apply_structured_outputs(ctx, body, fields, options);
     if (ctx.config.log_requests)
       VLLM_LOG_INFO("Received request {}: prompt: {}, params: {}, prompt_token_ids: {}", job->id,
                     nlohmann::json(log_excerpt(ctx, chat.text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),

@@ -5,6 +5,7 @@
 
 #include "vllm/core/logging.h"
 #include "vllm/server/handlers.h"
+#include "vllm/server/structured_outputs.h"
 #include "vllm/server/json_body.h"
 #include "vllm/server/request_job.h"
 #include "vllm/server/sse.h"
@@ -319,20 +320,11 @@ void handle_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<
          "response_format", "structured_outputs", "priority", "request_id", "cache_salt", "return_tokens_as_token_ids",
          "return_token_ids", "logprob_token_ids", "vllm_xargs", "kv_transfer_params", "stream_interval",
          "logits_processors", "thinking_token_budget", "repetition_detection", "guided_json", "guided_regex",
-         "guided_choice", "guided_grammar", "watermarking", "session_id", "prompt", "echo", "suffix", "prompt_embeds"});
+         "guided_choice", "guided_grammar", "guided_whitespace_pattern", "guided_decoding_backend", "watermarking", "session_id", "prompt", "echo", "suffix", "prompt_embeds"});
     if (auto suffix = body.find("suffix"); suffix != body.end() && !suffix->is_null())
       throw ApiError("suffix is not currently supported", "suffix");
     if (get_bool(body, "use_beam_search", false))
       throw ApiError("beam search (use_beam_search) is not supported by vllm-cpp", "use_beam_search");
-    for (const char* f : {"structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar"})
-      if (auto it = body.find(f); it != body.end() && !it->is_null())
-        throw ApiError(std::string(f) + " (structured outputs) is not supported by vllm-cpp", f);
-    if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
-      if (!rf->is_object() || rf->value("type", "") != "text")
-        throw ApiError("response_format other than {\"type\": \"text\"} needs structured outputs, which vllm-cpp does "
-                       "not support",
-                       "response_format");
-    }
 
     auto job = std::make_shared<CompletionJob>(ctx, ex);
     job->id = "cmpl-" + base_request_id(req, body);
@@ -355,7 +347,8 @@ void handle_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<
     const bool add_special = get_bool(body, "add_special_tokens", true);
     const auto truncate = opt_int(body, "truncate_prompt_tokens");
     std::vector<PromptIn> inputs = parse_prompts(ctx, body, add_special, max_tokens, truncate.has_value());
-    const AddRequestOptions options = request_options(ctx, body);
+    AddRequestOptions options = request_options(ctx, body);
+    apply_structured_outputs(ctx, body, fields, options);
     std::vector<SamplingParams> params;
     for (PromptIn& in : inputs) {
       truncate_prompt(ctx, truncate, &in.ids);

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "vllm/core/error.h"
+
 namespace vllm::server {
 
 namespace {
@@ -92,6 +94,21 @@ std::optional<nlohmann::json> structured_outputs_from_request(const ojson& body)
   }
   if (!any) return std::nullopt;
   return so;
+}
+
+void apply_structured_outputs(const ServingContext& ctx, const ojson& body, nlohmann::json& fields,
+                              AddRequestOptions& options) {
+  std::optional<nlohmann::json> so = structured_outputs_from_request(body);
+  if (!so) return;
+  for (auto it = ctx.config.structured_outputs_defaults.begin(); it != ctx.config.structured_outputs_defaults.end(); ++it)
+    if (!so->contains(it.key())) (*so)[it.key()] = it.value();
+  try {
+    options.grammar = ctx.engine.compile_structured_outputs(*so);
+  } catch (const Error& e) {
+    ApiError api = api_error_from(e);
+    throw ApiError(api.what(), std::string("structured_outputs"), api.status(), api.type());
+  }
+  fields["structured_outputs"] = std::move(*so);
 }
 
 }  // namespace vllm::server

@@ -19,4 +19,11 @@ namespace vllm::server {
 // malformed value; the constraint's own validation happens when it is compiled.
 std::optional<nlohmann::json> structured_outputs_from_request(const ojson& body);
 
+// The request's constraint, if any, with the server's defaults (--structured-outputs-config)
+// under it, compiled for the served model on the calling (request) thread: written into the
+// sampling fields and the engine options. Throws ApiError (400) with the front end's or the
+// grammar parser's message (keyword and JSON pointer, regex position, grammar line and column).
+void apply_structured_outputs(const ServingContext& ctx, const ojson& body, nlohmann::json& fields,
+                              AddRequestOptions& options);
+
 }  // namespace vllm::server
