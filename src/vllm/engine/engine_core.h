@@ -117,6 +117,7 @@ class EngineCore {
   std::unique_ptr<ModelRunner> runner_;
   uint64_t next_seq_id_ = 1;
   Sampler sampler_;
+  std::vector<uint32_t> bitmask_buffer_;  // structured outputs: the step's next-token masks
   std::unordered_map<uint64_t, Generator> request_generators_;
   std::unordered_map<uint64_t, uint64_t> parent_of_pending_branch_;  // branch seq id -> parent seq id
   // VLLM_STEP_TIMING=1: where a step's time goes, logged when the engine is destroyed.

@@ -96,7 +96,8 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& logits, std::vector<Engi
   for (size_t k = 0; k < targets.size(); ++k)
     if (targets[k].request->matcher) constrained.push_back(k);
   const size_t words = static_cast<size_t>((V + 31) / 32);
-  std::vector<uint32_t> bitmasks(constrained.size() * words);
+  std::vector<uint32_t>& bitmasks = bitmask_buffer_;  // reused: no allocation per step
+  bitmasks.resize(constrained.size() * words);
   if (!constrained.empty()) {
     auto fill = [&](int, int64_t begin, int64_t end) {
       for (int64_t j = begin; j < end; ++j) {
