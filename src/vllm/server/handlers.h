@@ -1,5 +1,7 @@
-// The endpoints of the OpenAI-compatible server. Each handler runs on its connection's strand,
-// answers through the Exchange (now or later) and never throws.
+// The endpoints of the OpenAI-compatible server. Each handler answers through the Exchange (now
+// or later) and never throws. The cheap ones run on their connection's strand; completions,
+// chat completions, tokenize and detokenize run on a worker pool (api_server.cpp) and hand
+// their engine work back to the strand with Exchange::post.
 #pragma once
 
 #include <memory>

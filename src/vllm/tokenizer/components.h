@@ -89,6 +89,12 @@ class Decoder {
   virtual bool inserts_spaces() const { return false; }
   // Whether it turns <0xNN> tokens into bytes (the streaming detokenizer holds open byte runs).
   virtual bool handles_byte_fallback() const { return false; }
+  // The bytes one token adds to decoded text in the middle of a sequence (Tokenizer::token_bytes):
+  // this decoder's rewrite of a single token, without the rules that only apply at the start or
+  // the end of the text and without UTF-8 repair (a byte token gives its raw byte). `merged` is
+  // set once a decoder of the chain has joined the token list into one string (ByteLevel, Fuse):
+  // after that, per-token edits (Strip) only reach the text's ends, never a token in the middle.
+  virtual void token_bytes(std::string& token, bool& merged) const = 0;
 };
 
 // A {"String": "..."} or {"Regex": "..."} pattern (Split, Replace).

@@ -94,6 +94,20 @@ class ByteLevelDecoder final : public Decoder {
     utf8_append_lossy(text, bytes);
     tokens.assign(1, std::move(text));
   }
+  void token_bytes(std::string& token, bool& merged) const override {
+    std::string bytes;
+    size_t i = 0;
+    while (i < token.size()) {
+      const int b = byte_level_decode(utf8_next(token, i));
+      if (b < 0) {  // outside the byte alphabet: the token's own bytes, as decode_chain does
+        merged = true;
+        return;
+      }
+      bytes.push_back(static_cast<char>(b));
+    }
+    token = std::move(bytes);
+    merged = true;
+  }
 };
 
 class ReplaceDecoder final : public Decoder {
@@ -104,6 +118,9 @@ class ReplaceDecoder final : public Decoder {
     for (std::string& t : tokens) t = replace_all(t, pattern_, content_);
   }
 
+  void token_bytes(std::string& token, bool&) const override {
+    token = replace_all(token, pattern_, content_);
+  }
  private:
   Pattern pattern_;
   std::string content_;
@@ -151,6 +168,10 @@ class ByteFallbackDecoder final : public Decoder {
     tokens = std::move(out);
   }
   bool handles_byte_fallback() const override { return true; }
+  void token_bytes(std::string& token, bool&) const override {
+    const int b = byte_of(token);
+    if (b >= 0) token.assign(1, static_cast<char>(b));
+  }
 };
 
 class FuseDecoder final : public Decoder {
@@ -160,6 +181,7 @@ class FuseDecoder final : public Decoder {
     for (const std::string& t : tokens) all += t;
     tokens.assign(1, std::move(all));
   }
+  void token_bytes(std::string&, bool& merged) const override { merged = true; }
 };
 
 // Removes up to `start` leading and `stop` trailing `content` characters from every token.
@@ -189,6 +211,12 @@ class StripDecoder final : public Decoder {
     }
   }
 
+  void token_bytes(std::string& token, bool& merged) const override {
+    if (merged) return;  // only the text's first and last characters are stripped
+    std::vector<std::string> one{std::move(token)};
+    decode_chain(one);
+    token = std::move(one[0]);
+  }
  private:
   char32_t content_;
   size_t start_, stop_;
@@ -218,6 +246,21 @@ class MetaspaceDecoder final : public Decoder {
     }
   }
 
+  void token_bytes(std::string& token, bool&) const override {
+    // Mid-sequence: every replacement character is a space (only the first token loses it).
+    std::string out;
+    out.reserve(token.size());
+    size_t i = 0;
+    while (i < token.size()) {
+      const size_t start = i;
+      if (utf8_next(token, i) == replacement_) {
+        out.push_back(' ');
+      } else {
+        out.append(token, start, i - start);
+      }
+    }
+    token = std::move(out);
+  }
  private:
   char32_t replacement_;
   bool strip_first_;
@@ -246,6 +289,12 @@ class WordPieceDecoder final : public Decoder {
   }
   bool inserts_spaces() const override { return true; }
 
+  void token_bytes(std::string& token, bool&) const override {
+    // As the second token of a chain: a continuation loses its prefix, a word gets its space.
+    std::vector<std::string> two{std::string(), std::move(token)};
+    decode_chain(two);
+    token = std::move(two[1]);
+  }
  private:
   std::string prefix_;
   bool cleanup_;
@@ -264,6 +313,11 @@ class BpeDecoder final : public Decoder {
   }
   bool inserts_spaces() const override { return true; }
 
+  void token_bytes(std::string& token, bool&) const override {
+    Pattern p;
+    p.literal = suffix_;
+    token = replace_all(token, p, " ");  // not the last token: the suffix ends a word
+  }
  private:
   std::string suffix_;
 };
@@ -287,6 +341,9 @@ class SequenceDecoder final : public Decoder {
     return false;
   }
 
+  void token_bytes(std::string& token, bool& merged) const override {
+    for (const auto& d : items_) d->token_bytes(token, merged);
+  }
  private:
   std::vector<std::unique_ptr<Decoder>> items_;
 };

@@ -395,6 +395,16 @@ std::string Tokenizer::id_to_token(int32_t id) const {
   return s ? *s : std::string();
 }
 
+std::string Tokenizer::token_bytes(int32_t id) const {
+  const std::string* s = impl_->token_string(id);
+  if (s == nullptr) return {};
+  std::string bytes = *s;
+  if (!impl_->decoder) return " " + bytes;  // no decoder: tokens are joined by spaces
+  bool merged = false;
+  impl_->decoder->token_bytes(bytes, merged);
+  return bytes;
+}
+
 bool Tokenizer::is_special(int32_t id) const {
   const AddedToken* a = impl_->added.by_id(id);
   return a != nullptr && a->special;

@@ -76,6 +76,13 @@ class Tokenizer {
   int32_t vocab_size() const;  // including added tokens: the largest id + 1
   std::optional<int32_t> token_to_id(std::string_view token) const;
   std::string id_to_token(int32_t id) const;  // raw vocab string; "" for an unknown id
+  // The bytes token `id` adds to decoded text in the middle of a sequence, for constrained
+  // decoding: the decoder chain run on this one token, without the rules that only apply at the
+  // start or end of the text (a SentencePiece token keeps its leading space) and without UTF-8
+  // repair (a byte-level or <0xNN> token gives its raw byte, possibly part of a character).
+  // clean_up_tokenization is not applied. Added tokens give their decoded content; "" for an
+  // id outside the vocabulary.
+  std::string token_bytes(int32_t id) const;
   bool is_special(int32_t id) const;          // an added token marked special
   bool is_added_token(int32_t id) const;
 

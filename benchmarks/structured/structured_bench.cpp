@@ -1,0 +1,386 @@
+// Structured outputs: grammar compile time and next-token mask time, one thread.
+//
+// For each grammar (json_object, a JSON-schema-shaped GBNF grammar, an arithmetic grammar), the
+// benchmark compiles it for the tokenizer's vocabulary, then walks documents of that grammar
+// token by token, as generation under the grammar does: at every step it fills the next-token
+// mask (timed), checks that the document's next token is allowed, and accepts it. At the end of
+// each document the stop token must be allowed. The documents are tokenized with the same
+// tokenizer, so the token paths are the ones a model emitting these documents would take. A last
+// row walks json_object with uniformly random allowed tokens (200 per walk, --docs walks).
+//
+// usage: structured_bench [--tokenizer DIR [--config DIR]] [--docs N] [--seed S] [--follow-depth D]
+//                         [--cache-entries K] [--threads T] [--passes P] [--grammar NAME]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "json_documents.h"
+#include "vllm/core/error.h"
+#include "vllm/core/thread_pool.h"
+#include "vllm/structured/builtin_grammars.h"
+#include "vllm/structured/compiled_grammar.h"
+#include "vllm/structured/matcher.h"
+#include "vllm/structured/token_vocabulary.h"
+#include "vllm/tokenizer/tokenizer.h"
+
+using namespace vllm;
+using namespace vllm::structured;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A JSON-schema grammar as llama.cpp's json-schema-to-grammar writes them (and our front end is
+// modelled on): one rule per property, typed values, an enum, an array, a nested object, an
+// optional property, and the usual `space`, `char`, `integral-part` rules with their short
+// bounded repetitions.
+const char* kSchemaGrammar = R"GBNF(root ::= "{" space name-kv "," space age-kv "," space email-kv "," space role-kv "," space tags-kv "," space address-kv ( "," space score-kv )? "}" space
+name-kv ::= "\"name\"" space ":" space string
+age-kv ::= "\"age\"" space ":" space integer
+email-kv ::= "\"email\"" space ":" space string
+role-kv ::= "\"role\"" space ":" space role
+role ::= ("\"admin\"" | "\"editor\"" | "\"viewer\"") space
+tags-kv ::= "\"tags\"" space ":" space tags
+tags ::= "[" space ( string ( "," space string )* )? "]" space
+address-kv ::= "\"address\"" space ":" space address
+address ::= "{" space "\"city\"" space ":" space string "," space "\"zip\"" space ":" space zip "}" space
+zip ::= "\"" [0-9]{5} "\"" space
+score-kv ::= "\"score\"" space ":" space number
+char ::= [^"\\\x7F\x00-\x1F] | [\\] (["\\bfnrt] | "u" [0-9a-fA-F]{4})
+string ::= "\"" char* "\"" space
+integer ::= ("-"? integral-part) space
+integral-part ::= [0] | [1-9] [0-9]{0,15}
+number ::= ("-"? integral-part) ("." decimal-part)? ([eE] [-+]? integral-part)? space
+decimal-part ::= [0-9]{1,16}
+space ::= | " " | "\n" [ \t]{0,20}
+)GBNF";
+
+// The same with a bounded string (maxLength: 64) for the name and the city: long bounded
+// repetitions are what makes compilation expensive.
+std::string schema_with_max_length() {
+  std::string g = kSchemaGrammar;
+  auto replace = [&](const std::string& from, const std::string& to) {
+    const size_t at = g.find(from);
+    if (at != std::string::npos) g.replace(at, from.size(), to);
+  };
+  replace("name-kv ::= \"\\\"name\\\"\" space \":\" space string", "name-kv ::= \"\\\"name\\\"\" space \":\" space short-string");
+  replace("space \":\" space string \",\" space \"\\\"zip", "space \":\" space short-string \",\" space \"\\\"zip");
+  g += "short-string ::= \"\\\"\" char{0,64} \"\\\"\" space\n";
+  return g;
+}
+
+const char* kArithmeticGrammar = R"GBNF(root ::= expr
+expr ::= term ( ws [-+] ws term )*
+term ::= factor ( ws [*/] ws factor )*
+factor ::= number | "(" ws expr ws ")" | "-" factor
+number ::= [0-9]+ ( "." [0-9]+ )?
+ws ::= " "?
+)GBNF";
+
+std::vector<std::string> schema_documents(int n, uint64_t seed) {
+  // (Appends rather than operator+ chains, which trip GCC 12's -Wrestrict.)
+  std::mt19937_64 rng(seed);
+  static const char* const kNames[] = {"Ada Lovelace", "Grace Hopper", "Alan Turing", "Zo\xC3\xAB", "J\xC3\xBCrgen M\xC3\xBCller", "\xE5\xB1\xB1\xE7\x94\xB0"};
+  static const char* const kRoles[] = {"admin", "editor", "viewer"};
+  static const char* const kTags[] = {"ops", "dev", "on-call", "infra", "ml", "\xC3\xA9quipe"};
+  static const char* const kCities[] = {"Paris", "New York", "S\xC3\xA3o Paulo", "Z\xC3\xBCrich", "Tokyo"};
+  std::vector<std::string> docs;
+  for (int i = 0; i < n; ++i) {
+    const bool pretty = rng() % 2;
+    const char* sep = pretty ? "\n  " : " ";
+    std::string d = "{";
+    auto field = [&](const char* key, const std::string& value, bool last = false) {
+      d.append(sep);
+      d.append("\"");
+      d.append(key);
+      d.append("\": ");
+      d.append(value);
+      if (!last) d.append(",");
+    };
+    auto quoted = [](const std::string& v) {
+      std::string q = "\"";
+      q.append(v);
+      q.append("\"");
+      return q;
+    };
+    field("name", quoted(kNames[rng() % 6]));
+    field("age", std::to_string(18 + rng() % 60));
+    field("email", quoted("user" + std::to_string(rng() % 1000) + "@example.com"));
+    field("role", quoted(kRoles[rng() % 3]));
+    std::string tags = "[";
+    const int nt = static_cast<int>(rng() % 4);
+    for (int t = 0; t < nt; ++t) {
+      if (t > 0) tags.append(", ");
+      tags.append(quoted(kTags[rng() % 6]));
+    }
+    tags.append("]");
+    field("tags", tags);
+    std::string address = "{\"city\": ";
+    address.append(quoted(kCities[rng() % 5]));
+    address.append(", \"zip\": ");
+    address.append(quoted(std::to_string(10000 + rng() % 89999)));
+    address.append("}");
+    const bool score = rng() % 2;
+    field("address", address, !score);
+    if (score) field("score", std::to_string(rng() % 100) + "." + std::to_string(rng() % 10), true);
+    d.append(pretty ? "\n}" : " }");
+    docs.push_back(d);
+  }
+  return docs;
+}
+
+std::string arithmetic(std::mt19937_64& rng, int depth) {
+  // (Appends rather than operator+ chains, which trip GCC 12's -Wrestrict.)
+  std::string s;
+  const int terms = 1 + static_cast<int>(rng() % 4);
+  for (int i = 0; i < terms; ++i) {
+    if (i > 0) {
+      if (rng() % 2) s.push_back(' ');
+      s.push_back("+-*/"[rng() % 4]);
+      if (rng() % 2) s.push_back(' ');
+    }
+    if (depth < 3 && rng() % 4 == 0) {
+      s.push_back('(');
+      s.append(arithmetic(rng, depth + 1));
+      s.push_back(')');
+    } else {
+      s.append(std::to_string(rng() % 1000));
+      if (rng() % 3 == 0) {
+        s.push_back('.');
+        s.append(std::to_string(rng() % 100));
+      }
+    }
+  }
+  return s;
+}
+
+std::vector<std::string> arithmetic_documents(int n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::string> docs;
+  for (int i = 0; i < n; ++i) docs.push_back(arithmetic(rng, 0));
+  return docs;
+}
+
+struct Result {
+  std::string name;
+  CompileStats compile;
+  size_t tokens = 0;
+  std::vector<double> mask_us;   // first pass, wall time per mask
+  std::vector<double> best_us;   // per mask, the fastest of the passes
+  double accept_seconds = 0;
+  uint64_t cache_hits = 0, masks = 0, checked = 0;
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
+  return v[i];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string tokenizer_dir = std::string(VLLM_TEST_DATA_DIR) + "/tokenizers/tiny-llama3";
+  std::string config_dir = std::string(VLLM_TEST_DATA_DIR) + "/models/tiny-llama3";
+  int docs = 40;
+  uint64_t seed = 1;
+  int follow_depth = CompileOptions{}.follow_depth;
+  int cache_entries = MatcherOptions{}.mask_cache_entries;
+  int threads = 1;
+  int passes = 3;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--tokenizer") {
+      tokenizer_dir = value();
+      config_dir.clear();
+    } else if (a == "--config") config_dir = value();
+    else if (a == "--docs") docs = std::atoi(value().c_str());
+    else if (a == "--seed") seed = std::strtoull(value().c_str(), nullptr, 10);
+    else if (a == "--follow-depth") follow_depth = std::atoi(value().c_str());
+    else if (a == "--cache-entries") cache_entries = std::atoi(value().c_str());
+    else if (a == "--threads") threads = std::atoi(value().c_str());
+    else if (a == "--grammar") only = value();
+    else if (a == "--passes") passes = std::max(1, std::atoi(value().c_str()));
+    else {
+      std::fprintf(stderr, "usage: %s [--tokenizer DIR [--config DIR]] [--docs N] [--seed S] [--follow-depth D] "
+                           "[--cache-entries K] [--threads T] [--passes P] [--grammar json_object|schema|arithmetic]\n", argv[0]);
+      return 2;
+    }
+  }
+  std::printf("command:");
+  for (int i = 0; i < argc; ++i) std::printf(" %s", argv[i]);
+  std::printf("\n");
+
+  try {
+    auto t0 = Clock::now();
+    // tokenizer_config.json (the EOS token) may sit in a separate model folder, as for the test data.
+    auto tok = config_dir.empty() ? Tokenizer::from_folder(tokenizer_dir) : Tokenizer::from_folders(tokenizer_dir, config_dir);
+    const double load_s = seconds_since(t0);
+    t0 = Clock::now();
+    auto vocab = TokenVocabulary::from_tokenizer(*tok);
+    const double vocab_s = seconds_since(t0);
+    std::printf("tokenizer %s: %d tokens, %u trie nodes; load %.0f ms, vocabulary + trie %.0f ms\n",
+                tokenizer_dir.c_str(), vocab->size(), vocab->trie().num_nodes(), load_s * 1e3, vocab_s * 1e3);
+
+    std::unique_ptr<ThreadPool> pool;
+    if (threads > 1) pool = std::make_unique<ThreadPool>(threads);
+    CompileOptions co;
+    co.follow_depth = follow_depth;
+    co.pool = pool.get();
+    MatcherOptions mo;
+    mo.mask_cache_entries = cache_entries;
+
+    struct Case {
+      std::string name, gbnf;
+      std::vector<std::string> docs;  // empty: random walks instead
+    };
+    std::vector<Case> cases;
+    {
+      testing::JsonDocuments gen(seed);
+      std::vector<std::string> d;
+      for (int i = 0; i < docs; ++i) d.push_back(gen.next());
+      cases.push_back({"json_object", json_object_gbnf(), d});
+    }
+    cases.push_back({"schema", kSchemaGrammar, schema_documents(docs, seed)});
+    cases.push_back({"schema, maxLength 64", schema_with_max_length(), schema_documents(docs, seed)});
+    cases.push_back({"arithmetic", kArithmeticGrammar, arithmetic_documents(docs, seed)});
+    // Random walks: every step takes a uniformly random allowed token (a stress test: deep
+    // nesting, long strings of odd tokens, states no document reaches).
+    cases.push_back({"json_object (random tokens)", json_object_gbnf(), {}});
+
+    std::vector<Result> results;
+    std::vector<uint32_t> mask(vocab->mask_words());
+    const int32_t eos = vocab->stop_token_ids().empty() ? -1 : vocab->stop_token_ids()[0];
+    for (const Case& c : cases) {
+      if (!only.empty() && c.name != only) continue;
+      Result r;
+      r.name = c.name;
+      auto g = CompiledGrammar::from_gbnf(c.gbnf, vocab, co);
+      r.compile = g->stats();
+      if (c.docs.empty()) {
+        std::mt19937_64 rng(seed);
+        const int walk_tokens = 200;
+        for (int w = 0; w < docs; ++w) {
+          GrammarMatcher m(g, mo);
+          for (int k = 0; k < walk_tokens && !m.is_terminated(); ++k) {
+            const auto ts = Clock::now();
+            m.fill_next_token_bitmask(mask.data());
+            r.mask_us.push_back(seconds_since(ts) * 1e6);
+            std::vector<int32_t> allowed;
+            for (int32_t id = 0; id < vocab->size(); ++id) {
+              if ((mask[static_cast<size_t>(id) >> 5] >> (id & 31)) & 1) allowed.push_back(id);
+            }
+            if (allowed.empty()) break;
+            const int32_t id = allowed[rng() % allowed.size()];
+            const auto ta = Clock::now();
+            if (!m.accept_token(id)) {
+              std::fprintf(stderr, "%s: token %d in the mask but refused\n", c.name.c_str(), id);
+              return 1;
+            }
+            r.accept_seconds += seconds_since(ta);
+            ++r.tokens;
+          }
+          r.masks += m.stats().masks;
+          r.cache_hits += m.stats().mask_cache_hits;
+          r.checked += m.stats().checked_tokens;
+        }
+        results.push_back(std::move(r));
+        continue;
+      }
+      for (const std::string& doc : c.docs) {
+        const std::vector<int32_t> ids = tok->encode(doc, false);
+        // The same walk `passes` times with a fresh matcher: the work is identical each time, so
+        // the fastest pass of each step is its cost without the scheduler's interruptions (the
+        // machine is shared). The first pass is reported as measured, too.
+        std::vector<double> best(ids.size() + 1, 1e30);
+        for (int pass = 0; pass < passes; ++pass) {
+          GrammarMatcher m(g, mo);
+          for (size_t k = 0; k <= ids.size(); ++k) {
+            const auto ts = Clock::now();
+            m.fill_next_token_bitmask(mask.data());
+            const double us = seconds_since(ts) * 1e6;
+            best[k] = std::min(best[k], us);
+            if (pass == 0) r.mask_us.push_back(us);
+            const int32_t id = k < ids.size() ? ids[k] : eos;
+            if (id < 0) break;
+            if (!((mask[static_cast<size_t>(id) >> 5] >> (id & 31)) & 1)) {
+              std::fprintf(stderr, "%s: token %zu (%d, '%s') of a valid document is not in the mask\n%s\n",
+                           c.name.c_str(), k, id, std::string(vocab->token_bytes(id)).c_str(), doc.c_str());
+              return 1;
+            }
+            const auto ta = Clock::now();
+            if (!m.accept_token(id)) {
+              std::fprintf(stderr, "%s: token %zu (%d) rejected by accept_token\n", c.name.c_str(), k, id);
+              return 1;
+            }
+            if (pass == 0) r.accept_seconds += seconds_since(ta);
+          }
+          if (pass == 0) {
+            r.tokens += ids.size() + 1;
+            r.masks += m.stats().masks;
+            r.cache_hits += m.stats().mask_cache_hits;
+            r.checked += m.stats().checked_tokens;
+          }
+        }
+        for (double b : best) {
+          if (b < 1e30) r.best_us.push_back(b);
+        }
+      }
+      results.push_back(std::move(r));
+    }
+
+    std::printf("\n| grammar | compile ms | nodes (classified) | tokens walked | mask mean us | p50 | p99 | max | "
+                "best-of-%d mean us | p99 | max | tokens/s (mask + accept) | cache hits | checked per mask |\n", passes);
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (const Result& r : results) {
+      double sum = 0, best = 0;
+      for (double x : r.mask_us) sum += x;
+      for (double x : r.best_us) best += x;
+      const double n = r.mask_us.empty() ? 1.0 : static_cast<double>(r.mask_us.size());
+      const double tps = static_cast<double>(r.tokens) / (sum * 1e-6 + r.accept_seconds);
+      auto best_col = [&](double v) {
+        if (r.best_us.empty()) return std::string("-");  // random walks are not repeated
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "%.1f", v);
+        return std::string(buf);
+      };
+      std::printf("| %s | %.0f | %zu (%zu) | %zu | %.1f | %.1f | %.1f | %.1f | %s | %s | %s | %.0f | %.0f%% | %.1f |\n",
+                  r.name.c_str(), r.compile.seconds * 1e3, r.compile.nodes, r.compile.classified_nodes, r.tokens,
+                  sum / n, percentile(r.mask_us, 0.5), percentile(r.mask_us, 0.99), percentile(r.mask_us, 1.0),
+                  best_col(r.best_us.empty() ? 0 : best / static_cast<double>(r.best_us.size())).c_str(),
+                  best_col(percentile(r.best_us, 0.99)).c_str(), best_col(percentile(r.best_us, 1.0)).c_str(), tps,
+                  r.masks ? 100.0 * static_cast<double>(r.cache_hits) / static_cast<double>(r.masks) : 0.0,
+                  r.masks ? static_cast<double>(r.checked) / static_cast<double>(r.masks) : 0.0);
+    }
+    std::printf("\ncompile details:\n");
+    for (const Result& r : results) {
+      std::printf("  %s: %.0f ms (classes %.0f ms), %zu rules, %zu nodes, %zu classified with %zu distinct classes "
+                  "from %zu walks (%.1fM parser moves), accepted entries %zu, uncertain %zu, %.1f MB\n",
+                  r.name.c_str(), r.compile.seconds * 1e3, r.compile.classify_seconds * 1e3, r.compile.rules,
+                  r.compile.nodes, r.compile.classified_nodes, r.compile.distinct_classes, r.compile.classify_walks,
+                  static_cast<double>(r.compile.classify_moves) / 1e6,
+                  r.compile.accepted_entries, r.compile.uncertain_entries,
+                  static_cast<double>(r.compile.memory_bytes) / 1e6);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
