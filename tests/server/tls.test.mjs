@@ -91,6 +91,25 @@ describe('https', () => {
     agent.destroy();
   });
 
+  it('ends Connection: close responses and HTTP/1.0 streams with a clean TLS close', async () => {
+    const body = JSON.stringify({ model: MODEL, prompt: 'a', max_tokens: 5, ignore_eos: true, stream: true });
+    for (const req of ['GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      `POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`]) {
+      const out = await new Promise((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: server.port, ca: fs.readFileSync(cert), servername: 'localhost' }, () => s.write(req));
+        let data = '';
+        let clean = false;
+        s.on('data', (d) => { data += d; });
+        s.on('end', () => { clean = true; });  // the server's close_notify, then its FIN
+        s.on('error', reject);
+        s.on('close', () => resolve({ data, clean }));
+      });
+      assert.match(out.data, /^HTTP\/1\.[01] 200 /);
+      assert.ok(out.clean, 'no clean TLS close');
+      if (req.startsWith('POST')) assert.match(out.data, /data: \[DONE\]\n\n$/);
+    }
+  });
+
   it('refuses an untrusted client cleanly (no CA given)', async () => {
     await assert.rejects(fetch(`${server.url}/health`), /fetch failed/);
     assert.equal((await httpsGet(`${server.url}/health`)).status, 200);

@@ -553,8 +553,8 @@ class BasicSession final : public Session {
       // One read at a time: on_monitor() goes on from there.
       after_response_ = true;
       if (keep_alive_ && !close_after_ && server_.accepting.load()) {
-        // Keep-alive: the pending read is the start of the next request. (Cancelling it would
-        // be simpler, but a cancelled TLS read leaves asio's SSL stream unable to read again.)
+        // Keep-alive: the pending read simply becomes the first read of the next request (its
+        // bytes stay in buffer_ for the parser), under the same idle limit as any wait for one.
         idle_timer_.expires_after(idle_timeout());
         idle_timer_.async_wait([self = self_ptr()](error_code ec) {
           if (!ec && self->after_response_) self->client_gone();
