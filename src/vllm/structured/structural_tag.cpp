@@ -1,5 +1,6 @@
 #include "vllm/structured/structural_tag.h"
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
