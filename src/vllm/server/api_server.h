@@ -46,6 +46,14 @@ struct ServerConfig {
   // --structured-outputs-config: server-wide defaults of the JSON options
   // (disable_any_whitespace, disable_additional_properties) that a request may override.
   nlohmann::json structured_outputs_defaults = nlohmann::json::object();
+  // Tool calling and reasoning (docs/tool_calling.md): --enable-auto-tool-choice,
+  // --tool-call-parser NAME, --reasoning-parser NAME (names as vLLM's; empty: none).
+  bool enable_auto_tool_choice = false;
+  std::string tool_call_parser;
+  std::string reasoning_parser;
+  // --structured-outputs-config enable_in_reasoning: a constraint covers the reasoning too
+  // (otherwise it applies to the answer after it).
+  bool structured_outputs_in_reasoning = false;
   double shutdown_grace_s = 3.0;
   double log_stats_interval_s = 10.0;  // the engine's throughput log line; 0: off
   std::string version = "0.0.0";  // GET /version  // after aborting, how long in-flight responses may take to end
