@@ -302,6 +302,13 @@ Runner add_serve(CLI::App& app) {
                   "Seconds a client may take none of its response before it is disconnected and its request "
                   "aborted")
       ->capture_default_str();
+  sub->add_option("--max-stored-responses", a->server.max_stored_responses,
+                  "Responses API: finished responses kept in memory for GET /v1/responses/{id} and "
+                  "previous_response_id, least recently used evicted first (0: store nothing)")
+      ->capture_default_str();
+  sub->add_option("--max-stored-response-bytes", a->server.max_stored_response_bytes,
+                  "Responses API: the most bytes (JSON size) the stored responses may take (0: no limit)")
+      ->capture_default_str();
   sub->add_option("--structured-outputs-config", a->structured_outputs_config,
                   "Structured outputs: JSON (or KEY=VALUE,...) with backend (auto), disable_any_whitespace, "
                   "disable_additional_properties");
