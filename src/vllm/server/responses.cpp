@@ -10,6 +10,9 @@
 #include "vllm/server/responses.h"
 
 #include <algorithm>
+#include <memory>
+#include <utility>
+#include <vector>
 #include <optional>
 #include <string_view>
 
@@ -71,16 +74,28 @@ ojson reasoning_item(const std::string& id, const std::string& text, const std::
   return item;
 }
 
-OutputItems output_items_from_text(const ServingContext& /*ctx*/, const ojson& /*chat_tools*/,
-                                   const FinishedGeneration& gen) {
+OutputItems output_items_from_text(const ServingContext& ctx, ChatOutputParser* parser, const FinishedGeneration& gen) {
   OutputItems out;
-  // Reasoning parsing goes here (a reasoning item first), then tool-call parsing (function_call
-  // items after the message, the content left over as the message's text): see responses.h.
-  const std::string& content = gen.text;
-  if (!content.empty()) {
-    out.items.push_back(message_item(new_item_id("msg_"), ojson::array({output_text_part(content, gen.logprobs)}),
-                                     gen.truncated ? "incomplete" : "completed"));
+  const std::string status = gen.truncated ? "incomplete" : "completed";
+  if (!parser) {
+    if (!gen.text.empty())
+      out.items.push_back(message_item(new_item_id("msg_"), ojson::array({output_text_part(gen.text, gen.logprobs)}), status));
+    return out;
   }
+  // Reasoning first, then the message, then the calls (vLLM's order).
+  ChatMessageParts parts = parser->parse(gen.text);
+  if (parts.reasoning && !parts.reasoning->empty()) {
+    out.items.push_back(reasoning_item(new_item_id("rs_"), *parts.reasoning, "completed"));
+    if (const Tokenizer* tok = ctx.tokenizer())
+      out.reasoning_tokens = static_cast<int64_t>(tok->encode(*parts.reasoning, false).size());
+  }
+  if (parts.content && !parts.content->empty()) {
+    // Log-probs cover the whole output; they go with the message only when it is all of it.
+    const ojson logprobs = *parts.content == gen.text ? gen.logprobs : ojson(nullptr);
+    out.items.push_back(message_item(new_item_id("msg_"), ojson::array({output_text_part(*parts.content, logprobs)}), status));
+  }
+  for (const parsers::ToolCall& call : parts.tool_calls)
+    out.items.push_back(function_call_item(new_item_id("fc_"), call.id, call.name, call.arguments, "completed"));
   return out;
 }
 
@@ -393,19 +408,30 @@ ojson chat_tools_of(const ojson& body) {
   return out.empty() ? ojson(nullptr) : out;
 }
 
-// tool_choice: "none" and "auto" are served; "required" and a named function need forced tool
-// calls, which vllm-cpp does not do yet; built-in tool choices name tools it does not have.
-void check_tool_choice(const ojson& body, const ojson& chat_tools) {
+// tool_choice, in the Responses shape ({"type": "function", "name": ...} for a named function):
+// "required" and a named function constrain the output as on chat completions; "auto" parses
+// calls out of the text when the server has a --tool-call-parser (without one the text stays
+// text, as in vLLM's Responses API); built-in tool choices name tools vllm-cpp does not have.
+ToolRequest responses_tool_request(const ServingContext& ctx, const ojson& body, const ojson& chat_tools) {
+  ToolRequest r;
+  r.tools = chat_tools;
+  if (auto p = opt_bool(body, "parallel_tool_calls")) r.parallel = *p;
   const ojson* choice = present(body, "tool_choice");
-  if (!choice) return;
+  if (!choice) {
+    if (!chat_tools.is_null() && ctx.config.enable_auto_tool_choice && !ctx.config.tool_call_parser.empty())
+      r.choice = ToolRequest::Choice::kAuto;
+    return r;
+  }
   if (choice->is_string()) {
     const std::string c = choice->get<std::string>();
-    if (c == "none" || c == "auto") return;
-    if (c != "required")
+    if (c == "none") return r;
+    if (c != "auto" && c != "required")
       bad("Invalid value for `tool_choice`: " + c + "! Only \"none\", \"auto\", \"required\" or a function are supported.",
           "tool_choice");
     if (chat_tools.is_null()) bad("When using `tool_choice`, `tools` must be set.", "tool_choice");
-    bad("tool_choice \"required\" is not supported by vllm-cpp yet", "tool_choice");
+    if (c == "required") r.choice = ToolRequest::Choice::kRequired;
+    else if (ctx.config.enable_auto_tool_choice && !ctx.config.tool_call_parser.empty()) r.choice = ToolRequest::Choice::kAuto;
+    return r;
   }
   if (!choice->is_object())
     bad("Invalid value for `tool_choice`: " + json_excerpt(*choice) + "! Only \"none\", \"auto\", \"required\" or a "
@@ -418,10 +444,13 @@ void check_tool_choice(const ojson& body, const ojson& chat_tools) {
     if (!chat_tools.is_null())
       for (const auto& t : chat_tools) found = found || t["function"]["name"] == name;
     if (!found) bad("The tool specified in `tool_choice` does not match any of the specified `tools`", "tool_choice");
-    bad("a named function tool_choice is not supported by vllm-cpp yet", "tool_choice");
+    r.choice = ToolRequest::Choice::kNamed;
+    r.named = name;
+    return r;
   }
   if (type == "allowed_tools") bad("tool_choice of type 'allowed_tools' is not supported by vllm-cpp", "tool_choice.type");
   bad("tool_choice of type '" + type + "' is not supported: vllm-cpp serves function tools only", "tool_choice.type");
+  return r;
 }
 
 // text.format -> the chat completions response_format that structured_outputs.cpp maps to a
@@ -536,7 +565,8 @@ class ResponsesJob : public RequestJob {
   std::string id;
   ojson response;    // the response object with status in_progress, no output and no usage
   ojson messages;    // what the prompt was rendered from, for the store
-  ojson chat_tools;  // for output parsing
+  // Reasoning and tool calls read out of the text (null: the text is the message).
+  std::unique_ptr<ChatOutputParser> parser;
   bool stream = false, store = false, as_token_id = false;
   std::optional<int> top_logprobs;  // set when include asks for logprobs
   std::vector<int32_t> prompt_ids;
@@ -568,8 +598,8 @@ class ResponsesJob : public RequestJob {
           pending_logprobs_.push_back(std::move(lp));
       // A delta may hold tokens but no text yet (a character split across tokens): their
       // logprobs wait for the text.
-      if (!c.text.empty()) {
-        data += stream_delta(c.text, pending_logprobs_);
+      if (!c.text.empty() || (c.finish_reason && parser)) {
+        data += stream_delta(c.text, pending_logprobs_, c.finish_reason.has_value());
         pending_logprobs_ = ojson::array();
       }
       if (c.finish_reason) finish_ = c.finish_reason;
@@ -611,8 +641,26 @@ class ResponsesJob : public RequestJob {
   // parsing plug in here, routing pieces to events_.reasoning_text_delta() and
   // events_.function_call_arguments_delta() instead (the final response lists the items in the
   // order the stream opened them).
-  std::string stream_delta(const std::string& text, const ojson& logprobs) {
-    return events_.output_text_delta(text, logprobs);
+  std::string stream_delta(const std::string& text, const ojson& logprobs, bool end) {
+    if (!parser) return events_.output_text_delta(text, logprobs);
+    parsers::DeltaMessage d = parser->feed(text);
+    if (end) {
+      parsers::DeltaMessage rest = parser->finish();
+      d.reasoning += rest.reasoning;
+      d.content += rest.content;
+      for (auto& c : rest.tool_calls) d.tool_calls.push_back(std::move(c));
+    }
+    std::string data;
+    if (!d.reasoning.empty()) data += events_.reasoning_text_delta(d.reasoning);
+    // Log-probs go with message text; split among items they would no longer line up.
+    if (!d.content.empty()) data += events_.output_text_delta(d.content, d.reasoning.empty() ? logprobs : ojson::array());
+    for (const parsers::ToolCallDelta& c : d.tool_calls) {
+      const auto i = static_cast<size_t>(c.index);
+      if (i >= calls_.size()) calls_.resize(i + 1);
+      if (c.id) calls_[i] = {*c.id, c.name.value_or("")};
+      data += events_.function_call_arguments_delta(calls_[i].first, calls_[i].second, c.arguments);
+    }
+    return data;
   }
 
   static std::string status_of(const std::optional<FinishReason>& r) {
@@ -646,7 +694,7 @@ class ResponsesJob : public RequestJob {
     gen.text = c.text;
     gen.truncated = status == "incomplete";
     if (top_logprobs) gen.logprobs = chat_logprobs_content(ctx_, c.token_ids, c.logprobs, *top_logprobs, as_token_id);
-    OutputItems items = output_items_from_text(ctx_, chat_tools, gen);
+    OutputItems items = output_items_from_text(ctx_, parser.get(), gen);
     ojson final = finished(status, std::move(items.items),
                            usage_of(static_cast<int64_t>(prompt_ids.size()), out.num_cached_tokens,
                                     static_cast<int64_t>(c.token_ids.size()), items.reasoning_tokens));
@@ -655,6 +703,7 @@ class ResponsesJob : public RequestJob {
   }
 
   ResponseEventStream events_;
+  std::vector<std::pair<std::string, std::string>> calls_;  // streamed calls: id and name, by index
   int64_t output_tokens_ = 0;
   std::optional<FinishReason> finish_;
   ojson pending_logprobs_ = ojson::array();
@@ -712,7 +761,7 @@ void handle_responses(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Ex
       str_field(*reasoning, "summary", "reasoning");
     }
     const ojson chat_tools = chat_tools_of(body);
-    check_tool_choice(body, chat_tools);
+    const ToolRequest tools = responses_tool_request(ctx, body, chat_tools);
     const ojson response_format = response_format_of(body);
 
     // The conversation: instructions, the previous response's turn(s), then the new input.
@@ -787,9 +836,12 @@ void handle_responses(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Ex
     if (auto s = opt_bool(body, "skip_special_tokens")) fields["skip_special_tokens"] = *s;
     if (logprobs) fields["logprobs"] = top_logprobs.value_or(0);
     AddRequestOptions options = request_options(ctx, body);
-    if (!response_format.is_null()) {
+    if (auto forced = tool_choice_constraint(tools)) {
+      apply_structured_outputs(ctx, ojson::object(), fields, options, std::move(forced), rendered.text);
+    } else if (!response_format.is_null()) {
       try {
-        apply_structured_outputs(ctx, ojson{{"response_format", response_format}}, fields, options);
+        apply_structured_outputs(ctx, ojson{{"response_format", response_format}}, fields, options, std::nullopt,
+                                 rendered.text);
       } catch (const ApiError& e) {
         throw ApiError(e.what(), std::string("text.format"), e.status(), e.type());
       }
@@ -809,8 +861,9 @@ void handle_responses(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Ex
     if (logprobs) job->top_logprobs = static_cast<int>(top_logprobs.value_or(0));
     job->prompt_ids = ids;
     job->messages = std::move(built.messages);
-    job->chat_tools = chat_tools;
-    if (const ojson* choice = present(body, "tool_choice"); choice && *choice == "none") job->chat_tools = nullptr;
+    job->parser = std::make_unique<ChatOutputParser>(ctx, tools, rendered.text);
+    if (job->parser->passthrough()) job->parser.reset();
+    else if (job->parser->wants_special_tokens()) params.skip_special_tokens = false;
 
     // The response object as vLLM's ResponsesResponse.from_request fills it (with OpenAI's
     // error and store fields), in its key order.

@@ -8,6 +8,7 @@
 
 #include "vllm/server/api_server.h"
 #include "vllm/server/protocol.h"
+#include "vllm/server/tool_calls.h"
 
 namespace vllm::server {
 
@@ -38,19 +39,12 @@ struct OutputItems {
   int64_t reasoning_tokens = 0;  // usage.output_tokens_details.reasoning_tokens
 };
 
-// THE place where a finished generation's text becomes output items (vLLM's
-// _make_response_output_items). Today: one assistant message holding all of the text (none
-// when the text is empty, as vLLM does).
-//
-// Reasoning and tool-call parsing plug in here: run the reasoning parser on gen.text first (its
-// reasoning -> reasoning_item(new_item_id("rs_"), reasoning, "completed") before everything
-// else, and reasoning_tokens), then the tool parser on the content left (each call ->
-// function_call_item(new_item_id("fc_"), call.id or new_item_id("call_"), name, arguments,
-// "completed") after the message; the content it leaves -> the message). `chat_tools` are the
-// request's function tools in the chat completions shape ({"type": "function", "function":
-// {...}}), null when there are none or tool_choice is "none". Streamed responses build their
-// items delta by delta instead: see ResponseEventStream and ResponsesJob::stream_delta.
-OutputItems output_items_from_text(const ServingContext& ctx, const ojson& chat_tools, const FinishedGeneration& gen);
+// Where a finished generation's text becomes output items (vLLM's
+// _make_response_output_items): with no parser, one assistant message holding all of the text
+// (none when the text is empty, as vLLM does); with one (--reasoning-parser, tool calls), a
+// reasoning item, the message with the content left, then one function_call item per call.
+// Streamed responses build the same items delta by delta (ResponsesJob::stream_delta).
+OutputItems output_items_from_text(const ServingContext& ctx, ChatOutputParser* parser, const FinishedGeneration& gen);
 
 // The events of a streamed response (OpenAI's Responses streaming events, each an SSE
 // "event: <type>" line and a "data: <json>" line, numbered by sequence_number from 0).
