@@ -296,6 +296,43 @@ describe(`responses on ${MODEL}`, () => {
     assert.equal(wrong.status, 405);
   });
 
+  it('tool_choice required: a function_call item whose arguments fit the tool, whole and streamed; the round trip', async () => {
+    const req = { model: MODEL, input: 'Weather in Paris?', tools: [TOOL], tool_choice: 'required', parallel_tool_calls: false,
+      temperature: 1.0, max_output_tokens: 200, text: undefined };
+    let call = null;
+    for (let seed = 0; seed < 6 && !call; seed++) {
+      const r = await client.responses.create({ ...req, seed });
+      if (r.status !== 'completed') continue;
+      const calls = r.output.filter((i) => i.type === 'function_call');
+      assert.equal(calls.length, 1, JSON.stringify(r.output));
+      call = calls[0];
+    }
+    assert.ok(call, 'no constrained call finished');
+    assert.equal(call.name, 'get_weather');
+    assert.match(call.call_id, /^chatcmpl-tool-/);
+    const args = JSON.parse(call.arguments);
+    assert.equal(typeof args.city, 'string');
+    // Streamed: function_call_arguments deltas that join to the final item's arguments.
+    const stream = await client.responses.create({ ...req, stream: true });
+    let joined = '';
+    let final = null;
+    for await (const e of stream) {
+      if (e.type === 'response.function_call_arguments.delta') joined += e.delta;
+      if (e.type === 'response.completed' || e.type === 'response.incomplete') final = e.response;
+    }
+    const item = final.output.find((i) => i.type === 'function_call');
+    if (final.status === 'completed') {
+      assert.ok(item, JSON.stringify(final.output));
+      assert.equal(joined, item.arguments);
+    }
+    // The call and its output go back in; the next answer is plain text.
+    const next = await client.responses.create({ model: MODEL, max_output_tokens: 4, tools: [TOOL],
+      input: [{ role: 'user', content: 'Weather in Paris?' }, { type: 'function_call', call_id: call.call_id, name: call.name,
+        arguments: call.arguments }, { type: 'function_call_output', call_id: call.call_id, output: 'sunny' }] });
+    assert.ok(next.usage.input_tokens > 20);
+    assert.ok(next.output.every((i) => i.type === 'message'));
+  });
+
   it('built-in tools and unsupported features are 400s in OpenAI\'s shape', async () => {
     for (const type of ['web_search', 'web_search_preview', 'file_search', 'code_interpreter', 'computer_use_preview', 'mcp', 'image_generation']) {
       await assert.rejects(client.responses.create({ model: MODEL, input: 'x', tools: [{ type }] }),
@@ -304,7 +341,6 @@ describe(`responses on ${MODEL}`, () => {
     await expect400({ input: 'x', tools: [TOOL, { type: 'mcp', server_label: 'a' }] }, 'tools[1].type', /function tools only/);
     await expect400({ input: 'x', background: true }, 'background', /background/);
     await expect400({ input: 'x', background: true, store: false }, 'background', /store/);
-    await expect400({ input: 'x', tools: [TOOL], tool_choice: 'required' }, 'tool_choice');
     await expect400({ input: 'x', tools: [TOOL], tool_choice: { type: 'function', name: 'nope' } }, 'tool_choice', /does not match/);
     await expect400({ input: 'x', tool_choice: { type: 'web_search' } }, 'tool_choice.type');
     await expect400({ input: 'x', prompt: { id: 'pmpt_1' } }, 'prompt');

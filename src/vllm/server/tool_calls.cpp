@@ -119,7 +119,8 @@ std::optional<nlohmann::json> tool_choice_constraint(const ToolRequest& tools) {
     const std::string name = nlohmann::json(tool["function"]["name"].get<std::string>()).dump();
     if (!any_of.empty()) any_of += ", ";
     any_of += R"({"type": "object", "properties": {"name": {"type": "string", "enum": [)" + name +
-              R"(]}, "parameters": )" + parameters_text(tool) + R"(}, "required": ["name", "parameters"]})";
+              R"(]}, "parameters": )" + parameters_text(tool) +
+              R"(}, "required": ["name", "parameters"], "additionalProperties": false})";
   }
   std::string schema = R"({"type": "array", "minItems": 1, )";
   if (!tools.parallel) schema += R"("maxItems": 1, )";
