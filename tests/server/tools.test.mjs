@@ -187,6 +187,14 @@ describe(`tool calling and reasoning on ${MODEL}`, () => {
     assert.equal(r.status, 400);
     r = await postJSON(url, { model: MODEL, messages: ASK, tools: TOOLS, tool_choice: 'sometimes' });
     assert.equal(r.status, 400);
+    // A past call whose arguments are not JSON, or hold a number past a double's range: a 400, not a 500.
+    for (const args of ['{"a": ', '{"a": 1e400}']) {
+      const history = [...ASK, { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function',
+        function: { name: 'get_weather', arguments: args } }] }, { role: 'tool', tool_call_id: 'c1', content: 'sunny' }];
+      r = await postJSON(url, { model: MODEL, messages: history, tools: TOOLS, max_tokens: 2 });
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.json.error.message, /function\.arguments is not valid JSON/);
+    }
   });
 });
 

@@ -82,8 +82,8 @@ ojson parse_conversation(const ojson& body) {
         } else if (args->is_string()) {
           try {
             fn["arguments"] = ojson::parse(args->get<std::string>());
-          } catch (const ojson::parse_error&) {
-            throw ApiError(where(i) + ".tool_calls: function.arguments is not valid JSON", "messages");
+          } catch (const ojson::exception& e) {  // parse_error, or out_of_range for a number past a double
+            throw ApiError(where(i) + ".tool_calls: function.arguments is not valid JSON (" + e.what() + ")", "messages");
           }
         }
       }
