@@ -123,6 +123,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   server.model_root = "default";
   server.served_model_names = {"default"};
   server.access_log = false;
+  server.trust_request_chat_template = true;  // the corpus' own templates reach the renderer
   ctx = new ServingContext(*engine, server, config);
   return 0;
 }

@@ -18,6 +18,21 @@ for (const MODEL of ['tiny-llama3', 'tiny-qwen3']) {
       assert.equal(await server.stop(), 0);
     });
 
+    it('refuses a request chat template without --trust-request-chat-template (as vLLM)', async () => {
+      const tmpl = '{% for m in messages %}{{ m.content }}{% endfor %}';
+      const messages = [{ role: 'user', content: 'hi' }];
+      for (const [url, extra] of [[`${server.baseURL}/chat/completions`, { chat_template: tmpl }],
+                                  [`${server.baseURL}/chat/completions`, { chat_template_kwargs: { chat_template: tmpl } }],
+                                  [`${server.url}/tokenize`, { chat_template: tmpl }]]) {
+        const r = await postJSON(url, { model: MODEL, messages, max_tokens: 1, ...extra });
+        assert.equal(r.status, 400, r.text);
+        assert.match(r.json.error.message, /--trust-request-chat-template is not set/);
+      }
+      // null is no template.
+      const ok = await postJSON(`${server.baseURL}/chat/completions`, { model: MODEL, messages, max_tokens: 1, chat_template: null });
+      assert.equal(ok.status, 200, ok.text);
+    });
+
     it('renders every golden conversation to the golden tokens', async () => {
       const cases = golden(MODEL).tokenizer.chat;
       assert.ok(cases.length > 0);

@@ -12,7 +12,7 @@ let server;
 let client;
 
 before(async () => {
-  server = await startServer(MODEL, ['--api-key', KEY, '--disable-log-stats', '--disable-uvicorn-access-log']);
+  server = await startServer(MODEL, ['--api-key', KEY, '--disable-log-stats', '--disable-uvicorn-access-log', '--trust-request-chat-template']);
   client = new OpenAI({ baseURL: server.baseURL, apiKey: KEY, maxRetries: 0 });
 });
 after(async () => {

@@ -95,6 +95,7 @@ struct ServeArgs {
   int ssl_cert_reqs = 0;
   std::string structured_outputs_config;
   bool enable_auto_tool_choice = false;
+  bool trust_request_chat_template = false;
   std::string tool_call_parser, reasoning_parser;
 };
 
@@ -231,6 +232,7 @@ int run_serve(ServeArgs& a) {
                                                                   &s.structured_outputs_in_reasoning);
   if (!a.reasoning_parser.empty()) s.reasoning_parser = a.reasoning_parser;
   s.enable_auto_tool_choice = a.enable_auto_tool_choice;
+  s.trust_request_chat_template = a.trust_request_chat_template;
   s.tool_call_parser = a.tool_call_parser;
   // Unknown names fail here, listing the known ones, not at the first request.
   if (s.enable_auto_tool_choice && s.tool_call_parser.empty())
@@ -312,6 +314,9 @@ Runner add_serve(CLI::App& app) {
   sub->add_option("--structured-outputs-config", a->structured_outputs_config,
                   "Structured outputs: JSON (or KEY=VALUE,...) with backend (auto), disable_any_whitespace, "
                   "disable_additional_properties");
+  sub->add_flag("--trust-request-chat-template", a->trust_request_chat_template,
+                "Accept a chat template sent with a request (chat_template, chat_template_kwargs.chat_template); "
+                "refused with a 400 otherwise");
   sub->add_flag("--enable-auto-tool-choice", a->enable_auto_tool_choice,
                 "Let the model call tools on its own (tool_choice \"auto\"); needs --tool-call-parser");
   sub->add_option("--tool-call-parser", a->tool_call_parser,

@@ -51,6 +51,10 @@ struct ServerConfig {
   // Tool calling and reasoning (docs/tool_calling.md): --enable-auto-tool-choice,
   // --tool-call-parser NAME, --reasoning-parser NAME (names as vLLM's; empty: none).
   bool enable_auto_tool_choice = false;
+  // --trust-request-chat-template: a request may bring its own chat template (chat_template, or
+  // chat_template_kwargs.chat_template). Off by default, as in vLLM: a template is a program the
+  // server runs, and one from any client is a request the operator opts into.
+  bool trust_request_chat_template = false;
   std::string tool_call_parser;
   std::string reasoning_parser;
   // --structured-outputs-config enable_in_reasoning: a constraint covers the reasoning too

@@ -116,6 +116,15 @@ RenderedChat render_chat(const ServingContext& ctx, const ojson& body) {
   if (add_generation_prompt && continue_final)
     throw ApiError("Cannot set both `continue_final_message` and `add_generation_prompt` to True.");
   std::shared_ptr<const ChatTemplate> tmpl = ctx.default_chat_template;
+  if (!ctx.config.trust_request_chat_template) {
+    const auto kw = body.find("chat_template_kwargs");
+    const bool in_kwargs = kw != body.end() && kw->is_object() && kw->contains("chat_template") &&
+                           !(*kw)["chat_template"].is_null();
+    if ((body.contains("chat_template") && !body["chat_template"].is_null()) || in_kwargs)
+      throw ApiError("Chat template is passed with request, but --trust-request-chat-template is not set. Refused "
+                     "request with untrusted chat template.",
+                     "chat_template");
+  }
   if (auto source = opt_string(body, "chat_template")) {
     try {
       tmpl = std::make_shared<const ChatTemplate>(*source);
