@@ -8,23 +8,39 @@
 // tokenizer, so the token paths are the ones a model emitting these documents would take. A last
 // row walks json_object with uniformly random allowed tokens (200 per walk, --docs walks).
 //
+// --schemas: a JSON Schema corpus instead. Every schema of random_schema.h's 200 (seeds
+// i*7919+1, as tests/structured/constrained_generation_dump.cpp on structured-integration
+// generates them) and of the JSON-Schema-Test-Suite (tests/data/json-schema-test-suite, from
+// scripts/fetch_json_schema_test_suite.sh; draft3 skipped) that the front end accepts is
+// compiled for the tokenizer; compile times (median, p90, p99, max, the worst schemas) are
+// printed, then valid instances of each schema (random_schema.h's instance(), compact and
+// indented; the suite's valid test data) are walked token by token with the mask timed, as above.
+//
 // usage: structured_bench [--tokenizer DIR [--config DIR]] [--docs N] [--seed S] [--follow-depth D]
 //                         [--cache-entries K] [--threads T] [--passes P] [--grammar NAME]
+//        structured_bench --schemas [--random N] [--suite DIR] [--instances K] [--max-moves M]
+//                         [--worst W] [--list] (and --tokenizer, --follow-depth, --threads, --passes)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "json_documents.h"
+#include "random_schema.h"
 #include "vllm/core/error.h"
 #include "vllm/core/thread_pool.h"
 #include "vllm/structured/builtin_grammars.h"
 #include "vllm/structured/compiled_grammar.h"
+#include "vllm/structured/json_schema.h"
 #include "vllm/structured/matcher.h"
 #include "vllm/structured/token_vocabulary.h"
 #include "vllm/tokenizer/tokenizer.h"
@@ -185,6 +201,184 @@ double percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
+
+// ---- --schemas: compile and walk a JSON Schema corpus ----
+
+struct SchemaCase {
+  std::string name;               // "random/17", "draft4/properties.json#2"
+  nlohmann::ordered_json schema;  // ordered: instances put keys in the schema's order
+  std::vector<std::string> instances;  // valid documents (the grammar may be tighter on a few)
+};
+
+std::vector<SchemaCase> schema_corpus(int random, const std::string& suite_dir, int instances) {
+  std::vector<SchemaCase> out;
+  for (int i = 0; i < random; ++i) {
+    testing::RandomSchemaGenerator gen(static_cast<uint64_t>(i) * 7919 + 1);
+    SchemaCase c{"random/" + std::to_string(i), gen.schema(), {}};
+    for (int k = 0; k < instances; ++k) {
+      const nlohmann::ordered_json v = gen.instance(c.schema);
+      c.instances.push_back(v.dump());
+      c.instances.push_back(v.dump(2));
+    }
+    out.push_back(std::move(c));
+  }
+  namespace fs = std::filesystem;
+  if (suite_dir.empty() || !fs::exists(suite_dir)) return out;
+  std::vector<fs::path> files;
+  for (const auto& d : fs::directory_iterator(suite_dir)) {
+    const std::string draft = d.path().filename().string();
+    if (!d.is_directory() || draft == "draft3") continue;  // draft3's keywords differ too much
+    for (const auto& f : fs::directory_iterator(d.path()))
+      if (f.path().extension() == ".json") files.push_back(f.path());
+    if (fs::exists(d.path() / "optional"))
+      for (const auto& f : fs::directory_iterator(d.path() / "optional"))
+        if (f.path().extension() == ".json") files.push_back(f.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& f : files) {
+    std::ifstream in(f);
+    const nlohmann::ordered_json groups = nlohmann::ordered_json::parse(in);
+    const std::string rel = fs::relative(f, suite_dir).string();
+    for (size_t g = 0; g < groups.size(); ++g) {
+      SchemaCase c{rel + "#" + std::to_string(g), groups[g]["schema"], {}};
+      for (const auto& t : groups[g]["tests"]) {
+        if (!t["valid"].get<bool>()) continue;
+        c.instances.push_back(t["data"].dump());
+        c.instances.push_back(t["data"].dump(2));
+      }
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+int run_schemas(const Tokenizer& tok, const std::shared_ptr<const TokenVocabulary>& vocab, const CompileOptions& co,
+                const MatcherOptions& mo, int random, const std::string& suite_dir, int instances, int passes,
+                int worst, bool list) {
+  const std::vector<SchemaCase> cases = schema_corpus(random, suite_dir, instances);
+  struct Compiled {
+    const SchemaCase* c;
+    double ms;
+    CompileStats stats;
+  };
+  std::vector<Compiled> ok;
+  std::vector<std::pair<const SchemaCase*, std::string>> failed;
+  size_t refused = 0, suite = 0;
+  std::vector<double> compile_ms;
+  std::vector<std::shared_ptr<const CompiledGrammar>> grammars;
+  for (const SchemaCase& c : cases) {
+    suite += c.name.rfind("random/", 0) != 0;
+    std::string gbnf;
+    try {
+      gbnf = json_schema_to_gbnf(c.schema);
+    } catch (const JsonSchemaError&) {
+      ++refused;  // outside what the front end supports: not part of the set
+      continue;
+    }
+    // Compile time: the grammar text's parse and the compilation (what a request waits for once
+    // the front end has run; the front end is timed apart by its own tests).
+    const auto t = Clock::now();
+    try {
+      auto g = CompiledGrammar::from_gbnf(gbnf, vocab, co);
+      const double ms = seconds_since(t) * 1e3;
+      compile_ms.push_back(ms);
+      ok.push_back({&c, ms, g->stats()});
+      grammars.push_back(std::move(g));
+    } catch (const std::exception& e) {
+      failed.push_back({&c, e.what()});
+      compile_ms.push_back(seconds_since(t) * 1e3);  // the time to fail counts too
+    }
+  }
+  std::printf("\nschemas: %d random + %zu from the suite; %zu refused by the front end (unsupported keywords), "
+              "%zu compiled, %zu failed to compile\n", random, suite, refused, ok.size(), failed.size());
+  for (const auto& [c, what] : failed) std::printf("  FAILED %s: %s\n", c->name.c_str(), what.c_str());
+  std::printf("\ncompile ms over %zu schemas (failures included): median %.2f | p90 %.2f | p99 %.2f | max %.2f | "
+              "mean %.2f\n", compile_ms.size(), percentile(compile_ms, 0.5), percentile(compile_ms, 0.9),
+              percentile(compile_ms, 0.99), percentile(compile_ms, 1.0),
+              compile_ms.empty() ? 0.0 : [&] { double s = 0; for (double x : compile_ms) s += x; return s / static_cast<double>(compile_ms.size()); }());
+  std::vector<const Compiled*> by_time;
+  for (const Compiled& c : ok) by_time.push_back(&c);
+  std::sort(by_time.begin(), by_time.end(), [](const Compiled* a, const Compiled* b) { return a->ms > b->ms; });
+  std::printf("worst %d:\n", worst);
+  for (size_t i = 0; i < by_time.size() && i < static_cast<size_t>(worst); ++i) {
+    const Compiled& c = *by_time[i];
+    std::printf("  %-44s %8.2f ms  %zu nodes (%zu classified, %zu classes), %zu walks, %.2fM moves\n",
+                c.c->name.c_str(), c.ms, c.stats.nodes, c.stats.classified_nodes, c.stats.distinct_classes,
+                c.stats.classify_walks, static_cast<double>(c.stats.classify_moves) / 1e6);
+  }
+  if (list) {
+    for (const Compiled& c : ok) {
+      std::printf("  compiled %s %.2f ms %zu nodes %zu walks %.2fM moves\n", c.c->name.c_str(), c.ms, c.stats.nodes,
+                  c.stats.classify_walks, static_cast<double>(c.stats.classify_moves) / 1e6);
+    }
+  }
+
+  // Masks along valid instances. An instance outside the grammar (where the grammar is
+  // deliberately tighter than the schema, e.g. 1.0 for an integer) is counted and skipped;
+  // inside it, every token of its tokenization must be in the mask.
+  std::vector<uint32_t> mask(vocab->mask_words());
+  const int32_t eos = vocab->stop_token_ids().empty() ? -1 : vocab->stop_token_ids()[0];
+  std::vector<double> first_us, best_us;
+  size_t walked = 0, outside = 0, hits = 0, masks = 0, checked = 0;
+  for (size_t gi = 0; gi < ok.size(); ++gi) {
+    const auto& g = grammars[gi];
+    for (const std::string& doc : ok[gi].c->instances) {
+      {
+        GrammarMatcher probe(g, mo);
+        if (!probe.accept_bytes(doc) || !probe.can_terminate()) {
+          ++outside;
+          continue;
+        }
+      }
+      ++walked;
+      const std::vector<int32_t> ids = tok.encode(doc, false);
+      std::vector<double> best(ids.size() + 1, 1e30);
+      for (int pass = 0; pass < passes; ++pass) {
+        GrammarMatcher m(g, mo);
+        for (size_t k = 0; k <= ids.size(); ++k) {
+          const auto ts = Clock::now();
+          m.fill_next_token_bitmask(mask.data());
+          const double us = seconds_since(ts) * 1e6;
+          best[k] = std::min(best[k], us);
+          if (pass == 0) first_us.push_back(us);
+          const int32_t id = k < ids.size() ? ids[k] : eos;
+          if (id < 0) break;
+          if (!((mask[static_cast<size_t>(id) >> 5] >> (id & 31)) & 1)) {
+            std::fprintf(stderr, "%s: token %zu (%d, '%s') of a valid instance is not in the mask\n%s\n",
+                         ok[gi].c->name.c_str(), k, id, std::string(vocab->token_bytes(id)).c_str(), doc.c_str());
+            return 1;
+          }
+          if (!m.accept_token(id)) {
+            std::fprintf(stderr, "%s: token %zu (%d) refused by accept_token\n", ok[gi].c->name.c_str(), k, id);
+            return 1;
+          }
+        }
+        if (pass == 0) {
+          hits += m.stats().mask_cache_hits;
+          masks += m.stats().masks;
+          checked += m.stats().checked_tokens;
+        }
+      }
+      for (double b : best) {
+        if (b < 1e30) best_us.push_back(b);
+      }
+    }
+  }
+  auto mean = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+  };
+  std::printf("\nmasks: %zu instances walked (%zu outside the grammar, skipped), %zu masks, %.0f%% from the "
+              "matcher's cache, %.1f tokens checked per mask\n", walked, outside, first_us.size(),
+              masks ? 100.0 * static_cast<double>(hits) / static_cast<double>(masks) : 0.0,
+              masks ? static_cast<double>(checked) / static_cast<double>(masks) : 0.0);
+  std::printf("mask us per token: mean %.2f | p50 %.2f | p99 %.2f | max %.1f   (best of %d: mean %.2f | p99 %.2f | "
+              "max %.1f)\n", mean(first_us), percentile(first_us, 0.5), percentile(first_us, 0.99),
+              percentile(first_us, 1.0), passes, mean(best_us), percentile(best_us, 0.99), percentile(best_us, 1.0));
+  return failed.empty() ? 0 : 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -197,6 +391,10 @@ int main(int argc, char** argv) {
   int threads = 1;
   int passes = 3;
   std::string only;
+  bool schemas = false, list = false;
+  int random = 200, instances = 3, worst = 5;
+  std::string suite_dir = std::string(VLLM_TEST_DATA_DIR) + "/json-schema-test-suite/tests";
+  uint64_t max_moves = CompileOptions{}.max_moves;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -217,9 +415,18 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::atoi(value().c_str());
     else if (a == "--grammar") only = value();
     else if (a == "--passes") passes = std::max(1, std::atoi(value().c_str()));
+    else if (a == "--schemas") schemas = true;
+    else if (a == "--random") random = std::atoi(value().c_str());
+    else if (a == "--suite") suite_dir = value();
+    else if (a == "--instances") instances = std::atoi(value().c_str());
+    else if (a == "--max-moves") max_moves = std::strtoull(value().c_str(), nullptr, 10);
+    else if (a == "--worst") worst = std::atoi(value().c_str());
+    else if (a == "--list") list = true;
     else {
       std::fprintf(stderr, "usage: %s [--tokenizer DIR [--config DIR]] [--docs N] [--seed S] [--follow-depth D] "
-                           "[--cache-entries K] [--threads T] [--passes P] [--grammar json_object|schema|arithmetic]\n", argv[0]);
+                           "[--cache-entries K] [--threads T] [--passes P] [--grammar json_object|schema|arithmetic]\n"
+                           "       %s --schemas [--random N] [--suite DIR] [--instances K] [--max-moves M] [--worst W] "
+                           "[--list]\n", argv[0], argv[0]);
       return 2;
     }
   }
@@ -243,8 +450,10 @@ int main(int argc, char** argv) {
     CompileOptions co;
     co.follow_depth = follow_depth;
     co.pool = pool.get();
+    co.max_moves = max_moves;
     MatcherOptions mo;
     mo.mask_cache_entries = cache_entries;
+    if (schemas) return run_schemas(*tok, vocab, co, mo, random, suite_dir, instances, passes, worst, list);
 
     struct Case {
       std::string name, gbnf;

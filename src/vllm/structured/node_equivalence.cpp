@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "vllm/structured/graph.h"
+
 namespace vllm::structured::detail {
 
 namespace {
@@ -73,19 +75,39 @@ TierPlan plan_tiers(const Automaton& a, size_t max_token_bytes) {
 
   const size_t n = a.nodes.size();
   const std::vector<uint32_t> rule_min = min_lengths(a);
-  // A node that calls a rule matching the empty string could reach its return node without
-  // reading anything, so its future at level d depends on level d itself: such nodes are never
-  // shared (rare: a nullable rule that is recursive or too big to inline).
-  std::vector<bool> unique(n, false);
+  // A node that calls a rule matching the empty string (`ws`) can reach the return node without
+  // reading anything, so its future over d bytes includes the return node's future over the
+  // same d bytes: level d is computed for return nodes first (the "nullable call" graph in
+  // topological order). Only nodes on a cycle of such calls (a loop whose body can be empty
+  // through a call) are never shared. JSON grammars call a nullable `ws` nearly everywhere, so
+  // treating every caller as unique would leave almost nothing to share.
+  std::vector<std::vector<uint32_t>> nullable_ret(n);
   uint32_t max_gap = 1;  // the largest back-reference between levels
   for (size_t i = 0; i < n; ++i) {
     const Node& node = a.nodes[i];
     for (uint32_t k = node.refs_begin; k < node.refs_end; ++k) {
       const uint32_t m = rule_min[a.ref_edges[k].rule];
-      if (m == 0) unique[i] = true;
+      if (m == 0) nullable_ret[i].push_back(a.ref_edges[k].ret);
       if (m < kInf) max_gap = std::max(max_gap, std::min(m, max_len));
     }
   }
+  const std::vector<int> comp = strongly_connected_components(nullable_ret);
+  std::vector<bool> unique(n, false);
+  {
+    std::vector<int> size(n, 0);
+    for (size_t i = 0; i < n; ++i) ++size[static_cast<size_t>(comp[i])];
+    for (size_t i = 0; i < n; ++i) {
+      for (uint32_t r : nullable_ret[i]) {
+        if (comp[r] == comp[i]) unique[i] = true;  // a self-loop or a larger cycle
+      }
+      if (size[static_cast<size_t>(comp[i])] > 1) unique[i] = true;
+    }
+  }
+  // Components complete callees first (reverse topological), so sorting by component puts each
+  // return node before the nodes that reach it through a nullable call.
+  std::vector<uint32_t> order(n);
+  for (uint32_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) { return comp[x] < comp[y]; });
 
   // The byte edges of a node as (class of the target, set of bytes) with one entry per class,
   // so that nodes whose edges are split differently between equivalent targets still agree.
@@ -131,7 +153,7 @@ TierPlan plan_tiers(const Automaton& a, size_t max_token_bytes) {
     const std::vector<uint32_t>& prev = ring[(d - 1) % ring_size];
     std::vector<uint32_t> level(n);
     Interner intern;
-    for (size_t i = 0; i < n; ++i) {
+    for (uint32_t i : order) {
       const Node& node = a.nodes[i];
       key.clear();
       if (unique[i]) {
@@ -146,8 +168,9 @@ TierPlan plan_tiers(const Automaton& a, size_t max_token_bytes) {
       refs.clear();
       for (uint32_t k = node.refs_begin; k < node.refs_end; ++k) {
         const RefEdge& e = a.ref_edges[k];
-        const uint32_t m = std::min(rule_min[e.rule], d);  // >= 1 here (nullable callees: unique)
-        refs.push_back({e.rule, ring[(d - m) % ring_size][e.ret]});
+        const uint32_t m = std::min(rule_min[e.rule], d);
+        // m == 0: the return node's class at this same level, computed before (see `order`).
+        refs.push_back({e.rule, m == 0 ? level[e.ret] : ring[(d - m) % ring_size][e.ret]});
       }
       std::sort(refs.begin(), refs.end());
       for (const auto& [r, c] : refs) {
@@ -185,6 +208,7 @@ TierPlan plan_tiers(const Automaton& a, size_t max_token_bytes) {
       cls[i] = intern(key);
     }
   }
+  plan.future = std::move(tier_level);
   return plan;
 }
 

@@ -27,6 +27,8 @@ struct TierPlan {
   // class_of[t][node]: nodes with byte edges in the same tier-t class classify the tokens of
   // tier t alike (nodes without byte edges: UINT32_MAX).
   std::vector<std::vector<uint32_t>> class_of;
+  // future[t][node]: every node's class at level bounds[t] - 1 (its future over that many bytes).
+  std::vector<std::vector<uint32_t>> future;
 };
 
 TierPlan plan_tiers(const Automaton& a, size_t max_token_bytes);
