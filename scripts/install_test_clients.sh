@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Installs the clients the server end-to-end tests talk to `vllm serve` with (the official
-# `openai` npm package, pinned in tests/server/package.json) into tests/server/node_modules.
+# Installs the npm packages the tests talk to vllm-cpp with, each folder from its lock file:
+#   tests/server      the official `openai` client (the server end-to-end tests)
+#   tests/structured  ajv, the independent JSON Schema validator of constrained generation
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root/tests/server"
 if ! command -v npm >/dev/null; then
   echo "install_test_clients.sh: npm is missing (Debian: apt-get install nodejs npm)" >&2
   exit 1
 fi
-if [ -f package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
-else
-  npm install --no-audit --no-fund --loglevel=error
-fi
+for dir in tests/server tests/structured; do
+  cd "$root/$dir"
+  if [ -f package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  else
+    npm install --no-audit --no-fund --loglevel=error
+  fi
+done
+cd "$root/tests/server"
 node -e "import('openai').then(m => console.log('openai ' + (m.VERSION ?? 'installed')))"

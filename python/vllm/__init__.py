@@ -16,6 +16,8 @@ _EXPORTS = {
     "LLM": "vllm.entrypoints.llm",
     "SamplingParams": "vllm.sampling_params",
     "BeamSearchParams": "vllm.sampling_params",
+    "StructuredOutputsParams": "vllm.sampling_params",
+    "GuidedDecodingParams": "vllm.sampling_params",
     "RequestOutputKind": "vllm.sampling_params",
     "RequestOutput": "vllm.outputs",
     "CompletionOutput": "vllm.outputs",

@@ -7,6 +7,7 @@ No engine is needed to build or validate one.
 """
 
 import copy
+import json as _json
 import logging
 import math
 import numbers
@@ -75,6 +76,160 @@ def _string_list(value: Any, name: str, allow_single: bool) -> List[str]:
     return list(value)
 
 
+_CONSTRAINT_FIELDS = ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
+
+
+@dataclass(kw_only=True)
+class StructuredOutputsParams:
+    """One output constraint (vLLM's ``StructuredOutputsParams``): a JSON schema (a dict or its
+    JSON text), a regex the whole output must match, a choice of exact strings, a GBNF grammar,
+    or any JSON object; plus the JSON options. Exactly one constraint kind, as vLLM checks.
+    The C++ engine compiles it (src/vllm/structured/); an invalid schema, regex or grammar
+    raises ValueError when the request is added."""
+
+    json: Optional[Union[str, Dict[str, Any]]] = None
+    regex: Optional[str] = None
+    choice: Optional[List[str]] = None
+    grammar: Optional[str] = None
+    json_object: Optional[bool] = None
+    disable_fallback: bool = False
+    disable_any_whitespace: bool = False
+    disable_additional_properties: bool = False
+    whitespace_pattern: Optional[str] = None
+    structural_tag: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        count = sum(getattr(self, f) is not None for f in _CONSTRAINT_FIELDS)
+        if count > 1:
+            raise ValueError(
+                "You can only use one kind of structured outputs constraint "
+                f"but multiple are specified: {self.__dict__}"
+            )
+        if count < 1:
+            raise ValueError(
+                "You must use one kind of structured outputs constraint "
+                f"but none are specified: {self.__dict__}"
+            )
+        _check_constraint_types(self)
+
+    def all_constraints_none(self) -> bool:
+        return all(getattr(self, f) is None for f in _CONSTRAINT_FIELDS)
+
+    def to_engine_dict(self) -> Dict[str, Any]:
+        """The fields as the engine reads them (the server's ``structured_outputs`` shape)."""
+        d: Dict[str, Any] = {f: getattr(self, f) for f in _CONSTRAINT_FIELDS if getattr(self, f) is not None}
+        if isinstance(self.json, dict):
+            # As text: the engine's JSON objects sort their keys, and the schema's property order
+            # is the order of the generated object's keys.
+            d["json"] = _json.dumps(self.json)
+        if self.choice is not None:
+            d["choice"] = list(self.choice)
+        for f in ("disable_any_whitespace", "disable_additional_properties"):
+            if getattr(self, f):
+                d[f] = True
+        if self.whitespace_pattern is not None:
+            d["whitespace_pattern"] = self.whitespace_pattern
+        return d
+
+
+@dataclass(kw_only=True)
+class GuidedDecodingParams:
+    """vLLM's older name for a structured-outputs constraint (``guided_decoding=``), kept for
+    the code that still uses it; it becomes a StructuredOutputsParams. ``backend`` may name
+    ``auto`` or this engine's own (see ``--structured-outputs-config``)."""
+
+    json: Optional[Union[str, Dict[str, Any]]] = None
+    regex: Optional[str] = None
+    choice: Optional[List[str]] = None
+    grammar: Optional[str] = None
+    json_object: Optional[bool] = None
+    backend: Optional[str] = None
+    backend_was_auto: bool = False
+    disable_fallback: bool = False
+    disable_any_whitespace: bool = False
+    disable_additional_properties: bool = False
+    whitespace_pattern: Optional[str] = None
+    structural_tag: Optional[str] = None
+
+    @staticmethod
+    def from_optional(
+        json: Optional[Union[str, Dict[str, Any]]] = None,
+        regex: Optional[str] = None,
+        choice: Optional[List[str]] = None,
+        grammar: Optional[str] = None,
+        json_object: Optional[bool] = None,
+        backend: Optional[str] = None,
+        whitespace_pattern: Optional[str] = None,
+        structural_tag: Optional[str] = None,
+    ) -> Optional["GuidedDecodingParams"]:
+        if all(arg is None for arg in (json, regex, choice, grammar, json_object, structural_tag)):
+            return None
+        # A pydantic model class or instance carries its schema.
+        if json is not None and not isinstance(json, (str, dict)) and hasattr(json, "model_json_schema"):
+            json = json.model_json_schema()
+        return GuidedDecodingParams(
+            json=json,
+            regex=regex,
+            choice=choice,
+            grammar=grammar,
+            json_object=json_object,
+            backend=backend,
+            whitespace_pattern=whitespace_pattern,
+            structural_tag=structural_tag,
+        )
+
+    def __post_init__(self) -> None:
+        guide_count = sum(getattr(self, f) is not None for f in ("json", "regex", "choice", "grammar", "json_object"))
+        if guide_count > 1:
+            raise ValueError(f"You can only use one kind of guided decoding but multiple are specified: {self.__dict__}")
+        _check_backend(self.backend)
+        _check_constraint_types(self)
+
+    def to_structured_outputs(self) -> StructuredOutputsParams:
+        return StructuredOutputsParams(
+            json=self.json,
+            regex=self.regex,
+            choice=self.choice,
+            grammar=self.grammar,
+            json_object=self.json_object,
+            disable_fallback=self.disable_fallback,
+            disable_any_whitespace=self.disable_any_whitespace,
+            disable_additional_properties=self.disable_additional_properties,
+            whitespace_pattern=self.whitespace_pattern,
+            structural_tag=self.structural_tag,
+        )
+
+
+# The structured-outputs backends a request may name: vLLM's "auto" and this engine's own.
+STRUCTURED_OUTPUTS_BACKENDS = ("auto", "vllm-cpp")
+
+
+def _check_backend(backend: Optional[str]) -> None:
+    if backend is not None and backend not in STRUCTURED_OUTPUTS_BACKENDS:
+        raise ValueError(
+            f"structured outputs backend {backend!r} is not available in vllm-cpp; "
+            f"choose one of {list(STRUCTURED_OUTPUTS_BACKENDS)} (xgrammar, guidance and outlines are "
+            "served by vllm-cpp's own engine under 'auto')"
+        )
+
+
+def _check_constraint_types(p: Any) -> None:
+    """Wrong types raise ValueError naming the field before anything reaches the engine."""
+    if p.json is not None and not isinstance(p.json, (str, dict)):
+        raise ValueError(f"structured outputs 'json' must be a JSON schema (a dict or a JSON string), got {type(p.json).__name__}")
+    for name in ("regex", "grammar", "whitespace_pattern", "structural_tag"):
+        value = getattr(p, name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"structured outputs '{name}' must be a string, got {type(value).__name__}")
+    if p.choice is not None:
+        if not isinstance(p.choice, (list, tuple)) or not all(isinstance(c, str) for c in p.choice):
+            raise ValueError(f"structured outputs 'choice' must be a list of strings, got {p.choice!r}")
+        if not p.choice:
+            raise ValueError("structured outputs 'choice' must not be empty")
+    if p.json_object is not None and not isinstance(p.json_object, bool):
+        raise ValueError(f"structured outputs 'json_object' must be a boolean, got {type(p.json_object).__name__}")
+
+
 class SamplingType(IntEnum):
     GREEDY = 0
     RANDOM = 1
@@ -100,8 +255,6 @@ _UNSUPPORTED_FIELDS = (
     "thinking_token_budget",
     "repetition_detection",
     "trace_decode_token_ids",
-    "guided_decoding",
-    "structured_outputs",
 )
 
 
@@ -154,8 +307,9 @@ class SamplingParams:
     output_text_buffer_length: int = 0
     _eos_token_id: Optional[int] = None
     _all_stop_token_ids: Set[int] = field(default_factory=set)
-    structured_outputs: Optional[Any] = None
-    guided_decoding: Optional[Any] = None
+    structured_outputs: Optional[StructuredOutputsParams] = None
+    # vLLM's older field: a GuidedDecodingParams becomes structured_outputs.
+    guided_decoding: Optional[GuidedDecodingParams] = None
     logit_bias: Optional[Dict[int, float]] = None
     allowed_token_ids: Optional[List[int]] = None
     extra_args: Optional[Dict[str, Any]] = None
@@ -253,6 +407,7 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         self._verify_types()
+        self._normalise_structured_outputs()
         if 0 < self.temperature < _MAX_TEMP:
             logger.warning(
                 "temperature %s is less than %s, which may cause numerical errors nan or inf in "
@@ -311,6 +466,28 @@ class SamplingParams:
 
         if self.skip_reading_prefix_cache is None:
             self.skip_reading_prefix_cache = self.prompt_logprobs is not None
+
+    def _normalise_structured_outputs(self) -> None:
+        """guided_decoding (vLLM's older field) becomes structured_outputs; a dict is taken as
+        StructuredOutputsParams' fields, so that its validation runs here."""
+        if self.guided_decoding is not None:
+            if isinstance(self.guided_decoding, dict):
+                self.guided_decoding = GuidedDecodingParams(**self.guided_decoding)
+            if not isinstance(self.guided_decoding, GuidedDecodingParams):
+                raise ValueError(
+                    f"guided_decoding must be a GuidedDecodingParams, got {type(self.guided_decoding).__name__}"
+                )
+            if self.structured_outputs is not None:
+                raise ValueError("Cannot set both structured_outputs and guided_decoding; use structured_outputs.")
+            self.structured_outputs = self.guided_decoding.to_structured_outputs()
+            self.guided_decoding = None
+        if isinstance(self.structured_outputs, dict):
+            self.structured_outputs = StructuredOutputsParams(**self.structured_outputs)
+        if self.structured_outputs is not None and not isinstance(self.structured_outputs, StructuredOutputsParams):
+            raise ValueError(
+                "structured_outputs must be a StructuredOutputsParams, got "
+                f"{type(self.structured_outputs).__name__}"
+            )
 
     def _verify_types(self) -> None:
         """Numbers must be numbers: a string or None where vLLM expects one raises ValueError
@@ -521,6 +698,9 @@ class SamplingParams:
             else {int(k): float(v) for k, v in self.logit_bias.items()},
             "allowed_token_ids": None if self.allowed_token_ids is None else list(self.allowed_token_ids),
             "extra_args": self.extra_args,
+            "structured_outputs": None
+            if self.structured_outputs is None
+            else self.structured_outputs.to_engine_dict(),
         }
         for name in _UNSUPPORTED_FIELDS:
             value = getattr(self, name)

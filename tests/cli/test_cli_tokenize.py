@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -61,16 +62,22 @@ def ok(*args, stdin=None):
 
 def test_tokenize_and_detokenize_match_goldens(model):
     folder, golden = model
+    checks = []  # (arguments, stdin, how to read the output, expected)
     for case in sample(golden["encode"]):
         text = case["text"]
-        assert json.loads(ok("tokenize", "-m", folder, "--text", "-", "--json", stdin=text)) == case["ids"], text
-        got = json.loads(ok("tokenize", "-m", folder, "--text", "-", "--json", "--no-special-tokens", stdin=text))
-        assert got == case["ids_no_special"], text
+        checks.append((["tokenize", "-m", folder, "--text", "-", "--json"], text, json.loads, case["ids"]))
+        checks.append((["tokenize", "-m", folder, "--text", "-", "--json", "--no-special-tokens"], text, json.loads,
+                       case["ids_no_special"]))
         ids = ",".join(map(str, case["ids"]))
         # detokenize ends its output with one newline.
-        assert ok("detokenize", "-m", folder, "--ids", ids)[:-1] == case["decode"], text
-        got = ok("detokenize", "-m", folder, "--ids", ids, "--skip-special-tokens")[:-1]
-        assert got == case["decode_skip_special"], text
+        checks.append((["detokenize", "-m", folder, "--ids", ids], None, lambda out: out[:-1], case["decode"]))
+        checks.append((["detokenize", "-m", folder, "--ids", ids, "--skip-special-tokens"], None, lambda out: out[:-1],
+                       case["decode_skip_special"]))
+    # Each command is a process that loads the tokenizer; run them side by side.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        outputs = list(pool.map(lambda c: ok(*c[0], stdin=c[1]), checks))
+    for (args, stdin, read, want), out in zip(checks, outputs):
+        assert read(out) == want, (args, stdin)
 
 
 def test_render_chat_matches_goldens(model):

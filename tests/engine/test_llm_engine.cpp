@@ -178,3 +178,63 @@ TEST(LLMEngine, MinTokensHoldsBackEos) {
 }
 
 }  // namespace
+
+// Backpressure (the server pauses a request whose client does not read its stream): a paused
+// request is not scheduled while the others run on; resumed, it finishes with exactly the tokens
+// it would have produced unpaused.
+TEST(LLMEngine, OutputPausedRequestsWaitAndResumeUnchanged) {
+  EngineConfig c = config_for("tiny-phi");
+  LLMEngine reference(c);
+  reference.add_request("a", PromptInput::from_text("Hello, my name is"), greedy(24));
+  const auto expected = run(reference).final.at("a").outputs[0].token_ids;
+
+  LLMEngine engine(c);
+  engine.add_request("a", PromptInput::from_text("Hello, my name is"), greedy(24));
+  engine.add_request("b", PromptInput::from_text("The quick brown fox"), greedy(8));
+  engine.step();  // both prefill and sample a first token
+  engine.set_output_paused("a", true);
+  EXPECT_TRUE(engine.has_runnable());
+  std::map<std::string, RequestOutput> final;
+  while (engine.has_runnable())
+    for (auto& out : engine.step()) {
+      EXPECT_NE(out.request_id, "a");  // nothing for the paused request
+      if (out.finished) final[out.request_id] = out;
+    }
+  ASSERT_TRUE(final.count("b"));
+  EXPECT_TRUE(engine.has_unfinished());  // "a" waits, holding its place
+  EXPECT_EQ(engine.core().scheduler().stats().num_output_paused, 1);
+  engine.set_output_paused("a", false);
+  auto r = run(engine);
+  EXPECT_EQ(r.final.at("a").outputs[0].token_ids, expected);
+  EXPECT_EQ(engine.core().scheduler().stats().num_output_paused, 0);
+  // Unknown ids are ignored.
+  engine.set_output_paused("nope", true);
+}
+
+TEST(LLMEngine, OutputPausedRequestsGiveTheirSlotsToWaitingOnes) {
+  EngineConfig c = config_for("tiny-phi");
+  c.max_num_seqs = 2;
+  LLMEngine reference(c);
+  SamplingParams pn = greedy(16);
+  pn.n = 2;
+  pn.temperature = 0.8;
+  pn.seed = 7;
+  reference.add_request("a", PromptInput::from_text("Hello, my name is"), pn);
+  const auto expected = run(reference).final.at("a").outputs;
+
+  LLMEngine engine(c);
+  engine.add_request("a", PromptInput::from_text("Hello, my name is"), pn);  // two sequences: every slot
+  engine.step();
+  engine.set_output_paused("a", true);
+  engine.add_request("b", PromptInput::from_text("The quick brown fox"), greedy(4));
+  std::map<std::string, RequestOutput> final;
+  for (int i = 0; i < 100 && !final.count("b"); ++i)
+    for (auto& out : engine.step())
+      if (out.finished) final[out.request_id] = out;
+  ASSERT_TRUE(final.count("b")) << "a paused request kept the waiting one out";
+  EXPECT_GE(engine.core().scheduler().stats().num_preemptions_total, 1);
+  engine.set_output_paused("a", false);
+  auto r = run(engine);
+  ASSERT_EQ(r.final.at("a").outputs.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(r.final.at("a").outputs[i].token_ids, expected[i].token_ids);
+}

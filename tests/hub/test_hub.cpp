@@ -371,6 +371,33 @@ TEST_F(HubTest, ShardedModelFetchesTheShardsItsIndexNames) {
   EXPECT_TRUE(snapshot_is_complete(folder));
 }
 
+// A hostile or broken repository: its index names a shard outside the snapshot folder. Nothing
+// may be fetched to (or linked at) that path.
+TEST_F(HubTest, IndexNamingAShardOutsideTheFolderIsRefused) {
+  json f = json::object();
+  std::map<std::string, std::string> data = {
+      {"config.json", "{}"},
+      {"model.safetensors.index.json", R"({"weight_map": {"a": "../../../../escaped.safetensors"}})"},
+      {"model.safetensors", random_bytes(100, 2)}};
+  for (const auto& [name, d] : data) {
+    fs::path p = dir_ / "hostile" / name;
+    write_file(p, d);
+    f[name] = {{"path", p.string()}, {"lfs", false}};
+  }
+  start_hub({{"org/hostile", {{"commit", kCommit}, {"refs", {{"main", kCommit}}}, {"files", f}}}});
+  try {
+    resolve_hub_model("org/hostile", "", "");
+    FAIL() << "resolved";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shard '../../../../escaped.safetensors' (for tensor 'a') is not a file name "
+                                         "inside the model folder"),
+              std::string::npos)
+        << e.what();
+  }
+  for (auto& e : fs::recursive_directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find("escaped"), std::string::npos) << e.path();
+}
+
 TEST_F(HubTest, RevisionBranchAndDownloadDir) {
   json repo = tiny_repo();
   repo["refs"]["v2"] = kOtherCommit;

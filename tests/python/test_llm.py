@@ -2,6 +2,9 @@
 Ctrl-C, and the output classes' shapes."""
 
 import _thread
+import json
+import os
+import shutil
 import threading
 import warnings
 
@@ -104,7 +107,7 @@ def test_constructor_arguments(tiny_phi):
         LLM(model=tiny_phi, quantization="awq")
     with pytest.raises(ValueError, match="Unknown dtype"):
         LLM(model=tiny_phi, dtype="int3")
-    with pytest.raises(FileNotFoundError, match="is not a folder"):
+    with pytest.raises(FileNotFoundError, match="is not a model folder"):
         LLM(model=tiny_phi + "-missing")
     with pytest.warns(UserWarning, match="ignores these engine arguments.*max_seq_len_to_capture"):
         llm = LLM(model=tiny_phi, max_seq_len_to_capture=8192, kv_cache_space=0.1, block_size=32, max_num_seqs=8,
@@ -356,3 +359,36 @@ def test_generation_config_defaults(tiny_phi, tmp_path):
     llm = LLM(model=str(model), kv_cache_space=0.1, generation_config="vllm")
     assert llm.get_default_sampling_params() == SamplingParams()
     llm.shutdown()
+
+
+def _edit_config(key, value):
+    def edit(folder):
+        path = os.path.join(folder, "config.json")
+        config = json.load(open(path))
+        config[key] = value
+        json.dump(config, open(path, "w"))
+    return edit
+
+
+def _fifo_weights(folder):
+    os.remove(os.path.join(folder, "model.safetensors"))
+    os.mkfifo(os.path.join(folder, "model.safetensors"))
+
+
+@pytest.mark.parametrize("edit, error, match", [
+    (_edit_config("max_position_embeddings", -5), RuntimeError, "'max_position_embeddings' must be positive, not -5"),
+    (_edit_config("num_key_value_heads", 3), RuntimeError, "'num_key_value_heads' \\(3\\) must divide"),
+    (_fifo_weights, RuntimeError, "model.safetensors: is a FIFO, not a regular file"),
+])
+def test_broken_model_folder_raises(tiny_phi, tmp_path, edit, error, match):
+    """A bad model folder is an exception naming the file and the problem (issue 20), never a hang or a crash."""
+    folder = str(tmp_path / "model")
+    shutil.copytree(tiny_phi, folder)
+    edit(folder)
+    with pytest.raises(error, match=match):
+        LLM(model=folder)
+
+
+def test_overlong_hub_id_raises():
+    with pytest.raises(FileNotFoundError, match="the maximum length is 96"):
+        LLM(model="a" * 5000)

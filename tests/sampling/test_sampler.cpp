@@ -419,3 +419,72 @@ TEST(Sampler, EdgeCasesAndErrors) {
   vllm::Tensor bad = vllm::Tensor::from_floats({0, 1, 2}, {3});
   EXPECT_THROW(s.sample(bad, std::span<const SamplingRow>(rows).first(1)), vllm::Error);
 }
+
+namespace {
+
+// Structured outputs' token bitmask (vLLM's packed layout): masked tokens get -inf before
+// anything else, so they are never drawn and their raw logprob is -inf (as vLLM v1, which
+// applies the grammar bitmask to the logits it hands its sampler); the allowed ones keep their
+// logits bit for bit, in every kind of word (all set, none set, mixed, and the partial last one).
+TEST(SamplerBitmask, MaskedTokensAreNeverSampledAndKeptOnesAreUntouched) {
+  const int64_t vocab = 32 * 7 + 5;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    std::mt19937 rng(static_cast<uint32_t>(seed));
+    std::vector<uint32_t> mask(static_cast<size_t>((vocab + 31) / 32));
+    mask[0] = 0xFFFFFFFFu;  // a full word
+    mask[1] = 0;            // an empty word
+    for (size_t w = 2; w < mask.size(); ++w) mask[w] = rng();
+    const std::vector<float> original = random_logits(static_cast<size_t>(vocab), seed);
+    std::vector<float> l = original;
+    vllm::apply_token_bitmask(l.data(), vocab, mask.data());
+    for (int64_t i = 0; i < vocab; ++i) {
+      const bool allowed = (mask[static_cast<size_t>(i / 32)] >> (i % 32)) & 1u;
+      if (allowed) {
+        EXPECT_EQ(l[static_cast<size_t>(i)], original[static_cast<size_t>(i)]) << i;
+      } else {
+        EXPECT_EQ(l[static_cast<size_t>(i)], kNegInf) << i;
+      }
+    }
+
+    Sampler s(seed);
+    SamplingParams p;
+    p.temperature = 1.5;
+    p.logprobs = 5;
+    p.finalize();
+    SamplingRow row;
+    row.params = &p;
+    row.token_bitmask = mask.data();
+    for (int draw = 0; draw < 20; ++draw) {
+      std::vector<float> logits = original;
+      SampleResult r = sample_one(s, logits, row);
+      EXPECT_TRUE(vllm::token_allowed(mask.data(), r.token_id)) << r.token_id;
+      for (const auto& t : r.top_logprobs) {
+        if (!vllm::token_allowed(mask.data(), t.token_id)) {
+          EXPECT_EQ(t.logprob, kNegInf);
+        }
+      }
+    }
+  }
+}
+
+// When the processors mask every token the constraint allows (min_tokens holding back the stop
+// token a complete grammar allows), the sampler still returns an allowed token.
+TEST(SamplerBitmask, ConstraintWinsWhenEverythingElseIsMasked) {
+  const int64_t vocab = 100;
+  std::vector<uint32_t> mask(4, 0);
+  mask[77 / 32] |= 1u << (77 % 32);  // only token 77 (the "EOS") is allowed
+  SamplingParams p;
+  p.temperature = 0.0;
+  p.min_tokens = 5;
+  p.stop_token_ids = {77};
+  p.finalize();
+  p.all_stop_token_ids = {77};
+  Sampler s(1);
+  SamplingRow row;
+  row.params = &p;
+  row.token_bitmask = mask.data();
+  std::vector<float> logits = random_logits(static_cast<size_t>(vocab), 3);
+  EXPECT_EQ(sample_one(s, logits, row).token_id, 77);
+}
+
+}  // namespace

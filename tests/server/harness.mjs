@@ -65,13 +65,13 @@ export async function startServer(name, extraArgs = [], { env = {}, timeoutMs = 
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  const port = await new Promise((resolve, reject) => {
+  const { scheme, port } = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${log}`)), timeoutMs);
     const check = () => {
-      const m = log.match(/Uvicorn running on http:\/\/127\.0\.0\.1:(\d+)/);
+      const m = log.match(/Uvicorn running on (https?):\/\/127\.0\.0\.1:(\d+)/);
       if (m) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        resolve({ scheme: m[1], port: Number(m[2]) });
       }
     };
     child.stdout.on('data', check);
@@ -81,9 +81,10 @@ export async function startServer(name, extraArgs = [], { env = {}, timeoutMs = 
       reject(new Error(`server exited (code ${code}, signal ${signal}) before listening:\n${log}`));
     });
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${scheme}://127.0.0.1:${port}`;
   return {
     url,
+    port,
     baseURL: `${url}/v1`,
     child,
     log: () => log,

@@ -166,6 +166,23 @@ TEST(TokenizerErrors, InvalidJsonAndConfigFields) {
             std::string::npos);
 }
 
+// A number JSON cannot hold (nlohmann throws out_of_range, not parse_error): found by
+// fuzz_tokenizer_json, where it escaped as an uncaught exception ("internal error" in the CLI).
+TEST(TokenizerErrors, NumberOutOfRangeIsInvalidJson) {
+  for (const char* text : {R"({"model": {"type": "BPE", "vocab": {"a": 1e999}}})", "[1e400]"}) {
+    try {
+      Tokenizer::from_json(text, "", "big/tokenizer.json");
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kModelLoad);
+      EXPECT_NE(std::string(e.what()).find("big/tokenizer.json: invalid JSON"), std::string::npos) << e.what();
+    }
+  }
+  const std::string msg = load_error(minimal_tokenizer(), R"({"model_max_length": 1e999})");
+  EXPECT_NE(msg.find("tokenizer_config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("invalid JSON"), std::string::npos) << msg;
+}
+
 TEST(TokenizerErrors, FolderErrorsNameTheFile) {
   const auto dir = std::filesystem::temp_directory_path() / ("vllm_tok_errors_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);

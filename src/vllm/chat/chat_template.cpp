@@ -1,6 +1,7 @@
 #include "vllm/chat/chat_template.h"
 
 #include <new>
+#include <unordered_map>
 
 #include "vllm/chat/errors.h"
 #include "vllm/chat/interpreter.h"
@@ -75,20 +76,30 @@ std::string apply_chat_template(const ChatTemplate& tmpl, const ChatTemplateInpu
     throw Error("chat template kwargs must be a JSON object", ErrorKind::kInvalidArgument);
   }
   Value context = Value::dict();
-  auto& vars = context.as_dict();
+  auto& entries = context.as_dict().entries;
+  // DictData::set searches the entries linearly; a request's chat_template_kwargs may hold a
+  // hundred thousand keys, so the context is assembled with its own index (a later name
+  // replaces an earlier one's value in place, as in a Python dict).
+  std::unordered_map<std::string, size_t> position;
+  const auto set = [&](const std::string& name, Value value) {
+    auto [it, fresh] = position.emplace(name, entries.size());
+    if (fresh) entries.emplace_back(Value::string(name), std::move(value));
+    else entries[it->second].second = std::move(value);
+  };
   try {
     // transformers: {**special_tokens_map, **kwargs}, then messages/tools/documents/
     // add_generation_prompt as named arguments of render().
-    if (!inputs.bos_token.empty()) vars.set(Value::string("bos_token"), Value::string(inputs.bos_token));
-    if (!inputs.eos_token.empty()) vars.set(Value::string("eos_token"), Value::string(inputs.eos_token));
+    if (!inputs.bos_token.empty()) set("bos_token", Value::string(inputs.bos_token));
+    if (!inputs.eos_token.empty()) set("eos_token", Value::string(inputs.eos_token));
     if (inputs.extra_kwargs.is_object()) {
+      entries.reserve(inputs.extra_kwargs.size() + 6);
       for (auto it = inputs.extra_kwargs.begin(); it != inputs.extra_kwargs.end(); ++it)
-        vars.set(Value::string(it.key()), jinja::from_json(it.value()));
+        set(it.key(), jinja::from_json(it.value()));
     }
-    vars.set(Value::string("messages"), jinja::from_json(inputs.messages));
-    vars.set(Value::string("tools"), jinja::from_json(inputs.tools));
-    vars.set(Value::string("documents"), jinja::from_json(inputs.documents));
-    vars.set(Value::string("add_generation_prompt"), Value::boolean(inputs.add_generation_prompt));
+    set("messages", jinja::from_json(inputs.messages));
+    set("tools", jinja::from_json(inputs.tools));
+    set("documents", jinja::from_json(inputs.documents));
+    set("add_generation_prompt", Value::boolean(inputs.add_generation_prompt));
   } catch (const jinja::TemplateError& e) {
     throw Error(e.what(), ErrorKind::kInvalidArgument);
   }

@@ -3,6 +3,7 @@
 
 #include "vllm/cli/commands.h"
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 #include "vllm/hub/resolve_hub_model.h"
 
 namespace vllm::cli {
@@ -30,28 +31,58 @@ void add_engine_args(CLI::App* app, EngineConfig& c) {
   app->add_flag("--enforce-eager", c.enforce_eager, "Never use CUDA graphs");
 }
 
+namespace {
+// The model argument as messages quote it: whole, unless it is too long for one line.
+std::string shown_model(const std::string& model) {
+  if (model.size() <= 160) return "'" + model + "'";
+  return "'" + model.substr(0, 120) + "...' (" + std::to_string(model.size()) + " characters)";
+}
+}  // namespace
+
 std::string resolve_model_folder(const std::string& model, const std::string& revision, const std::string& download_dir) {
   namespace fs = std::filesystem;
   if (model.empty()) {
     // The trained model the repository ships (models/default, see its MODEL_CARD.md).
     const char* env = std::getenv("VLLM_DEFAULT_MODEL");
     fs::path def = env ? fs::path(env) : fs::path(VLLM_SOURCE_DIR) / "models" / "default";
-    if (fs::is_directory(def)) return def.string();
+    if (path_type(def.string()) == PathType::kDirectory) return def.string();
     throw Error("no model given and the default model " + def.string() + " is missing (it is part of the repository: check out models/default)",
                 ErrorKind::kNotFound);
   }
-  if (fs::is_directory(model)) return model;
+  // What sits at the path decides first, as in vLLM (a local folder wins over a Hub id of the
+  // same name). path_type never throws: an overlong name or a symlink loop is a reason, not an
+  // exception.
+  std::string why;
+  const PathType type = path_type(model, &why);
+  if (type == PathType::kDirectory) return model;
+  if (type == PathType::kRegular)
+    throw Error("model " + shown_model(model) + " is a file, not a model folder (a folder with config.json and the weights)",
+                ErrorKind::kNotFound);
   // Something that is not a folder but reads as a Hub id (org/name or name) is fetched from the Hub
   // (or its cache), as vLLM does; anything else is a mistyped path.
-  if (hub::is_valid_repo_id(model)) {
+  if (type == PathType::kMissing && hub::is_valid_repo_id(model)) {
     try {
       return hub::resolve_hub_model(model, revision, download_dir);
     } catch (const Error& e) {
       // Say both readings: the argument may be a mistyped local path rather than a Hub id.
-      throw Error("model '" + model + "' is not a local folder, and as a Hugging Face model id: " + e.what(), e.kind());
+      throw Error("model " + shown_model(model) + " is not a local folder, and as a Hugging Face model id: " + e.what(), e.kind());
     }
   }
-  throw Error("model '" + model + "' is not a folder", ErrorKind::kNotFound);
+  std::string msg = "model " + shown_model(model) + " is not a model folder (" +
+                    (type == PathType::kMissing ? std::string("no such folder") : why) + ")";
+  // A name that could have been meant as a Hub id (not an absolute, home or dotted path) also
+  // gets huggingface_hub's reason for refusing it, as vLLM passes it to huggingface_hub.
+  const bool hub_like = model[0] != '/' && model[0] != '.' && model[0] != '~';
+  if (hub_like) {
+    std::string hub_why = hub::repo_id_error(model);
+    if (model.size() > 160) {
+      // Its message quotes the whole id; keep the line short.
+      const size_t q = hub_why.find(": '");
+      if (q != std::string::npos) hub_why = hub_why.substr(0, q);
+    }
+    if (!hub_why.empty()) msg += ", and not a Hugging Face model id: " + hub_why;
+  }
+  throw Error(msg, ErrorKind::kNotFound);
 }
 
 namespace {

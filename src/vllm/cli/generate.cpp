@@ -1,5 +1,6 @@
 // vllm generate: offline generation from token ids (text prompts once a tokenizer is loaded),
 // all prompts batched in one engine; plain or JSON-lines output.
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -25,7 +26,37 @@ struct GenerateArgs {
   double top_p = 1.0;
   int top_k = 0;
   bool json = false;
+  // Structured outputs: at most one (vLLM's one-constraint rule).
+  std::string json_schema_file, regex, choice, grammar_file;
 };
+
+std::string read_file(const std::string& path, const char* flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(std::string(flag) + ": cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The structured_outputs JSON form of the constraint flags, or nothing.
+std::optional<nlohmann::json> structured_outputs_of(const GenerateArgs& a) {
+  nlohmann::json so = nlohmann::json::object();
+  if (!a.json_schema_file.empty()) {
+    std::string text = read_file(a.json_schema_file, "--json-schema");
+    if (!nlohmann::ordered_json::accept(text)) throw Error("--json-schema: '" + a.json_schema_file + "' is not JSON");
+    so["json"] = std::move(text);
+  }
+  if (!a.regex.empty()) so["regex"] = a.regex;
+  if (!a.choice.empty()) {
+    std::vector<std::string> choices;
+    std::stringstream ss(a.choice);
+    for (std::string item; std::getline(ss, item, ',');) choices.push_back(item);
+    so["choice"] = choices;
+  }
+  if (!a.grammar_file.empty()) so["grammar"] = read_file(a.grammar_file, "--grammar");
+  if (so.empty()) return std::nullopt;
+  return so;
+}
 
 std::vector<int32_t> parse_ids(const std::string& s) {
   std::vector<int32_t> ids;
@@ -58,6 +89,7 @@ int run_generate(GenerateArgs& a) {
   std::vector<PromptInput> inputs;
   for (const auto& p : a.prompts) inputs.push_back(PromptInput::from_text(p));
   for (const auto& p : a.prompt_ids) inputs.push_back(PromptInput::from_ids(parse_ids(p)));
+  const std::optional<nlohmann::json> structured = structured_outputs_of(a);
   for (size_t i = 0; i < inputs.size(); ++i) {
     SamplingParams params;
     params.temperature = a.temperature;
@@ -69,6 +101,7 @@ int run_generate(GenerateArgs& a) {
     params.prompt_logprobs = a.prompt_logprobs;
     params.detokenize = engine.tokenizer() != nullptr;
     if (a.seed) params.seed = *a.seed;
+    params.structured_outputs = structured;
     engine.add_request(std::to_string(i), inputs[i], params);
   }
   std::vector<RequestOutput> results(inputs.size());
@@ -119,6 +152,10 @@ Runner add_generate(CLI::App& app) {
   sub->add_option("--top-p", a->top_p, "Nucleus sampling: the smallest set of tokens this likely")->capture_default_str();
   sub->add_option("--top-k", a->top_k, "Sample from the k most likely tokens (0: all)")->capture_default_str();
   sub->add_flag("--json", a->json, "One JSON object per prompt and line");
+  sub->add_option("--json-schema", a->json_schema_file, "Constrain the output to JSON matching the schema in FILE");
+  sub->add_option("--regex", a->regex, "Constrain the output to match the regex (whole output)");
+  sub->add_option("--choice", a->choice, "Constrain the output to one of these comma-separated strings");
+  sub->add_option("--grammar", a->grammar_file, "Constrain the output to the GBNF grammar in FILE (start rule root)");
   add_engine_args(sub, a->engine);
   return [a] { return run_generate(*a); };
 }

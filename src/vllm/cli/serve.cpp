@@ -8,12 +8,53 @@
 
 #include "vllm/cli/commands.h"
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 #include "vllm/core/logging.h"
 #include "vllm/server/api_server.h"
 
 namespace vllm::cli {
 
 namespace {
+
+// vLLM's --structured-outputs-config: a JSON object (or key=value pairs, as vLLM's CLI takes
+// them). backend must be auto or vllm-cpp (the one engine here); the JSON options become the
+// server's defaults for every request.
+nlohmann::json parse_structured_outputs_config(const std::string& text) {
+  nlohmann::json cfg = nlohmann::json::object();
+  if (text.empty()) return cfg;
+  if (text.front() == '{') {
+    if (!nlohmann::json::accept(text)) throw Error("--structured-outputs-config: not a JSON object: " + text);
+    cfg = nlohmann::json::parse(text);
+  } else {
+    std::stringstream ss(text);
+    for (std::string item; std::getline(ss, item, ',');) {
+      const auto eq = item.find('=');
+      if (eq == std::string::npos) throw Error("--structured-outputs-config: expected KEY=VALUE, got '" + item + "'");
+      const std::string v = item.substr(eq + 1);
+      cfg[item.substr(0, eq)] = v == "true" ? nlohmann::json(true) : v == "false" ? nlohmann::json(false) : nlohmann::json(v);
+    }
+  }
+  nlohmann::json defaults = nlohmann::json::object();
+  for (auto it = cfg.begin(); it != cfg.end(); ++it) {
+    const std::string& k = it.key();
+    if (k == "backend") {
+      if (!it->is_string() || (*it != "auto" && *it != "vllm-cpp"))
+        throw Error("--structured-outputs-config: backend " + it->dump() +
+                    " is not available; vllm-cpp has its own engine: use \"auto\" (or \"vllm-cpp\")");
+    } else if (k == "disable_any_whitespace" || k == "disable_additional_properties") {
+      if (!it->is_boolean()) throw Error("--structured-outputs-config: " + k + " must be true or false");
+      defaults[k] = *it;
+    } else if (k == "disable_fallback" || k == "enable_in_reasoning") {
+      if (!it->is_boolean()) throw Error("--structured-outputs-config: " + k + " must be true or false");
+    } else if (k == "reasoning_parser") {
+      if (!it->is_string() || !it->get<std::string>().empty())
+        throw Error("--structured-outputs-config: reasoning_parser is not supported yet (no reasoning parsers)");
+    } else {
+      throw Error("--structured-outputs-config: unknown key '" + k + "'");
+    }
+  }
+  return defaults;
+}
 
 struct ServeArgs {
   EngineConfig engine;
@@ -38,6 +79,9 @@ struct ServeArgs {
   bool enable_prompt_tokens_details = false;
   bool enable_force_include_usage = false;
   bool return_tokens_as_token_ids = false;
+  std::string ssl_keyfile, ssl_certfile, ssl_ca_certs;
+  int ssl_cert_reqs = 0;
+  std::string structured_outputs_config;
 };
 
 // Python's codecs.decode(s, "unicode_escape") for the escapes a shell-quoted template holds.
@@ -94,12 +138,13 @@ std::string unicode_unescape(const std::string& s) {
 
 // vLLM's load_chat_template: a readable file, else an inline template (it must look like one).
 std::string load_chat_template(const std::string& arg) {
-  std::ifstream f(arg, std::ios::binary);
-  if (f) {
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
+  // Only a regular file is read: opening a FIFO would wait for a writer forever.
+  std::string why;
+  const PathType type = path_type(arg, &why);
+  if (type == PathType::kRegular) return read_regular_file(arg, ErrorKind::kInvalidArgument);
+  if (type != PathType::kMissing && arg.find_first_of("{}\n") == std::string::npos)
+    throw Error("The supplied chat template (" + arg + ") looks like a file path, but it failed to be opened. Reason: " +
+                (type == PathType::kDirectory ? std::string("is a directory") : why));
   if (arg.find_first_of("{}\n") == std::string::npos)
     throw Error("The supplied chat template (" + arg +
                 ") looks like a file path, but it failed to be opened. Reason: no such file or it cannot be read");
@@ -161,6 +206,17 @@ int run_serve(ServeArgs& a) {
   s.return_tokens_as_token_ids = a.return_tokens_as_token_ids;
   s.response_role = a.response_role;
   s.log_stats_interval_s = a.disable_log_stats ? 0.0 : 10.0;
+  if (!a.ssl_keyfile.empty() || !a.ssl_certfile.empty()) {
+    if (a.ssl_keyfile.empty() || a.ssl_certfile.empty())
+      throw Error("HTTPS needs both --ssl-keyfile and --ssl-certfile");
+    s.tls = server::TlsOptions{a.ssl_certfile, a.ssl_keyfile, a.ssl_ca_certs, a.ssl_cert_reqs};
+  } else if (!a.ssl_ca_certs.empty() || a.ssl_cert_reqs != 0) {
+    throw Error("--ssl-ca-certs and --ssl-cert-reqs need --ssl-keyfile and --ssl-certfile");
+  }
+  s.structured_outputs_defaults = parse_structured_outputs_config(a.structured_outputs_config);
+  if (s.max_prompts_per_request < 0) throw Error("--max-prompts-per-request must be 0 (no limit) or positive");
+  if (s.max_waiting_requests < 0) throw Error("--max-waiting-requests must be 0 (no limit) or positive");
+  if (!(s.stalled_client_timeout_s > 0)) throw Error("--stalled-client-timeout must be positive");
   s.version = VLLM_VERSION;
   VLLM_LOG_INFO("vLLM API server version {}", s.version);
   VLLM_LOG_INFO("serving model {} (from {}) as {}", model.empty() ? "(default)" : model, a.engine.model,
@@ -203,6 +259,29 @@ Runner add_serve(CLI::App& app) {
                 "Report usage in every stream, as if stream_options asked for it");
   sub->add_flag("--return-tokens-as-token-ids", a->return_tokens_as_token_ids,
                 "Name log-prob tokens as 'token_id:N'");
+  sub->add_option("--ssl-keyfile", a->ssl_keyfile, "Serve HTTPS with this private key (PEM)");
+  sub->add_option("--ssl-certfile", a->ssl_certfile, "Serve HTTPS with this certificate chain (PEM)");
+  sub->add_option("--ssl-ca-certs", a->ssl_ca_certs, "CA certificates (PEM) to verify client certificates with");
+  sub->add_option("--ssl-cert-reqs", a->ssl_cert_reqs,
+                  "Client certificates: 0 not asked for, 1 optional, 2 required (Python's ssl.CERT_*)")
+      ->capture_default_str();
+  sub->add_option("--max-prompts-per-request", a->server.max_prompts_per_request,
+                  "Most prompts (times n or best_of) one request may carry; more is a 400 (0: no limit)")
+      ->capture_default_str();
+  sub->add_option("--max-waiting-requests", a->server.max_waiting_requests,
+                  "Requests waiting for the engine past which new ones get 503 with Retry-After (0: no limit)")
+      ->capture_default_str();
+  sub->add_option("--max-stream-buffer-bytes", a->server.max_stream_buffer_bytes,
+                  "Unsent bytes of a streamed response past which its request pauses until the client reads "
+                  "(0: no limit)")
+      ->capture_default_str();
+  sub->add_option("--stalled-client-timeout", a->server.stalled_client_timeout_s,
+                  "Seconds a client may take none of its response before it is disconnected and its request "
+                  "aborted")
+      ->capture_default_str();
+  sub->add_option("--structured-outputs-config", a->structured_outputs_config,
+                  "Structured outputs: JSON (or KEY=VALUE,...) with backend (auto), disable_any_whitespace, "
+                  "disable_additional_properties");
   add_engine_args(sub, a->engine);
   return [a] { return run_serve(*a); };
 }

@@ -17,6 +17,7 @@
 #include "vllm/chat/chat_template.h"
 #include "vllm/cli/commands.h"
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 #include "vllm/tokenizer/tokenizer.h"
 
 namespace vllm::cli {
@@ -43,7 +44,7 @@ std::shared_ptr<const Tokenizer> load(const TokenizeArgs& a) {
 nlohmann::ordered_json parse_json(const std::string& flag, const std::string& text) {
   try {
     return nlohmann::ordered_json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
     throw Error(flag + " is not valid JSON: " + e.what());
   }
 }
@@ -88,9 +89,10 @@ int run_render_chat(const TokenizeArgs& a) {
   auto tok = load(a);
   std::string source;
   if (!a.chat_template.empty()) {
-    std::ifstream in(a.chat_template);
-    // vLLM's --chat-template takes a file or the template itself.
-    source = in ? std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()) : a.chat_template;
+    // vLLM's --chat-template takes a file or the template itself. Only a regular file is read
+    // (a FIFO would block); something else there is an error.
+    const PathType type = path_type(a.chat_template);
+    source = type == PathType::kMissing ? a.chat_template : read_regular_file(a.chat_template, ErrorKind::kInvalidArgument);
   } else if (auto t = tok->chat_template()) {
     source = *t;
   } else {

@@ -1,9 +1,13 @@
 #include "vllm/config/model_config.h"
 
+#include <fmt/format.h>
+
+#include <cmath>
 #include <filesystem>
-#include <fstream>
+#include <limits>
 
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 
 namespace vllm {
 
@@ -13,11 +17,9 @@ using json = nlohmann::json;
 namespace {
 
 json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("cannot open " + path, ErrorKind::kModelLoad);
   try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
+    return json::parse(read_regular_file(path));
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw Error(path + ": invalid JSON: " + e.what(), ErrorKind::kModelLoad);
   }
 }
@@ -35,6 +37,7 @@ struct Reader {
     if (!has(key)) fail(key, "is missing");
     const json& v = j.at(key);
     if (!v.is_number_integer()) fail(key, "must be an integer");
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) fail(key, "is out of range: " + v.dump());
     return v.get<int64_t>();
   }
   int64_t integer_or(const std::string& key, int64_t dflt) const { return has(key) ? integer(key) : dflt; }
@@ -61,13 +64,18 @@ struct Reader {
     std::vector<int32_t> out;
     if (!has(key)) return out;
     const json& v = j.at(key);
+    auto id = [&](const json& e) {
+      if (!e.is_number_integer()) fail(key, "must be an integer or a list of integers");
+      // Token ids are int32 everywhere; a larger value must not wrap into another token.
+      if (e.is_number_unsigned() ? e.get<uint64_t>() > static_cast<uint64_t>(INT32_MAX)
+                                 : (e.get<int64_t>() < INT32_MIN || e.get<int64_t>() > INT32_MAX))
+        fail(key, "is out of range: " + e.dump());
+      return static_cast<int32_t>(e.get<int64_t>());
+    };
     if (v.is_number_integer()) {
-      out.push_back(v.get<int32_t>());
+      out.push_back(id(v));
     } else if (v.is_array()) {
-      for (const json& e : v) {
-        if (!e.is_number_integer()) fail(key, "must be an integer or a list of integers");
-        out.push_back(e.get<int32_t>());
-      }
+      for (const json& e : v) out.push_back(id(e));
     } else {
       fail(key, "must be an integer or a list of integers");
     }
@@ -99,6 +107,57 @@ RopeConfig read_rope(const json& j, const std::string& source) {
   return rope;
 }
 
+// Every size and factor the engine computes with, checked once here, so that a bad config.json
+// fails the start with a message naming the key and value (a server must never start with a
+// model whose every request then fails, and no size may overflow the arithmetic that follows).
+void validate(const ModelConfig& c, const std::string& source) {
+  auto fail = [&](const std::string& key, const std::string& what) {
+    throw Error(source + ": key '" + key + "' " + what, ErrorKind::kModelLoad);
+  };
+  // Sizes index int32 token ids and tensor dimensions; 2^31 - 1 bounds every one of them so
+  // that products of two stay far from overflowing int64.
+  auto size = [&](const char* key, int64_t v) {
+    if (v <= 0) fail(key, "must be positive, not " + std::to_string(v));
+    if (v > INT32_MAX) fail(key, "is too large: " + std::to_string(v));
+  };
+  size("vocab_size", c.vocab_size);
+  size("hidden_size", c.hidden_size);
+  size("intermediate_size", c.intermediate_size);
+  size("num_hidden_layers", c.num_hidden_layers);
+  size("num_attention_heads", c.num_attention_heads);
+  size("num_key_value_heads", c.num_key_value_heads);
+  size("head_dim", c.head_dim);
+  size("max_position_embeddings", c.max_position_embeddings);
+  if (c.num_key_value_heads > c.num_attention_heads || c.num_attention_heads % c.num_key_value_heads != 0)
+    fail("num_key_value_heads",
+         fmt::format("({}) must divide num_attention_heads ({})", c.num_key_value_heads, c.num_attention_heads));
+  auto positive_number = [&](const std::string& key, double v) {
+    if (!std::isfinite(v) || v <= 0) fail(key, "must be a positive number, not " + json(v).dump());
+  };
+  if (!std::isfinite(c.partial_rotary_factor) || c.partial_rotary_factor <= 0 || c.partial_rotary_factor > 1)
+    fail("partial_rotary_factor", "must be in (0, 1], not " + json(c.partial_rotary_factor).dump());
+  if (c.rotary_dim() % 2 != 0)
+    fail("partial_rotary_factor", "must give an even rotary dimension (head_dim " + std::to_string(c.head_dim) + " x " +
+                                      json(c.partial_rotary_factor).dump() + " = " + std::to_string(c.rotary_dim()) + ")");
+  positive_number("rope_theta", c.rope.theta);
+  positive_number(c.raw.contains("rms_norm_eps") ? "rms_norm_eps" : "layer_norm_eps", c.norm_eps);
+  if (c.rope.type != "default") {
+    const std::string rope = c.raw.contains("rope_parameters") ? "rope_parameters." : "rope_scaling.";
+    positive_number(rope + "factor", c.rope.factor);
+    if (c.rope.type == "llama3") {
+      positive_number(rope + "low_freq_factor", c.rope.low_freq_factor);
+      positive_number(rope + "high_freq_factor", c.rope.high_freq_factor);
+      // llama3 scaling interpolates between the two wavelengths they define.
+      if (c.rope.high_freq_factor <= c.rope.low_freq_factor)
+        fail(rope + "high_freq_factor", fmt::format("({}) must be greater than low_freq_factor ({})",
+                                                    json(c.rope.high_freq_factor).dump(),
+                                                    json(c.rope.low_freq_factor).dump()));
+      const std::string key = rope + "original_max_position_embeddings";
+      size(key.c_str(), c.rope.original_max_position_embeddings);
+    }
+  }
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
@@ -117,7 +176,11 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   c.num_hidden_layers = r.integer("num_hidden_layers");
   c.num_attention_heads = r.integer("num_attention_heads");
   c.num_key_value_heads = r.integer_or("num_key_value_heads", c.num_attention_heads);
-  if (c.num_attention_heads <= 0) r.fail("num_attention_heads", "must be positive");
+  if (c.num_attention_heads <= 0) r.fail("num_attention_heads", "must be positive, not " + std::to_string(c.num_attention_heads));
+  // transformers' default head_dim, which needs hidden_size to split evenly into the heads.
+  if (!r.has("head_dim") && c.hidden_size % c.num_attention_heads != 0)
+    r.fail("hidden_size",
+           fmt::format("({}) must be divisible by num_attention_heads ({})", c.hidden_size, c.num_attention_heads));
   c.head_dim = r.integer_or("head_dim", c.hidden_size / c.num_attention_heads);
   c.partial_rotary_factor = r.number_or("partial_rotary_factor", 1.0);
   c.rope = read_rope(j, source);
@@ -143,33 +206,24 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   auto bos = r.ids("bos_token_id");
   if (!bos.empty()) c.bos_token_id = bos[0];
 
-  auto positive = [&](const char* key, int64_t v) {
-    if (v <= 0) r.fail(key, "must be positive");
-  };
-  positive("vocab_size", c.vocab_size);
-  positive("hidden_size", c.hidden_size);
-  positive("intermediate_size", c.intermediate_size);
-  positive("num_hidden_layers", c.num_hidden_layers);
-  positive("num_key_value_heads", c.num_key_value_heads);
-  positive("head_dim", c.head_dim);
-  if (c.num_attention_heads % c.num_key_value_heads != 0)
-    r.fail("num_key_value_heads", "must divide num_attention_heads (" + std::to_string(c.num_attention_heads) + ")");
-  if (c.partial_rotary_factor <= 0 || c.partial_rotary_factor > 1) r.fail("partial_rotary_factor", "must be in (0, 1]");
-  if (c.rotary_dim() % 2 != 0) r.fail("partial_rotary_factor", "must give an even rotary dimension");
+  validate(c, source);
   return c;
 }
 
 ModelConfig ModelConfig::from_folder(const std::string& dir) {
   std::string path = (fs::path(dir) / "config.json").string();
-  if (!fs::exists(path)) throw Error("model folder " + dir + " has no config.json", ErrorKind::kModelLoad);
+  if (path_type(path) == PathType::kMissing) throw Error("model folder " + dir + " has no config.json", ErrorKind::kModelLoad);
   return from_json(read_json_file(path), path);
 }
 
 GenerationConfig GenerationConfig::from_folder(const std::string& dir) {
-  GenerationConfig g;
   std::string path = (fs::path(dir) / "generation_config.json").string();
-  if (!fs::exists(path)) return g;
-  json j = read_json_file(path);
+  if (path_type(path) == PathType::kMissing) return GenerationConfig();
+  return from_json(read_json_file(path), path);
+}
+
+GenerationConfig GenerationConfig::from_json(const json& j, const std::string& path) {
+  GenerationConfig g;
   if (!j.is_object()) throw Error(path + ": must be a JSON object", ErrorKind::kModelLoad);
   Reader r{j, path};
   g.eos_token_ids = r.ids("eos_token_id");
@@ -178,6 +232,20 @@ GenerationConfig GenerationConfig::from_folder(const std::string& dir) {
   for (const char* key : {"temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens"}) {
     if (r.has(key)) g.sampling_defaults[key] = j.at(key);
   }
+  // These become every request's defaults: a value SamplingParams refuses (vLLM's rules) would
+  // make every request fail, so it fails the start instead.
+  auto bad = [&](const char* key, const std::string& rule) {
+    r.fail(key, rule + ", not " + j.at(key).dump());
+  };
+  if (r.has("temperature") && !(r.number_or("temperature", 0) >= 0 && std::isfinite(r.number_or("temperature", 0))))
+    bad("temperature", "must be a non-negative number");
+  if (r.has("top_p") && !(r.number_or("top_p", 1) > 0 && r.number_or("top_p", 1) <= 1)) bad("top_p", "must be in (0, 1]");
+  if (r.has("top_k") && r.integer("top_k") < -1) bad("top_k", "must be -1 or 0 (disabled), or at least 1");
+  if (r.has("min_p") && !(r.number_or("min_p", 0) >= 0 && r.number_or("min_p", 0) <= 1)) bad("min_p", "must be in [0, 1]");
+  if (r.has("repetition_penalty") &&
+      !(r.number_or("repetition_penalty", 1) > 0 && std::isfinite(r.number_or("repetition_penalty", 1))))
+    bad("repetition_penalty", "must be a positive number");
+  if (r.has("max_new_tokens") && r.integer("max_new_tokens") < 1) bad("max_new_tokens", "must be at least 1");
   return g;
 }
 

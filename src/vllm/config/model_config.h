@@ -47,7 +47,8 @@ struct ModelConfig {
 
   int64_t rotary_dim() const { return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor); }
 
-  // Reads DIR/config.json. Errors name the file and the key.
+  // Reads DIR/config.json. Errors name the file, the key and the bad value; sizes must be
+  // positive (and fit int32), heads must split evenly, rope and norm factors be positive.
   static ModelConfig from_folder(const std::string& dir);
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source = "config.json");
 };
@@ -61,6 +62,7 @@ struct GenerationConfig {
 
   // Reads DIR/generation_config.json if present (an absent file is an empty config).
   static GenerationConfig from_folder(const std::string& dir);
+  static GenerationConfig from_json(const nlohmann::json& j, const std::string& source = "generation_config.json");
 };
 
 }  // namespace vllm

@@ -33,6 +33,7 @@ void AsyncEngine::add_request(std::string request_id, PromptInput prompt, Sampli
     }
     pending_.push_back({std::move(request_id), std::move(prompt), std::move(params), options, std::move(on_output),
                         std::move(on_error)});
+    num_waiting_.fetch_add(1, std::memory_order_relaxed);
   }
   cv_.notify_one();
 }
@@ -41,6 +42,14 @@ void AsyncEngine::abort(const std::string& request_id) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     aborts_.push_back(request_id);
+  }
+  cv_.notify_one();
+}
+
+void AsyncEngine::set_output_paused(const std::string& request_id, bool paused) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pauses_.emplace_back(request_id, paused);
   }
   cv_.notify_one();
 }
@@ -104,6 +113,7 @@ void AsyncEngine::update_metrics(const std::vector<RequestOutput>& outputs) {
   SchedulerStats s = engine_->core().scheduler().stats();
   metrics_.num_requests_running = s.num_running;
   metrics_.num_requests_waiting = s.num_waiting;
+  metrics_.num_requests_output_paused = s.num_output_paused;
   metrics_.kv_cache_usage = s.kv_cache_usage;
   metrics_.num_preemptions = s.num_preemptions_total;
   metrics_.prefix_cache_queries = s.prefix_cache_total.queries;
@@ -116,12 +126,18 @@ void AsyncEngine::loop() {
   for (;;) {
     std::deque<Pending> incoming;
     std::vector<std::string> aborts;
+    std::vector<std::pair<std::string, bool>> pauses;
     bool stopping, drain;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !pending_.empty() || !aborts_.empty() || engine_->has_unfinished(); });
+      // Requests paused by backpressure give the engine nothing to do: sleep until something
+      // arrives (a request, an abort, a resume) rather than spin on empty steps.
+      cv_.wait(lock, [&] {
+        return stopping_ || !pending_.empty() || !aborts_.empty() || !pauses_.empty() || engine_->has_runnable();
+      });
       incoming.swap(pending_);
       aborts.swap(aborts_);
+      pauses.swap(pauses_);
       stopping = stopping_;
       drain = drain_;
     }
@@ -137,6 +153,7 @@ void AsyncEngine::loop() {
         p.on_error(Error(e.what(), ErrorKind::kInternal));
       }
     }
+    for (const auto& [id, paused] : pauses) engine_->set_output_paused(id, paused);
     if (stopping && !drain)
       for (const auto& [id, _] : sinks_) aborts.push_back(id);
     for (const auto& id : aborts) {
@@ -145,7 +162,7 @@ void AsyncEngine::loop() {
         deliver(v);
       }
     }
-    if (engine_->has_unfinished()) {
+    if (engine_->has_runnable()) {
       std::vector<RequestOutput> outs;
       try {
         outs = engine_->step();
@@ -168,6 +185,11 @@ void AsyncEngine::loop() {
         VLLM_LOG_INFO("{}", format_stats_line(m, last_logged, now - last_log));
       last_logged = m;
       last_log = now;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      num_waiting_.store(static_cast<int64_t>(pending_.size()) + engine_->core().scheduler().num_waiting(),
+                         std::memory_order_relaxed);
     }
     if (stopping && !engine_->has_unfinished()) {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -33,12 +33,23 @@ class AsyncEngine {
                    OutputSink on_output, ErrorSink on_error);
   // Aborts a request (unknown ids are ignored). Its sink gets a final output with reason abort.
   void abort(const std::string& request_id);
+  // Backpressure: pauses (or resumes) a request whose outputs are not being consumed; a paused
+  // request is not scheduled, and the others run on. Takes effect within one engine step.
+  void set_output_paused(const std::string& request_id, bool paused);
+  // Requests queued and not yet running (vLLM's num_requests_waiting), including those just
+  // added and not yet seen by the engine thread; for admission control, from any thread.
+  int64_t num_waiting() const { return num_waiting_.load(std::memory_order_relaxed); }
   // Stops taking requests; with drain, finishes those in flight, else aborts them. Joins.
   void shutdown(bool drain);
 
   EngineMetrics metrics() const;
   // Immutable after construction: safe from any thread.
   const std::shared_ptr<const Tokenizer>& tokenizer() const { return tokenizer_; }
+  // Compiles a request's structured_outputs on the calling thread (the grammar cache is
+  // thread-safe), so that requests reach the engine thread with their grammar ready.
+  std::shared_ptr<const structured::CompiledGrammar> compile_structured_outputs(const nlohmann::json& so) const {
+    return engine_->compile_structured_outputs(so);
+  }
   const ModelConfig& model_config() const { return model_config_; }
   int64_t max_model_len() const { return max_model_len_; }
   const GenerationConfig& generation_config() const { return generation_config_; }
@@ -69,6 +80,8 @@ class AsyncEngine {
   std::condition_variable cv_;
   std::deque<Pending> pending_;
   std::vector<std::string> aborts_;
+  std::vector<std::pair<std::string, bool>> pauses_;
+  std::atomic<int64_t> num_waiting_{0};
   bool stopping_ = false;
   bool drain_ = false;
   std::thread thread_;

@@ -194,6 +194,13 @@ uint64_t EngineCore::add_request(EngineCoreRequest req, std::vector<uint64_t>* b
   r->arrival_time = req.arrival_time > 0 ? req.arrival_time : now_seconds();
   r->cache_salt = salt_key(req.cache_salt);
   if (auto g = make_request_generator(r->params)) request_generators_.emplace(r->seq_id, *g);
+  if (req.grammar) {
+    // Every stop token of the request ends a complete output (EOS ids, stop_token_ids).
+    structured::MatcherOptions mo;
+    mo.stop_token_ids = r->params.all_stop_token_ids;
+    if (r->params.eos_token_id) mo.stop_token_ids->push_back(*r->params.eos_token_id);
+    r->matcher.emplace(std::move(req.grammar), std::move(mo));
+  }
   uint64_t id = r->seq_id;
   r->pending_branches = std::move(req.branches);
   for (PendingBranch& b : r->pending_branches) {
@@ -274,14 +281,31 @@ void EngineCore::replace_last_token(uint64_t seq_id, int32_t token) {
   if (r.num_output_tokens() == 0 || r.num_computed_tokens >= r.num_tokens())
     throw Error("only a sampled token whose K/V are not computed yet can be replaced", ErrorKind::kInternal);
   if (token < 0 || token >= model_config_.vocab_size) throw Error("Token id " + std::to_string(token) + " is out of vocabulary");
+  if (r.matcher) {
+    // The matcher took the token being replaced: take the new one in its place.
+    r.matcher->rollback(1);
+    if (!r.matcher->accept_token(token))
+      throw Error("token " + std::to_string(token) + " is not allowed by the request's structured-outputs grammar");
+  }
   r.token_ids.back() = token;
 }
 
 void EngineCore::set_paused(uint64_t seq_id, bool paused) { running_request(seq_id).paused = paused; }
 
+void EngineCore::set_output_paused(uint64_t seq_id, bool paused) {
+  if (Request* r = scheduler_->find(seq_id)) r->output_paused = paused;
+}
+
 bool EngineCore::append_and_check_stop(Request& r, int32_t token) {
   r.token_ids.push_back(token);
   const SamplingParams& p = r.params;
+  if (r.matcher && !r.matcher->accept_token(token)) {
+    // The sampler only draws allowed tokens; an empty mask (no token of this vocabulary can
+    // continue the grammar) is the one way here. The output so far is all there is.
+    VLLM_LOG_WARN("request {}: no token of the vocabulary continues its structured-outputs grammar", r.request_id);
+    r.finish_reason = FinishReason::kAbort;
+    return true;
+  }
   if (r.num_output_tokens() >= p.min_tokens) {
     if (!p.ignore_eos && eos_token_id_ && token == *eos_token_id_) {
       r.finish_reason = FinishReason::kStop;
@@ -295,6 +319,12 @@ bool EngineCore::append_and_check_stop(Request& r, int32_t token) {
   }
   if (r.num_output_tokens() >= r.max_tokens || r.num_tokens() >= max_model_len_) {
     r.finish_reason = FinishReason::kLength;
+    return true;
+  }
+  // A grammar that took its stop token is complete even where EOS does not stop (ignore_eos):
+  // nothing but stop tokens could follow.
+  if (r.matcher && r.matcher->is_terminated()) {
+    r.finish_reason = FinishReason::kStop;
     return true;
   }
   return false;

@@ -37,6 +37,9 @@ struct EngineCoreRequest {
   // prompt is done (at its first sampled token), sharing the prompt's KV blocks. Their seq_id
   // is assigned by add_request.
   std::vector<PendingBranch> branches;
+  // Structured outputs: the request's constraint compiled for the tokenizer (the branches share
+  // it, each with its own matcher). Compiled before the request reaches the engine.
+  std::shared_ptr<const structured::CompiledGrammar> grammar;
 };
 
 // What a step produced for one request.
@@ -77,6 +80,9 @@ class EngineCore {
   void replace_last_token(uint64_t seq_id, int32_t token);
   // keeps the request from being scheduled (it stays in the KV cache) until unpaused.
   void set_paused(uint64_t seq_id, bool paused);
+  // Backpressure (see Request::output_paused). Unknown or finished ids are ignored; a branch
+  // not forked yet takes its parent's state when it is forked.
+  void set_output_paused(uint64_t seq_id, bool paused);
 
   const ModelConfig& model_config() const { return model_config_; }
   const EngineConfig& config() const { return config_; }
@@ -111,6 +117,7 @@ class EngineCore {
   std::unique_ptr<ModelRunner> runner_;
   uint64_t next_seq_id_ = 1;
   Sampler sampler_;
+  std::vector<uint32_t> bitmask_buffer_;  // structured outputs: the step's next-token masks
   std::unordered_map<uint64_t, Generator> request_generators_;
   std::unordered_map<uint64_t, uint64_t> parent_of_pending_branch_;  // branch seq id -> parent seq id
   // VLLM_STEP_TIMING=1: where a step's time goes, logged when the engine is destroyed.

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "vllm/core/error.h"
+#include "vllm/core/thread_pool.h"
 #include "vllm/engine/engine_core.h"
 
 namespace vllm {
@@ -88,6 +89,25 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& logits, std::vector<Engi
     auto g = request_generators_.find(r.seq_id);
     row.generator = g == request_generators_.end() ? nullptr : &g->second;
     srows.push_back(row);
+  }
+  // Structured outputs: each constrained row's allowed tokens, filled in parallel (each row its
+  // own matcher), in the sampler's packed layout over the model's (maybe padded) vocabulary.
+  std::vector<size_t> constrained;
+  for (size_t k = 0; k < targets.size(); ++k)
+    if (targets[k].request->matcher) constrained.push_back(k);
+  const size_t words = static_cast<size_t>((V + 31) / 32);
+  std::vector<uint32_t>& bitmasks = bitmask_buffer_;  // reused: no allocation per step
+  bitmasks.resize(constrained.size() * words);
+  if (!constrained.empty()) {
+    auto fill = [&](int, int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        Request& r = *targets[constrained[static_cast<size_t>(j)]].request;
+        r.matcher->fill_next_token_bitmask(bitmasks.data() + static_cast<size_t>(j) * words, words);
+      }
+    };
+    if (constrained.size() > 1) ThreadPool::global().parallel_for(static_cast<int64_t>(constrained.size()), fill);
+    else fill(0, 0, 1);
+    for (size_t j = 0; j < constrained.size(); ++j) srows[constrained[j]].token_bitmask = bitmasks.data() + j * words;
   }
   std::vector<SampleResult> sampled = n > 0 ? sampler_.sample(sample_rows, n, V, srows) : std::vector<SampleResult>{};
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 #include "vllm/core/logging.h"
 
 namespace vllm {
@@ -11,7 +12,11 @@ namespace vllm {
 namespace fs = std::filesystem;
 
 std::shared_ptr<const Tokenizer> load_tokenizer_if_present(const std::string& dir) {
-  if (!fs::exists(fs::path(dir) / "tokenizer.json") && !fs::exists(fs::path(dir) / "vocab.json")) return nullptr;
+  // path_type never throws: a symlink loop or an overlong name reaches the tokenizer's own
+  // one-line error instead of a filesystem exception.
+  if (path_type((fs::path(dir) / "tokenizer.json").string()) == PathType::kMissing &&
+      path_type((fs::path(dir) / "vocab.json").string()) == PathType::kMissing)
+    return nullptr;
   return Tokenizer::from_folder(dir);
 }
 
@@ -21,6 +26,12 @@ LLMEngine::LLMEngine(const EngineConfig& config) {
   if (!tokenizer_) VLLM_LOG_WARN("no tokenizer files in {}: only token-id prompts work", config.model);
   if (tokenizer_ && tokenizer_->eos_token_id()) core_->set_eos_token_id(tokenizer_->eos_token_id());
   processor_ = std::make_unique<OutputProcessor>(tokenizer_);
+  if (tokenizer_) grammars_ = std::make_unique<structured::GrammarCompiler>(tokenizer_);
+}
+
+std::shared_ptr<const structured::CompiledGrammar> LLMEngine::compile_structured_outputs(const nlohmann::json& so) const {
+  if (!grammars_) throw Error("structured outputs need the model's tokenizer, and this model has none");
+  return grammars_->compile(structured::StructuredOutputsParams::from_json(so));
 }
 
 std::vector<int32_t> LLMEngine::tokenize(const PromptInput& prompt) const {
@@ -56,6 +67,8 @@ void LLMEngine::add_request(const std::string& request_id, const PromptInput& pr
   if (!params.stop.empty() && (!tokenizer_ || !params.detokenize))
     throw Error("stop strings need detokenized output (a tokenizer and detokenize=True)");
   params.update_from_generation_config(core_->generation_config().eos_token_ids, core_->eos_token_id());
+  std::shared_ptr<const structured::CompiledGrammar> grammar = options.grammar;
+  if (params.structured_outputs && !grammar) grammar = compile_structured_outputs(*params.structured_outputs);
 
   const int n = params.n;
   const int total = params.best_of ? std::max(*params.best_of, n) : n;
@@ -83,6 +96,7 @@ void LLMEngine::add_request(const std::string& request_id, const PromptInput& pr
   req.params = sequence_params(0);
   req.priority = options.priority;
   req.cache_salt = options.cache_salt;
+  req.grammar = grammar;
   for (int i = 1; i < total; ++i) req.branches.push_back({0, sequence_id(i), sequence_params(i)});
   std::vector<uint64_t> branch_ids;
   std::vector<uint64_t> seq_ids{core_->add_request(std::move(req), &branch_ids)};
@@ -99,6 +113,12 @@ std::optional<RequestOutput> LLMEngine::abort_request(const std::string& request
   for (uint64_t s : seqs) core_->abort_request(s);
   seqs_of_.erase(request_id);
   return out;
+}
+
+void LLMEngine::set_output_paused(const std::string& request_id, bool paused) {
+  auto it = seqs_of_.find(request_id);
+  if (it == seqs_of_.end()) return;
+  for (uint64_t s : it->second) core_->set_output_paused(s, paused);
 }
 
 std::vector<RequestOutput> LLMEngine::step() {

@@ -13,6 +13,7 @@
 #include "vllm/engine/beam_search.h"
 #include "vllm/engine/engine_core.h"
 #include "vllm/engine/output_processor.h"
+#include "vllm/structured/grammar_compiler.h"
 #include "vllm/tokenizer/tokenizer.h"
 
 namespace vllm {
@@ -31,6 +32,9 @@ struct AddRequestOptions {
   int priority = 0;
   std::optional<std::string> cache_salt;
   double arrival_time = 0;
+  // params.structured_outputs compiled by the caller (the server compiles on its request
+  // threads, so that the engine thread never does); unset: add_request compiles it.
+  std::shared_ptr<const structured::CompiledGrammar> grammar;
 };
 
 class LLMEngine {
@@ -49,6 +53,11 @@ class LLMEngine {
   std::vector<BeamSearchResult> beam_search(const std::vector<PromptInput>& prompts, const BeamSearchParams& params);
   bool has_unfinished() const { return core_->has_unfinished() || processor_->num_requests() > 0; }
   bool has_request(const std::string& request_id) const { return processor_->has(request_id); }
+  // Backpressure: a paused request (all its sequences) is not scheduled until resumed; it
+  // keeps its place and blocks unless waiting requests need them. Unknown ids are ignored.
+  void set_output_paused(const std::string& request_id, bool paused);
+  // Whether step() may make progress (some unfinished request is not paused).
+  bool has_runnable() const { return core_->scheduler().has_runnable(); }
 
   const std::shared_ptr<const Tokenizer>& tokenizer() const { return tokenizer_; }
   EngineCore& core() { return *core_; }
@@ -58,10 +67,17 @@ class LLMEngine {
   // Token ids of a prompt as the engine would see them (for /tokenize and tests).
   std::vector<int32_t> tokenize(const PromptInput& prompt) const;
 
+  // Compiles a request's structured_outputs (SamplingParams' JSON form) for this model's
+  // tokenizer, through the shared grammar cache. Thread-safe. Throws vllm::Error
+  // (kInvalidArgument) for an invalid constraint or when the model has no tokenizer.
+  std::shared_ptr<const structured::CompiledGrammar> compile_structured_outputs(const nlohmann::json& so) const;
+  structured::GrammarCompiler* grammar_compiler() const { return grammars_.get(); }
+
  private:
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<EngineCore> core_;
   std::unique_ptr<OutputProcessor> processor_;
+  std::unique_ptr<structured::GrammarCompiler> grammars_;  // null without a tokenizer
   std::unordered_map<std::string, std::vector<uint64_t>> seqs_of_;  // request id -> core seq ids
 };
 

@@ -24,6 +24,7 @@ struct EngineMetrics {
   // Gauges.
   int num_requests_running = 0;
   int num_requests_waiting = 0;
+  int num_requests_output_paused = 0;  // paused by backpressure (their clients are not reading)
   double kv_cache_usage = 0;  // 0..1
   // Counters.
   int64_t prompt_tokens = 0;

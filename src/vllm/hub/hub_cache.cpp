@@ -105,26 +105,35 @@ void RepoCache::link_snapshot_file(const std::string& commit, const std::string&
   fs::create_symlink(target, link);
 }
 
+namespace {
+// std::filesystem's checks without the exceptions (an overlong name or a symlink loop in the
+// cache reads as "not there", so the model is fetched again or the caller says it is missing).
+bool is_file(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+}  // namespace
+
 bool snapshot_is_complete(const fs::path& snapshot) {
-  if (!fs::is_regular_file(snapshot / "config.json")) return false;
+  if (!is_file(snapshot / "config.json")) return false;
   fs::path index = snapshot / "model.safetensors.index.json";
-  if (fs::exists(index)) {
-    if (!fs::is_regular_file(index)) return false;  // a dangling symlink: its blob is gone
+  std::error_code ec;
+  if (fs::exists(index, ec)) {
+    if (!is_file(index)) return false;  // a dangling symlink: its blob is gone
     try {
       std::ifstream in(index);
       nlohmann::json j = nlohmann::json::parse(in);
       std::set<std::string> shards;
       for (const auto& [tensor, shard] : j.at("weight_map").items()) shards.insert(shard.get<std::string>());
       for (const auto& shard : shards)
-        if (!fs::is_regular_file(snapshot / shard)) return false;
+        if (!is_file(snapshot / shard)) return false;
       return !shards.empty();
     } catch (const std::exception&) {
       return false;
     }
   }
-  std::error_code ec;
   for (const auto& entry : fs::directory_iterator(snapshot, ec))
-    if (entry.path().extension() == ".safetensors" && fs::is_regular_file(entry.path())) return true;
+    if (entry.path().extension() == ".safetensors" && is_file(entry.path())) return true;
   return false;
 }
 
@@ -134,7 +143,7 @@ std::optional<fs::path> cached_snapshot(const fs::path& cache_dir, const std::st
   auto commit = repo.commit_for(revision);
   if (!commit) return std::nullopt;
   fs::path snapshot = repo.snapshot_dir(*commit);
-  if (!fs::is_regular_file(snapshot / "config.json")) return std::nullopt;
+  if (!is_file(snapshot / "config.json")) return std::nullopt;
   return snapshot;
 }
 

@@ -57,6 +57,13 @@ std::vector<std::string> request_headers(const HubSettings& hub) {
 }
 
 // "W/\"abc\"" -> "abc": the blob name huggingface_hub derives from an ETag.
+// A name that stays inside the folder it is joined to: what the Hub sends (file names in an
+// index, ETags that name blobs) is outside input, and "../x" must not write outside the cache.
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
 std::string normalize_etag(std::string etag) {
   etag = trim(etag);
   if (etag.rfind("W/", 0) == 0) etag = etag.substr(2);
@@ -300,6 +307,9 @@ std::vector<std::string> model_files_to_download(const std::vector<std::string>&
 
 fs::path download_repo_file(const HubSettings& hub, const RepoCache& repo, const std::string& repo_id,
                             const std::string& commit, const std::string& file) {
+  if (!is_plain_file_name(file))
+    throw Error("model '" + repo_id + "': refusing to download '" + file + "', which is not a file name inside the model folder",
+                ErrorKind::kModelLoad);
   fs::path pointer = repo.snapshot_dir(commit) / file;
   if (fs::is_regular_file(pointer)) return pointer;  // a commit's files never change
 
@@ -310,6 +320,7 @@ fs::path download_repo_file(const HubSettings& hub, const RepoCache& repo, const
   // For LFS files the Hub answers with a redirect carrying X-Linked-Etag (the sha256); the CDN's own
   // ETag that follows is not the name huggingface_hub gives the blob.
   std::string blob = normalize_etag(meta.final_header("x-linked-etag").value_or(meta.final_header("etag").value_or("")));
+  if (!is_plain_file_name(blob)) blob.clear();  // not usable as a blob's name: named by its sha256 instead
   uint64_t expected_size = 0;
   if (auto linked = meta.final_header("x-linked-size")) expected_size = std::strtoull(linked->c_str(), nullptr, 10);
   else if (auto length = meta.final_header("content-length"); length && meta.status < 300)
@@ -361,8 +372,12 @@ fs::path download_model_snapshot(const HubSettings& hub, const fs::path& cache_d
     try {
       std::ifstream in(local);
       const nlohmann::json index = nlohmann::json::parse(in);  // named: the loop must not outlive it
-      for (const auto& [tensor, shard] : index.at("weight_map").items())
+      for (const auto& [tensor, shard] : index.at("weight_map").items()) {
         shards.insert(shard.get<std::string>());
+        if (!is_plain_file_name(shard.get<std::string>()))
+          throw std::runtime_error("shard '" + shard.get<std::string>() + "' (for tensor '" + tensor +
+                                   "') is not a file name inside the model folder");
+      }
     } catch (const std::exception& e) {
       throw Error("model '" + repo_id + "': model.safetensors.index.json has no readable weight_map: " + e.what(),
                   ErrorKind::kModelLoad);

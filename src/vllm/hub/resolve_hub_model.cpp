@@ -1,5 +1,6 @@
 #include "vllm/hub/resolve_hub_model.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "vllm/core/error.h"
@@ -14,27 +15,41 @@ namespace fs = std::filesystem;
 namespace {
 bool is_word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
-bool is_valid_repo_part(const std::string& part) {
-  if (part.empty() || !is_word_char(part.front()) || !is_word_char(part.back())) return false;
+// One part of huggingface_hub's REPO_ID_REGEX ^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$.
+bool is_valid_repo_part(const std::string& part, size_t max_len) {
+  if (part.empty() || part.size() > max_len || !is_word_char(part.front()) || !is_word_char(part.back())) return false;
   for (char c : part)
     if (!is_word_char(c) && c != '-' && c != '.') return false;
   return true;
 }
 }  // namespace
 
-bool is_valid_repo_id(const std::string& repo_id) {
-  if (repo_id.empty() || repo_id.size() > 96) return false;
-  if (repo_id.find("--") != std::string::npos || repo_id.find("..") != std::string::npos) return false;
-  if (repo_id.size() >= 4 && repo_id.compare(repo_id.size() - 4, 4, ".git") == 0) return false;
-  size_t slash = repo_id.find('/');
-  if (slash == std::string::npos) return is_valid_repo_part(repo_id);
-  return is_valid_repo_part(repo_id.substr(0, slash)) && is_valid_repo_part(repo_id.substr(slash + 1));
+std::string repo_id_error(const std::string& repo_id) {
+  const size_t slashes = static_cast<size_t>(std::count(repo_id.begin(), repo_id.end(), '/'));
+  if (slashes > 1)
+    return "Repo id must be in the form 'repo_name' or 'namespace/repo_name': '" + repo_id +
+           "'. Use `repo_type` argument if needed.";
+  const size_t slash = repo_id.find('/');
+  const bool ok = slash == std::string::npos
+                      ? is_valid_repo_part(repo_id, 96)
+                      : is_valid_repo_part(repo_id.substr(0, slash), std::string::npos) &&
+                            is_valid_repo_part(repo_id.substr(slash + 1), 96);
+  if (!ok)
+    return "Repo id must use alphanumeric chars, '-', '_' or '.'. The name cannot start or end with '-' or '.' and "
+           "the maximum length is 96: '" + repo_id + "'.";
+  if (repo_id.find("--") != std::string::npos || repo_id.find("..") != std::string::npos)
+    return "Cannot have -- or .. in repo_id: '" + repo_id + "'.";
+  if (repo_id.size() >= 4 && repo_id.compare(repo_id.size() - 4, 4, ".git") == 0)
+    return "Repo_id cannot end by '.git': '" + repo_id + "'.";
+  return "";
 }
+
+bool is_valid_repo_id(const std::string& repo_id) { return repo_id_error(repo_id).empty(); }
 
 std::string resolve_hub_model(const std::string& repo_id, const std::string& revision_arg,
                               const std::string& download_dir) {
-  if (!is_valid_repo_id(repo_id))
-    throw Error("'" + repo_id + "' is neither a folder nor a Hugging Face model id (org/name)", ErrorKind::kNotFound);
+  // Checked before any path is built from it: the cache folder's name embeds the id.
+  if (const std::string why = repo_id_error(repo_id); !why.empty()) throw Error(why, ErrorKind::kNotFound);
   const std::string revision = revision_arg.empty() ? "main" : revision_arg;
   const fs::path cache_dir = hub_cache_dir(download_dir);
   const HubSettings hub = HubSettings::from_env();

@@ -5,12 +5,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <tuple>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 
 namespace vllm {
 
@@ -47,68 +50,115 @@ const char* safetensors_dtype_name(DType t) {
 
 }  // namespace
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) load_error(path, std::string("cannot open: ") + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    load_error(path, "cannot stat");
-  }
-  size_t size = static_cast<size_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
+std::map<std::string, SafetensorsEntry> parse_safetensors(const unsigned char* bytes, size_t size,
+                                                          const std::string& path) {
+  if (size < 8)
     load_error(path, "truncated file: " + std::to_string(size) + " bytes, too short for a safetensors header");
-  }
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (p == MAP_FAILED) load_error(path, std::string("cannot map: ") + std::strerror(errno));
-  mapping_ = std::make_shared<Buffer>(p, size, Device::kCPU, [size](void* q) { ::munmap(q, size); });
-
-  const auto* bytes = static_cast<const unsigned char*>(p);
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
+  if (header_len > kSafetensorsMaxHeaderBytes)
+    load_error(path, "bad safetensors header: header length " + std::to_string(header_len) + " exceeds the limit of " +
+                         std::to_string(kSafetensorsMaxHeaderBytes) + " bytes");
   if (header_len > size - 8)
     load_error(path, "bad safetensors header: header length " + std::to_string(header_len) + " exceeds the file size " +
                          std::to_string(size) + " (truncated file?)");
   json header;
   try {
     header = json::parse(reinterpret_cast<const char*>(bytes + 8), reinterpret_cast<const char*>(bytes + 8 + header_len));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     load_error(path, std::string("bad safetensors header: invalid JSON: ") + e.what());
   }
   if (!header.is_object()) load_error(path, "bad safetensors header: not a JSON object");
-  size_t data_start = 8 + header_len;
-  size_t data_size = size - data_start;
+  const size_t data_start = 8 + static_cast<size_t>(header_len);
+  const uint64_t data_size = size - data_start;
+  std::map<std::string, SafetensorsEntry> entries;
+  // (begin, end, name) of every tensor, to check that they tile the data area.
+  std::vector<std::tuple<uint64_t, uint64_t, std::string>> spans;
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string& name = it.key();
-    if (name == "__metadata__") continue;
     const json& e = it.value();
+    if (name == "__metadata__") {
+      // The format's readers take it as a map of strings and refuse anything else.
+      bool ok = e.is_object();
+      if (ok)
+        for (const auto& v : e) ok = ok && v.is_string();
+      if (!ok) load_error(path, "bad safetensors header: __metadata__ must map names to strings");
+      continue;
+    }
     if (!e.is_object() || !e.contains("dtype") || !e["dtype"].is_string() || !e.contains("shape") ||
         !e["shape"].is_array() || !e.contains("data_offsets") || !e["data_offsets"].is_array() ||
         e["data_offsets"].size() != 2)
       load_error(path, "bad safetensors header: tensor '" + name + "' needs dtype, shape and data_offsets [begin, end]");
-    Entry entry;
+    SafetensorsEntry entry;
     entry.dtype = safetensors_dtype(path, name, e["dtype"].get<std::string>());
+    // The byte count, with every product checked: a shape whose size overflows is refused, as
+    // the format's readers refuse it (ValidationOverflow).
+    uint64_t nbytes = dtype_size(entry.dtype);
     for (const json& d : e["shape"]) {
-      if (!d.is_number_unsigned()) load_error(path, "bad safetensors header: tensor '" + name + "' has a bad shape");
-      entry.shape.push_back(d.get<int64_t>());
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+        load_error(path, "bad safetensors header: tensor '" + name + "' has a bad shape " + e["shape"].dump());
+      const uint64_t dim = d.get<uint64_t>();
+      if (__builtin_mul_overflow(nbytes, dim, &nbytes))
+        load_error(path, "bad safetensors header: tensor '" + name + "' has shape " + e["shape"].dump() +
+                             ", whose size overflows");
+      entry.shape.push_back(static_cast<int64_t>(dim));
     }
     const json& off = e["data_offsets"];
     if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      load_error(path, "bad safetensors header: tensor '" + name + "' has bad data_offsets");
-    uint64_t b = off[0].get<uint64_t>(), en = off[1].get<uint64_t>();
-    if (b > en || en > data_size)
-      load_error(path, "tensor '" + name + "' has data offsets [" + std::to_string(b) + ", " + std::to_string(en) +
-                           "] past the end of the data (" + std::to_string(data_size) + " bytes; truncated file?)");
-    uint64_t expect = static_cast<uint64_t>(shape_numel(entry.shape)) * dtype_size(entry.dtype);
-    if (en - b != expect)
+      load_error(path, "bad safetensors header: tensor '" + name + "' has bad data_offsets " + off.dump());
+    const uint64_t b = off[0].get<uint64_t>(), en = off[1].get<uint64_t>();
+    const std::string offsets = "[" + std::to_string(b) + ", " + std::to_string(en) + "]";
+    if (b > en)
+      load_error(path, "tensor '" + name + "' has data offsets " + offsets + " that end before they begin");
+    if (en > data_size)
+      load_error(path, "tensor '" + name + "' has data offsets " + offsets + " past the end of the data (" +
+                           std::to_string(data_size) + " bytes; truncated file?)");
+    if (en - b != nbytes)
       load_error(path, "tensor '" + name + "' has " + std::to_string(en - b) + " bytes but shape " +
                            shape_str(entry.shape) + " in " + std::string(dtype_name(entry.dtype)) + " needs " +
-                           std::to_string(expect));
-    entry.begin = data_start + b;
-    entries_.emplace(name, std::move(entry));
+                           std::to_string(nbytes));
+    entry.begin = data_start + static_cast<size_t>(b);
+    entry.end = data_start + static_cast<size_t>(en);
+    spans.emplace_back(b, en, name);
+    entries.emplace(name, std::move(entry));
   }
+  // As the format's reference reader requires (InvalidOffset, MetadataIncompleteBuffer): sorted
+  // by offset, each tensor begins where the previous one ended, and the last ends at the end of
+  // the file. Overlapping tensors would alias each other's weights; gaps or trailing bytes mean
+  // the header does not describe the file that was written.
+  std::sort(spans.begin(), spans.end());
+  uint64_t cursor = 0;
+  const std::string* prev = nullptr;
+  for (const auto& [b, en, name] : spans) {
+    if (b < cursor)
+      load_error(path, "tensor '" + name + "' has data offsets [" + std::to_string(b) + ", " + std::to_string(en) +
+                           "] overlapping tensor '" + *prev + "' (which ends at " + std::to_string(cursor) + ")");
+    if (b > cursor)
+      load_error(path, "tensor '" + name + "' has data offsets [" + std::to_string(b) + ", " + std::to_string(en) +
+                           "] leaving bytes [" + std::to_string(cursor) + ", " + std::to_string(b) +
+                           ") of the data unused" + (prev ? " after tensor '" + *prev + "'" : std::string()));
+    cursor = en;
+    prev = &name;
+  }
+  if (cursor != data_size)
+    load_error(path, "the tensors end at data offset " + std::to_string(cursor) + " but the data is " +
+                         std::to_string(data_size) + " bytes long (trailing bytes no tensor describes)");
+  return entries;
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  size_t size = 0;
+  const int fd = open_regular_file(path, &size, ErrorKind::kModelLoad);
+  if (size < 8) {
+    ::close(fd);
+    load_error(path, "truncated file: " + std::to_string(size) + " bytes, too short for a safetensors header");
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_errno = errno;
+  ::close(fd);
+  if (p == MAP_FAILED) load_error(path, std::string("cannot map: ") + std::strerror(map_errno));
+  mapping_ = std::make_shared<Buffer>(p, size, Device::kCPU, [size](void* q) { ::munmap(q, size); });
+  entries_ = parse_safetensors(static_cast<const unsigned char*>(p), size, path);
 }
 
 std::vector<std::string> SafetensorsFile::names() const {
@@ -120,20 +170,45 @@ std::vector<std::string> SafetensorsFile::names() const {
 Tensor SafetensorsFile::get(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) load_error(path_, "has no tensor '" + name + "'");
-  return Tensor(mapping_, it->second.begin, it->second.dtype, it->second.shape);
+  const SafetensorsEntry& e = it->second;
+  Tensor view(mapping_, e.begin, e.dtype, e.shape);
+  // The format does not align tensor data (writers pad the header to 8 bytes, but nothing
+  // requires it); reading an F32 through a misaligned pointer is undefined, so such a tensor
+  // is copied into an aligned buffer.
+  if (e.begin % dtype_size(e.dtype) != 0) {
+    Tensor copy = Tensor::empty(e.shape, e.dtype);
+    std::memcpy(copy.raw(), view.raw(), view.nbytes());
+    return copy;
+  }
+  return view;
 }
+
+namespace {
+
+// A file the folder is expected to hold: missing, a regular file, or an error saying what sits there.
+bool file_present(const fs::path& p) {
+  std::string why;
+  switch (path_type(p.string(), &why)) {
+    case PathType::kMissing: return false;
+    case PathType::kRegular: return true;
+    case PathType::kDirectory: load_error(p.string(), "is a directory, not a regular file");
+    case PathType::kOther: break;
+  }
+  load_error(p.string(), why);
+}
+
+}  // namespace
 
 WeightStore WeightStore::open_folder(const std::string& dir) {
   WeightStore store;
   store.folder_ = dir;
   fs::path index = fs::path(dir) / "model.safetensors.index.json";
   fs::path single = fs::path(dir) / "model.safetensors";
-  if (fs::exists(index)) {
-    std::ifstream in(index);
+  if (file_present(index)) {
     json j;
     try {
-      j = json::parse(in);
-    } catch (const json::parse_error& e) {
+      j = json::parse(read_regular_file(index.string()));
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
       load_error(index.string(), std::string("invalid JSON: ") + e.what());
     }
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
@@ -142,12 +217,12 @@ WeightStore WeightStore::open_folder(const std::string& dir) {
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
       if (!it.value().is_string()) load_error(index.string(), "weight_map entry '" + it.key() + "' is not a file name");
       std::string shard = it.value().get<std::string>();
-      if (shard.find('/') != std::string::npos || shard == "..")
-        load_error(index.string(), "weight_map entry '" + it.key() + "' names a file outside the folder: " + shard);
+      if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
+        load_error(index.string(), "weight_map entry '" + it.key() + "' names a file outside the folder: '" + shard + "'");
       auto fit = file_index.find(shard);
       if (fit == file_index.end()) {
         fs::path shard_path = fs::path(dir) / shard;
-        if (!fs::exists(shard_path))
+        if (!file_present(shard_path))
           load_error(index.string(), "names shard '" + shard + "' (for tensor '" + it.key() + "'), which is missing");
         store.files_.push_back(std::make_shared<SafetensorsFile>(shard_path.string()));
         fit = file_index.emplace(shard, store.files_.size() - 1).first;
@@ -157,7 +232,7 @@ WeightStore WeightStore::open_folder(const std::string& dir) {
                                                           index.filename().string() + " places there");
       store.where_[it.key()] = fit->second;
     }
-  } else if (fs::exists(single)) {
+  } else if (file_present(single)) {
     store.files_.push_back(std::make_shared<SafetensorsFile>(single.string()));
     for (const auto& name : store.files_[0]->names()) store.where_[name] = 0;
   } else {

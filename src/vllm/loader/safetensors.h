@@ -11,10 +11,30 @@
 
 namespace vllm {
 
+// One tensor of a safetensors file as its header describes it.
+struct SafetensorsEntry {
+  DType dtype;
+  Shape shape;
+  size_t begin;  // byte offsets into the whole file (header included): [begin, end)
+  size_t end;
+};
+
+// The largest header the safetensors format accepts (its readers' MAX_HEADER_SIZE).
+inline constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;
+
+// Validates the bytes of a whole safetensors file as the format's reference reader does and
+// returns its tensors by name: an 8-byte little-endian header length, a JSON object header of at
+// most kSafetensorsMaxHeaderBytes (string-to-string "__metadata__" allowed), and tensors whose
+// data_offsets, sorted, tile the data area exactly: no overlap, no gap, the last ending at the
+// end of the file, each as long as its shape and dtype need. Errors are vllm::Error
+// (kModelLoad) starting with `path`. No I/O: the fuzz target and the tests call it on memory.
+std::map<std::string, SafetensorsEntry> parse_safetensors(const unsigned char* data, size_t size,
+                                                          const std::string& path);
+
 class SafetensorsFile {
  public:
-  // Maps and validates the header: JSON, dtypes, shapes, offsets inside the file.
-  // Errors name the file and the tensor (ErrorKind::kModelLoad).
+  // Maps and validates the file (parse_safetensors). Only a regular file is opened: a FIFO or a
+  // device would block or never end. Errors name the file and the tensor (ErrorKind::kModelLoad).
   explicit SafetensorsFile(const std::string& path);
 
   const std::string& path() const { return path_; }
@@ -23,14 +43,9 @@ class SafetensorsFile {
   Tensor get(const std::string& name) const;
 
  private:
-  struct Entry {
-    DType dtype;
-    Shape shape;
-    size_t begin;  // offset into the mapping
-  };
   std::string path_;
   std::shared_ptr<Buffer> mapping_;
-  std::map<std::string, Entry> entries_;
+  std::map<std::string, SafetensorsEntry> entries_;
 };
 
 // All tensors of a model folder: model.safetensors, or the shards named by

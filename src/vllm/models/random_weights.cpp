@@ -68,7 +68,7 @@ void write_random_model(const std::string& config_path, const std::string& out_d
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
     throw Error(config_path + ": invalid JSON: " + e.what());
   }
   ModelConfig config = ModelConfig::from_json(j, config_path);

@@ -87,7 +87,7 @@ nlohmann::json params_json(py::handle obj, const std::string& what) {
   if (PyUnicode_Check(obj.ptr())) {
     try {
       return nlohmann::json::parse(obj.cast<std::string>());
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
       throw py::value_error(what + " is not valid JSON: " + std::string(e.what()));
     }
   }

@@ -23,7 +23,7 @@ nlohmann::ordered_json json_arg(const py::object& obj, const std::string& what) 
   if (PyUnicode_Check(obj.ptr())) {
     try {
       return nlohmann::ordered_json::parse(obj.cast<std::string>());
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range (1e999)
       throw py::value_error(what + " is not valid JSON: " + std::string(e.what()));
     }
   }

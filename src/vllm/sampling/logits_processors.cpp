@@ -92,6 +92,34 @@ void apply_penalties(float* logits, int64_t vocab, std::span<const int32_t> prom
   }
 }
 
+void apply_token_bitmask(float* logits, int64_t vocab, const uint32_t* bitmask) {
+  // Three kinds of word: all allowed (skipped), none allowed (a plain fill the compiler
+  // vectorises: most words of a structural position), and mixed (bit by bit).
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const int64_t full_words = vocab / 32;
+  for (int64_t w = 0; w < full_words; ++w) {
+    const uint32_t word = bitmask[w];
+    float* l = logits + w * 32;
+    if (word == 0xFFFFFFFFu) continue;
+    if (word == 0) {
+      for (int i = 0; i < 32; ++i) l[i] = neg_inf;
+      continue;
+    }
+    for (int i = 0; i < 32; ++i) l[i] = ((word >> i) & 1u) ? l[i] : neg_inf;
+  }
+  for (int64_t i = full_words * 32; i < vocab; ++i)
+    if (!((bitmask[i >> 5] >> (i & 31)) & 1u)) logits[i] = neg_inf;
+}
+
+int32_t first_allowed_token(const uint32_t* bitmask, int64_t vocab) {
+  for (int64_t w = 0; w * 32 < vocab; ++w)
+    if (bitmask[w]) {
+      const int64_t id = w * 32 + __builtin_ctz(bitmask[w]);
+      return id < vocab ? static_cast<int32_t>(id) : 0;
+    }
+  return 0;
+}
+
 void apply_logits_processors(float* logits, int64_t vocab, const SamplingRow& row, ProcessorScratch& scratch) {
   const SamplingParams& p = *row.params;
   if (p.allowed_token_ids) apply_allowed_token_ids(logits, vocab, *p.allowed_token_ids, scratch);

@@ -37,6 +37,12 @@ void apply_min_tokens(float* logits, int64_t vocab, int min_tokens, std::span<co
                       std::span<const int32_t> stop_token_ids, std::span<const int32_t> all_stop_token_ids,
                       std::span<const int32_t> eos_token_ids);
 void apply_logit_bias(float* logits, int64_t vocab, const std::map<int32_t, float>& bias);
+// Structured outputs: every token whose bit is clear in `bitmask` (vLLM's packed layout, bit
+// i % 32 of word i / 32) gets -inf.
+void apply_token_bitmask(float* logits, int64_t vocab, const uint32_t* bitmask);
+inline bool token_allowed(const uint32_t* bitmask, int32_t id) { return (bitmask[id >> 5] >> (id & 31)) & 1u; }
+// The lowest allowed id, or 0 when none is.
+int32_t first_allowed_token(const uint32_t* bitmask, int64_t vocab);
 // vLLM's apply_penalties: tokens in prompt or output have positive logits divided and
 // negative ones multiplied by `repetition`; then logit -= frequency * count(output) and
 // -= presence if the token occurs in the output.

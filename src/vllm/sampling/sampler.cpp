@@ -138,6 +138,7 @@ SampleResult Sampler::sample_row(float* l, int64_t vocab, const SamplingRow& row
   const SamplingParams& p = *row.params;
   SampleResult result;
   const bool want_logprobs = p.logprobs.has_value();
+  if (row.token_bitmask) apply_token_bitmask(l, vocab, row.token_bitmask);
   if (want_logprobs) ws.raw.assign(l, l + vocab);  // vLLM v1 reports logprobs of the raw logits
 
   apply_logits_processors(l, vocab, row, ws.processors);
@@ -215,6 +216,9 @@ SampleResult Sampler::sample_row(float* l, int64_t vocab, const SamplingRow& row
   // Greedy rows, and rows where every token was masked or weighed nothing: argmax (token 0
   // if the whole row is -inf; vLLM would return garbage from NaN probabilities there).
   if (token < 0) token = static_cast<int32_t>(vecmath::argmax_first(l, vocab));
+  // A constraint outranks what the processors masked on top of it (min_tokens holding back the
+  // EOS that a complete grammar allows, say): never emit a token the grammar forbids.
+  if (row.token_bitmask && !token_allowed(row.token_bitmask, token)) token = first_allowed_token(row.token_bitmask, vocab);
   result.token_id = token;
 
   if (want_logprobs) {

@@ -23,6 +23,11 @@ struct SamplingRow {
   // sampler's engine-wide one. The sampler takes one draw per non-greedy row, in row order,
   // before any parallel work, so rows sharing a generator are safe (but then not independent).
   Generator* generator = nullptr;
+  // A structured-outputs constraint's allowed tokens for this step (vLLM's packed layout: bit
+  // i % 32 of word i / 32 allows token i; ceil(vocab / 32) words). Applied first, before the raw
+  // log-probs are taken (as vLLM v1 applies the grammar bitmask to the logits it hands the
+  // sampler); nullptr: unconstrained.
+  const uint32_t* token_bitmask = nullptr;
 };
 
 }  // namespace vllm

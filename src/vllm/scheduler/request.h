@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "vllm/sampling/sampling_params.h"
+#include "vllm/structured/matcher.h"
 
 namespace vllm {
 
@@ -49,6 +50,15 @@ struct Request {
   // A paused request keeps its blocks but is not scheduled (a beam waiting for the others of its
   // step); it may still be preempted.
   bool paused = false;
+  // Backpressure: the consumer of this request's output (an HTTP client) is not reading it, so
+  // it is not scheduled either, until it is resumed. It keeps its blocks, but gives them and
+  // its sequence slot up (preemption) when a waiting request needs them.
+  bool output_paused = false;
+
+  // Not schedulable now (for either reason above).
+  bool idle() const { return paused || output_paused; }
+  // Structured outputs: the state of this sequence under its constraint (a fork copies it).
+  std::optional<structured::GrammarMatcher> matcher;
 
   int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
   int64_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }

@@ -72,7 +72,7 @@ size_t Scheduler::victim_index() const {
 std::deque<Request*>::iterator Scheduler::next_waiting() {
   auto best = waiting_.end();
   for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
-    if ((*it)->paused) continue;
+    if ((*it)->idle()) continue;
     if (config_.policy == SchedulingPolicy::kFcfs) return it;
     if (best == waiting_.end() || before(*it, *best)) best = it;
   }
@@ -81,12 +81,31 @@ std::deque<Request*>::iterator Scheduler::next_waiting() {
 
 bool Scheduler::preempt_a_paused_request() {
   for (size_t i = running_.size(); i-- > 0;) {
-    if (!running_[i]->paused) continue;
+    if (!running_[i]->idle()) continue;
     Request* r = running_[i];
     running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
     preempt(r);
     return true;
   }
+  return false;
+}
+
+bool Scheduler::preempt_an_output_paused_request() {
+  for (size_t i = running_.size(); i-- > 0;) {
+    if (!running_[i]->output_paused) continue;
+    Request* r = running_[i];
+    running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
+    preempt(r);
+    return true;
+  }
+  return false;
+}
+
+bool Scheduler::has_runnable() const {
+  for (const Request* r : running_)
+    if (!r->idle()) return true;
+  for (const Request* r : waiting_)
+    if (!r->idle()) return true;
   return false;
 }
 
@@ -107,7 +126,7 @@ SchedulerOutput Scheduler::schedule() {
   size_t i = 0;
   while (i < running_.size() && budget > 0) {
     Request* r = running_[i];
-    if (r->paused) {
+    if (r->idle()) {
       ++i;
       continue;
     }
@@ -148,13 +167,18 @@ SchedulerOutput Scheduler::schedule() {
 
   // 2. Waiting requests, while nothing was preempted this step.
   if (out.num_preempted == 0) {
-    while (budget > 0 && static_cast<int>(running_.size()) < config_.max_num_seqs) {
+    while (budget > 0) {
       auto it = next_waiting();
       if (it == waiting_.end()) break;
       Request* r = *it;
       // A request that forks into n branches takes n sequence slots (unless nothing runs).
       const int slots = 1 + static_cast<int>(r->pending_branches.size());
-      if (!running_.empty() && static_cast<int>(running_.size()) + slots > config_.max_num_seqs) break;
+      const int running = static_cast<int>(running_.size());
+      if (running >= config_.max_num_seqs || (running > 0 && running + slots > config_.max_num_seqs)) {
+        // Requests whose clients do not read give their slots to those waiting.
+        if (preempt_an_output_paused_request()) continue;
+        break;
+      }
       std::vector<int32_t> cached_blocks;
       // Prompt log-probs need the logits of every prompt position, so such requests do not
       // read the prefix cache until those are done (as in vLLM).
@@ -202,6 +226,8 @@ SchedulerStats Scheduler::stats() {
   SchedulerStats s;
   s.num_running = num_running();
   s.num_waiting = num_waiting();
+  for (const Request* r : running_) s.num_output_paused += r->output_paused;
+  for (const Request* r : waiting_) s.num_output_paused += r->output_paused;
   s.kv_cache_usage = kv_.usage();
   s.num_preemptions_total = num_preemptions_;
   s.prefix_cache_recent = kv_.take_stats();

@@ -44,6 +44,7 @@ struct SchedulerStats {
   int num_waiting = 0;
   double kv_cache_usage = 0;
   int64_t num_preemptions_total = 0;
+  int num_output_paused = 0;  // unfinished requests paused by backpressure
   PrefixCacheStats prefix_cache_recent;  // since the last stats() call
   PrefixCacheStats prefix_cache_total;
 };
@@ -66,6 +67,8 @@ class Scheduler {
   Request* find(uint64_t seq_id);
 
   bool has_unfinished() const { return !running_.empty() || !waiting_.empty(); }
+  // Whether schedule() may find work: an unfinished request that is not paused.
+  bool has_runnable() const;
   int num_running() const { return static_cast<int>(running_.size()); }
   int num_waiting() const { return static_cast<int>(waiting_.size()); }
   SchedulerStats stats();
@@ -83,6 +86,9 @@ class Scheduler {
   // Preempts the latest paused running request, if any (so that a waiting request is never
   // blocked forever by idle ones holding every block).
   bool preempt_a_paused_request();
+  // Preempts the latest running request paused by backpressure, if any (so that clients that do
+  // not read cannot hold every sequence slot).
+  bool preempt_an_output_paused_request();
 
   SchedulerConfig config_;
   KVCacheManager& kv_;

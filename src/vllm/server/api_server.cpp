@@ -1,5 +1,8 @@
 #include "vllm/server/api_server.h"
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -9,6 +12,7 @@
 #include <thread>
 
 #include "vllm/core/logging.h"
+#include "vllm/core/startup_signals.h"
 #include "vllm/server/handlers.h"
 #include "vllm/server/protocol.h"
 #include "vllm/server/router.h"
@@ -128,6 +132,9 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Until the sigwait below, a signal would only wait behind that mask: while the model loads,
+  // SIGINT/SIGTERM end the process at once instead.
+  StartupSignalWatcher startup_signals;
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
   const int pid = static_cast<int>(getpid());
@@ -141,6 +148,25 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
   auto bind = [&ctx](void (*fn)(ServingContext&, HttpRequest&&, std::shared_ptr<Exchange>)) {
     return [&ctx, fn](HttpRequest&& req, std::shared_ptr<Exchange> ex) { fn(ctx, std::move(req), std::move(ex)); };
   };
+  // Parsing, validating, rendering and tokenizing a request can take a while for a big body
+  // (tens of MB of JSON or prompt text). It runs on these workers, not on the I/O threads, so
+  // that one client's big request never holds up other connections' reads and streamed writes.
+  const int io_threads = cfg.io_threads > 0 ? cfg.io_threads : default_io_threads();
+  boost::asio::thread_pool workers(static_cast<size_t>(io_threads));
+  auto offload = [&ctx, &workers](void (*fn)(ServingContext&, HttpRequest&&, std::shared_ptr<Exchange>)) {
+    return [&ctx, &workers, fn](HttpRequest&& req, std::shared_ptr<Exchange> ex) {
+      boost::asio::post(workers, [&ctx, fn, r = std::make_shared<HttpRequest>(std::move(req)), ex]() mutable {
+        try {
+          fn(ctx, std::move(*r), ex);
+        } catch (const std::exception& e) {
+          // Handlers answer their own errors; this is what escaped them (out of memory, say).
+          // A worker thread must survive it.
+          VLLM_LOG_ERROR("request handler failed: {}", e.what());
+          ex->respond(error_response(ApiError("Internal Server Error", std::nullopt, 500, "InternalServerError")));
+        }
+      });
+    };
+  };
   router.add("GET", "/health", [&ctx](HttpRequest&&, std::shared_ptr<Exchange> ex) {
     HttpResponse r;
     r.content_type.clear();
@@ -153,22 +179,24 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
     r.status = ctx.shutting_down.load() ? 503 : 200;
     ex->respond(std::move(r));
   });
-  router.add("POST", "/tokenize", bind(handle_tokenize));
-  router.add("POST", "/detokenize", bind(handle_detokenize));
+  router.add("POST", "/tokenize", offload(handle_tokenize));
+  router.add("POST", "/detokenize", offload(handle_detokenize));
   router.add("GET", "/v1/models", bind(handle_models));
   router.add("GET", "/version", [&cfg](HttpRequest&&, std::shared_ptr<Exchange> ex) {
     ex->respond(json_response(ojson{{"version", cfg.version}}));
   });
-  router.add("POST", "/v1/chat/completions", bind(handle_chat_completions));
-  router.add("POST", "/v1/completions", bind(handle_completions));
+  router.add("POST", "/v1/chat/completions", offload(handle_chat_completions));
+  router.add("POST", "/v1/completions", offload(handle_completions));
   router.add("GET", "/metrics", bind(handle_metrics));
 
   HttpServerOptions http_options;
   http_options.host = cfg.host;
   http_options.port = static_cast<uint16_t>(cfg.port);
-  http_options.io_threads = cfg.io_threads > 0 ? cfg.io_threads : default_io_threads();
+  http_options.io_threads = io_threads;
   http_options.max_body_bytes = cfg.max_body_bytes;
   http_options.access_log = cfg.access_log;
+  http_options.write_timeout_s = cfg.stalled_client_timeout_s;
+  http_options.tls = cfg.tls;
   http_options.error_body = [](int status, const std::string& message) {
     return error_response(ApiError(message, std::nullopt, status, error_type_for(status)));
   };
@@ -176,8 +204,11 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
     router.handle(std::move(req), std::move(ex));
   });
   http.start();
+  // Loaded and listening: from here a signal waits for the sigwait below (an orderly shutdown),
+  // also one sent the moment the start-up lines appear.
+  startup_signals.done();
   const std::string shown_host = cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host;
-  const std::string url = "http://" + shown_host + ":" + std::to_string(http.port());
+  const std::string url = (cfg.tls ? "https://" : "http://") + shown_host + ":" + std::to_string(http.port());
   VLLM_LOG_INFO("Starting vLLM API server 0 on {}", url);
   VLLM_LOG_INFO("Available routes are:");
   for (const auto& [path, methods] : router.routes()) VLLM_LOG_INFO("Route: {}, Methods: {}", path, methods);
@@ -201,6 +232,7 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
   while (http.active_exchanges() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   http.stop();
+  workers.join();
   VLLM_LOG_INFO("Application shutdown complete.");
   VLLM_LOG_INFO("Finished server process [{}]", pid);
   return 0;

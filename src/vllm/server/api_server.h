@@ -13,6 +13,7 @@
 #include "vllm/chat/chat_template.h"
 #include "vllm/engine/async_engine.h"
 #include "vllm/engine/engine_config.h"
+#include "vllm/server/http_server.h"
 
 namespace vllm::server {
 
@@ -36,6 +37,15 @@ struct ServerConfig {
   bool enable_force_include_usage = false;
   bool return_tokens_as_token_ids = false;
   size_t max_body_bytes = 32u << 20;
+  // Limits on what one client can make the server hold (docs/architecture.md, "Limits").
+  int64_t max_prompts_per_request = 1024;  // prompts x n (or best_of) of one request; 0: none
+  int64_t max_waiting_requests = 0;        // past it, 503 + Retry-After; 0: no limit
+  size_t max_stream_buffer_bytes = 1u << 20;  // unsent SSE bytes before a request pauses; 0: none
+  double stalled_client_timeout_s = 60;     // no response bytes taken for this long: disconnect
+  std::optional<TlsOptions> tls;            // --ssl-keyfile/--ssl-certfile/...: HTTPS
+  // --structured-outputs-config: server-wide defaults of the JSON options
+  // (disable_any_whitespace, disable_additional_properties) that a request may override.
+  nlohmann::json structured_outputs_defaults = nlohmann::json::object();
   double shutdown_grace_s = 3.0;
   double log_stats_interval_s = 10.0;  // the engine's throughput log line; 0: off
   std::string version = "0.0.0";  // GET /version  // after aborting, how long in-flight responses may take to end
@@ -57,6 +67,7 @@ class ServingContext {
   int64_t max_token_id = 0;                   // largest token id any prompt may hold
   int64_t max_chars_per_token = 1;            // longest token text, in characters
   std::atomic<bool> shutting_down{false};
+  std::atomic<int64_t> num_rejected{0};  // 503s for --max-waiting-requests
 
   const std::string& model_name() const { return config.served_model_names.front(); }
   bool serves(const std::string& name) const;

@@ -6,6 +6,8 @@
 
 #include "vllm/core/logging.h"
 #include "vllm/server/handlers.h"
+#include "vllm/server/structured_outputs.h"
+#include "vllm/server/json_body.h"
 #include "vllm/server/request_job.h"
 #include "vllm/server/sse.h"
 #include "vllm/tokenizer/tokenizer.h"
@@ -125,14 +127,14 @@ ojson parse_tools(const ojson& body) {
       const std::string usage = "Correct usage: `{\"type\": \"function\", \"function\": {\"name\": \"my_function\"}}`";
       auto fn = choice.find("function");
       if (fn == choice.end() || !fn->is_object())
-        throw ApiError("Invalid value for `function`: `" + (fn == choice.end() ? std::string("None") : fn->dump()) +
+        throw ApiError("Invalid value for `function`: `" + (fn == choice.end() ? std::string("None") : json_excerpt(*fn)) +
                            "` in `tool_choice`! " + usage,
                        "tool_choice.function");
       if (!fn->contains("name"))
         throw ApiError("Expected field `name` in `function` in `tool_choice`! " + usage, "tool_choice.function.name");
       const ojson& name = (*fn)["name"];
       if (!name.is_string() || name.get<std::string>().empty())
-        throw ApiError("Invalid `name` in `function`: `" + name.dump() + "` in `tool_choice`! " + usage,
+        throw ApiError("Invalid `name` in `function`: `" + json_excerpt(name) + "` in `tool_choice`! " + usage,
                        "tool_choice.function.name");
       bool found = false;
       for (const auto& tool : *tools_it)
@@ -143,7 +145,7 @@ ojson parse_tools(const ojson& body) {
         throw ApiError("The tool specified in `tool_choice` does not match any of the specified `tools`", "tool_choice");
       throw ApiError("a named tool_choice needs structured outputs, which vllm-cpp does not support", "tool_choice");
     } else {
-      throw ApiError("Invalid value for `tool_choice`: " + choice.dump() +
+      throw ApiError("Invalid value for `tool_choice`: " + json_excerpt(choice) +
                          "! Only named tools, \"none\", \"auto\" or \"required\" are supported.",
                      "tool_choice");
     }
@@ -160,8 +162,10 @@ ojson parse_tools(const ojson& body) {
     fn["name"] = f["name"];
     fn["description"] = f.contains("description") ? f["description"] : ojson(nullptr);
     fn["parameters"] = f.contains("parameters") ? f["parameters"] : ojson(nullptr);
+    // The function's other fields after those (its keys are unique: one pass, no lookups).
     for (auto it = f.begin(); it != f.end(); ++it)
-      if (!fn.contains(it.key())) fn[it.key()] = it.value();
+      if (it.key() != "name" && it.key() != "description" && it.key() != "parameters")
+        append_new_key(fn, it.key(), it.value());
     ojson t;
     t["type"] = "function";
     t["function"] = std::move(fn);
@@ -201,7 +205,7 @@ RenderedChat render_chat(const ServingContext& ctx, const ojson& body) {
       if (k == "messages" || k == "tools" || k == "documents" || k == "add_generation_prompt" ||
           k == "continue_final_message" || k == "chat_template")
         continue;
-      in.extra_kwargs[k] = it.value();
+      append_new_key(in.extra_kwargs, k, it.value());  // keys of one object: unique
     }
   }
   if (auto effort = opt_string(body, "reasoning_effort")) {
@@ -267,6 +271,7 @@ class ChatJob : public RequestJob {
     finish_sent_.assign(choices, false);
     submit(0, id, prompt_ids, std::move(params), options);
     watch_disconnect();
+    if (stream) watch_backpressure();
   }
 
  protected:
@@ -406,6 +411,8 @@ class ChatJob : public RequestJob {
   std::vector<std::optional<TokenLogprobs>> prompt_logprobs_;
 };
 
+}  // namespace
+
 // vLLM's check_logprobs validator for chat requests.
 void check_chat_logprobs(const ojson& body, bool stream) {
   for (const char* f : {"prompt_logprobs", "top_logprobs"}) {
@@ -427,12 +434,12 @@ void check_chat_logprobs(const ojson& body, bool stream) {
   }
 }
 
-}  // namespace
-
 void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   try {
     if (ctx.shutting_down.load()) throw ApiError("The server is shutting down.", std::nullopt, 503, "ServiceUnavailableError");
+    check_capacity(ctx);
     const ojson body = parse_body(req);
+    check_request_size(ctx, 1, body);
     request_options(ctx, body);
     const bool stream = get_bool(body, "stream", false);
     const StreamOptions stream_options = parse_stream_options(ctx, body, stream);
@@ -446,21 +453,12 @@ void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared
          "response_format", "structured_outputs", "priority", "request_id", "cache_salt", "return_tokens_as_token_ids",
          "return_token_ids", "logprob_token_ids", "vllm_xargs", "kv_transfer_params", "stream_interval",
          "logits_processors", "thinking_token_budget", "repetition_detection", "guided_json", "guided_regex",
-         "guided_choice", "guided_grammar", "watermarking", "session_id", "messages", "top_logprobs", "max_completion_tokens", "tools", "tool_choice",
+         "guided_choice", "guided_grammar", "guided_whitespace_pattern", "guided_decoding_backend", "watermarking", "session_id", "messages", "top_logprobs", "max_completion_tokens", "tools", "tool_choice",
                                "reasoning_effort", "include_reasoning", "parallel_tool_calls", "echo",
                                "add_generation_prompt", "continue_final_message", "documents", "chat_template",
                                "chat_template_kwargs", "return_prompt_text", "mm_processor_kwargs", "media_io_kwargs"});
     if (get_bool(body, "use_beam_search", false))
       throw ApiError("beam search (use_beam_search) is not supported by vllm-cpp", "use_beam_search");
-    for (const char* f : {"structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar"})
-      if (auto it = body.find(f); it != body.end() && !it->is_null())
-        throw ApiError(std::string(f) + " (structured outputs) is not supported by vllm-cpp", f);
-    if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
-      if (!rf->is_object() || rf->value("type", "") != "text")
-        throw ApiError("response_format other than {\"type\": \"text\"} needs structured outputs, which vllm-cpp does "
-                       "not support",
-                       "response_format");
-    }
 
     RenderedChat chat = render_chat(ctx, body);
     auto job = std::make_shared<ChatJob>(ctx, ex);
@@ -498,19 +496,21 @@ void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared
     job->n = params.n;
     if (logprobs) job->top_logprobs = params.logprobs.value_or(0);
     job->prompt_ids = ids;
-    const AddRequestOptions options = request_options(ctx, body);
+    AddRequestOptions options = request_options(ctx, body);
+    apply_structured_outputs(ctx, body, fields, options);
     if (ctx.config.log_requests)
       VLLM_LOG_INFO("Received request {}: prompt: {}, params: {}, prompt_token_ids: {}", job->id,
                     nlohmann::json(log_excerpt(ctx, chat.text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                     params.to_json().dump(), nlohmann::json(ids).dump());
-    job->start(std::move(params), options);
+    // The engine request starts on the connection's strand, where its outputs arrive.
+    ex->post([job, params = std::move(params), options]() mutable { job->start(std::move(params), options); });
   } catch (const ApiError& e) {
     ex->respond(error_response(e));
   } catch (const Error& e) {
     ex->respond(error_response(api_error_from(e)));
   } catch (const nlohmann::json::exception& e) {
     // A field of an unexpected JSON type deep inside the request.
-    ex->respond(error_response(ApiError(std::string("Invalid request: ") + e.what())));
+    ex->respond(error_response(ApiError("Invalid request: " + json_error_text(e))));
   }
 }
 

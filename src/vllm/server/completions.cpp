@@ -5,6 +5,8 @@
 
 #include "vllm/core/logging.h"
 #include "vllm/server/handlers.h"
+#include "vllm/server/structured_outputs.h"
+#include "vllm/server/json_body.h"
 #include "vllm/server/request_job.h"
 #include "vllm/server/sse.h"
 #include "vllm/tokenizer/tokenizer.h"
@@ -12,11 +14,6 @@
 namespace vllm::server {
 
 namespace {
-
-struct PromptIn {
-  std::vector<int32_t> ids;
-  std::optional<std::string> text;  // as given, for text prompts
-};
 
 std::vector<int32_t> int_list(const ojson& v, const char* what) {
   std::vector<int32_t> ids;
@@ -36,6 +33,8 @@ std::vector<int32_t> int_list(const ojson& v, const char* what) {
   return ids;
 }
 
+}  // namespace
+
 std::vector<PromptIn> parse_prompts(const ServingContext& ctx, const ojson& body, bool add_special_tokens,
                                     int64_t max_tokens, bool truncating) {
   auto it = body.find("prompt");
@@ -52,6 +51,8 @@ std::vector<PromptIn> parse_prompts(const ServingContext& ctx, const ojson& body
     in.ids = ctx.tokenizer()->encode(text, add_special_tokens);
     return in;
   };
+  check_request_size(ctx, p.is_array() && !p.empty() && (p.front().is_string() || p.front().is_array()) ? p.size() : 1,
+                     body);
   std::vector<PromptIn> out;
   if (p.is_string()) {
     out.push_back(encode(p.get<std::string>()));
@@ -99,6 +100,8 @@ void check_logprobs_fields(const ojson& body, bool stream) {
     throw ApiError("`logprobs` must be a positive value or -1.", "logprobs");
 }
 
+namespace {
+
 class CompletionJob : public RequestJob {
  public:
   using RequestJob::RequestJob;
@@ -129,6 +132,7 @@ class CompletionJob : public RequestJob {
     for (size_t i = 0; i < prompts.size(); ++i)
       submit(i, id + "-" + std::to_string(i), prompts[i].ids, std::move(params[i]), options);
     watch_disconnect();
+    if (stream) watch_backpressure();
   }
 
  protected:
@@ -296,6 +300,7 @@ class CompletionJob : public RequestJob {
 void handle_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   try {
     if (ctx.shutting_down.load()) throw ApiError("The server is shutting down.", std::nullopt, 503, "ServiceUnavailableError");
+    check_capacity(ctx);
     const ojson body = parse_body(req);
     request_options(ctx, body);  // cache_salt and priority first, as vLLM's validators run
     const bool stream = get_bool(body, "stream", false);
@@ -314,20 +319,11 @@ void handle_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<
          "response_format", "structured_outputs", "priority", "request_id", "cache_salt", "return_tokens_as_token_ids",
          "return_token_ids", "logprob_token_ids", "vllm_xargs", "kv_transfer_params", "stream_interval",
          "logits_processors", "thinking_token_budget", "repetition_detection", "guided_json", "guided_regex",
-         "guided_choice", "guided_grammar", "watermarking", "session_id", "prompt", "echo", "suffix", "prompt_embeds"});
+         "guided_choice", "guided_grammar", "guided_whitespace_pattern", "guided_decoding_backend", "watermarking", "session_id", "prompt", "echo", "suffix", "prompt_embeds"});
     if (auto suffix = body.find("suffix"); suffix != body.end() && !suffix->is_null())
       throw ApiError("suffix is not currently supported", "suffix");
     if (get_bool(body, "use_beam_search", false))
       throw ApiError("beam search (use_beam_search) is not supported by vllm-cpp", "use_beam_search");
-    for (const char* f : {"structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar"})
-      if (auto it = body.find(f); it != body.end() && !it->is_null())
-        throw ApiError(std::string(f) + " (structured outputs) is not supported by vllm-cpp", f);
-    if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
-      if (!rf->is_object() || rf->value("type", "") != "text")
-        throw ApiError("response_format other than {\"type\": \"text\"} needs structured outputs, which vllm-cpp does "
-                       "not support",
-                       "response_format");
-    }
 
     auto job = std::make_shared<CompletionJob>(ctx, ex);
     job->id = "cmpl-" + base_request_id(req, body);
@@ -350,7 +346,8 @@ void handle_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<
     const bool add_special = get_bool(body, "add_special_tokens", true);
     const auto truncate = opt_int(body, "truncate_prompt_tokens");
     std::vector<PromptIn> inputs = parse_prompts(ctx, body, add_special, max_tokens, truncate.has_value());
-    const AddRequestOptions options = request_options(ctx, body);
+    AddRequestOptions options = request_options(ctx, body);
+    apply_structured_outputs(ctx, body, fields, options);
     std::vector<SamplingParams> params;
     for (PromptIn& in : inputs) {
       truncate_prompt(ctx, truncate, &in.ids);
@@ -372,14 +369,15 @@ void handle_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<
                       nlohmann::json(log_excerpt(ctx, job->prompts[i].text)).dump(-1, ' ', false,
                                                                                   nlohmann::json::error_handler_t::replace),
                       params[i].to_json().dump(), nlohmann::json(job->prompts[i].ids).dump());
-    job->start(std::move(params), options);
+    // The engine requests start on the connection's strand, where their outputs arrive.
+    ex->post([job, params = std::move(params), options]() mutable { job->start(std::move(params), options); });
   } catch (const ApiError& e) {
     ex->respond(error_response(e));
   } catch (const Error& e) {
     ex->respond(error_response(api_error_from(e)));
   } catch (const nlohmann::json::exception& e) {
     // A field of an unexpected JSON type deep inside the request.
-    ex->respond(error_response(ApiError(std::string("Invalid request: ") + e.what())));
+    ex->respond(error_response(ApiError("Invalid request: " + json_error_text(e))));
   }
 }
 

@@ -51,6 +51,7 @@ HttpResponse error_response(const ApiError& e) {
   HttpResponse r;
   r.status = e.status();
   r.body = dump_json(error_json(e));
+  if (e.retry_after_s()) r.headers.emplace_back("retry-after", std::to_string(*e.retry_after_s()));
   return r;
 }
 

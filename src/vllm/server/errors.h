@@ -23,11 +23,18 @@ class ApiError : public std::runtime_error {
   int status() const { return status_; }
   const std::string& type() const { return type_; }
   const std::optional<std::string>& param() const { return param_; }
+  // A Retry-After header (seconds) for the response, when retrying later can succeed (503).
+  std::optional<int> retry_after_s() const { return retry_after_s_; }
+  ApiError& with_retry_after(int seconds) {
+    retry_after_s_ = seconds;
+    return *this;
+  }
 
  private:
   int status_;
   std::string type_;
   std::optional<std::string> param_;
+  std::optional<int> retry_after_s_;
 };
 
 ApiError not_found(const std::string& message, std::optional<std::string> param = std::nullopt);

@@ -1,8 +1,11 @@
-// The endpoints of the OpenAI-compatible server. Each handler runs on its connection's strand,
-// answers through the Exchange (now or later) and never throws.
+// The endpoints of the OpenAI-compatible server. Each handler answers through the Exchange (now
+// or later) and never throws. The cheap ones run on their connection's strand; completions,
+// chat completions, tokenize and detokenize run on a worker pool (api_server.cpp) and hand
+// their engine work back to the strand with Exchange::post.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +30,19 @@ struct RenderedChat {
   ojson conversation;  // the messages as the template saw them
 };
 RenderedChat render_chat(const ServingContext& ctx, const ojson& body);
+
+// The request-reading steps of the completions and chat handlers, public for the fuzz target
+// (fuzz/openai_request.cpp), which runs them on arbitrary bodies without an engine run.
+struct PromptIn {
+  std::vector<int32_t> ids;
+  std::optional<std::string> text;  // as given, for text prompts
+};
+// A completions request's prompt (a string, strings, token ids or lists of token ids), tokenized.
+std::vector<PromptIn> parse_prompts(const ServingContext& ctx, const ojson& body, bool add_special_tokens,
+                                    int64_t max_tokens, bool truncating);
+// vLLM's check_logprobs validators of the completions and chat requests.
+void check_logprobs_fields(const ojson& body, bool stream);
+void check_chat_logprobs(const ojson& body, bool stream);
 
 // The body of a JSON response.
 HttpResponse json_response(const ojson& body, int status = 200);

@@ -80,6 +80,14 @@ void handle_metrics(ServingContext& ctx, HttpRequest&&, std::shared_ptr<Exchange
   w.gauge("vllm:num_requests_running", "Number of requests in model execution batches.", m.num_requests_running);
   w.gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", m.num_requests_waiting);
   w.gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", m.kv_cache_usage);
+  // Beyond vLLM: the server's own limits (docs/architecture.md, "Limits").
+  w.gauge("vllm:num_requests_output_paused",
+          "Number of requests paused because their clients are not reading their streams (backpressure).",
+          m.num_requests_output_paused);
+  w.gauge("vllm:max_waiting_requests", "Waiting requests past which new ones get 503 (--max-waiting-requests; 0: no limit).",
+          static_cast<double>(ctx.config.max_waiting_requests));
+  w.counter("vllm:num_requests_rejected_total", "Requests refused with 503 because too many were waiting.",
+            static_cast<double>(ctx.num_rejected.load()));
   w.counter("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.",
             static_cast<double>(m.prefix_cache_queries));
   w.counter("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.",

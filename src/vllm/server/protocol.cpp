@@ -6,17 +6,15 @@
 #include <random>
 
 #include "vllm/core/logging.h"
+#include "vllm/server/json_body.h"
 #include "vllm/tokenizer/tokenizer.h"
 
 namespace vllm::server {
 
 namespace {
 
-std::string describe(const ojson& v) {
-  std::string text = v.dump(-1, ' ', false, ojson::error_handler_t::replace);
-  if (text.size() > 80) text = text.substr(0, 77) + "...";
-  return text;
-}
+// A value quoted in an error message: its first characters only, never a walk of all of it.
+std::string describe(const ojson& v) { return json_excerpt(v, 80); }
 
 const ojson* field_of(const ojson& body, const char* field) {
   auto it = body.find(field);
@@ -35,15 +33,7 @@ ojson parse_body(const HttpRequest& req) {
   std::transform(media.begin(), media.end(), media.begin(), [](unsigned char c) { return std::tolower(c); });
   if (media != "application/json")
     throw ApiError("Unsupported Media Type: Only 'application/json' is allowed");
-  ojson body;
-  try {
-    body = ojson::parse(req.body);
-  } catch (const ojson::parse_error& e) {
-    std::string what = e.what();
-    // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." -> the part after the id.
-    auto pos = what.find("] ");
-    throw ApiError("JSON decode error: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
-  }
+  ojson body = parse_request_json(req.body);
   if (!body.is_object()) throw ApiError("The request body must be a JSON object, got " + describe(body));
   return body;
 }
@@ -80,13 +70,63 @@ std::optional<std::string> opt_string(const ojson& body, const char* field) {
 }
 
 void warn_unknown_fields(const ojson& body, std::initializer_list<const char*> known) {
+  // A body may carry a hundred thousand unknown keys: name the first few, count the rest, so
+  // one request cannot write megabytes into the log.
+  constexpr size_t kMaxNamed = 20;
   std::string unknown;
+  size_t count = 0;
   for (auto it = body.begin(); it != body.end(); ++it) {
     bool found = false;
     for (const char* k : known) found = found || it.key() == k;
-    if (!found) unknown += (unknown.empty() ? "'" : ", '") + it.key() + "'";
+    if (found) continue;
+    if (++count > kMaxNamed) continue;
+    std::string name = it.key();
+    if (name.size() > 60) {
+      size_t cut = 57;
+      while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;  // whole characters
+      name = name.substr(0, cut) + "...";
+    }
+    unknown += (unknown.empty() ? "'" : ", '") + name + "'";
   }
+  if (count > kMaxNamed) unknown += ", ... (" + std::to_string(count - kMaxNamed) + " more)";
   if (!unknown.empty()) VLLM_LOG_WARN("The following fields were present in the request but ignored: {{{}}}", unknown);
+}
+
+void check_capacity(ServingContext& ctx) {
+  const int64_t limit = ctx.config.max_waiting_requests;
+  if (limit <= 0) return;
+  const int64_t waiting = ctx.engine.num_waiting();
+  if (waiting < limit) return;
+  ctx.num_rejected.fetch_add(1, std::memory_order_relaxed);
+  throw ApiError("The server is overloaded: " + std::to_string(waiting) +
+                     " requests are waiting (--max-waiting-requests " + std::to_string(limit) +
+                     "). Please retry later.",
+                 std::nullopt, 503, "ServiceUnavailableError")
+      .with_retry_after(1);
+}
+
+void check_request_size(const ServingContext& ctx, size_t num_prompts, const ojson& body) {
+  const int64_t limit = ctx.config.max_prompts_per_request;
+  if (limit <= 0) return;
+  const auto prompts = static_cast<int64_t>(num_prompts);
+  if (prompts > limit)
+    throw ApiError("This request has " + std::to_string(prompts) + " prompts, more than the " +
+                       std::to_string(limit) + " one request may carry (--max-prompts-per-request).",
+                   "prompt");
+  // n and best_of as SamplingParams will read them (it reports their type errors itself).
+  int64_t per_prompt = 1;
+  for (const char* f : {"n", "best_of"}) {
+    auto it = body.find(f);
+    if (it != body.end() && it->is_number()) {
+      const double v = it->get<double>();
+      if (v > static_cast<double>(per_prompt)) per_prompt = v >= 9e18 ? INT64_MAX : static_cast<int64_t>(v);
+    }
+  }
+  if (per_prompt > limit / std::max<int64_t>(prompts, 1))
+    throw ApiError("This request asks for " + std::to_string(prompts) + " x " + std::to_string(per_prompt) +
+                       " sequences (prompts x n or best_of), more than the " + std::to_string(limit) +
+                       " one request may generate (--max-prompts-per-request).",
+                   "n");
 }
 
 void check_model(const ServingContext& ctx, const ojson& body) {

@@ -33,6 +33,13 @@ bool get_bool(const ojson& body, const char* field, bool fallback);
 // vLLM's OpenAIBaseModel: fields a request type does not know are ignored, with a warning.
 void warn_unknown_fields(const ojson& body, std::initializer_list<const char*> known);
 
+// --max-waiting-requests: a 503 (with Retry-After) when that many requests already wait for
+// the engine. Counted in ctx.num_rejected.
+void check_capacity(ServingContext& ctx);
+// --max-prompts-per-request: a 400 when a request carries more prompts, or more sequences
+// (prompts x n, or best_of), than one request may; checked before any prompt is tokenized.
+void check_request_size(const ServingContext& ctx, size_t num_prompts, const ojson& body);
+
 // 404 unless the request names a served model (or none, which means the first).
 void check_model(const ServingContext& ctx, const ojson& body);
 

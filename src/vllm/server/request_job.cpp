@@ -35,6 +35,21 @@ void RequestJob::watch_disconnect() {
   });
 }
 
+void RequestJob::watch_backpressure() {
+  if (ctx_.config.max_stream_buffer_bytes == 0) return;
+  std::weak_ptr<RequestJob> weak = shared_from_this();
+  ex_->on_backpressure(ctx_.config.max_stream_buffer_bytes, [weak](bool full) {
+    if (auto self = weak.lock()) self->set_output_paused(full);
+  });
+}
+
+void RequestJob::set_output_paused(bool paused) {
+  VLLM_LOG_DEBUG("{} {} request(s): the client {}", paused ? "pausing" : "resuming", engine_ids_.size(),
+                 paused ? "is not reading" : "reads again");
+  for (size_t i = 0; i < engine_ids_.size(); ++i)
+    if (!done_[i] && !engine_ids_[i].empty()) ctx_.engine.set_output_paused(engine_ids_[i], paused);
+}
+
 void RequestJob::abort_all() {
   for (size_t i = 0; i < engine_ids_.size(); ++i)
     if (!done_[i] && !engine_ids_[i].empty()) {

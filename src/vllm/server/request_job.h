@@ -24,6 +24,11 @@ class RequestJob : public std::enable_shared_from_this<RequestJob> {
   void submit(size_t index, std::string engine_id, std::vector<int32_t> prompt_ids, SamplingParams params,
               AddRequestOptions options);
   void watch_disconnect();
+  // For streamed responses: pauses the engine requests while more than
+  // --max-stream-buffer-bytes of this response wait unsent (a client that does not read), and
+  // resumes them once the client has taken half of that. A client that takes nothing for
+  // --stalled-client-timeout is disconnected (HttpServer), which aborts the requests.
+  void watch_backpressure();
   // Aborts every engine request still running.
   void abort_all();
   // Strand only. A finished output marks its request done before on_output sees it.
@@ -41,6 +46,7 @@ class RequestJob : public std::enable_shared_from_this<RequestJob> {
 
  private:
   void deliver(size_t index, RequestOutput&& out);
+  void set_output_paused(bool paused);
   void fail(size_t index, const Error& e);
 };
 

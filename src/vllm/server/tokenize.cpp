@@ -2,6 +2,7 @@
 // (add_special_tokens defaults to true) or chat messages (rendered with the chat template;
 // add_generation_prompt true and add_special_tokens false by default, as for chat requests).
 #include "vllm/server/handlers.h"
+#include "vllm/server/json_body.h"
 #include "vllm/server/sse.h"
 #include "vllm/tokenizer/tokenizer.h"
 
@@ -39,7 +40,7 @@ void handle_tokenize(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exc
     ex->respond(error_response(api_error_from(e)));
   } catch (const nlohmann::json::exception& e) {
     // A field of an unexpected JSON type deep inside the request.
-    ex->respond(error_response(ApiError(std::string("Invalid request: ") + e.what())));
+    ex->respond(error_response(ApiError("Invalid request: " + json_error_text(e))));
   }
 }
 
@@ -70,7 +71,7 @@ void handle_detokenize(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<E
     ex->respond(error_response(api_error_from(e)));
   } catch (const nlohmann::json::exception& e) {
     // A field of an unexpected JSON type deep inside the request.
-    ex->respond(error_response(ApiError(std::string("Invalid request: ") + e.what())));
+    ex->respond(error_response(ApiError("Invalid request: " + json_error_text(e))));
   }
 }
 

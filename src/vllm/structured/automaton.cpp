@@ -2,6 +2,7 @@
 // inlining), remove epsilon edges, trim, and compute the return sites of every real rule.
 #include "vllm/structured/automaton.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <map>
 

@@ -1,5 +1,6 @@
 #include "vllm/structured/builtin_grammars.h"
 
+#include <cstdint>
 #include <cstdio>
 
 #include "vllm/core/error.h"

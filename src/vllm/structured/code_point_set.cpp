@@ -1,5 +1,6 @@
 #include "vllm/structured/code_point_set.h"
 
+#include <cstdint>
 #include <algorithm>
 
 namespace vllm::structured {

@@ -13,6 +13,7 @@
 // mistaken for the start of a rule). `#` starts a comment that runs to the end of the line.
 // Literals and classes are over Unicode code points: \xHH, \uHHHH and \UHHHHHHHH name code points
 // (so "\xE9" is U+00E9, two bytes in UTF-8), and the grammar only ever matches valid UTF-8.
+#include <cstdint>
 #include <map>
 #include <unordered_map>
 

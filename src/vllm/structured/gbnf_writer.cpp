@@ -1,5 +1,6 @@
 #include "vllm/structured/gbnf_writer.h"
 
+#include <cstdint>
 #include <cstdio>
 
 namespace vllm::structured {

@@ -2,6 +2,7 @@
 // class escaping, JSON-string character forms, and a rule table with unique names.
 #pragma once
 
+#include <cstdint>
 #include <cstddef>
 #include <functional>
 #include <map>

@@ -2,6 +2,7 @@
 // (through nullable prefixes; a cycle of tail references only is allowed, since a tail reference
 // replaces its frame and cannot grow the stack), and productivity (every reachable rule matches
 // some finite string, so every state the matcher reaches can still be completed).
+#include <cstdint>
 #include <algorithm>
 #include <bit>
 #include <cstdio>

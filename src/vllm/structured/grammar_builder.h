@@ -2,6 +2,7 @@
 // library; the GBNF parser is its user).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>

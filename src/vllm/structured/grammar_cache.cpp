@@ -1,5 +1,6 @@
 #include "vllm/structured/grammar_cache.h"
 
+#include <cstdint>
 #include <condition_variable>
 #include <deque>
 #include <list>

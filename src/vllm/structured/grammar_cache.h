@@ -5,6 +5,7 @@
 // same grammar share one compilation and one CompiledGrammar.
 #pragma once
 
+#include <cstdint>
 #include <chrono>
 #include <cstddef>
 #include <functional>

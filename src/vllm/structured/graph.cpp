@@ -1,5 +1,6 @@
 #include "vllm/structured/graph.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <utility>
 

@@ -3,6 +3,7 @@
 // digit then [00..0, hi's rest] (the classic decomposition). The result is exact.
 #include "vllm/structured/integer_range.h"
 
+#include <cstdint>
 #include <vector>
 
 #include "vllm/structured/gbnf_writer.h"

@@ -6,6 +6,7 @@
 // is how recursive schemas terminate.
 #include "vllm/structured/json_schema.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <cmath>
 #include <functional>

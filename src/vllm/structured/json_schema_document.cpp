@@ -1,5 +1,6 @@
 #include "vllm/structured/json_schema_document.h"
 
+#include <cstdint>
 #include <cctype>
 #include <cmath>
 #include <set>

@@ -1,5 +1,6 @@
 #include "vllm/structured/json_schema_validate.h"
 
+#include <cstdint>
 #include <cmath>
 
 #include "vllm/structured/gbnf_writer.h"

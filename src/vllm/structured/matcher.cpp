@@ -1,5 +1,6 @@
 #include "vllm/structured/matcher.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <cstring>
 #include <deque>

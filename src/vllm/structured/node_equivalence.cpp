@@ -1,5 +1,6 @@
 #include "vllm/structured/node_equivalence.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <unordered_map>
 

@@ -2,6 +2,8 @@
 
 #include "vllm/structured/regex_emit.h"
 
+#include <cstdint>
+
 namespace vllm::structured {
 
 namespace {

@@ -1,6 +1,7 @@
 // ECMAScript pattern parser (the subset of regex.h) and the anchor normaliser.
 #include "vllm/structured/regex_ast.h"
 
+#include <cstdint>
 #include <string>
 
 #include "vllm/structured/regex.h"

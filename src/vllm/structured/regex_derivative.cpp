@@ -2,6 +2,7 @@
 // K; at each trie node the remaining language splits into the strings that end here, those
 // whose next character is a trie edge (derivative of P by that character, recursively) and
 // those whose next character is not (P restricted to such a first character).
+#include <cstdint>
 #include <map>
 #include <memory>
 

@@ -1,6 +1,7 @@
 // Evaluates a pattern on one literal string at compile time (a property name against
 // patternProperties, an enum value against pattern). A set-of-positions simulation over the
 // AST: polynomial in the text length, no backtracking.
+#include <cstdint>
 #include <vector>
 
 #include "vllm/structured/regex_ast.h"

@@ -3,6 +3,8 @@
 #include "vllm/core/error.h"
 #include "vllm/structured/limits.h"
 
+#include <cstdint>
+
 namespace vllm::structured::detail {
 
 void FramePool::grow() {

@@ -1,5 +1,6 @@
 #include "vllm/structured/token_classes.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <atomic>
 #include <chrono>

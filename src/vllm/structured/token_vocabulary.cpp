@@ -1,5 +1,6 @@
 #include "vllm/structured/token_vocabulary.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <atomic>
 

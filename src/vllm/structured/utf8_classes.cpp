@@ -3,6 +3,7 @@
 // points where a continuation byte would otherwise not cover its full 0x80-0xBF span).
 #include "vllm/structured/utf8_classes.h"
 
+#include <cstdint>
 #include <algorithm>
 #include <array>
 #include <map>

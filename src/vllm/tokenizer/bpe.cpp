@@ -8,8 +8,10 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 #include "vllm/tokenizer/components.h"
 #include "vllm/tokenizer/unicode.h"
 #include "vllm/tokenizer/vocab.h"
@@ -350,8 +352,7 @@ std::unique_ptr<Model> make_bpe_from_files(const std::string& vocab_path,
                                            const std::string& merges_path) {
   const Json vocab_json = json_parse_file(vocab_path, vocab_path);
   Vocab vocab = Vocab::from_json(vocab_json, JsonPath(vocab_path));
-  std::ifstream in(merges_path, std::ios::binary);
-  if (!in) throw Error(merges_path + ": cannot open merges file", ErrorKind::kModelLoad);
+  std::istringstream in(read_regular_file(merges_path));
   std::vector<std::pair<std::string, std::string>> merges;
   std::string line;
   size_t line_no = 0;

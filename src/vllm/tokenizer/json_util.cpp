@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 #include "vllm/tokenizer/unicode.h"
 
 namespace vllm::tok {
@@ -125,18 +126,13 @@ char32_t json_char(const Json& v, const JsonPath& where) {
 Json json_parse_text(const std::string& text, const std::string& display_name) {
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw Error(display_name + ": invalid JSON: " + e.what(), ErrorKind::kModelLoad);
   }
 }
 
 Json json_parse_file(const std::string& path, const std::string& display_name) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(display_name + ": cannot open " + path, ErrorKind::kModelLoad);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw Error(display_name + ": cannot read " + path, ErrorKind::kModelLoad);
-  return json_parse_text(buf.str(), display_name);
+  return json_parse_text(read_regular_file(path), display_name);
 }
 
 }  // namespace vllm::tok

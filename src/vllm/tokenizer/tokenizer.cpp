@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "vllm/core/error.h"
+#include "vllm/core/files.h"
 #include "vllm/tokenizer/added_tokens.h"
 #include "vllm/tokenizer/components.h"
 #include "vllm/tokenizer/tokenizer_config.h"
@@ -51,17 +52,19 @@ struct Tokenizer::Impl {
 
 namespace {
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open", ErrorKind::kModelLoad);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
+std::string read_text_file(const std::string& path) { return read_regular_file(path); }
 
+// Whether the folder holds this file. Something else under that name (a directory, a FIFO, a
+// symlink loop) is an error rather than a file to skip, so that the message names it.
 bool is_file(const std::string& path) {
-  std::error_code ec;
-  return std::filesystem::is_regular_file(path, ec);
+  std::string why;
+  switch (path_type(path, &why)) {
+    case PathType::kMissing: return false;
+    case PathType::kRegular: return true;
+    case PathType::kDirectory: throw Error(path + ": is a directory, not a regular file", ErrorKind::kModelLoad);
+    case PathType::kOther: break;
+  }
+  throw Error(path + ": " + why, ErrorKind::kModelLoad);
 }
 
 AddedToken parse_added_token(const Json& e, const JsonPath& where) {
