@@ -325,6 +325,16 @@ TierPlan plan_tiers(const Automaton& a, size_t max_token_bytes) {
   }
   plan.future = std::move(tier_level);
   plan.body = plan_bodies(a, plan.bounds);
+  plan.body_shared.resize(plan.bounds.size());
+  for (size_t t = 0; t < plan.bounds.size(); ++t) {
+    std::vector<uint32_t> count;
+    for (uint32_t c : plan.body[t]) {
+      if (c == UINT32_MAX) continue;
+      if (c >= count.size()) count.resize(c + 1, 0);
+      ++count[c];
+    }
+    for (uint32_t k : count) plan.body_shared[t].push_back(k >= 2);
+  }
   return plan;
 }
 

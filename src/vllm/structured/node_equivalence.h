@@ -36,6 +36,8 @@ struct TierPlan {
   // trie walk inside the body is shared by every copy of it (every JSON string of a grammar)
   // and only what follows an exit is walked per copy.
   std::vector<std::vector<uint32_t>> body;
+  // body_shared[t][class]: whether two or more nodes have that body class at tier t.
+  std::vector<std::vector<uint8_t>> body_shared;
 };
 
 // Body nodes: byte edges only (no references, not final), so reading from one never depends on
