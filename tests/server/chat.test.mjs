@@ -25,7 +25,7 @@ for (const MODEL of ['tiny-llama3', 'tiny-qwen3']) {
         const { add_generation_prompt: agp, ...kwargs } = c.kwargs;
         const body = { model: MODEL, messages: c.messages, add_generation_prompt: agp };
         if (Object.keys(kwargs).length) body.chat_template_kwargs = kwargs;
-        if (c.tools) body.tools = c.tools;
+        if (c.tools) body.tools = c.tools, body.tool_choice = 'none';  // rendered, not parsed ("auto" needs --enable-auto-tool-choice, as in vLLM)
         const viaChat = await postJSON(`${server.url}/tokenize`, body);
         const viaText = await postJSON(`${server.url}/tokenize`, { model: MODEL, prompt: c.text, add_special_tokens: false });
         assert.equal(viaChat.status, 200, viaChat.text);
@@ -108,7 +108,7 @@ for (const MODEL of ['tiny-llama3', 'tiny-qwen3']) {
         { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris"}' } }] },
         { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
       ];
-      const withTools = await postJSON(`${server.baseURL}/chat/completions`, { model: MODEL, messages, tools, max_tokens: 2 });
+      const withTools = await postJSON(`${server.baseURL}/chat/completions`, { model: MODEL, messages, tools, tool_choice: 'none', max_tokens: 2 });
       assert.equal(withTools.status, 200, withTools.text);
       const cont = await postJSON(`${server.url}/tokenize`, { model: MODEL, messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'The answer is' }], add_generation_prompt: false, continue_final_message: true });
       const text = (await postJSON(`${server.url}/detokenize`, { tokens: cont.json.tokens })).json.prompt;

@@ -10,6 +10,8 @@
 #include "vllm/core/error.h"
 #include "vllm/core/files.h"
 #include "vllm/core/logging.h"
+#include "vllm/parsers/reasoning_parser.h"
+#include "vllm/parsers/tool_parser.h"
 #include "vllm/server/api_server.h"
 
 namespace vllm::cli {
@@ -19,7 +21,10 @@ namespace {
 // vLLM's --structured-outputs-config: a JSON object (or key=value pairs, as vLLM's CLI takes
 // them). backend must be auto or vllm-cpp (the one engine here); the JSON options become the
 // server's defaults for every request.
-nlohmann::json parse_structured_outputs_config(const std::string& text) {
+// (Its reasoning_parser, an older place for --reasoning-parser, goes to *reasoning_parser, and
+// enable_in_reasoning to *in_reasoning.)
+nlohmann::json parse_structured_outputs_config(const std::string& text, std::string* reasoning_parser,
+                                               bool* in_reasoning) {
   nlohmann::json cfg = nlohmann::json::object();
   if (text.empty()) return cfg;
   if (text.front() == '{') {
@@ -46,14 +51,21 @@ nlohmann::json parse_structured_outputs_config(const std::string& text) {
       defaults[k] = *it;
     } else if (k == "disable_fallback" || k == "enable_in_reasoning") {
       if (!it->is_boolean()) throw Error("--structured-outputs-config: " + k + " must be true or false");
+      if (k == "enable_in_reasoning") *in_reasoning = it->get<bool>();
     } else if (k == "reasoning_parser") {
-      if (!it->is_string() || !it->get<std::string>().empty())
-        throw Error("--structured-outputs-config: reasoning_parser is not supported yet (no reasoning parsers)");
+      if (!it->is_string()) throw Error("--structured-outputs-config: reasoning_parser must be a parser's name");
+      if (!it->get<std::string>().empty()) *reasoning_parser = it->get<std::string>();
     } else {
       throw Error("--structured-outputs-config: unknown key '" + k + "'");
     }
   }
   return defaults;
+}
+
+std::string join(const std::vector<std::string>& names, const char* sep) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : sep) + n;
+  return out;
 }
 
 struct ServeArgs {
@@ -82,6 +94,8 @@ struct ServeArgs {
   std::string ssl_keyfile, ssl_certfile, ssl_ca_certs;
   int ssl_cert_reqs = 0;
   std::string structured_outputs_config;
+  bool enable_auto_tool_choice = false;
+  std::string tool_call_parser, reasoning_parser;
 };
 
 // Python's codecs.decode(s, "unicode_escape") for the escapes a shell-quoted template holds.
@@ -213,7 +227,16 @@ int run_serve(ServeArgs& a) {
   } else if (!a.ssl_ca_certs.empty() || a.ssl_cert_reqs != 0) {
     throw Error("--ssl-ca-certs and --ssl-cert-reqs need --ssl-keyfile and --ssl-certfile");
   }
-  s.structured_outputs_defaults = parse_structured_outputs_config(a.structured_outputs_config);
+  s.structured_outputs_defaults = parse_structured_outputs_config(a.structured_outputs_config, &s.reasoning_parser,
+                                                                  &s.structured_outputs_in_reasoning);
+  if (!a.reasoning_parser.empty()) s.reasoning_parser = a.reasoning_parser;
+  s.enable_auto_tool_choice = a.enable_auto_tool_choice;
+  s.tool_call_parser = a.tool_call_parser;
+  // Unknown names fail here, listing the known ones, not at the first request.
+  if (s.enable_auto_tool_choice && s.tool_call_parser.empty())
+    throw Error("--enable-auto-tool-choice requires --tool-call-parser");
+  if (!s.tool_call_parser.empty()) (void)parsers::make_tool_parser(s.tool_call_parser);
+  if (!s.reasoning_parser.empty()) (void)parsers::make_reasoning_parser(s.reasoning_parser);
   if (s.max_prompts_per_request < 0) throw Error("--max-prompts-per-request must be 0 (no limit) or positive");
   if (s.max_waiting_requests < 0) throw Error("--max-waiting-requests must be 0 (no limit) or positive");
   if (!(s.stalled_client_timeout_s > 0)) throw Error("--stalled-client-timeout must be positive");
@@ -279,9 +302,23 @@ Runner add_serve(CLI::App& app) {
                   "Seconds a client may take none of its response before it is disconnected and its request "
                   "aborted")
       ->capture_default_str();
+  sub->add_option("--max-stored-responses", a->server.max_stored_responses,
+                  "Responses API: finished responses kept in memory for GET /v1/responses/{id} and "
+                  "previous_response_id, least recently used evicted first (0: store nothing)")
+      ->capture_default_str();
+  sub->add_option("--max-stored-response-bytes", a->server.max_stored_response_bytes,
+                  "Responses API: the most bytes (JSON size) the stored responses may take (0: no limit)")
+      ->capture_default_str();
   sub->add_option("--structured-outputs-config", a->structured_outputs_config,
                   "Structured outputs: JSON (or KEY=VALUE,...) with backend (auto), disable_any_whitespace, "
                   "disable_additional_properties");
+  sub->add_flag("--enable-auto-tool-choice", a->enable_auto_tool_choice,
+                "Let the model call tools on its own (tool_choice \"auto\"); needs --tool-call-parser");
+  sub->add_option("--tool-call-parser", a->tool_call_parser,
+                  "How tool calls are read from the model's text: " + join(parsers::tool_parser_names(), ", "));
+  sub->add_option("--reasoning-parser", a->reasoning_parser,
+                  "Split a reasoning model's thinking into the message's reasoning field: " +
+                      join(parsers::reasoning_parser_names(), ", "));
   add_engine_args(sub, a->engine);
   return [a] { return run_serve(*a); };
 }

@@ -15,6 +15,7 @@
 #include "vllm/core/startup_signals.h"
 #include "vllm/server/handlers.h"
 #include "vllm/server/protocol.h"
+#include "vllm/server/response_store.h"
 #include "vllm/server/router.h"
 #include "vllm/server/sse.h"
 #include "vllm/tokenizer/tokenizer.h"
@@ -24,6 +25,7 @@ namespace vllm::server {
 ServingContext::ServingContext(AsyncEngine& e, ServerConfig c, const EngineConfig& engine_config)
     : engine(e), config(std::move(c)), scheduling_policy(engine_config.scheduling_policy) {
   if (config.served_model_names.empty()) config.served_model_names.push_back(config.model_root);
+  response_store = std::make_shared<ResponseStore>(config.max_stored_responses, config.max_stored_response_bytes);
   if (config.chat_template) {
     default_chat_template = std::make_shared<const ChatTemplate>(*config.chat_template);
   } else if (tokenizer()) {
@@ -187,6 +189,11 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
   });
   router.add("POST", "/v1/chat/completions", offload(handle_chat_completions));
   router.add("POST", "/v1/completions", offload(handle_completions));
+  router.add("POST", "/v1/responses", offload(handle_responses));
+  // GET /v1/responses/{response_id}, DELETE /v1/responses/{response_id},
+  // POST /v1/responses/{response_id}/cancel.
+  for (const char* method : {"GET", "DELETE", "POST"})
+    router.add_prefix(method, "/v1/responses/", "/v1/responses/{response_id}", offload(handle_stored_response));
   router.add("GET", "/metrics", bind(handle_metrics));
 
   HttpServerOptions http_options;

@@ -17,6 +17,8 @@
 
 namespace vllm::server {
 
+class ResponseStore;
+
 struct ServerConfig {
   std::string host = "0.0.0.0";
   int port = 8000;
@@ -46,6 +48,18 @@ struct ServerConfig {
   // --structured-outputs-config: server-wide defaults of the JSON options
   // (disable_any_whitespace, disable_additional_properties) that a request may override.
   nlohmann::json structured_outputs_defaults = nlohmann::json::object();
+  // Tool calling and reasoning (docs/tool_calling.md): --enable-auto-tool-choice,
+  // --tool-call-parser NAME, --reasoning-parser NAME (names as vLLM's; empty: none).
+  bool enable_auto_tool_choice = false;
+  std::string tool_call_parser;
+  std::string reasoning_parser;
+  // --structured-outputs-config enable_in_reasoning: a constraint covers the reasoning too
+  // (otherwise it applies to the answer after it).
+  bool structured_outputs_in_reasoning = false;
+  // The Responses API's store (response_store.h): finished responses kept for GET
+  // /v1/responses/{id} and previous_response_id, least recently used evicted past either bound.
+  size_t max_stored_responses = 1000;              // 0: nothing is stored
+  size_t max_stored_response_bytes = 256u << 20;   // their JSON size; 0: no byte bound
   double shutdown_grace_s = 3.0;
   double log_stats_interval_s = 10.0;  // the engine's throughput log line; 0: off
   std::string version = "0.0.0";  // GET /version  // after aborting, how long in-flight responses may take to end
@@ -68,6 +82,7 @@ class ServingContext {
   int64_t max_chars_per_token = 1;            // longest token text, in characters
   std::atomic<bool> shutting_down{false};
   std::atomic<int64_t> num_rejected{0};  // 503s for --max-waiting-requests
+  std::shared_ptr<ResponseStore> response_store;  // the Responses API's stored responses
 
   const std::string& model_name() const { return config.served_model_names.front(); }
   bool serves(const std::string& name) const;

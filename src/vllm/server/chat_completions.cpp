@@ -7,6 +7,7 @@
 #include "vllm/core/logging.h"
 #include "vllm/server/handlers.h"
 #include "vllm/server/structured_outputs.h"
+#include "vllm/server/tool_calls.h"
 #include "vllm/server/json_body.h"
 #include "vllm/server/request_job.h"
 #include "vllm/server/sse.h"
@@ -103,84 +104,13 @@ ojson parse_conversation(const ojson& body) {
   return conversation;
 }
 
-// vLLM's check_tool_usage; returns the tools as the template gets them (or null).
-ojson parse_tools(const ojson& body) {
-  auto tools_it = body.find("tools");
-  const bool has_tools = tools_it != body.end() && !tools_it->is_null();
-  if (has_tools && tools_it->is_array() && tools_it->empty())
-    throw ApiError("`tools` must not be an empty array. Either provide at least one tool or omit the field entirely.",
-                   "tools");
-  if (has_tools && !tools_it->is_array()) throw ApiError("tools must be a list of tools", "tools");
-  auto choice_it = body.find("tool_choice");
-  ojson choice = choice_it == body.end() ? ojson(has_tools ? "auto" : "none") : *choice_it;
-  if (!choice.is_null() && !(choice.is_string() && choice.get<std::string>() == "none")) {
-    if (!has_tools) throw ApiError("When using `tool_choice`, `tools` must be set.", "tool_choice");
-    if (choice.is_string()) {
-      const std::string c = choice.get<std::string>();
-      if (c != "auto" && c != "required")
-        throw ApiError("Invalid value for `tool_choice`: " + c + "! Only named tools, \"none\", \"auto\" or \"required\" are supported.",
-                       "tool_choice");
-      if (c == "required")
-        throw ApiError("tool_choice \"required\" needs structured outputs, which vllm-cpp does not support",
-                       "tool_choice");
-    } else if (choice.is_object()) {
-      const std::string usage = "Correct usage: `{\"type\": \"function\", \"function\": {\"name\": \"my_function\"}}`";
-      auto fn = choice.find("function");
-      if (fn == choice.end() || !fn->is_object())
-        throw ApiError("Invalid value for `function`: `" + (fn == choice.end() ? std::string("None") : json_excerpt(*fn)) +
-                           "` in `tool_choice`! " + usage,
-                       "tool_choice.function");
-      if (!fn->contains("name"))
-        throw ApiError("Expected field `name` in `function` in `tool_choice`! " + usage, "tool_choice.function.name");
-      const ojson& name = (*fn)["name"];
-      if (!name.is_string() || name.get<std::string>().empty())
-        throw ApiError("Invalid `name` in `function`: `" + json_excerpt(name) + "` in `tool_choice`! " + usage,
-                       "tool_choice.function.name");
-      bool found = false;
-      for (const auto& tool : *tools_it)
-        if (tool.is_object() && tool.contains("function") && tool["function"].is_object() &&
-            tool["function"].value("name", "") == name.get<std::string>())
-          found = true;
-      if (!found)
-        throw ApiError("The tool specified in `tool_choice` does not match any of the specified `tools`", "tool_choice");
-      throw ApiError("a named tool_choice needs structured outputs, which vllm-cpp does not support", "tool_choice");
-    } else {
-      throw ApiError("Invalid value for `tool_choice`: " + json_excerpt(choice) +
-                         "! Only named tools, \"none\", \"auto\" or \"required\" are supported.",
-                     "tool_choice");
-    }
-  }
-  if (!has_tools) return nullptr;
-  ojson tools = ojson::array();
-  for (const auto& tool : *tools_it) {
-    if (!tool.is_object() || !tool.contains("function") || !tool["function"].is_object() ||
-        !tool["function"].contains("name") || !tool["function"]["name"].is_string())
-      throw ApiError("each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}", "tools");
-    // ChatCompletionToolsParam.model_dump(): type, then the function with its optional fields.
-    const ojson& f = tool["function"];
-    ojson fn;
-    fn["name"] = f["name"];
-    fn["description"] = f.contains("description") ? f["description"] : ojson(nullptr);
-    fn["parameters"] = f.contains("parameters") ? f["parameters"] : ojson(nullptr);
-    // The function's other fields after those (its keys are unique: one pass, no lookups).
-    for (auto it = f.begin(); it != f.end(); ++it)
-      if (it.key() != "name" && it.key() != "description" && it.key() != "parameters")
-        append_new_key(fn, it.key(), it.value());
-    ojson t;
-    t["type"] = "function";
-    t["function"] = std::move(fn);
-    tools.push_back(std::move(t));
-  }
-  return tools;
-}
-
 }  // namespace
 
 RenderedChat render_chat(const ServingContext& ctx, const ojson& body) {
   RenderedChat r;
   r.conversation = parse_conversation(body);
   ChatTemplateInputs in;
-  in.tools = parse_tools(body);
+  in.tools = parse_tools_list(body);
   const bool add_generation_prompt = get_bool(body, "add_generation_prompt", true);
   const bool continue_final = get_bool(body, "continue_final_message", false);
   if (add_generation_prompt && continue_final)
@@ -264,6 +194,8 @@ class ChatJob : public RequestJob {
   int n = 1;
   StreamOptions stream_options;
   std::vector<int32_t> prompt_ids;
+  // Reasoning and tool calls: one parser per choice (none when the text is plain content).
+  std::vector<std::unique_ptr<ChatOutputParser>> parsers;
 
   void start(SamplingParams params, const AddRequestOptions& options) {
     const auto choices = static_cast<size_t>(n);
@@ -314,8 +246,21 @@ class ChatJob : public RequestJob {
       ojson logprobs = nullptr;
       if (top_logprobs) logprobs = {{"content", chat_logprobs_content(ctx_, c.token_ids, c.logprobs, *top_logprobs, as_token_id)}};
       ojson delta;
-      delta["content"] = c.text;
+      bool tool_calls = false;
+      if (i < parsers.size() && parsers[i]) {
+        ChatOutputParser& p = *parsers[i];
+        parsers::DeltaMessage d = p.feed(c.text);
+        if (c.finish_reason) append_delta(d, p.finish());
+        delta = delta_json(d);
+        tool_calls = c.finish_reason && p.tools_called();
+        // Nothing to say yet (a tag is still being read): no chunk, unless the client wants this
+        // chunk's token ids or log-probs.
+        if (delta.empty() && !c.finish_reason && !return_token_ids && logprobs.is_null()) continue;
+      } else {
+        delta["content"] = c.text;
+      }
       ojson chunk = chunk_of(c.index, std::move(delta), std::move(logprobs), c.finish_reason, c.stop_reason);
+      if (tool_calls) chunk["choices"][0]["finish_reason"] = "tool_calls";
       if (return_token_ids) chunk["choices"][0]["token_ids"] = c.token_ids;
       if (stream_options.continuous_usage_stats) chunk["usage"] = chunk_usage(prev_tokens_[i]);
       data += sse_event(chunk);
@@ -341,6 +286,37 @@ class ChatJob : public RequestJob {
   }
 
  private:
+  static void append_delta(parsers::DeltaMessage& d, parsers::DeltaMessage&& more) {
+    d.content += more.content;
+    d.reasoning += more.reasoning;
+    for (auto& c : more.tool_calls) d.tool_calls.push_back(std::move(c));
+  }
+
+  // A DeltaMessage as the chunk's delta: only what it has (vLLM's exclude_none).
+  static ojson delta_json(const parsers::DeltaMessage& d) {
+    ojson delta = ojson::object();
+    if (!d.reasoning.empty()) {
+      delta["reasoning"] = d.reasoning;
+      delta["reasoning_content"] = d.reasoning;
+    }
+    if (!d.content.empty()) delta["content"] = d.content;
+    if (!d.tool_calls.empty()) {
+      ojson calls = ojson::array();
+      for (const parsers::ToolCallDelta& c : d.tool_calls) {
+        ojson call;
+        call["index"] = c.index;
+        if (c.id) call["id"] = *c.id, call["type"] = "function";
+        ojson fn = ojson::object();
+        if (c.name) fn["name"] = *c.name;
+        fn["arguments"] = c.arguments;
+        call["function"] = std::move(fn);
+        calls.push_back(std::move(call));
+      }
+      delta["tool_calls"] = std::move(calls);
+    }
+    return delta;
+  }
+
   ojson head() const {
     ojson j;
     j["id"] = id;
@@ -382,14 +358,29 @@ class ChatJob : public RequestJob {
       message["annotations"] = nullptr;
       message["audio"] = nullptr;
       message["function_call"] = nullptr;
+      message["tool_calls"] = ojson::array();
       message["reasoning"] = nullptr;
+      bool tool_calls = false;
+      const auto i = static_cast<size_t>(c.index);
+      if (i < parsers.size() && parsers[i]) {
+        ChatMessageParts parts = parsers[i]->parse(c.text);
+        message["content"] = parts.content ? ojson(*parts.content) : ojson(nullptr);
+        if (parts.reasoning) {
+          message["reasoning"] = *parts.reasoning;
+          message["reasoning_content"] = *parts.reasoning;  // the older name, which some clients read
+        }
+        for (const parsers::ToolCall& call : parts.tool_calls)
+          message["tool_calls"].push_back(
+              {{"id", call.id}, {"type", "function"}, {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
+        tool_calls = !parts.tool_calls.empty();
+      }
       ojson choice;
       choice["index"] = c.index;
       choice["message"] = std::move(message);
       choice["logprobs"] =
           top_logprobs ? ojson{{"content", chat_logprobs_content(ctx_, c.token_ids, c.logprobs, *top_logprobs, as_token_id)}}
                        : ojson(nullptr);
-      choice["finish_reason"] = finish_reason_json(c.finish_reason);
+      choice["finish_reason"] = tool_calls ? ojson("tool_calls") : finish_reason_json(c.finish_reason);
       choice["stop_reason"] = stop_reason_json(c.stop_reason);
       choice["token_ids"] = return_token_ids ? ojson(c.token_ids) : ojson(nullptr);
       choices.push_back(std::move(choice));
@@ -497,7 +488,15 @@ void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared
     if (logprobs) job->top_logprobs = params.logprobs.value_or(0);
     job->prompt_ids = ids;
     AddRequestOptions options = request_options(ctx, body);
-    apply_structured_outputs(ctx, body, fields, options);
+    const ToolRequest tools = parse_tool_request(ctx, body);
+    apply_structured_outputs(ctx, body, fields, options, tool_choice_constraint(tools), chat.text);
+    const bool include_reasoning = get_bool(body, "include_reasoning", true);
+    for (int i = 0; i < params.n; ++i) {
+      auto parser = std::make_unique<ChatOutputParser>(ctx, tools, chat.text, include_reasoning);
+      if (parser->passthrough()) break;
+      if (parser->wants_special_tokens()) params.skip_special_tokens = false;
+      job->parsers.push_back(std::move(parser));
+    }
     if (ctx.config.log_requests)
       VLLM_LOG_INFO("Received request {}: prompt: {}, params: {}, prompt_token_ids: {}", job->id,
                     nlohmann::json(log_excerpt(ctx, chat.text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),

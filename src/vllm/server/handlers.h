@@ -17,6 +17,10 @@ namespace vllm::server {
 
 void handle_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
 void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
+// POST /v1/responses (responses.cpp), and what is under /v1/responses/: GET and DELETE of a
+// stored response, POST .../cancel.
+void handle_responses(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
+void handle_stored_response(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
 void handle_tokenize(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
 void handle_detokenize(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);
 void handle_metrics(ServingContext& ctx, HttpRequest&& req, std::shared_ptr<Exchange> ex);

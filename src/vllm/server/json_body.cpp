@@ -134,10 +134,12 @@ class Builder {
     ObjectStore& out = *f.container->get_ptr<ojson::object_t*>();
     out.reserve(f.staged.size());  // no reallocation below: the views into `out` stay valid
     if (f.staged.size() < kHashFrom) {
-      for (auto& [key, value] : f.staged) {
+      for (auto& entry : f.staged) {
+        // (Not a structured binding: clang 14 cannot capture one in the lambda.)
+        const std::string& key = entry.first;
         auto same = std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == key; });
-        if (same != out.end()) same->second = std::move(value);
-        else out.emplace_back(std::move(key), std::move(value));
+        if (same != out.end()) same->second = std::move(entry.second);
+        else out.emplace_back(std::move(entry.first), std::move(entry.second));
       }
     } else {
       // An open-addressing table of positions in `out` (no allocation per key).

@@ -37,12 +37,19 @@ void Router::add(const std::string& method, const std::string& path, Route route
   routes_[path][method] = std::move(route);
 }
 
+void Router::add_prefix(const std::string& method, const std::string& prefix, const std::string& shown, Route route) {
+  if (!prefix_routes_.count(prefix)) order_.push_back(prefix);
+  prefix_routes_[prefix][method] = std::move(route);
+  shown_[prefix] = shown;
+}
+
 std::vector<std::pair<std::string, std::string>> Router::routes() const {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& path : order_) {
+    const bool prefix = !routes_.count(path);
     std::vector<std::string> methods;
-    for (const auto& [m, _] : routes_.at(path)) methods.push_back(m);
-    out.emplace_back(path, join(methods, ", "));
+    for (const auto& [m, _] : prefix ? prefix_routes_.at(path) : routes_.at(path)) methods.push_back(m);
+    out.emplace_back(prefix ? shown_.at(path) : path, join(methods, ", "));
   }
   return out;
 }
@@ -114,17 +121,29 @@ void Router::handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) const {
     ex->respond(error_response(ApiError("Unauthorized", std::nullopt, 401, "AuthenticationError")));
     return;
   }
+  const std::map<std::string, Route>* methods_of = nullptr;
   auto it = routes_.find(req.path);
   if (it == routes_.end() && req.path.size() > 1 && req.path.back() == '/') it = routes_.find(req.path.substr(0, req.path.size() - 1));
-  if (it == routes_.end()) {
+  if (it != routes_.end()) {
+    methods_of = &it->second;
+  } else {
+    // The longest prefix route with something after its prefix.
+    size_t best = 0;
+    for (const auto& [prefix, methods] : prefix_routes_)
+      if (req.path.size() > prefix.size() && prefix.size() > best && req.path.compare(0, prefix.size(), prefix) == 0) {
+        methods_of = &methods;
+        best = prefix.size();
+      }
+  }
+  if (!methods_of) {
     ex->respond(error_response(not_found("Not Found")));
     return;
   }
-  auto route = it->second.find(req.method);
-  if (route == it->second.end() && req.method == "HEAD") route = it->second.find("GET");
-  if (route == it->second.end()) {
+  auto route = methods_of->find(req.method);
+  if (route == methods_of->end() && req.method == "HEAD") route = methods_of->find("GET");
+  if (route == methods_of->end()) {
     std::vector<std::string> methods;
-    for (const auto& [m, _] : it->second) methods.push_back(m);
+    for (const auto& [m, _] : *methods_of) methods.push_back(m);
     HttpResponse r = error_response(ApiError("Method Not Allowed", std::nullopt, 405, "MethodNotAllowedError"));
     r.headers.emplace_back("allow", join(methods, ", "));
     ex->respond(std::move(r));

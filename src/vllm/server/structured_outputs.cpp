@@ -3,6 +3,7 @@
 #include <string>
 
 #include "vllm/core/error.h"
+#include "vllm/server/tool_calls.h"
 
 namespace vllm::server {
 
@@ -97,9 +98,11 @@ std::optional<nlohmann::json> structured_outputs_from_request(const ojson& body)
 }
 
 void apply_structured_outputs(const ServingContext& ctx, const ojson& body, nlohmann::json& fields,
-                              AddRequestOptions& options) {
-  std::optional<nlohmann::json> so = structured_outputs_from_request(body);
+                              AddRequestOptions& options, std::optional<nlohmann::json> forced,
+                              std::optional<std::string_view> chat_prompt) {
+  std::optional<nlohmann::json> so = forced ? std::move(forced) : structured_outputs_from_request(body);
   if (!so) return;
+  if (chat_prompt && !ctx.config.structured_outputs_in_reasoning) constrain_after_reasoning(ctx, *chat_prompt, *so);
   for (auto it = ctx.config.structured_outputs_defaults.begin(); it != ctx.config.structured_outputs_defaults.end(); ++it)
     if (!so->contains(it.key())) (*so)[it.key()] = it.value();
   try {

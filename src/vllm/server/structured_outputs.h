@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <string_view>
 
 #include "vllm/server/protocol.h"
 
@@ -23,7 +24,11 @@ std::optional<nlohmann::json> structured_outputs_from_request(const ojson& body)
 // under it, compiled for the served model on the calling (request) thread: written into the
 // sampling fields and the engine options. Throws ApiError (400) with the front end's or the
 // grammar parser's message (keyword and JSON pointer, regex position, grammar line and column).
+// `forced` (tool_choice "required" or a named function) replaces the request's own constraint,
+// as in vLLM. For chat, `chat_prompt` is the rendered prompt: with --reasoning-parser the
+// constraint then applies to the answer after the reasoning.
 void apply_structured_outputs(const ServingContext& ctx, const ojson& body, nlohmann::json& fields,
-                              AddRequestOptions& options);
+                              AddRequestOptions& options, std::optional<nlohmann::json> forced = std::nullopt,
+                              std::optional<std::string_view> chat_prompt = std::nullopt);
 
 }  // namespace vllm::server

@@ -206,4 +206,39 @@ std::string structural_tag_to_gbnf(std::string_view tag_json) {
   return cat("root ::= ", state_rule(0), "\n", rules);
 }
 
+std::string text_until_gbnf(std::string_view marker_text, std::string_view prefix, std::string_view then) {
+  CodePoints marker;
+  if (!decode_utf8(marker_text, marker) || marker.empty()) throw Error("text_until_gbnf: the marker must be non-empty UTF-8");
+  // States: the longest suffix of the text so far that is a proper prefix of the marker.
+  const std::set<uint32_t> interesting(marker.begin(), marker.end());
+  CodePointSet others = CodePointSet::any_scalar();
+  for (uint32_t c : interesting) others.subtract(CodePointSet::single(c));
+  auto state_rule = [&](size_t s) { return cat(std::string(prefix), std::to_string(s)); };
+  std::string rules;
+  for (size_t s = 0; s < marker.size(); ++s) {
+    std::vector<std::string> alts;
+    if (!others.empty()) alts.push_back(cat(gbnf_class(others), " ", state_rule(0)));
+    for (uint32_t c : interesting) {
+      CodePoints text(marker.begin(), marker.begin() + static_cast<std::ptrdiff_t>(s));
+      text.push_back(c);
+      const std::string lit = gbnf_ascii_literal(utf8_of({c}));
+      if (text == marker) {
+        alts.push_back(cat(lit, " ", std::string(then)));
+        continue;
+      }
+      size_t next = 0;
+      for (size_t len = std::min(text.size(), marker.size() - 1); len > 0; --len)
+        if (std::equal(text.end() - static_cast<std::ptrdiff_t>(len), text.end(), marker.begin())) {
+          next = len;
+          break;
+        }
+      alts.push_back(cat(lit, " ", state_rule(next)));
+    }
+    std::string body;
+    for (size_t a = 0; a < alts.size(); ++a) body += cat(a ? " | " : "", alts[a]);
+    rules += cat(state_rule(s), " ::= ", body, "\n");
+  }
+  return rules;
+}
+
 }  // namespace vllm::structured

@@ -28,6 +28,11 @@ inline constexpr size_t kMaxStructuralTagTriggerBytes = 256;
 // the field), a structure whose begin starts with no trigger, and the schemas' own errors.
 std::string structural_tag_to_gbnf(std::string_view tag_json);
 
+// Rules named `<prefix>0`, `<prefix>1`, ...: free text in which `marker` does not occur, then
+// `marker`, then the rule `then` (the output can't end before it). Exact in the same way as the
+// structural tag's free text. Reasoning models' "<think> ... </think> answer" is built on this.
+std::string text_until_gbnf(std::string_view marker, std::string_view prefix, std::string_view then);
+
 // The GBNF text `gbnf` with every rule name prefixed by `prefix` (references included), so that
 // several grammars can live in one. Literals, classes, comments and {m,n} bounds are untouched.
 std::string prefix_gbnf_rules(std::string_view gbnf, std::string_view prefix);

@@ -2,6 +2,7 @@
 
 #include "vllm/core/error.h"
 #include "vllm/structured/builtin_grammars.h"
+#include "vllm/structured/gbnf_writer.h"
 #include "vllm/structured/grammar.h"
 #include "vllm/structured/json_schema.h"
 #include "vllm/structured/regex.h"
@@ -95,6 +96,18 @@ StructuredOutputsParams StructuredOutputsParams::from_json(const nlohmann::json&
   p.disable_additional_properties = bool_field(j, "disable_additional_properties");
   if (auto it = j.find("whitespace_pattern"); it != j.end() && !it->is_null())
     p.whitespace_pattern = string_field(*it, "whitespace_pattern");
+  if (auto it = j.find("reasoning"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) throw Error("structured outputs 'reasoning' must be an object, got " + describe(*it));
+    Reasoning r;
+    if (auto s = it->find("start"); s != it->end()) r.start = string_field(*s, "reasoning.start");
+    auto e = it->find("end");
+    if (e == it->end()) throw Error("structured outputs 'reasoning' needs its 'end' marker");
+    r.end = string_field(*e, "reasoning.end");
+    r.open = bool_field(*it, "open");
+    if (r.end.empty() || (!r.open && r.start.empty()))
+      throw Error("structured outputs 'reasoning' needs a non-empty 'end' marker, and a 'start' marker unless 'open'");
+    p.reasoning = std::move(r);
+  }
   return p;
 }
 
@@ -109,6 +122,7 @@ nlohmann::json StructuredOutputsParams::to_json() const {
   if (disable_any_whitespace) j["disable_any_whitespace"] = true;
   if (disable_additional_properties) j["disable_additional_properties"] = true;
   if (whitespace_pattern) j["whitespace_pattern"] = *whitespace_pattern;
+  if (reasoning) j["reasoning"] = {{"start", reasoning->start}, {"end", reasoning->end}, {"open", reasoning->open}};
   return j;
 }
 
@@ -133,6 +147,16 @@ std::string StructuredOutputsParams::to_gbnf() const {
       break;
     }
     case ConstraintKind::kStructuralTag: gbnf = structural_tag_to_gbnf(text); break;
+  }
+  if (reasoning) {
+    // The answer's grammar under its own names; before it, the reasoning as free text. The model
+    // may put a little whitespace between the end marker and the answer ("</think>\n\n").
+    std::string wrapped = "root ::= " + std::string(reasoning->open ? "think-0" : "think-open | think-answer") + "\n";
+    if (!reasoning->open) wrapped += "think-open ::= " + gbnf_ascii_literal(reasoning->start) + " think-0\n";
+    wrapped += "think-answer ::= [ \\t\\r\\n]{0,4} answer-root\n";
+    wrapped += text_until_gbnf(reasoning->end, "think-", "think-answer");
+    wrapped += prefix_gbnf_rules(gbnf, "answer-");
+    gbnf = std::move(wrapped);
   }
   // Parsing here reports a user's grammar error with its line and column before anything is
   // queued; the front ends' own output parses by construction, and this keeps it honest.

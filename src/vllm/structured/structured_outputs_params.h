@@ -26,6 +26,17 @@ struct StructuredOutputsParams {
   bool disable_additional_properties = false;
   std::optional<std::string> whitespace_pattern;
 
+  // A reasoning model's thinking comes before the constrained answer, free (the server's
+  // --reasoning-parser sets this; vLLM likewise constrains only the part after reasoning ends).
+  // kOpen: the output starts inside the reasoning (the prompt opened it), so it is free text up to
+  // `end`, then the answer. kOptional: the output may start with `start` ... `end`, or be the
+  // answer directly. JSON form: "reasoning": {"start": S, "end": E, "open": bool}.
+  struct Reasoning {
+    std::string start, end;
+    bool open = false;
+  };
+  std::optional<Reasoning> reasoning;
+
   // From the engine's JSON form: {"json": SCHEMA or its text} | {"regex": R} | {"choice": [..]}
   // | {"grammar": G} | {"json_object": true} | {"structural_tag": TEXT}, with the options
   // beside. Throws vllm::Error (kInvalidArgument) with vLLM's messages: more or fewer than one
