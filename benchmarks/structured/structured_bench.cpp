@@ -8,24 +8,50 @@
 // tokenizer, so the token paths are the ones a model emitting these documents would take. A last
 // row walks json_object with uniformly random allowed tokens (200 per walk, --docs walks).
 //
+// --schemas: a JSON Schema corpus instead. Every schema of random_schema.h's 200 (seeds
+// i*7919+1, as tests/structured/constrained_generation_dump.cpp on structured-integration
+// generates them) and of the JSON-Schema-Test-Suite (tests/data/json-schema-test-suite, from
+// scripts/fetch_json_schema_test_suite.sh; draft3 skipped) that the front end accepts is
+// compiled for the tokenizer, --passes times (the fastest kept); compile times (median, p90, p99,
+// max: wall time and the compiling thread's CPU time, for a shared machine; and the parser moves,
+// the budget's unit) are printed as a table for the suite, the random schemas and both, with the
+// worst schemas; valid instances of each schema (random_schema.h's instance(), compact and
+// indented; the suite's valid test data) are walked token by token with the mask timed, as above.
+//
 // usage: structured_bench [--tokenizer DIR [--config DIR]] [--docs N] [--seed S] [--follow-depth D]
 //                         [--cache-entries K] [--threads T] [--passes P] [--grammar NAME]
+//        structured_bench --schemas [--random N] [--suite DIR] [--instances K] [--max-moves M]
+//                         [--worst W] [--list] [--check K] (and --tokenizer, --follow-depth, --threads,
+//                         --passes); --check K: masks against brute force in every K-th state
+//        structured_bench --profile NAME [--worst W]: one schema of that corpus, its grammar and
+//                         where its compile work goes (the W costliest walks, moves per rule)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "json_documents.h"
+#include "random_schema.h"
 #include "vllm/core/error.h"
 #include "vllm/core/thread_pool.h"
+#include "vllm/structured/automaton.h"
 #include "vllm/structured/builtin_grammars.h"
 #include "vllm/structured/compiled_grammar.h"
+#include "vllm/structured/json_schema.h"
 #include "vllm/structured/matcher.h"
+#include "vllm/structured/node_equivalence.h"
+#include "vllm/structured/token_classes.h"
 #include "vllm/structured/token_vocabulary.h"
 #include "vllm/tokenizer/tokenizer.h"
 
@@ -36,6 +62,14 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// CPU time of the calling thread: on a shared machine, what a compile costs without the time it
+// waited for a core (wall time is reported beside it).
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 // A JSON-schema grammar as llama.cpp's json-schema-to-grammar writes them (and our front end is
 // modelled on): one rule per property, typed values, an enum, an array, a nested object, an
@@ -185,6 +219,385 @@ double percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
+
+// ---- --schemas: compile and walk a JSON Schema corpus ----
+
+struct SchemaCase {
+  std::string name;               // "random/17", "draft4/properties.json#2"
+  nlohmann::ordered_json schema;  // ordered: instances put keys in the schema's order
+  std::vector<std::string> instances;  // valid documents (the grammar may be tighter on a few)
+};
+
+std::vector<SchemaCase> schema_corpus(int random, const std::string& suite_dir, int instances) {
+  std::vector<SchemaCase> out;
+  for (int i = 0; i < random; ++i) {
+    testing::RandomSchemaGenerator gen(static_cast<uint64_t>(i) * 7919 + 1);
+    SchemaCase c{"random/" + std::to_string(i), gen.schema(), {}};
+    for (int k = 0; k < instances; ++k) {
+      const nlohmann::ordered_json v = gen.instance(c.schema);
+      c.instances.push_back(v.dump());
+      c.instances.push_back(v.dump(2));
+    }
+    out.push_back(std::move(c));
+  }
+  namespace fs = std::filesystem;
+  if (suite_dir.empty() || !fs::exists(suite_dir)) return out;
+  std::vector<fs::path> files;
+  for (const auto& d : fs::directory_iterator(suite_dir)) {
+    const std::string draft = d.path().filename().string();
+    if (!d.is_directory() || draft == "draft3") continue;  // draft3's keywords differ too much
+    for (const auto& f : fs::directory_iterator(d.path()))
+      if (f.path().extension() == ".json") files.push_back(f.path());
+    if (fs::exists(d.path() / "optional"))
+      for (const auto& f : fs::directory_iterator(d.path() / "optional"))
+        if (f.path().extension() == ".json") files.push_back(f.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& f : files) {
+    std::ifstream in(f);
+    const nlohmann::ordered_json groups = nlohmann::ordered_json::parse(in);
+    const std::string rel = fs::relative(f, suite_dir).string();
+    for (size_t g = 0; g < groups.size(); ++g) {
+      SchemaCase c{rel + "#" + std::to_string(g), groups[g]["schema"], {}};
+      for (const auto& t : groups[g]["tests"]) {
+        if (!t["valid"].get<bool>()) continue;
+        c.instances.push_back(t["data"].dump());
+        c.instances.push_back(t["data"].dump(2));
+      }
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+// --profile NAME: where one schema's compile work goes. Prints its grammar, then classifies its
+// automaton with a per-walk profile: the costliest walks (node, rule, token-length window, parser
+// moves, walks from return sites) and the moves per rule.
+int profile_schema(const std::shared_ptr<const TokenVocabulary>& vocab, const CompileOptions& co,
+                   const std::vector<SchemaCase>& cases, const std::string& name, int top) {
+  const SchemaCase* c = nullptr;
+  for (const SchemaCase& x : cases) {
+    if (x.name == name) c = &x;
+  }
+  if (c == nullptr) {
+    std::fprintf(stderr, "no schema named %s\n", name.c_str());
+    return 2;
+  }
+  const std::string gbnf = json_schema_to_gbnf(c->schema);
+  std::printf("schema %s:\n%s\n\ngrammar:\n%s\n", name.c_str(), c->schema.dump().c_str(), gbnf.c_str());
+  const Grammar grammar = Grammar::from_gbnf(gbnf);
+  const detail::Automaton a = detail::build_automaton(grammar);
+  size_t classified = 0;
+  for (const detail::Node& n : a.nodes) classified += n.has_bytes();
+  std::printf("automaton: %zu real rules, %zu nodes (%zu with bytes)\n", a.rule_start.size(), a.nodes.size(), classified);
+  for (size_t r = 0; r < a.rule_start.size(); ++r) {
+    size_t nodes = 0;
+    for (const detail::Node& n : a.nodes) nodes += n.rule == r;
+    std::printf("  rule %zu %s: %zu nodes, %zu return sites\n", r, a.rule_names[r].c_str(), nodes,
+                a.return_sites[r].size());
+  }
+  {
+    const double c0 = thread_cpu_seconds();
+    const detail::TierPlan plan = detail::plan_tiers(a, vocab->max_token_bytes());
+    std::printf("node equivalence (plan_tiers): %.1f ms CPU, %zu tiers\n", (thread_cpu_seconds() - c0) * 1e3,
+                plan.bounds.size());
+  }
+  std::vector<detail::WalkProfile> profile;
+  detail::ClassifyOptions o;
+  o.follow_depth = co.follow_depth;
+  o.max_moves = co.max_moves;
+  o.profile = &profile;
+  const auto t = Clock::now();
+  const double cpu0 = thread_cpu_seconds();
+  std::string error;
+  uint64_t total = 0;
+  size_t walks = 0;
+  try {
+    const detail::ClassifiedNodes classes = detail::classify_tokens(a, *vocab, o);
+    total = classes.moves;
+    walks = classes.walks;
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  const double ms = seconds_since(t) * 1e3;
+  const double cpu_ms = (thread_cpu_seconds() - cpu0) * 1e3;
+  if (total == 0) {
+    for (const detail::WalkProfile& w : profile) total += w.moves;
+  }
+  std::printf("\nclassify: %.1f ms (%.1f ms CPU), %zu walks, %.2fM moves%s%s\n", ms, cpu_ms, walks ? walks : profile.size(),
+              static_cast<double>(total) / 1e6, error.empty() ? "" : "; FAILED: ", error.c_str());
+  std::vector<const detail::WalkProfile*> by_moves;
+  std::vector<uint64_t> rule_moves(a.rule_start.size(), 0);
+  std::vector<size_t> rule_walks(a.rule_start.size(), 0);
+  for (const detail::WalkProfile& w : profile) {
+    if (w.moves == 0 && w.seconds == 0) continue;  // not run (the walk that failed stops the rest)
+    by_moves.push_back(&w);
+    rule_moves[a.nodes[w.node].rule] += w.moves;
+    ++rule_walks[a.nodes[w.node].rule];
+  }
+  std::sort(by_moves.begin(), by_moves.end(), [](const auto* x, const auto* y) { return x->moves > y->moves; });
+  std::printf("costliest walks:\n");
+  for (size_t i = 0; i < by_moves.size() && i < static_cast<size_t>(top); ++i) {
+    const detail::WalkProfile& w = *by_moves[i];
+    const detail::Node& n = a.nodes[w.node];
+    std::printf("  node %u (%s, first %s%s) tokens (%u, %u]: %.3fM moves, %llu site walks, %.1f ms\n", w.node,
+                a.rule_names[n.rule].c_str(), n.first.to_string().c_str(), n.final ? ", final" : "", w.lo, w.hi,
+                static_cast<double>(w.moves) / 1e6, static_cast<unsigned long long>(w.site_walks), w.seconds * 1e3);
+  }
+  std::printf("moves per rule:\n");
+  for (size_t r = 0; r < a.rule_start.size(); ++r) {
+    if (rule_walks[r] == 0) continue;
+    std::printf("  %-28s %6zu walks %9.3fM moves\n", a.rule_names[r].c_str(), rule_walks[r],
+                static_cast<double>(rule_moves[r]) / 1e6);
+  }
+  return error.empty() ? 0 : 3;
+}
+
+// The mask by trying every token on the matcher (as tests/structured/test_masks.cpp does): a stop
+// id iff the grammar can end, any other id iff accept_token takes it (undone right away).
+std::vector<uint32_t> brute_mask(GrammarMatcher& m, const TokenVocabulary& v) {
+  std::vector<uint32_t> mask(v.mask_words(), 0);
+  bool first[256];
+  for (int b = 0; b < 256; ++b) {
+    first[b] = m.accept_bytes(std::string(1, static_cast<char>(b)));
+    if (first[b]) m.rollback(1);
+  }
+  const std::vector<int32_t>& stops = v.stop_token_ids();
+  for (int32_t id = 0; id < v.size(); ++id) {
+    if (std::find(stops.begin(), stops.end(), id) == stops.end()) {
+      const std::string_view bytes = v.token_bytes(id);
+      if (bytes.empty() || !first[static_cast<uint8_t>(bytes[0])]) continue;
+    }
+    if (m.accept_token(id)) {
+      mask[static_cast<size_t>(id) >> 5] |= 1u << (id & 31);
+      m.rollback(1);
+    }
+  }
+  return mask;
+}
+
+// --check K: the fast mask against brute force in every K-th state along the instances and along
+// one random walk per schema (uniformly random allowed tokens, short ones preferred, so that it
+// reaches states no instance does). Returns the number of states that differ.
+size_t check_masks(const std::shared_ptr<const CompiledGrammar>& g, const TokenVocabulary& v, const Tokenizer& tok,
+                   const MatcherOptions& mo, const std::string& name, const std::vector<std::string>& docs, int every,
+                   size_t& states) {
+  size_t bad = 0;
+  std::vector<uint32_t> fast(v.mask_words());
+  auto compare = [&](GrammarMatcher& m, const std::string& where) {
+    ++states;
+    m.fill_next_token_bitmask(fast.data());
+    const std::vector<uint32_t> brute = brute_mask(m, v);
+    if (brute == fast) return;
+    ++bad;
+    int shown = 0;
+    for (int32_t id = 0; id < v.size() && shown < 5; ++id) {
+      const bool f = (fast[static_cast<size_t>(id) >> 5] >> (id & 31)) & 1;
+      const bool b = (brute[static_cast<size_t>(id) >> 5] >> (id & 31)) & 1;
+      if (f == b) continue;
+      ++shown;
+      std::printf("  MASK MISMATCH %s %s: token %d '%s' fast %d brute force %d\n", name.c_str(), where.c_str(), id,
+                  std::string(v.token_bytes(id)).c_str(), f, b);
+    }
+  };
+  for (size_t d = 0; d < docs.size(); ++d) {
+    GrammarMatcher m(g, mo);
+    if (!m.accept_bytes(docs[d]) || !m.can_terminate()) continue;  // outside the grammar
+    m.reset();
+    const std::vector<int32_t> ids = tok.encode(docs[d], false);
+    for (size_t k = 0; k < ids.size(); ++k) {
+      if (k % static_cast<size_t>(every) == 0) compare(m, "instance " + std::to_string(d) + " token " + std::to_string(k));
+      if (!m.accept_token(ids[k])) break;
+    }
+  }
+  std::mt19937_64 rng(std::hash<std::string>{}(name));
+  GrammarMatcher m(g, mo);
+  std::vector<uint32_t> mask(v.mask_words());
+  for (int step = 0; step < 40 && !m.is_terminated(); ++step) {
+    if (step % every == 0) compare(m, "random walk step " + std::to_string(step));
+    m.fill_next_token_bitmask(mask.data());
+    std::vector<int32_t> allowed, short_ones;
+    for (int32_t id = 0; id < v.size(); ++id) {
+      if (!((mask[static_cast<size_t>(id) >> 5] >> (id & 31)) & 1)) continue;
+      allowed.push_back(id);
+      if (v.token_bytes(id).size() <= 2) short_ones.push_back(id);
+    }
+    if (allowed.empty()) break;
+    const auto& pool = !short_ones.empty() && rng() % 3 != 0 ? short_ones : allowed;
+    if (!m.accept_token(pool[rng() % pool.size()])) {
+      std::printf("  REFUSED %s: a token of the mask at random walk step %d\n", name.c_str(), step);
+      ++bad;
+      break;
+    }
+  }
+  return bad;
+}
+
+int run_schemas(const Tokenizer& tok, const std::shared_ptr<const TokenVocabulary>& vocab, const CompileOptions& co,
+                const MatcherOptions& mo, int random, const std::string& suite_dir, int instances, int passes,
+                int worst, bool list, int check) {
+  const std::vector<SchemaCase> cases = schema_corpus(random, suite_dir, instances);
+  struct Compiled {
+    const SchemaCase* c;
+    bool ok;
+    double ms, cpu_ms;
+    CompileStats stats;
+    std::string error;
+    bool suite() const { return c->name.rfind("random/", 0) != 0; }
+  };
+  std::vector<Compiled> done;
+  size_t refused = 0, suite = 0;
+  // Masks along valid instances. An instance outside the grammar (where the grammar is
+  // deliberately tighter than the schema, e.g. 1.0 for an integer) is counted and skipped;
+  // inside it, every token of its tokenization must be in the mask.
+  std::vector<uint32_t> mask(vocab->mask_words());
+  const int32_t eos = vocab->stop_token_ids().empty() ? -1 : vocab->stop_token_ids()[0];
+  std::vector<double> first_us, best_us;
+  size_t walked = 0, outside = 0, hits = 0, masks = 0, checked = 0, check_states = 0, check_bad = 0;
+  for (const SchemaCase& c : cases) {
+    suite += c.name.rfind("random/", 0) != 0;
+    std::string gbnf;
+    try {
+      gbnf = json_schema_to_gbnf(c.schema);
+    } catch (const JsonSchemaError&) {
+      ++refused;  // outside what the front end supports: not part of the set
+      continue;
+    }
+    // Compile time: the grammar text's parse and the compilation (what a request waits for once
+    // the front end has run; the front end is timed apart by its own tests). Each schema is
+    // compiled `passes` times and the fastest is kept: the same work each time, so the others
+    // only add what the machine's other jobs took (the machine may be shared).
+    std::shared_ptr<const CompiledGrammar> g;
+    Compiled result{&c, true, 1e30, 1e30, {}, {}};
+    for (int pass = 0; pass < passes; ++pass) {
+      const auto t = Clock::now();
+      const double cpu0 = thread_cpu_seconds();
+      try {
+        g = CompiledGrammar::from_gbnf(gbnf, vocab, co);
+        result.stats = g->stats();
+      } catch (const std::exception& e) {
+        result.ok = false;  // the time to fail counts too
+        result.error = e.what();
+      }
+      result.ms = std::min(result.ms, seconds_since(t) * 1e3);
+      result.cpu_ms = std::min(result.cpu_ms, (thread_cpu_seconds() - cpu0) * 1e3);
+    }
+    done.push_back(result);
+    if (!result.ok) continue;
+    if (check > 0) check_bad += check_masks(g, *vocab, tok, mo, c.name, c.instances, check, check_states);
+    for (const std::string& doc : c.instances) {
+      {
+        GrammarMatcher probe(g, mo);
+        if (!probe.accept_bytes(doc) || !probe.can_terminate()) {
+          ++outside;
+          continue;
+        }
+      }
+      ++walked;
+      const std::vector<int32_t> ids = tok.encode(doc, false);
+      std::vector<double> best(ids.size() + 1, 1e30);
+      for (int pass = 0; pass < passes; ++pass) {
+        GrammarMatcher m(g, mo);
+        for (size_t k = 0; k <= ids.size(); ++k) {
+          const auto ts = Clock::now();
+          m.fill_next_token_bitmask(mask.data());
+          const double us = seconds_since(ts) * 1e6;
+          best[k] = std::min(best[k], us);
+          if (pass == 0) first_us.push_back(us);
+          const int32_t id = k < ids.size() ? ids[k] : eos;
+          if (id < 0) break;
+          if (!((mask[static_cast<size_t>(id) >> 5] >> (id & 31)) & 1)) {
+            std::fprintf(stderr, "%s: token %zu (%d, '%s') of a valid instance is not in the mask\n%s\n",
+                         c.name.c_str(), k, id, std::string(vocab->token_bytes(id)).c_str(), doc.c_str());
+            return 1;
+          }
+          if (!m.accept_token(id)) {
+            std::fprintf(stderr, "%s: token %zu (%d) refused by accept_token\n", c.name.c_str(), k, id);
+            return 1;
+          }
+        }
+        if (pass == 0) {
+          hits += m.stats().mask_cache_hits;
+          masks += m.stats().masks;
+          checked += m.stats().checked_tokens;
+        }
+      }
+      for (double b : best) {
+        if (b < 1e30) best_us.push_back(b);
+      }
+    }
+  }
+
+  size_t failed = 0;
+  for (const Compiled& c : done) failed += !c.ok;
+  std::printf("\nschemas: %d random + %zu from the suite; %zu refused by the front end (unsupported keywords), "
+              "%zu compiled, %zu failed to compile\n", random, suite, refused, done.size() - failed, failed);
+  for (const Compiled& c : done) {
+    if (!c.ok) std::printf("  FAILED %s: %s\n", c.c->name.c_str(), c.error.c_str());
+  }
+  // The table: compile time per schema (wall, and the compiling thread's CPU time: the machine
+  // may be shared; each the fastest of `passes` compiles), over the suite's schemas, the random
+  // ones, and all.
+  std::printf("\ncompile time per schema, fastest of %d compiles:\n", passes);
+  std::printf("| schemas | count | failed | median ms | p90 | p99 | max | CPU ms: median | p90 | p99 | max | "
+              "moves: median | max |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  auto row = [&](const char* name, int which) {
+    std::vector<double> ms, cpu, moves;
+    size_t n = 0, bad = 0;
+    for (const Compiled& c : done) {
+      if (which == 0 && !c.suite()) continue;
+      if (which == 1 && c.suite()) continue;
+      ++n;
+      bad += !c.ok;
+      ms.push_back(c.ms);
+      cpu.push_back(c.cpu_ms);
+      if (c.ok) moves.push_back(static_cast<double>(c.stats.classify_moves) / 1e6);
+    }
+    if (n == 0) return;
+    std::printf("| %s | %zu | %zu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2fM | %.2fM |\n", name, n,
+                bad, percentile(ms, 0.5), percentile(ms, 0.9), percentile(ms, 0.99), percentile(ms, 1.0),
+                percentile(cpu, 0.5), percentile(cpu, 0.9), percentile(cpu, 0.99), percentile(cpu, 1.0),
+                percentile(moves, 0.5), percentile(moves, 1.0));
+  };
+  row("JSON-Schema-Test-Suite (supported)", 0);
+  row("random_schema.h", 1);
+  row("all", 2);
+  std::vector<const Compiled*> by_time;
+  for (const Compiled& c : done) by_time.push_back(&c);
+  std::sort(by_time.begin(), by_time.end(), [](const Compiled* a, const Compiled* b) { return a->cpu_ms > b->cpu_ms; });
+  std::printf("worst %d (by CPU time):\n", worst);
+  for (size_t i = 0; i < by_time.size() && i < static_cast<size_t>(worst); ++i) {
+    const Compiled& c = *by_time[i];
+    std::printf("  %-44s %8.1f ms (%.1f CPU)  %zu nodes (%zu classified, %zu classes), %zu walks, %.2fM moves\n",
+                c.c->name.c_str(), c.ms, c.cpu_ms, c.stats.nodes, c.stats.classified_nodes, c.stats.distinct_classes,
+                c.stats.classify_walks, static_cast<double>(c.stats.classify_moves) / 1e6);
+  }
+  if (list) {
+    for (const Compiled& c : done) {
+      std::printf("  compiled %s %.2f ms %.2f cpu %zu nodes %zu walks %.2fM moves%s\n", c.c->name.c_str(), c.ms,
+                  c.cpu_ms, c.stats.nodes, c.stats.classify_walks, static_cast<double>(c.stats.classify_moves) / 1e6,
+                  c.ok ? "" : " FAILED");
+    }
+  }
+  if (check > 0) {
+    std::printf("\nbrute-force check: %zu states, %zu differ\n", check_states, check_bad);
+  }
+  auto mean = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+  };
+  std::printf("\nmasks: %zu instances walked (%zu outside the grammar, skipped), %zu masks, %.0f%% from the "
+              "matcher's cache, %.1f tokens checked per mask\n", walked, outside, first_us.size(),
+              masks ? 100.0 * static_cast<double>(hits) / static_cast<double>(masks) : 0.0,
+              masks ? static_cast<double>(checked) / static_cast<double>(masks) : 0.0);
+  std::printf("mask us per token: mean %.2f | p50 %.2f | p99 %.2f | max %.1f   (best of %d: mean %.2f | p99 %.2f | "
+              "max %.1f)\n", mean(first_us), percentile(first_us, 0.5), percentile(first_us, 0.99),
+              percentile(first_us, 1.0), passes, mean(best_us), percentile(best_us, 0.99), percentile(best_us, 1.0));
+  if (check_bad > 0) return 4;
+  return failed == 0 ? 0 : 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -197,6 +610,11 @@ int main(int argc, char** argv) {
   int threads = 1;
   int passes = 3;
   std::string only;
+  bool schemas = false, list = false;
+  int random = 200, instances = 3, worst = 5, check = 0;
+  std::string suite_dir = std::string(VLLM_TEST_DATA_DIR) + "/json-schema-test-suite/tests";
+  std::string profile;
+  uint64_t max_moves = CompileOptions{}.max_moves;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -217,9 +635,21 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::atoi(value().c_str());
     else if (a == "--grammar") only = value();
     else if (a == "--passes") passes = std::max(1, std::atoi(value().c_str()));
+    else if (a == "--schemas") schemas = true;
+    else if (a == "--random") random = std::atoi(value().c_str());
+    else if (a == "--suite") suite_dir = value();
+    else if (a == "--instances") instances = std::atoi(value().c_str());
+    else if (a == "--max-moves") max_moves = std::strtoull(value().c_str(), nullptr, 10);
+    else if (a == "--worst") worst = std::atoi(value().c_str());
+    else if (a == "--list") list = true;
+    else if (a == "--profile") profile = value();
+    else if (a == "--check") check = std::atoi(value().c_str());
     else {
       std::fprintf(stderr, "usage: %s [--tokenizer DIR [--config DIR]] [--docs N] [--seed S] [--follow-depth D] "
-                           "[--cache-entries K] [--threads T] [--passes P] [--grammar json_object|schema|arithmetic]\n", argv[0]);
+                           "[--cache-entries K] [--threads T] [--passes P] [--grammar json_object|schema|arithmetic]\n"
+                           "       %s --schemas [--random N] [--suite DIR] [--instances K] [--max-moves M] [--worst W] "
+                           "[--list] [--check K]\n       %s --profile NAME [--worst W] (NAME: random/5, draft4/ref.json#3, ...)\n",
+                   argv[0], argv[0], argv[0]);
       return 2;
     }
   }
@@ -243,8 +673,11 @@ int main(int argc, char** argv) {
     CompileOptions co;
     co.follow_depth = follow_depth;
     co.pool = pool.get();
+    co.max_moves = max_moves;
     MatcherOptions mo;
     mo.mask_cache_entries = cache_entries;
+    if (!profile.empty()) return profile_schema(vocab, co, schema_corpus(random, suite_dir, 0), profile, worst);
+    if (schemas) return run_schemas(*tok, vocab, co, mo, random, suite_dir, instances, passes, worst, list, check);
 
     struct Case {
       std::string name, gbnf;

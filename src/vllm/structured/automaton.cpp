@@ -17,6 +17,16 @@ namespace {
 // inlines in turn) is at most this: small rules like `ws` or `sign` cost little to copy, and a
 // copy is classified in its real context (what follows it), which keeps runtime checks rare.
 constexpr size_t kInlineUserRule = 48;
+// A user rule that never matches more than this many bytes (one character of a JSON string:
+// `json-string-char`, `json-code-point`, up to the 12 bytes of an escaped surrogate pair) is
+// inlined up to kInlineShortRule elements, whatever kInlineUserRule says. Kept real, such a
+// rule would end a few bytes after every place it starts: every longer token would leave it at
+// nearly every trie node, and each of those ends would be followed into each of its return
+// sites (a character rule has one per string of the grammar), which is what took JSON schemas
+// with many strings past limits::kMaxCompileMoves once a character class's UTF-8 paths made the
+// rule bigger than kInlineUserRule.
+constexpr size_t kInlineShortRuleBytes = 16;
+constexpr size_t kInlineShortRule = 1024;
 // Any inlined rule (a helper too) above this size stays a real rule, so that big groups are not
 // copied without end. Generous, because a bounded repetition's chain is best kept in one rule:
 // each place a chain is cut into another real rule is one more "end" whose neighbours need
@@ -79,17 +89,28 @@ class Builder {
     std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return comp[a] < comp[b]; });
     inline_.assign(n, false);
     std::vector<size_t> size(n, 0);
+    // Longest match in bytes, kUnbounded for rules with a loop or on a recursion cycle.
+    constexpr size_t kUnbounded = SIZE_MAX;
+    std::vector<size_t> longest(n, 0);
     for (uint32_t r : order) {
       size_t s = 0;
+      size_t most = recursive[r] ? kUnbounded : 0;
       for (const GrammarSequence& seq : rules[r].alternatives) {
+        size_t len = 0;
         for (const GrammarElement& e : seq) {
-          s += (e.kind == GrammarElement::Kind::kRule && e.index != r && inline_[e.index]) ? size[e.index] : 1;
+          const bool call = e.kind == GrammarElement::Kind::kRule;
+          s += (call && e.index != r && inline_[e.index]) ? size[e.index] : 1;
+          const size_t add = !call ? 1 : e.index == r ? kUnbounded : longest[e.index];
+          len = add == kUnbounded || len == kUnbounded ? kUnbounded : len + add;
         }
+        most = std::max(most, len);
         s += 1;
       }
       size[r] = std::min(s, kInlineMax + 1);
+      longest[r] = most;
       if (r == g_.root() || recursive[r]) continue;
-      inline_[r] = rules[r].helper ? s <= kInlineMax : s <= kInlineUserRule;
+      inline_[r] = rules[r].helper ? s <= kInlineMax
+                                   : s <= kInlineUserRule || (most <= kInlineShortRuleBytes && s <= kInlineShortRule);
     }
     real_index_.assign(n, UINT32_MAX);
     for (uint32_t r = 0; r < n; ++r) {

@@ -233,6 +233,13 @@ void Stepper::expand(FramePool& pool, uint32_t node, uint32_t parent, StateBuf& 
   run(pool, out);
 }
 
+void Stepper::expand(FramePool& pool, const std::vector<uint32_t>& nodes, uint32_t parent, StateBuf& out) {
+  out.clear();
+  begin();
+  for (uint32_t node : nodes) work_.push_back((uint64_t{node} << 32) | parent);
+  run(pool, out);
+}
+
 void Stepper::step(FramePool& pool, const uint32_t* tops, size_t n, uint8_t b, StateBuf& out) {
   out.clear();
   const Automaton& a = *a_;

@@ -122,6 +122,8 @@ class Stepper {
 
   // The state where `node` is entered with `parent` below it (tops, accepting, escaped).
   void expand(FramePool& pool, uint32_t node, uint32_t parent, StateBuf& out);
+  // The state where each of `nodes` is entered with `parent` below it (their union).
+  void expand(FramePool& pool, const std::vector<uint32_t>& nodes, uint32_t parent, StateBuf& out);
   // The state after reading byte `b` from the top frames `tops`.
   void step(FramePool& pool, const uint32_t* tops, size_t n, uint8_t b, StateBuf& out);
   // Parser moves made so far (work items: expansions of a node with a parent, repeats included,

@@ -72,10 +72,19 @@ struct NodeClasses {
   size_t memory_bytes() const;
 };
 
+// Where the compile work went, one entry per classification (for profiling tools).
+struct WalkProfile {
+  uint32_t node = 0, lo = 0, hi = 0;  // the node classified and its token-length window
+  uint64_t moves = 0;                 // parser moves, all levels
+  uint64_t site_walks = 0;            // walks from return sites (follow analysis)
+  double seconds = 0;
+};
+
 struct ClassifyOptions {
   int follow_depth = 3;
   ThreadPool* pool = nullptr;
   uint64_t max_moves = UINT64_MAX;  // per thread
+  std::vector<WalkProfile>* profile = nullptr;  // when set: one entry per walk, in job order
 };
 
 // The classes of every node with byte edges. Nodes whose futures agree share one entry.
