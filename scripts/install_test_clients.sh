@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the npm packages the tests talk to vllm-cpp with, each folder from its lock file:
-#   tests/server      the official `openai` client (the server end-to-end tests)
+#   tests/server      the server end-to-end tests' clients: the official `openai` client, and the
+#                     agent frameworks LangChain JS (@langchain/openai, @langchain/core) and the
+#                     Vercel AI SDK (ai, @ai-sdk/openai-compatible), with zod for their schemas
 #   tests/structured  ajv, the independent JSON Schema validator of constrained generation
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,4 +19,7 @@ for dir in tests/server tests/structured; do
   fi
 done
 cd "$root/tests/server"
-node -e "import('openai').then(m => console.log('openai ' + (m.VERSION ?? 'installed')))"
+node -e '
+  const fs = require("fs");
+  for (const d of Object.keys(JSON.parse(fs.readFileSync("package.json", "utf8")).dependencies))
+    console.log(d + " " + JSON.parse(fs.readFileSync(`node_modules/${d}/package.json`, "utf8")).version);'
