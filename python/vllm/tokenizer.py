@@ -44,12 +44,16 @@ def normalize_messages(messages: List[Dict[str, Any]], content_format: str = "st
     """Chat messages the way vLLM hands them to a Hugging Face template.
 
     "string" content format joins the text parts of OpenAI-style content lists with newlines;
-    tool call arguments given as JSON strings become dicts (templates index into them).
+    "openai" gives the template a list of {"type": "text", "text": ...} parts (a string content
+    is one part, no content an empty list); tool call arguments given as JSON strings become
+    dicts (templates index into them).
     """
     out = []
     for message in messages:
         message = dict(_json_ready(message))
         content = message.get("content")
+        if content_format == "openai" and not isinstance(content, (list, tuple)):
+            content = [] if content is None else [content]
         if isinstance(content, (list, tuple)):
             parts = []
             for part in content:

@@ -158,6 +158,22 @@ describe('--chat-template and --served-model-name', () => {
     } finally {
       assert.equal(await server.stop(), 0);
     }
+    // A template that loops over a message's parts gets them as a list ("auto" detects it, as
+    // vLLM does); --chat-template-content-format string hands it the joined text instead.
+    const loops = '{% for m in messages %}{% for p in m["content"] %}<{{ p.text }}>{% endfor %}{% endfor %}';
+    const parts = [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] }, { role: 'user', content: 'c' }];
+    for (const [flags, want] of [[[], '<a><b><c>'], [['--chat-template-content-format', 'openai'], '<a><b><c>'],
+                                 [['--chat-template-content-format', 'string'], '<><><><>']]) {
+      const s = await startServer('tiny-phi', ['--disable-log-stats', '--chat-template', loops, ...flags]);
+      try {
+        const tok = await postJSON(`${s.url}/tokenize`, { messages: parts });
+        assert.equal(tok.status, 200, tok.text);
+        const text = await postJSON(`${s.url}/detokenize`, { tokens: tok.json.tokens });
+        assert.equal(text.json.prompt, want, flags.join(' '));
+      } finally {
+        assert.equal(await s.stop(), 0);
+      }
+    }
     const inline = await startServer('tiny-phi', ['--disable-log-stats', '--chat-template', '{% for m in messages %}[{{ m.content }}]\\n{% endfor %}']);
     try {
       const tok = await postJSON(`${inline.url}/tokenize`, { messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] });

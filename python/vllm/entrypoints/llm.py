@@ -414,9 +414,22 @@ class LLM:
         else:
             conversations = [messages]
         tokenizer = self.get_tokenizer()
-        content_format = "openai" if chat_template_content_format == "openai" else "string"
+        if chat_template_content_format not in ("auto", "string", "openai"):
+            raise ValueError(
+                f"chat_template_content_format must be 'auto', 'string' or 'openai', not {chat_template_content_format!r}"
+            )
+        content_format = chat_template_content_format
+        if content_format == "auto":  # as vLLM: "openai" when the template loops over a message's content
+            source = tokenizer.get_chat_template(chat_template, tools)
+            content_format = tokenizer._template(source).content_format
         prompts = []
         for conversation in conversations:
+            if content_format == "string":
+                # As vLLM (and the server): a message without content has "" (an assistant turn
+                # with only tool_calls), which templates can test with `in` and `startswith`.
+                conversation = [
+                    dict(m, content="") if isinstance(m, dict) and m.get("content") is None else m for m in conversation
+                ]
             text = tokenizer.apply_chat_template(
                 list(conversation),
                 tools=tools,

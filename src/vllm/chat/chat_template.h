@@ -33,6 +33,8 @@ class ChatTemplate {
   std::string render(const nlohmann::ordered_json& context) const;
 
   const std::string& source() const { return source_; }
+  // The parsed template, for questions asked of its structure (content_format.h).
+  const jinja::Template& syntax_tree() const { return *tmpl_; }
 
  private:
   friend std::string apply_chat_template(const ChatTemplate&, const ChatTemplateInputs&);

@@ -76,6 +76,7 @@ struct ServeArgs {
   std::vector<std::string> api_keys;
   std::vector<std::string> served_model_names;
   std::string chat_template;
+  std::string chat_template_content_format = "auto";
   std::string allowed_origins = "[\"*\"]", allowed_methods = "[\"*\"]", allowed_headers = "[\"*\"]";
   bool allow_credentials = false;
   bool disable_log_requests = false, enable_log_requests = false;
@@ -209,6 +210,7 @@ int run_serve(ServeArgs& a) {
   s.api_keys = a.api_keys;
   s.api_keys.erase(std::remove(s.api_keys.begin(), s.api_keys.end(), std::string()), s.api_keys.end());
   if (!a.chat_template.empty()) s.chat_template = load_chat_template(a.chat_template);
+  s.chat_template_content_format = parse_chat_content_format(a.chat_template_content_format);
   s.allowed_origins = json_list("--allowed-origins", a.allowed_origins);
   s.allowed_methods = json_list("--allowed-methods", a.allowed_methods);
   s.allowed_headers = json_list("--allowed-headers", a.allowed_headers);
@@ -263,6 +265,11 @@ Runner add_serve(CLI::App& app) {
   sub->add_option("--served-model-name", a->served_model_names,
                   "Model name(s) the API answers to (default: the model argument)");
   sub->add_option("--chat-template", a->chat_template, "Chat template: a file, or the template itself");
+  sub->add_option("--chat-template-content-format", a->chat_template_content_format,
+                  "How message content reaches the template: string (text parts joined), openai (the list of "
+                  "parts), or auto (openai when the template loops over a message's content)")
+      ->check(CLI::IsMember({"auto", "string", "openai"}))
+      ->capture_default_str();
   sub->add_option("--response-role", a->response_role, "Role of generated chat messages")->capture_default_str();
   sub->add_option("--allowed-origins", a->allowed_origins, "CORS allowed origins (JSON list)")->capture_default_str();
   sub->add_option("--allowed-methods", a->allowed_methods, "CORS allowed methods (JSON list)")->capture_default_str();

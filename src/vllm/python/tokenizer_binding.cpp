@@ -5,6 +5,7 @@
 #include "bindings.h"
 #include "convert.h"
 #include "vllm/chat/chat_template.h"
+#include "vllm/chat/content_format.h"
 #include "vllm/core/error.h"
 
 namespace vllm::python {
@@ -104,6 +105,10 @@ void bind_tokenizer(py::module_& m) {
       .def(py::init([](const std::string& source) { return PyChatTemplate{std::make_shared<const ChatTemplate>(source)}; }),
            py::arg("source"))
       .def_property_readonly("source", [](const PyChatTemplate& c) { return c.tmpl->source(); })
+      .def_property_readonly(
+          "content_format",
+          [](const PyChatTemplate& c) { return std::string(chat_content_format_name(detect_chat_content_format(*c.tmpl))); },
+          "\"openai\" when the template loops over a message's content parts, else \"string\" (vLLM's auto detection)")
       .def(
           "apply",
           [](const PyChatTemplate& c, const py::object& messages, bool add_generation_prompt, const py::object& tools,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "vllm/chat/chat_template.h"
+#include "vllm/chat/content_format.h"
 #include "vllm/engine/async_engine.h"
 #include "vllm/engine/engine_config.h"
 #include "vllm/server/http_server.h"
@@ -55,6 +56,9 @@ struct ServerConfig {
   // chat_template_kwargs.chat_template). Off by default, as in vLLM: a template is a program the
   // server runs, and one from any client is a request the operator opts into.
   bool trust_request_chat_template = false;
+  // --chat-template-content-format auto|string|openai (chat/content_format.h): how a message's
+  // content reaches the template; auto asks each template.
+  ChatContentFormat chat_template_content_format = ChatContentFormat::kAuto;
   std::string tool_call_parser;
   std::string reasoning_parser;
   // --structured-outputs-config enable_in_reasoning: a constraint covers the reasoning too

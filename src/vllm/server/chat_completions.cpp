@@ -19,13 +19,18 @@ namespace {
 
 std::string where(size_t i) { return "messages[" + std::to_string(i) + "]"; }
 
-// A message's content as the "string" content format gives it: text parts joined by newlines.
-std::string content_text(const ojson& content, size_t i) {
-  if (content.is_null()) return "";
-  if (content.is_string()) return content.get<std::string>();
+// A message's content as the template gets it (--chat-template-content-format): in the "string"
+// format the text parts joined by newlines, in the "openai" format a list of
+// {"type": "text", "text": ...} parts (a string content is one part, none is an empty list).
+ojson message_content(const ojson& content, size_t i, ChatContentFormat format) {
+  const bool openai = format == ChatContentFormat::kOpenAI;
+  auto text_part = [](std::string text) { return ojson{{"type", "text"}, {"text", std::move(text)}}; };
+  if (content.is_null()) return openai ? ojson::array() : ojson("");
+  if (content.is_string()) return openai ? ojson::array({text_part(content.get<std::string>())}) : content;
   if (!content.is_array())
     throw ApiError(where(i) + ".content must be a string or a list of content parts", "messages");
   std::string text;
+  ojson parts = ojson::array();
   bool first = true;
   for (const auto& part : content) {
     std::string piece;
@@ -48,14 +53,28 @@ std::string content_text(const ojson& content, size_t i) {
     } else {
       throw ApiError(where(i) + ": each content part must be an object", "messages");
     }
+    if (openai) parts.push_back(text_part(piece));
     if (!first) text += "\n";
     text += piece;
     first = false;
   }
+  return openai ? parts : ojson(text);
+}
+
+// The text of a rendered message's content (either format): the parts joined by newlines, or
+// with last_part_only the last part's text (transformers' continue_final_message looks there).
+std::string rendered_text(const ojson& content, bool last_part_only = false) {
+  if (content.is_string()) return content.get<std::string>();
+  std::string text;
+  for (const auto& part : content) {
+    if (last_part_only) text.clear();
+    if (!text.empty()) text += "\n";
+    text += part["text"].get<std::string>();
+  }
   return text;
 }
 
-ojson parse_conversation(const ojson& body) {
+ojson parse_conversation(const ojson& body, ChatContentFormat format) {
   auto it = body.find("messages");
   if (it == body.end() || it->is_null()) throw ApiError("messages: Field required", "messages");
   if (!it->is_array()) throw ApiError("messages must be a list of messages", "messages");
@@ -67,7 +86,7 @@ ojson parse_conversation(const ojson& body) {
     const std::string role = m["role"].get<std::string>();
     ojson msg;
     msg["role"] = role;
-    msg["content"] = content_text(m.contains("content") ? m["content"] : ojson(nullptr), i);
+    msg["content"] = message_content(m.contains("content") ? m["content"] : ojson(nullptr), i, format);
     if (role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null()) {
       if (!m["tool_calls"].is_array()) throw ApiError(where(i) + ".tool_calls must be a list", "messages");
       ojson calls = m["tool_calls"];
@@ -108,13 +127,6 @@ ojson parse_conversation(const ojson& body) {
 
 RenderedChat render_chat(const ServingContext& ctx, const ojson& body) {
   RenderedChat r;
-  r.conversation = parse_conversation(body);
-  ChatTemplateInputs in;
-  in.tools = parse_tools_list(body);
-  const bool add_generation_prompt = get_bool(body, "add_generation_prompt", true);
-  const bool continue_final = get_bool(body, "continue_final_message", false);
-  if (add_generation_prompt && continue_final)
-    throw ApiError("Cannot set both `continue_final_message` and `add_generation_prompt` to True.");
   std::shared_ptr<const ChatTemplate> tmpl = ctx.default_chat_template;
   if (!ctx.config.trust_request_chat_template) {
     const auto kw = body.find("chat_template_kwargs");
@@ -132,6 +144,15 @@ RenderedChat render_chat(const ServingContext& ctx, const ojson& body) {
       throw ApiError(std::string("chat_template: ") + e.what(), "chat_template");
     }
   }
+  // The messages in the content format the template wants (messages' own errors come first).
+  r.conversation = parse_conversation(
+      body, tmpl ? resolve_chat_content_format(ctx.config.chat_template_content_format, *tmpl) : ChatContentFormat::kString);
+  ChatTemplateInputs in;
+  in.tools = parse_tools_list(body);
+  const bool add_generation_prompt = get_bool(body, "add_generation_prompt", true);
+  const bool continue_final = get_bool(body, "continue_final_message", false);
+  if (add_generation_prompt && continue_final)
+    throw ApiError("Cannot set both `continue_final_message` and `add_generation_prompt` to True.");
   if (!tmpl)
     throw ApiError("As of transformers v4.44, default chat template is no longer allowed, so you must provide a chat "
                    "template if the tokenizer does not define one.");
@@ -166,7 +187,7 @@ RenderedChat render_chat(const ServingContext& ctx, const ojson& body) {
   r.text = apply_chat_template(*tmpl, in);
   if (continue_final && !r.conversation.empty()) {
     // transformers: cut everything the template put after the final message.
-    std::string final_msg = r.conversation.back()["content"].get<std::string>();
+    std::string final_msg = rendered_text(r.conversation.back()["content"], /*last_part_only=*/true);
     const auto b = final_msg.find_first_not_of(" \t\n\r\f\v");
     const auto e = final_msg.find_last_not_of(" \t\n\r\f\v");
     final_msg = b == std::string::npos ? std::string() : final_msg.substr(b, e - b + 1);
@@ -474,7 +495,7 @@ void handle_chat_completions(ServingContext& ctx, HttpRequest&& req, std::shared
         chat.conversation.empty() ? std::string() : chat.conversation.back()["role"].get<std::string>();
     job->role = add_generation_prompt ? ctx.config.response_role : last_role;
     if (get_bool(body, "echo", false) && !chat.conversation.empty() && last_role == job->role)
-      job->echo_text = chat.conversation.back()["content"].get<std::string>();
+      job->echo_text = rendered_text(chat.conversation.back()["content"]);
 
     std::vector<int32_t> ids = std::move(chat.token_ids);
     truncate_prompt(ctx, opt_int(body, "truncate_prompt_tokens"), &ids);
