@@ -40,8 +40,13 @@ class WordCache {
   }
 
  private:
+  // 10,240 words in all, about 1 MiB, like the `tokenizers` library's 10,000-word BPE cache: the
+  // frequent words stay, and a server whose prompts bring new words all the time (numbers, ids,
+  // names) reaches its bound within minutes. It was 131,072 words (~14 MiB), which a 30-minute
+  // soak with a random number in every prompt was still filling: a slow RSS climb of ~110 bytes
+  // per request (docs/benchmarks.md, issue 20).
   static constexpr size_t kShards = 16;
-  static constexpr size_t kEntriesPerShard = 8192;
+  static constexpr size_t kEntriesPerShard = 640;
   struct Shard {
     std::mutex mu;
     StringMap<std::vector<int32_t>> map;
