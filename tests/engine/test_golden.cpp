@@ -163,7 +163,8 @@ TEST_P(GoldenModel, Float16PassesCheckLogprobsClose) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenModel,
-                         ::testing::Values("tiny-phi", "tiny-llama2", "tiny-llama3", "tiny-qwen3", "tiny-qwen2"));
+                         ::testing::Values("tiny-phi", "tiny-llama2", "tiny-llama3", "tiny-qwen3", "tiny-qwen2", "tiny-phi3",
+                                           "tiny-mixtral", "tiny-qwen3moe"));
 
 }  // namespace
 

@@ -46,6 +46,7 @@ TEST_P(ReferenceWeights, EveryTensorMatchesItsSha256) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ReferenceWeights,
-                         ::testing::Values("tiny-phi", "tiny-llama2", "tiny-llama3", "tiny-qwen3", "tiny-qwen2"));
+                         ::testing::Values("tiny-phi", "tiny-llama2", "tiny-llama3", "tiny-qwen3", "tiny-qwen2", "tiny-phi3",
+                                           "tiny-mixtral", "tiny-qwen3moe"));
 
 }  // namespace

@@ -121,6 +121,7 @@ TEST_P(PrefixCachingEquivalence, SameTokensOnAndOffAtEveryBlockSizeWithPreemptio
       }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, PrefixCachingEquivalence, ::testing::Values("tiny-llama3", "tiny-phi"));
+INSTANTIATE_TEST_SUITE_P(Models, PrefixCachingEquivalence,
+                         ::testing::Values("tiny-llama3", "tiny-phi", "tiny-phi3", "tiny-mixtral", "tiny-qwen3moe"));
 
 }  // namespace

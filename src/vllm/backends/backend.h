@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "vllm/core/error.h"
 #include "vllm/core/tensor.h"
 
 namespace vllm {
@@ -24,6 +25,25 @@ class LinearWeight {
   virtual int64_t out_features() const = 0;
   virtual int64_t in_features() const = 0;
   virtual size_t bytes() const = 0;
+};
+
+// The experts of one mixture-of-experts layer (E SwiGLU MLPs), prepared once at load in whatever
+// layout the backend's expert products want.
+class ExpertWeights {
+ public:
+  virtual ~ExpertWeights() = default;
+  virtual int64_t num_experts() const = 0;
+  virtual int64_t hidden_size() const = 0;
+  virtual int64_t intermediate_size() const = 0;
+  virtual size_t bytes() const = 0;
+};
+
+// How a mixture-of-experts layer picks and weighs its experts: softmax over the router's logits
+// (in float32), the top_k largest probabilities (ties to the lower expert index), and with
+// `renormalize` those k divided by their sum (Mixtral; Qwen3-MoE's norm_topk_prob).
+struct MoeRouting {
+  int64_t top_k = 2;
+  bool renormalize = true;
 };
 
 struct AttentionShape {
@@ -156,10 +176,31 @@ class Backend {
     linear(qkv, x, w_qkv);
     linear_gelu_new(up, x, w_up);
   }
+  // Mixture of experts (Mixtral, Qwen3-MoE). gate_up: host tensor [E, 2I, H], each expert's gate
+  // rows then its up rows; down: [E, H, I]; any float dtype. The default (a backend without an
+  // expert path) refuses with an error naming the backend.
+  virtual std::shared_ptr<ExpertWeights> prepare_experts(const Tensor& gate_up, const Tensor& down);
+  // out[T, H] = sum over the experts e routed to (see MoeRouting) of
+  //   weight_e * down_e(silu(gate_e(x)) * up_e(x)),
+  // with router [E, H] the gate linear. Experts no token is routed to are not read.
+  virtual void moe(Tensor& out, const Tensor& x, const LinearWeight& router, const ExpertWeights& experts,
+                   const MoeRouting& routing);
+
   // For each (src, dst) pair, in order: block dst of the layer's K and V caches becomes a copy of
   // block src (copy-on-write of a KV block that forked sequences shared).
   virtual void copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) = 0;
 };
+
+inline std::shared_ptr<ExpertWeights> Backend::prepare_experts(const Tensor&, const Tensor&) {
+  throw Error("mixture-of-experts layers are not implemented on the " + name() +
+                  " backend yet (run this model with --device cpu)",
+              ErrorKind::kUnsupported);
+}
+
+inline void Backend::moe(Tensor&, const Tensor&, const LinearWeight&, const ExpertWeights&, const MoeRouting&) {
+  throw Error("mixture-of-experts layers are not implemented on the " + name() + " backend yet",
+              ErrorKind::kUnsupported);
+}
 
 // The backend for --device: "cpu", "cuda" or "auto". compute_dtype is the model's compute dtype.
 std::unique_ptr<Backend> make_backend(const std::string& device, DType compute_dtype);

@@ -100,9 +100,38 @@ RopeConfig read_rope(const json& j, const std::string& source) {
   rope.low_freq_factor = rk.number_or("low_freq_factor", 1.0);
   rope.high_freq_factor = rk.number_or("high_freq_factor", 4.0);
   rope.original_max_position_embeddings = rk.integer_or("original_max_position_embeddings", 8192);
-  if (rope.type != "default" && rope.type != "linear" && rope.type != "llama3")
-    throw Error(full + ": rope type '" + rope.type + "' is not supported (supported: default, linear, llama3)",
+  if (rope.type != "default" && rope.type != "linear" && rope.type != "llama3" && rope.type != "longrope")
+    throw Error(full + ": rope type '" + rope.type + "' is not supported (supported: default, linear, llama3, longrope)",
                 ErrorKind::kUnsupported);
+  if (rope.type == "longrope") {
+    auto factors = [&](const char* k) {
+      if (!rk.has(k) || !rs.at(k).is_array()) rk.fail(k, "is missing or not a list of numbers (needed by longrope)");
+      std::vector<double> out;
+      for (const json& v : rs.at(k)) {
+        if (!v.is_number()) rk.fail(k, "must be a list of numbers");
+        out.push_back(v.get<double>());
+      }
+      return out;
+    };
+    rope.short_factor = factors("short_factor");
+    rope.long_factor = factors("long_factor");
+    // transformers: Phi-3 keeps original_max_position_embeddings at the top level, and then the
+    // scaling factor is the ratio of the two context lengths; otherwise rope_scaling's.
+    const int64_t max_pos = top.integer_or("max_position_embeddings", 2048);
+    double factor = rk.number_or("factor", 1.0);
+    if (top.has("original_max_position_embeddings")) {
+      rope.original_max_position_embeddings = top.integer("original_max_position_embeddings");
+      factor = static_cast<double>(max_pos) / static_cast<double>(rope.original_max_position_embeddings);
+    } else {
+      rope.original_max_position_embeddings = rk.integer_or("original_max_position_embeddings", max_pos);
+    }
+    rope.factor = factor;
+    rope.attention_factor =
+        rk.number_or("attention_factor", factor <= 1.0 ? 1.0
+                                                       : std::sqrt(1.0 + std::log(factor) /
+                                                                             std::log(static_cast<double>(
+                                                                                 rope.original_max_position_embeddings))));
+  }
   if (rope.type == "llama3" && !rk.has("factor")) rk.fail("factor", "is missing (needed by llama3 rope scaling)");
   return rope;
 }
@@ -154,6 +183,16 @@ void validate(const ModelConfig& c, const std::string& source) {
                                                     json(c.rope.low_freq_factor).dump()));
       const std::string key = rope + "original_max_position_embeddings";
       size(key.c_str(), c.rope.original_max_position_embeddings);
+    }
+    if (c.rope.type == "longrope") {
+      const size_t half = static_cast<size_t>(c.rotary_dim() / 2);
+      for (const auto& [key, f] : {std::pair{"short_factor", &c.rope.short_factor}, std::pair{"long_factor", &c.rope.long_factor}}) {
+        if (f->size() != half)
+          fail(rope + key, fmt::format("has {} entries; longrope needs rotary_dim / 2 = {}", f->size(), half));
+        for (double v : *f) positive_number(rope + key, v);
+      }
+      positive_number(rope + "attention_factor", c.rope.attention_factor);
+      size("original_max_position_embeddings", c.rope.original_max_position_embeddings);
     }
   }
 }

@@ -14,12 +14,19 @@
 namespace vllm {
 
 struct RopeConfig {
-  std::string type = "default";  // "default", "linear", "llama3"
+  std::string type = "default";  // "default", "linear", "llama3", "longrope"
   double theta = 10000.0;
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
+  // longrope (Phi-3): per-frequency divisors of inv_freq for contexts up to / beyond
+  // original_max_position_embeddings (which Phi-3 keeps at the config's top level), and the
+  // attention factor that scales cos and sin (from the config, else derived from the ratio
+  // max_position_embeddings / original_max_position_embeddings as transformers does).
+  std::vector<double> short_factor;
+  std::vector<double> long_factor;
+  double attention_factor = 1.0;
 };
 
 struct ModelConfig {

@@ -11,5 +11,8 @@ std::vector<Architecture> phi_architectures();
 std::vector<Architecture> llama_architectures();
 std::vector<Architecture> qwen2_architectures();
 std::vector<Architecture> qwen3_architectures();
+std::vector<Architecture> phi3_architectures();
+std::vector<Architecture> mixtral_architectures();
+std::vector<Architecture> qwen3_moe_architectures();
 
 }  // namespace vllm

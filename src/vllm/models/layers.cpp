@@ -40,6 +40,22 @@ std::shared_ptr<LinearWeight> WeightLoader::linear(const std::vector<std::pair<s
   return lw;
 }
 
+std::shared_ptr<LinearWeight> WeightLoader::linear_from(const std::vector<ParamSpec>& weights,
+                                                        const std::vector<ParamSpec>& biases) {
+  auto pairs = [](const std::vector<ParamSpec>& specs) {
+    std::vector<std::pair<std::string, Shape>> out;
+    for (const auto& s : specs) out.emplace_back(s.name, s.shape);
+    return out;
+  };
+  return linear(pairs(weights), pairs(biases));
+}
+
+std::shared_ptr<ExpertWeights> WeightLoader::experts(const ParamSpec& gate_up, const ParamSpec& down) {
+  auto e = backend_.prepare_experts(store_.get(gate_up.name, gate_up.shape), store_.get(down.name, down.shape));
+  bytes_ += e->bytes();
+  return e;
+}
+
 Tensor WeightLoader::vector(const std::string& name, int64_t size) {
   Tensor t = backend_.prepare_vector(store_.get(name, {size}));
   bytes_ += t.nbytes();
@@ -60,7 +76,14 @@ std::vector<float> rotary_inv_freq(const ModelConfig& config) {
     // transformers computes this in float32: base ** (2i / dim) then its reciprocal.
     float exponent = static_cast<float>(2 * i) / static_cast<float>(dim);
     float f = 1.0f / std::pow(static_cast<float>(rope.theta), exponent);
-    if (rope.type == "linear") {
+    if (rope.type == "longrope") {
+      // transformers: 1 / (ext_factor * base ** (2i / dim)) in float32, with the short factors for
+      // sequences up to original_max_position_embeddings. (The long factors, which transformers
+      // switches to for a whole sequence once it is longer than that, are not used: a KV cache
+      // holds keys rotated with the short ones. Exact up to original_max_position_embeddings.)
+      f = 1.0f / (static_cast<float>(rope.short_factor[static_cast<size_t>(i)]) *
+                  std::pow(static_cast<float>(rope.theta), exponent));
+    } else if (rope.type == "linear") {
       f = f / static_cast<float>(rope.factor);
     } else if (rope.type == "llama3") {
       // Long wavelengths are slowed by `factor`, short ones kept, and the band between blended.

@@ -21,6 +21,10 @@ class WeightLoader {
   Tensor concat_rows(const std::vector<std::pair<std::string, Shape>>& parts) const;
   std::shared_ptr<LinearWeight> linear(const std::vector<std::pair<std::string, Shape>>& weights,
                                        const std::vector<std::pair<std::string, Shape>>& biases = {});
+  // The same, from a table of parameter specs (names and shapes as the architecture lists them).
+  std::shared_ptr<LinearWeight> linear_from(const std::vector<ParamSpec>& weights, const std::vector<ParamSpec>& biases = {});
+  // A mixture-of-experts layer's experts: gate_up [E, 2I, H] and down [E, H, I].
+  std::shared_ptr<ExpertWeights> experts(const ParamSpec& gate_up, const ParamSpec& down);
   Tensor vector(const std::string& name, int64_t size);
   Tensor embedding(const std::string& name, const Shape& shape);
   size_t bytes() const { return bytes_; }

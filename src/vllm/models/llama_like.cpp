@@ -1,14 +1,64 @@
 #include "vllm/models/llama_like.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "vllm/core/error.h"
 
 namespace vllm {
 
+bool MoeOptions::sparse(int64_t layer) const {
+  return num_experts > 0 && std::find(dense_layers.begin(), dense_layers.end(), layer) == dense_layers.end();
+}
+
+// The one table of checkpoint names of the llama-like families.
+LlamaLikeLayerTensors llama_like_layer(const ModelConfig& c, const LlamaLikeOptions& o, int64_t layer) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
+  const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
+  const std::string p = "model.layers." + std::to_string(layer) + ".";
+  LlamaLikeLayerTensors t;
+  t.input_norm = {{p + "input_layernorm.weight", {H}}};
+  t.post_norm = {{p + "post_attention_layernorm.weight", {H}}};
+  if (o.fused_qkv) {
+    t.qkv = {{p + "self_attn.qkv_proj.weight", {q + 2 * kv, H}}};
+    if (o.qkv_bias) t.qkv_bias = {{p + "self_attn.qkv_proj.bias", {q + 2 * kv}}};
+  } else {
+    t.qkv = {{p + "self_attn.q_proj.weight", {q, H}},
+             {p + "self_attn.k_proj.weight", {kv, H}},
+             {p + "self_attn.v_proj.weight", {kv, H}}};
+    if (o.qkv_bias)
+      t.qkv_bias = {{p + "self_attn.q_proj.bias", {q}}, {p + "self_attn.k_proj.bias", {kv}}, {p + "self_attn.v_proj.bias", {kv}}};
+  }
+  t.o = {{p + "self_attn.o_proj.weight", {H, q}}};
+  if (o.o_bias) t.o_bias = {{p + "self_attn.o_proj.bias", {H}}};
+  if (o.qk_norm) {
+    t.q_norm = {{p + "self_attn.q_norm.weight", {hd}}};
+    t.k_norm = {{p + "self_attn.k_norm.weight", {hd}}};
+  }
+  if (o.moe.sparse(layer)) {
+    const int64_t E = o.moe.num_experts, EI = o.moe.intermediate_size;
+    t.router = {{p + "mlp.gate.weight", {E, H}}};
+    t.experts_gate_up = {{p + "mlp.experts.gate_up_proj", {E, 2 * EI, H}}};
+    t.experts_down = {{p + "mlp.experts.down_proj", {E, H, EI}}};
+  } else if (o.fused_gate_up) {
+    t.gate_up = {{p + "mlp.gate_up_proj.weight", {2 * I, H}}};
+    if (o.mlp_bias) t.gate_up_bias = {{p + "mlp.gate_up_proj.bias", {2 * I}}};
+  } else {
+    t.gate_up = {{p + "mlp.gate_proj.weight", {I, H}}, {p + "mlp.up_proj.weight", {I, H}}};
+    if (o.mlp_bias) t.gate_up_bias = {{p + "mlp.gate_proj.bias", {I}}, {p + "mlp.up_proj.bias", {I}}};
+  }
+  if (!o.moe.sparse(layer)) {
+    t.down = {{p + "mlp.down_proj.weight", {H, I}}};
+    if (o.mlp_bias) t.down_bias = {{p + "mlp.down_proj.bias", {H}}};
+  }
+  return t;
+}
+
 namespace {
 
-std::string layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
+const char* kEmbed = "model.embed_tokens.weight";
+const char* kFinalNorm = "model.norm.weight";
+const char* kLmHead = "lm_head.weight";
 
 class LlamaLikeModel final : public CausalLM {
  public:
@@ -19,41 +69,36 @@ class LlamaLikeModel final : public CausalLM {
                       " (supported: silu)",
                   ErrorKind::kUnsupported);
     WeightLoader w(store, backend);
-    const int64_t H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
-    const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
-    embed_ = w.embedding("model.embed_tokens.weight", {c.vocab_size, H});
+    const int64_t H = c.hidden_size, hd = c.head_dim;
+    embed_ = w.embedding(kEmbed, {c.vocab_size, H});
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-      std::string p = layer_prefix(i);
+      const LlamaLikeLayerTensors t = llama_like_layer(c, o, i);
       Layer L;
-      L.input_norm = w.vector(p + "input_layernorm.weight", H);
-      L.post_norm = w.vector(p + "post_attention_layernorm.weight", H);
-      std::vector<std::pair<std::string, Shape>> qkv_b;
-      if (o.qkv_bias)
-        qkv_b = {{p + "self_attn.q_proj.bias", {q}}, {p + "self_attn.k_proj.bias", {kv}}, {p + "self_attn.v_proj.bias", {kv}}};
-      L.qkv = w.linear({{p + "self_attn.q_proj.weight", {q, H}},
-                        {p + "self_attn.k_proj.weight", {kv, H}},
-                        {p + "self_attn.v_proj.weight", {kv, H}}},
-                       qkv_b);
-      L.o = w.linear({{p + "self_attn.o_proj.weight", {H, q}}},
-                     o.o_bias ? std::vector<std::pair<std::string, Shape>>{{p + "self_attn.o_proj.bias", {H}}}
-                              : std::vector<std::pair<std::string, Shape>>{});
+      L.input_norm = w.vector(t.input_norm[0].name, H);
+      L.post_norm = w.vector(t.post_norm[0].name, H);
+      L.qkv = w.linear_from(t.qkv, t.qkv_bias);
+      L.o = w.linear_from(t.o, t.o_bias);
       if (o.qk_norm) {
-        L.q_norm = w.vector(p + "self_attn.q_norm.weight", hd);
-        L.k_norm = w.vector(p + "self_attn.k_norm.weight", hd);
+        L.q_norm = w.vector(t.q_norm[0].name, hd);
+        L.k_norm = w.vector(t.k_norm[0].name, hd);
       }
-      std::vector<std::pair<std::string, Shape>> gu_b, down_b;
-      if (o.mlp_bias) {
-        gu_b = {{p + "mlp.gate_proj.bias", {I}}, {p + "mlp.up_proj.bias", {I}}};
-        down_b = {{p + "mlp.down_proj.bias", {H}}};
+      if (!t.router.empty()) {
+        L.router = w.linear_from(t.router);
+        L.experts = w.experts(t.experts_gate_up[0], t.experts_down[0]);
+      } else {
+        L.gate_up = w.linear_from(t.gate_up, t.gate_up_bias);
+        L.down = w.linear_from(t.down, t.down_bias);
       }
-      L.gate_up = w.linear({{p + "mlp.gate_proj.weight", {I, H}}, {p + "mlp.up_proj.weight", {I, H}}}, gu_b);
-      L.down = w.linear({{p + "mlp.down_proj.weight", {H, I}}}, down_b);
       layers_.push_back(std::move(L));
     }
-    final_norm_ = w.vector("model.norm.weight", H);
-    const char* head = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-    lm_head_ = w.linear({{head, {c.vocab_size, H}}});
+    final_norm_ = w.vector(kFinalNorm, H);
+    lm_head_ = w.linear({{c.tie_word_embeddings ? kEmbed : kLmHead, {c.vocab_size, H}}});
     rope_ = make_rotary(c, backend);
+    // A rope attention factor (longrope, yarn) scales cos and sin, so q·k by its square.
+    const float af = static_cast<float>(c.rope.attention_factor);
+    scale_ = af * af / std::sqrt(static_cast<float>(hd));
+    routing_.top_k = o.moe.top_k;
+    routing_.renormalize = o.moe.renormalize;
     weight_bytes_ = w.bytes();
   }
 
@@ -62,7 +107,6 @@ class LlamaLikeModel final : public CausalLM {
     const int64_t T = in.num_tokens, H = c.hidden_size, I = c.intermediate_size;
     const AttentionShape shape = attention_shape();
     const float eps = static_cast<float>(c.norm_eps);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
     Backend& b = backend_;
 
     Tensor residual = acts_.get(0, T, H);
@@ -70,8 +114,6 @@ class LlamaLikeModel final : public CausalLM {
     Tensor qkv = acts_.get(2, T, shape.qkv_width());
     Tensor attn = acts_.get(3, T, c.num_attention_heads * c.head_dim);
     Tensor proj = acts_.get(4, T, H);
-    Tensor gate_up = acts_.get(5, T, 2 * I);
-    Tensor act = acts_.get(6, T, I);
 
     b.embedding(residual, in.token_ids, embed_);
     b.rms_norm(x, residual, layers_[0].input_norm, eps);
@@ -81,12 +123,18 @@ class LlamaLikeModel final : public CausalLM {
       b.linear(qkv, x, *L.qkv);
       if (opts_.qk_norm) b.qk_rms_norm(qkv, L.q_norm, L.k_norm, shape, eps);
       b.rotary(qkv, in.positions, rope_, shape);
-      b.attention(attn, qkv, kv[li], in, shape, scale);
+      b.attention(attn, qkv, kv[li], in, shape, scale_);
       b.linear(proj, attn, *L.o);
       b.add_rms_norm(x, residual, proj, L.post_norm, eps);
-      b.linear(gate_up, x, *L.gate_up);
-      b.silu_and_mul(act, gate_up);
-      b.linear(proj, act, *L.down);
+      if (L.experts) {
+        b.moe(proj, x, *L.router, *L.experts, routing_);
+      } else {
+        Tensor gate_up = acts_.get(5, T, 2 * I);
+        Tensor act = acts_.get(6, T, I);
+        b.linear(gate_up, x, *L.gate_up);
+        b.silu_and_mul(act, gate_up);
+        b.linear(proj, act, *L.down);
+      }
     }
     b.add_rms_norm(x, residual, proj, final_norm_, eps);
     const int64_t R = in.logits_indices.numel();
@@ -100,7 +148,8 @@ class LlamaLikeModel final : public CausalLM {
  private:
   struct Layer {
     Tensor input_norm, post_norm, q_norm, k_norm;
-    std::shared_ptr<LinearWeight> qkv, o, gate_up, down;
+    std::shared_ptr<LinearWeight> qkv, o, gate_up, down, router;
+    std::shared_ptr<ExpertWeights> experts;
   };
   LlamaLikeOptions opts_;
   Activations acts_;
@@ -108,40 +157,23 @@ class LlamaLikeModel final : public CausalLM {
   std::vector<Layer> layers_;
   std::shared_ptr<LinearWeight> lm_head_;
   RotaryEmbedding rope_;
+  float scale_ = 1.0f;
+  MoeRouting routing_;
 };
 
 }  // namespace
 
 std::vector<ParamSpec> llama_like_parameters(const ModelConfig& c, const LlamaLikeOptions& o) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
-  const int64_t q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
-  std::vector<ParamSpec> out{{"model.embed_tokens.weight", {c.vocab_size, H}}};
+  std::vector<ParamSpec> out{{kEmbed, {c.vocab_size, c.hidden_size}}};
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    std::string p = layer_prefix(i);
-    auto add = [&](const std::string& n, Shape s) { out.push_back({p + n, std::move(s)}); };
-    add("self_attn.q_proj.weight", {q, H});
-    if (o.qkv_bias) add("self_attn.q_proj.bias", {q});
-    add("self_attn.k_proj.weight", {kv, H});
-    if (o.qkv_bias) add("self_attn.k_proj.bias", {kv});
-    add("self_attn.v_proj.weight", {kv, H});
-    if (o.qkv_bias) add("self_attn.v_proj.bias", {kv});
-    add("self_attn.o_proj.weight", {H, q});
-    if (o.o_bias) add("self_attn.o_proj.bias", {H});
-    if (o.qk_norm) {
-      add("self_attn.q_norm.weight", {hd});
-      add("self_attn.k_norm.weight", {hd});
-    }
-    add("mlp.gate_proj.weight", {I, H});
-    if (o.mlp_bias) add("mlp.gate_proj.bias", {I});
-    add("mlp.up_proj.weight", {I, H});
-    if (o.mlp_bias) add("mlp.up_proj.bias", {I});
-    add("mlp.down_proj.weight", {H, I});
-    if (o.mlp_bias) add("mlp.down_proj.bias", {H});
-    add("input_layernorm.weight", {H});
-    add("post_attention_layernorm.weight", {H});
+    LlamaLikeLayerTensors t = llama_like_layer(c, o, i);
+    for (auto* group : {&t.qkv, &t.qkv_bias, &t.o, &t.o_bias, &t.q_norm, &t.k_norm, &t.router, &t.experts_gate_up,
+                        &t.experts_down, &t.gate_up, &t.gate_up_bias, &t.down, &t.down_bias, &t.input_norm,
+                        &t.post_norm})
+      out.insert(out.end(), group->begin(), group->end());
   }
-  out.push_back({"model.norm.weight", {H}});
-  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, H}});
+  out.push_back({kFinalNorm, {c.hidden_size}});
+  if (!c.tie_word_embeddings) out.push_back({kLmHead, {c.vocab_size, c.hidden_size}});
   return out;
 }
 

@@ -6,7 +6,11 @@
 namespace vllm {
 
 std::vector<Architecture> qwen2_architectures() {
-  static const LlamaLikeOptions kQwen2{.qkv_bias = true, .o_bias = false, .mlp_bias = false, .qk_norm = false};
+  static const LlamaLikeOptions kQwen2 = [] {
+    LlamaLikeOptions o;
+    o.qkv_bias = true;
+    return o;
+  }();
   return {{"Qwen2ForCausalLM", [](const ModelConfig& c) { return llama_like_parameters(c, kQwen2); },
            [](const ModelConfig& c, const WeightStore& s, Backend& b) { return create_llama_like(c, s, b, kQwen2); }}};
 }

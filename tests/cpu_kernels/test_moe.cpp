@@ -1,0 +1,207 @@
+// The CPU mixture-of-experts op (cpu_moe.cpp) against a plain reference in double precision:
+// routing (softmax, top-k with ties to the lower index, optional renormalisation) and the whole
+// layer; experts that no token routes to are never used (their weights are NaN here); a token's
+// output does not depend on the other tokens of the batch.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "vllm/backends/cpu/cpu_backend.h"
+#include "vllm/backends/cpu/cpu_moe.h"
+
+using namespace vllm;
+
+namespace {
+
+struct RefRoute {
+  std::vector<int32_t> ids;
+  std::vector<double> weights;
+};
+
+RefRoute ref_route(const std::vector<double>& logits, int64_t K, bool renormalize) {
+  const int64_t E = static_cast<int64_t>(logits.size());
+  double mx = *std::max_element(logits.begin(), logits.end()), sum = 0;
+  std::vector<double> p(logits.size());
+  for (int64_t e = 0; e < E; ++e) sum += (p[e] = std::exp(logits[e] - mx));
+  for (double& v : p) v /= sum;
+  std::vector<int32_t> idx(logits.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return p[a] > p[b]; });
+  RefRoute r;
+  double chosen = 0;
+  for (int64_t k = 0; k < K; ++k) r.ids.push_back(idx[k]), chosen += p[idx[k]];
+  for (int64_t k = 0; k < K; ++k) r.weights.push_back(renormalize ? p[r.ids[k]] / chosen : p[r.ids[k]]);
+  return r;
+}
+
+TEST(MoeRouting, MatchesPlainReference) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.0f, 2.0f);
+  for (auto [E, K] : {std::pair<int64_t, int64_t>{8, 2}, {4, 2}, {16, 4}, {3, 1}, {5, 5}}) {
+    for (bool renorm : {true, false}) {
+      const int64_t T = 37;
+      std::vector<float> logits(static_cast<size_t>(T * E));
+      for (float& v : logits) v = d(rng);
+      std::vector<int32_t> ids(static_cast<size_t>(T * K));
+      std::vector<float> w(static_cast<size_t>(T * K));
+      cpu::moe_route(logits.data(), T, E, {K, renorm}, ids.data(), w.data());
+      for (int64_t t = 0; t < T; ++t) {
+        RefRoute r = ref_route(std::vector<double>(logits.begin() + t * E, logits.begin() + (t + 1) * E), K, renorm);
+        double sum = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          EXPECT_EQ(ids[t * K + k], r.ids[k]) << "E=" << E << " K=" << K << " t=" << t;
+          EXPECT_NEAR(w[t * K + k], r.weights[k], 1e-7) << "E=" << E << " K=" << K << " t=" << t;
+          sum += w[t * K + k];
+        }
+        if (renorm) {
+          EXPECT_NEAR(sum, 1.0, 1e-6);
+        }
+      }
+    }
+  }
+}
+
+TEST(MoeRouting, TiesGoToTheLowerExpert) {
+  std::vector<float> logits = {0.5f, 1.0f, 1.0f, 1.0f, 0.0f};
+  std::vector<int32_t> ids(2);
+  std::vector<float> w(2);
+  cpu::moe_route(logits.data(), 1, 5, {2, true}, ids.data(), w.data());
+  EXPECT_EQ(ids, (std::vector<int32_t>{1, 2}));
+  EXPECT_FLOAT_EQ(w[0], 0.5f);
+  EXPECT_FLOAT_EQ(w[1], 0.5f);
+}
+
+// A random layer and its reference output in double.
+struct Layer {
+  int64_t T, H, I, E, K;
+  bool renorm;
+  std::vector<float> x, router, gate_up, down;  // [T,H], [E,H], [E,2I,H], [E,H,I]
+};
+
+Layer random_layer(int64_t T, int64_t H, int64_t I, int64_t E, int64_t K, bool renorm, unsigned seed) {
+  Layer L{T, H, I, E, K, renorm, {}, {}, {}, {}};
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  auto fill = [&](std::vector<float>& v, size_t n, float scale) {
+    v.resize(n);
+    for (float& f : v) f = u(rng) * scale;
+  };
+  fill(L.x, static_cast<size_t>(T * H), 1.0f);
+  fill(L.router, static_cast<size_t>(E * H), 0.5f);
+  fill(L.gate_up, static_cast<size_t>(E * 2 * I * H), 0.2f);
+  fill(L.down, static_cast<size_t>(E * H * I), 0.2f);
+  return L;
+}
+
+std::vector<RefRoute> ref_routes(const Layer& L) {
+  std::vector<RefRoute> out;
+  for (int64_t t = 0; t < L.T; ++t) {
+    std::vector<double> logits(static_cast<size_t>(L.E));
+    for (int64_t e = 0; e < L.E; ++e)
+      for (int64_t h = 0; h < L.H; ++h) logits[e] += double(L.x[t * L.H + h]) * L.router[e * L.H + h];
+    out.push_back(ref_route(logits, L.K, L.renorm));
+  }
+  return out;
+}
+
+std::vector<double> ref_moe(const Layer& L) {
+  std::vector<double> out(static_cast<size_t>(L.T * L.H), 0.0);
+  auto routes = ref_routes(L);
+  for (int64_t t = 0; t < L.T; ++t) {
+    for (int64_t k = 0; k < L.K; ++k) {
+      const int64_t e = routes[t].ids[k];
+      std::vector<double> act(static_cast<size_t>(L.I));
+      for (int64_t i = 0; i < L.I; ++i) {
+        double g = 0, up = 0;
+        for (int64_t h = 0; h < L.H; ++h) {
+          g += double(L.x[t * L.H + h]) * L.gate_up[(e * 2 * L.I + i) * L.H + h];
+          up += double(L.x[t * L.H + h]) * L.gate_up[(e * 2 * L.I + L.I + i) * L.H + h];
+        }
+        act[i] = g / (1 + std::exp(-g)) * up;
+      }
+      for (int64_t h = 0; h < L.H; ++h) {
+        double y = 0;
+        for (int64_t i = 0; i < L.I; ++i) y += act[i] * L.down[(e * L.H + h) * L.I + i];
+        out[t * L.H + h] += routes[t].weights[k] * y;
+      }
+    }
+  }
+  return out;
+}
+
+Tensor host(const std::vector<float>& v, Shape shape) { return Tensor::from_floats(v, std::move(shape)); }
+
+std::vector<float> run_moe(CpuBackend& b, const Layer& L, const std::vector<float>& x, int64_t T) {
+  auto router = b.prepare_linear(host(L.router, {L.E, L.H}), Tensor());
+  auto experts = b.prepare_experts(host(L.gate_up, {L.E, 2 * L.I, L.H}), host(L.down, {L.E, L.H, L.I}));
+  EXPECT_EQ(experts->num_experts(), L.E);
+  EXPECT_EQ(experts->intermediate_size(), L.I);
+  Tensor xt = host(x, {T, L.H});
+  Tensor out = Tensor::empty({T, L.H}, DType::F32);
+  b.moe(out, xt, *router, *experts, {L.K, L.renorm});
+  return out.to_floats();
+}
+
+TEST(MoeOp, Float32MatchesPlainReference) {
+  CpuBackend b(DType::F32);
+  for (auto [T, E, K, renorm] : {std::tuple<int64_t, int64_t, int64_t, bool>{1, 8, 2, true}, {9, 8, 2, true},
+                                 {33, 4, 2, false}, {64, 16, 4, true}, {5, 3, 1, false}}) {
+    Layer L = random_layer(T, 96, 80, E, K, renorm, static_cast<unsigned>(T * 31 + E));
+    std::vector<double> want = ref_moe(L);
+    std::vector<float> got = run_moe(b, L, L.x, T);
+    double scale = 0;
+    for (double v : want) scale = std::max(scale, std::abs(v));
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 2e-5 * scale + 1e-6) << "T=" << T << " E=" << E << " K=" << K << " i=" << i;
+  }
+}
+
+TEST(MoeOp, Bfloat16CloseToPlainReference) {
+  CpuBackend b(DType::BF16);
+  Layer L = random_layer(17, 64, 96, 8, 2, true, 11);
+  std::vector<double> want = ref_moe(L);
+  std::vector<float> got = run_moe(b, L, L.x, L.T);
+  double scale = 0;
+  for (double v : want) scale = std::max(scale, std::abs(v));
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-2 * scale) << i;
+}
+
+// Experts that no token routes to hold NaN: a path that multiplied them in (even by weight 0)
+// would give NaN.
+TEST(MoeOp, UnroutedExpertsAreNotUsed) {
+  CpuBackend b(DType::F32);
+  Layer L = random_layer(3, 32, 48, 16, 2, true, 3);
+  std::vector<bool> used(16, false);
+  for (const auto& r : ref_routes(L))
+    for (int32_t e : r.ids) used[e] = true;
+  int unused = 0;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t e = 0; e < L.E; ++e) {
+    if (used[e]) continue;
+    ++unused;
+    std::fill(L.gate_up.begin() + e * 2 * L.I * L.H, L.gate_up.begin() + (e + 1) * 2 * L.I * L.H, nan);
+    std::fill(L.down.begin() + e * L.H * L.I, L.down.begin() + (e + 1) * L.H * L.I, nan);
+  }
+  ASSERT_GE(unused, 10);
+  std::vector<float> got = run_moe(b, L, L.x, L.T);
+  for (float v : got) ASSERT_TRUE(std::isfinite(v));
+}
+
+// Each token's output is the same, bit for bit, alone or in any batch.
+TEST(MoeOp, TokenOutputsDoNotDependOnTheBatch) {
+  CpuBackend b(DType::BF16);
+  Layer L = random_layer(24, 64, 64, 8, 2, true, 9);
+  std::vector<float> all = run_moe(b, L, L.x, L.T);
+  for (int64_t t : {0, 7, 23}) {
+    std::vector<float> one(L.x.begin() + t * L.H, L.x.begin() + (t + 1) * L.H);
+    std::vector<float> got = run_moe(b, L, one, 1);
+    for (int64_t h = 0; h < L.H; ++h) ASSERT_EQ(got[h], all[t * L.H + h]) << "token " << t;
+  }
+}
+
+}  // namespace
