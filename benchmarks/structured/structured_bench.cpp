@@ -41,6 +41,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "brute_mask.h"
 #include "json_documents.h"
 #include "random_schema.h"
 #include "vllm/core/error.h"
@@ -353,27 +354,49 @@ int profile_schema(const std::shared_ptr<const TokenVocabulary>& vocab, const Co
   return error.empty() ? 0 : 3;
 }
 
-// The mask by trying every token on the matcher (as tests/structured/test_masks.cpp does): a stop
-// id iff the grammar can end, any other id iff accept_token takes it (undone right away).
-std::vector<uint32_t> brute_mask(GrammarMatcher& m, const TokenVocabulary& v) {
-  std::vector<uint32_t> mask(v.mask_words(), 0);
-  bool first[256];
-  for (int b = 0; b < 256; ++b) {
-    first[b] = m.accept_bytes(std::string(1, static_cast<char>(b)));
-    if (first[b]) m.rollback(1);
-  }
-  const std::vector<int32_t>& stops = v.stop_token_ids();
-  for (int32_t id = 0; id < v.size(); ++id) {
-    if (std::find(stops.begin(), stops.end(), id) == stops.end()) {
-      const std::string_view bytes = v.token_bytes(id);
-      if (bytes.empty() || !first[static_cast<uint8_t>(bytes[0])]) continue;
+// A valid document walked token by token `passes` times, each with a fresh matcher: every step's
+// mask is timed and must hold the document's next token (at the end, the stop token `eos`; none
+// when eos < 0). The work is the same each pass, so a step's fastest pass is its cost without the
+// scheduler's interruptions (the machine may be shared); the first pass's mask times, accept time
+// and matcher stats are kept as measured. False, with a message, when the mask misses a token or
+// accept_token refuses one.
+struct DocumentWalk {
+  std::vector<double> first_us, best_us;
+  double accept_seconds = 0;
+  MatcherStats stats;  // of the first pass
+};
+
+bool walk_document(const std::shared_ptr<const CompiledGrammar>& g, const MatcherOptions& mo, const TokenVocabulary& vocab,
+                   const std::vector<int32_t>& ids, int32_t eos, int passes, const std::string& name,
+                   const std::string& doc, std::vector<uint32_t>& mask, DocumentWalk& out) {
+  std::vector<double> best(ids.size() + 1, 1e30);
+  for (int pass = 0; pass < passes; ++pass) {
+    GrammarMatcher m(g, mo);
+    for (size_t k = 0; k <= ids.size(); ++k) {
+      const auto ts = Clock::now();
+      m.fill_next_token_bitmask(mask.data());
+      const double us = seconds_since(ts) * 1e6;
+      best[k] = std::min(best[k], us);
+      if (pass == 0) out.first_us.push_back(us);
+      const int32_t id = k < ids.size() ? ids[k] : eos;
+      if (id < 0) break;
+      if (!((mask[static_cast<size_t>(id) >> 5] >> (id & 31)) & 1)) {
+        std::fprintf(stderr, "%s: token %zu (%d, '%s') of a valid document is not in the mask\n%s\n", name.c_str(), k,
+                     id, std::string(vocab.token_bytes(id)).c_str(), doc.c_str());
+        return false;
+      }
+      const auto ta = Clock::now();
+      if (!m.accept_token(id)) {
+        std::fprintf(stderr, "%s: token %zu (%d) refused by accept_token\n", name.c_str(), k, id);
+        return false;
+      }
+      if (pass == 0) out.accept_seconds += seconds_since(ta);
     }
-    if (m.accept_token(id)) {
-      mask[static_cast<size_t>(id) >> 5] |= 1u << (id & 31);
-      m.rollback(1);
-    }
+    if (pass == 0) out.stats = m.stats();
   }
-  return mask;
+  for (double b : best)
+    if (b < 1e30) out.best_us.push_back(b);
+  return true;
 }
 
 // --check K: the fast mask against brute force in every K-th state along the instances and along
@@ -387,7 +410,7 @@ size_t check_masks(const std::shared_ptr<const CompiledGrammar>& g, const TokenV
   auto compare = [&](GrammarMatcher& m, const std::string& where) {
     ++states;
     m.fill_next_token_bitmask(fast.data());
-    const std::vector<uint32_t> brute = brute_mask(m, v);
+    const std::vector<uint32_t> brute = test::brute_mask(m, v, v.stop_token_ids());
     if (brute == fast) return;
     ++bad;
     int shown = 0;
@@ -495,36 +518,13 @@ int run_schemas(const Tokenizer& tok, const std::shared_ptr<const TokenVocabular
       }
       ++walked;
       const std::vector<int32_t> ids = tok.encode(doc, false);
-      std::vector<double> best(ids.size() + 1, 1e30);
-      for (int pass = 0; pass < passes; ++pass) {
-        GrammarMatcher m(g, mo);
-        for (size_t k = 0; k <= ids.size(); ++k) {
-          const auto ts = Clock::now();
-          m.fill_next_token_bitmask(mask.data());
-          const double us = seconds_since(ts) * 1e6;
-          best[k] = std::min(best[k], us);
-          if (pass == 0) first_us.push_back(us);
-          const int32_t id = k < ids.size() ? ids[k] : eos;
-          if (id < 0) break;
-          if (!((mask[static_cast<size_t>(id) >> 5] >> (id & 31)) & 1)) {
-            std::fprintf(stderr, "%s: token %zu (%d, '%s') of a valid instance is not in the mask\n%s\n",
-                         c.name.c_str(), k, id, std::string(vocab->token_bytes(id)).c_str(), doc.c_str());
-            return 1;
-          }
-          if (!m.accept_token(id)) {
-            std::fprintf(stderr, "%s: token %zu (%d) refused by accept_token\n", c.name.c_str(), k, id);
-            return 1;
-          }
-        }
-        if (pass == 0) {
-          hits += m.stats().mask_cache_hits;
-          masks += m.stats().masks;
-          checked += m.stats().checked_tokens;
-        }
-      }
-      for (double b : best) {
-        if (b < 1e30) best_us.push_back(b);
-      }
+      DocumentWalk w;
+      if (!walk_document(g, mo, *vocab, ids, eos, passes, c.name, doc, mask, w)) return 1;
+      first_us.insert(first_us.end(), w.first_us.begin(), w.first_us.end());
+      best_us.insert(best_us.end(), w.best_us.begin(), w.best_us.end());
+      hits += w.stats.mask_cache_hits;
+      masks += w.stats.masks;
+      checked += w.stats.checked_tokens;
     }
   }
 
@@ -738,42 +738,15 @@ int main(int argc, char** argv) {
       }
       for (const std::string& doc : c.docs) {
         const std::vector<int32_t> ids = tok->encode(doc, false);
-        // The same walk `passes` times with a fresh matcher: the work is identical each time, so
-        // the fastest pass of each step is its cost without the scheduler's interruptions (the
-        // machine is shared). The first pass is reported as measured, too.
-        std::vector<double> best(ids.size() + 1, 1e30);
-        for (int pass = 0; pass < passes; ++pass) {
-          GrammarMatcher m(g, mo);
-          for (size_t k = 0; k <= ids.size(); ++k) {
-            const auto ts = Clock::now();
-            m.fill_next_token_bitmask(mask.data());
-            const double us = seconds_since(ts) * 1e6;
-            best[k] = std::min(best[k], us);
-            if (pass == 0) r.mask_us.push_back(us);
-            const int32_t id = k < ids.size() ? ids[k] : eos;
-            if (id < 0) break;
-            if (!((mask[static_cast<size_t>(id) >> 5] >> (id & 31)) & 1)) {
-              std::fprintf(stderr, "%s: token %zu (%d, '%s') of a valid document is not in the mask\n%s\n",
-                           c.name.c_str(), k, id, std::string(vocab->token_bytes(id)).c_str(), doc.c_str());
-              return 1;
-            }
-            const auto ta = Clock::now();
-            if (!m.accept_token(id)) {
-              std::fprintf(stderr, "%s: token %zu (%d) rejected by accept_token\n", c.name.c_str(), k, id);
-              return 1;
-            }
-            if (pass == 0) r.accept_seconds += seconds_since(ta);
-          }
-          if (pass == 0) {
-            r.tokens += ids.size() + 1;
-            r.masks += m.stats().masks;
-            r.cache_hits += m.stats().mask_cache_hits;
-            r.checked += m.stats().checked_tokens;
-          }
-        }
-        for (double b : best) {
-          if (b < 1e30) r.best_us.push_back(b);
-        }
+        DocumentWalk w;
+        if (!walk_document(g, mo, *vocab, ids, eos, passes, c.name, doc, mask, w)) return 1;
+        r.mask_us.insert(r.mask_us.end(), w.first_us.begin(), w.first_us.end());
+        r.best_us.insert(r.best_us.end(), w.best_us.begin(), w.best_us.end());
+        r.accept_seconds += w.accept_seconds;
+        r.tokens += ids.size() + 1;
+        r.masks += w.stats.masks;
+        r.cache_hits += w.stats.mask_cache_hits;
+        r.checked += w.stats.checked_tokens;
       }
       results.push_back(std::move(r));
     }

@@ -11,24 +11,14 @@
 // inputs the SDK hands back against the schemas sent. A fetch wrapper records each request body.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { generateText, streamText, generateObject, streamObject, tool, jsonSchema, Output, stepCountIs } from 'ai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { z } from 'zod';
-import { startServer, ROOT } from './harness.mjs';
+import { startServer } from './harness.mjs';
+import { validates, WEATHER } from './schemas.mjs';
 
-const require = createRequire(path.join(ROOT, 'tests/structured/package.json'));
-const Ajv2020 = require('ajv/dist/2020.js').default ?? require('ajv/dist/2020.js');
-const ajv = new Ajv2020({ strict: false });
 
 const MODEL = 'tiny-qwen3';
-const WEATHER = {
-  type: 'object',
-  properties: { city: { type: 'string', enum: ['Paris', 'Rome', 'Oslo'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
-  required: ['city', 'days'],
-  additionalProperties: false,
-};
 const TimeArgs = z.object({ zone: z.enum(['UTC', 'CET']), verbose: z.boolean() }).strict();
 const SCHEMAS = { get_weather: WEATHER, get_time: z.toJSONSchema(TimeArgs) };
 const PERSON = {
@@ -43,11 +33,6 @@ const PROMPT = 'What is the weather in Paris for 3 days?';
 // providerOptions under the provider's name, the SDK's counterpart of Python's extra_body.
 const NO_THINKING = { vllm: { chat_template_kwargs: { enable_thinking: false } } };
 
-function validates(schema, doc) {
-  const validate = ajv.compile(schema);
-  assert.ok(validate(doc), `${ajv.errorsText(validate.errors)}: ${JSON.stringify(doc)}`);
-  return doc;
-}
 
 // An AI SDK tool call ({ toolCallId, toolName, input }): a known tool, input its schema accepts.
 function checkCall(call, names = Object.keys(SCHEMAS)) {

@@ -11,25 +11,15 @@
 // request body, so a test also checks what LangChain put on the wire.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { ChatOpenAI, OpenAI as OpenAILLM } from '@langchain/openai';
 import { tool } from '@langchain/core/tools';
 import { HumanMessage, ToolMessage, AIMessageChunk } from '@langchain/core/messages';
 import { z } from 'zod';
-import { startServer, ROOT } from './harness.mjs';
+import { startServer } from './harness.mjs';
+import { validates, WEATHER } from './schemas.mjs';
 
-const require = createRequire(path.join(ROOT, 'tests/structured/package.json'));
-const Ajv2020 = require('ajv/dist/2020.js').default ?? require('ajv/dist/2020.js');
-const ajv = new Ajv2020({ strict: false });
 
 const MODEL = 'tiny-qwen3';
-const WEATHER = {
-  type: 'object',
-  properties: { city: { type: 'string', enum: ['Paris', 'Rome', 'Oslo'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
-  required: ['city', 'days'],
-  additionalProperties: false,
-};
 // An OpenAI-format tool (a plain object) and a LangChain tool() with a zod schema, side by side.
 const getWeather = { type: 'function', function: { name: 'get_weather', description: 'Weather forecast', parameters: WEATHER } };
 const TimeArgs = z.object({ zone: z.enum(['UTC', 'CET']), verbose: z.boolean() }).strict();
@@ -49,11 +39,6 @@ const ASK = [new HumanMessage('What is the weather in Paris for 3 days?')];
 // through modelKwargs, LangChain's counterpart of Python's extra_body.
 const NO_THINKING = { chat_template_kwargs: { enable_thinking: false } };
 
-function validates(schema, doc, what = JSON.stringify(doc)) {
-  const validate = ajv.compile(schema);
-  assert.ok(validate(doc), `${ajv.errorsText(validate.errors)}: ${what}`);
-  return doc;
-}
 
 // A LangChain tool call ({ name, args, id, type }): a known tool, arguments its schema accepts.
 function checkCall(call, names = Object.keys(SCHEMAS)) {

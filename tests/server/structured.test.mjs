@@ -4,17 +4,9 @@
 // the choice list; bad constraints are 400s in OpenAI's shape that say what and where.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import OpenAI from 'openai';
-import { startServer, postJSON, ROOT } from './harness.mjs';
-
-// ajv is installed with the structured-outputs tests' clients (tests/structured/node_modules).
-const require = createRequire(path.join(ROOT, 'tests/structured/package.json'));
-const Ajv2020 = require('ajv/dist/2020.js').default ?? require('ajv/dist/2020.js');
-const addFormats = require('ajv-formats').default ?? require('ajv-formats');
-const ajv = new Ajv2020({ strict: false });
-addFormats(ajv);
+import { startServer, postJSON } from './harness.mjs';
+import * as schemas from './schemas.mjs';
 
 const MODEL = 'tiny-llama3';
 const PERSON = {
@@ -28,12 +20,8 @@ const PERSON = {
   additionalProperties: false,
 };
 
-function validates(schema, text) {
-  const doc = JSON.parse(text);
-  const validate = ajv.compile(schema);
-  assert.ok(validate(doc), `${ajv.errorsText(validate.errors)}: ${text}`);
-  return doc;
-}
+// The answer's text parsed as JSON and valid under `schema`.
+const validates = (schema, text) => schemas.validates(schema, JSON.parse(text), text);
 
 describe(`structured outputs on ${MODEL}`, () => {
   let server;

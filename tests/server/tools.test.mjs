@@ -10,22 +10,12 @@
 // a grammar that writes a <think> block.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import OpenAI from 'openai';
-import { startServer, postJSON, ROOT } from './harness.mjs';
+import { startServer, postJSON } from './harness.mjs';
+import { validates, WEATHER } from './schemas.mjs';
 
-const require = createRequire(path.join(ROOT, 'tests/structured/package.json'));
-const Ajv2020 = require('ajv/dist/2020.js').default ?? require('ajv/dist/2020.js');
-const ajv = new Ajv2020({ strict: false });
 
 const MODEL = 'tiny-qwen3';
-const WEATHER = {
-  type: 'object',
-  properties: { city: { type: 'string', enum: ['Paris', 'Rome', 'Oslo'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
-  required: ['city', 'days'],
-  additionalProperties: false,
-};
 const TIME = {
   type: 'object',
   properties: { zone: { type: 'string', enum: ['UTC', 'CET'] } },
@@ -45,10 +35,7 @@ function checkCall(call, names = Object.keys(SCHEMAS)) {
   assert.equal(call.type, 'function');
   assert.match(call.id, /^chatcmpl-tool-[0-9a-f]{32}$/);
   assert.ok(names.includes(call.function.name), call.function.name);
-  const validate = ajv.compile(SCHEMAS[call.function.name]);
-  const args = JSON.parse(call.function.arguments);
-  assert.ok(validate(args), `${ajv.errorsText(validate.errors)}: ${call.function.arguments}`);
-  return args;
+  return validates(SCHEMAS[call.function.name], JSON.parse(call.function.arguments), call.function.arguments);
 }
 
 // Joins a stream's chunks into one message per choice, as OpenAI's clients do.

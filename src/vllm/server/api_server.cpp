@@ -37,10 +37,13 @@ ServingContext::ServingContext(AsyncEngine& e, ServerConfig c, const EngineConfi
       }
     }
   }
-  if (default_chat_template && config.chat_template_content_format == ChatContentFormat::kAuto)
-    VLLM_LOG_INFO("Detected the chat template content format to be '{}'. You can set `--chat-template-content-format` "
-                  "to override this.",
-                  chat_content_format_name(detect_chat_content_format(*default_chat_template)));
+  if (default_chat_template) {
+    default_content_format = resolve_chat_content_format(config.chat_template_content_format, *default_chat_template);
+    if (config.chat_template_content_format == ChatContentFormat::kAuto)
+      VLLM_LOG_INFO("Detected the chat template content format to be '{}'. You can set `--chat-template-content-format` "
+                    "to override this.",
+                    chat_content_format_name(default_content_format));
+  }
   // vLLM's get_diff_sampling_param: the generation config's sampling fields, max_new_tokens as
   // max_tokens (applied only where a request leaves the field unset).
   const nlohmann::json& defaults = engine.generation_config().sampling_defaults;

@@ -82,6 +82,8 @@ class ServingContext {
   std::string scheduling_policy;
   // --chat-template, else the tokenizer's default template (null when there is none).
   std::shared_ptr<const ChatTemplate> default_chat_template;
+  // --chat-template-content-format resolved for default_chat_template once, at start-up.
+  ChatContentFormat default_content_format = ChatContentFormat::kString;
   // vLLM's default_sampling_params: generation_config.json's temperature, top_p, top_k, min_p,
   // repetition_penalty (--generation-config auto), used for fields a request leaves unset.
   nlohmann::json default_sampling = nlohmann::json::object();

@@ -145,8 +145,12 @@ RenderedChat render_chat(const ServingContext& ctx, const ojson& body) {
     }
   }
   // The messages in the content format the template wants (messages' own errors come first).
-  r.conversation = parse_conversation(
-      body, tmpl ? resolve_chat_content_format(ctx.config.chat_template_content_format, *tmpl) : ChatContentFormat::kString);
+  // (The server's template was resolved at start-up; a request's own is asked here.)
+  const ChatContentFormat format =
+      !tmpl                                 ? ChatContentFormat::kString
+      : tmpl == ctx.default_chat_template ? ctx.default_content_format
+                                            : resolve_chat_content_format(ctx.config.chat_template_content_format, *tmpl);
+  r.conversation = parse_conversation(body, format);
   ChatTemplateInputs in;
   in.tools = parse_tools_list(body);
   const bool add_generation_prompt = get_bool(body, "add_generation_prompt", true);
