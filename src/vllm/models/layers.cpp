@@ -40,18 +40,28 @@ std::shared_ptr<LinearWeight> WeightLoader::linear(const std::vector<std::pair<s
   return lw;
 }
 
+namespace {
+std::vector<std::pair<std::string, Shape>> names_and_shapes(const std::vector<ParamSpec>& specs) {
+  std::vector<std::pair<std::string, Shape>> out;
+  for (const auto& s : specs) out.emplace_back(s.name, s.shape);
+  return out;
+}
+}  // namespace
+
 std::shared_ptr<LinearWeight> WeightLoader::linear_from(const std::vector<ParamSpec>& weights,
                                                         const std::vector<ParamSpec>& biases) {
-  auto pairs = [](const std::vector<ParamSpec>& specs) {
-    std::vector<std::pair<std::string, Shape>> out;
-    for (const auto& s : specs) out.emplace_back(s.name, s.shape);
-    return out;
-  };
-  return linear(pairs(weights), pairs(biases));
+  return linear(names_and_shapes(weights), names_and_shapes(biases));
 }
 
-std::shared_ptr<ExpertWeights> WeightLoader::experts(const ParamSpec& gate_up, const ParamSpec& down) {
-  auto e = backend_.prepare_experts(store_.get(gate_up.name, gate_up.shape), store_.get(down.name, down.shape));
+std::shared_ptr<ExpertWeights> WeightLoader::experts(const std::vector<ParamSpec>& gate_up,
+                                                     const std::vector<ParamSpec>& down, int64_t num_experts) {
+  // Per-expert matrices stacked by rows are the fused [E, rows, cols] tensor's bytes.
+  auto stacked = [&](const std::vector<ParamSpec>& parts) {
+    Tensor t = concat_rows(names_and_shapes(parts));
+    if (t.shape().size() == 2) t = t.view({num_experts, t.shape()[0] / num_experts, t.shape()[1]});
+    return t;
+  };
+  auto e = backend_.prepare_experts(stacked(gate_up), stacked(down));
   bytes_ += e->bytes();
   return e;
 }

@@ -23,8 +23,10 @@ class WeightLoader {
                                        const std::vector<std::pair<std::string, Shape>>& biases = {});
   // The same, from a table of parameter specs (names and shapes as the architecture lists them).
   std::shared_ptr<LinearWeight> linear_from(const std::vector<ParamSpec>& weights, const std::vector<ParamSpec>& biases = {});
-  // A mixture-of-experts layer's experts: gate_up [E, 2I, H] and down [E, H, I].
-  std::shared_ptr<ExpertWeights> experts(const ParamSpec& gate_up, const ParamSpec& down);
+  // A mixture-of-experts layer's E experts: gate_up [E, 2I, H] and down [E, H, I], each either one
+  // fused tensor or the per-expert matrices in order (gate_0, up_0, gate_1, ... and down_0, ...).
+  std::shared_ptr<ExpertWeights> experts(const std::vector<ParamSpec>& gate_up, const std::vector<ParamSpec>& down,
+                                         int64_t num_experts);
   Tensor vector(const std::string& name, int64_t size);
   Tensor embedding(const std::string& name, const Shape& shape);
   size_t bytes() const { return bytes_; }

@@ -40,6 +40,14 @@ LlamaLikeLayerTensors llama_like_layer(const ModelConfig& c, const LlamaLikeOpti
     t.router = {{p + "mlp.gate.weight", {E, H}}};
     t.experts_gate_up = {{p + "mlp.experts.gate_up_proj", {E, 2 * EI, H}}};
     t.experts_down = {{p + "mlp.experts.down_proj", {E, H, EI}}};
+    const MoeOptions::PerExpertNames& n = o.moe.per_expert;
+    t.per_expert_router = {{p + n.router, {E, H}}};
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string ep = p + n.expert_prefix + std::to_string(e) + ".";
+      t.per_expert_gate_up.push_back({ep + n.gate + ".weight", {EI, H}});
+      t.per_expert_gate_up.push_back({ep + n.up + ".weight", {EI, H}});
+      t.per_expert_down.push_back({ep + n.down + ".weight", {H, EI}});
+    }
   } else if (o.fused_gate_up) {
     t.gate_up = {{p + "mlp.gate_up_proj.weight", {2 * I, H}}};
     if (o.mlp_bias) t.gate_up_bias = {{p + "mlp.gate_up_proj.bias", {2 * I}}};
@@ -82,9 +90,12 @@ class LlamaLikeModel final : public CausalLM {
         L.q_norm = w.vector(t.q_norm[0].name, hd);
         L.k_norm = w.vector(t.k_norm[0].name, hd);
       }
-      if (!t.router.empty()) {
+      if (!t.router.empty() && store.contains(t.experts_gate_up[0].name)) {
         L.router = w.linear_from(t.router);
-        L.experts = w.experts(t.experts_gate_up[0], t.experts_down[0]);
+        L.experts = w.experts(t.experts_gate_up, t.experts_down, o.moe.num_experts);
+      } else if (!t.router.empty()) {
+        L.router = w.linear_from(t.per_expert_router);
+        L.experts = w.experts(t.per_expert_gate_up, t.per_expert_down, o.moe.num_experts);
       } else {
         L.gate_up = w.linear_from(t.gate_up, t.gate_up_bias);
         L.down = w.linear_from(t.down, t.down_bias);

@@ -16,6 +16,14 @@ struct MoeOptions {
   bool renormalize = true;        // top-k weights divided by their sum (Qwen3-MoE: norm_topk_prob)
   std::vector<int64_t> dense_layers;  // layers with a dense MLP instead (Qwen3-MoE's mlp_only_layers / sparse step)
   bool sparse(int64_t layer) const;
+  // The Hub's checkpoints store each expert as its own three matrices (transformers 4's layout),
+  // under these names relative to the layer; transformers 5 and our weight tool write them fused
+  // (mlp.experts.gate_up_proj / down_proj). The loader reads whichever the checkpoint has.
+  struct PerExpertNames {
+    std::string router = "mlp.gate.weight";
+    std::string expert_prefix = "mlp.experts.";  // + "<e>." + gate/up/down + ".weight"
+    std::string gate = "gate_proj", up = "up_proj", down = "down_proj";
+  } per_expert;
 };
 
 struct LlamaLikeOptions {
@@ -35,6 +43,9 @@ struct LlamaLikeLayerTensors {
   std::vector<ParamSpec> qkv, qkv_bias, o, o_bias, q_norm, k_norm;
   std::vector<ParamSpec> gate_up, gate_up_bias, down, down_bias;  // dense MLP
   std::vector<ParamSpec> router, experts_gate_up, experts_down;   // MoE: [E, H], [E, 2I, H], [E, H, I]
+  // The same experts in the per-expert layout: gate_0, up_0, gate_1, up_1, ... ([I, H] each) and
+  // down_0, down_1, ... ([H, I] each). Not part of the parameter list (the weight tool writes fused).
+  std::vector<ParamSpec> per_expert_router, per_expert_gate_up, per_expert_down;
 };
 LlamaLikeLayerTensors llama_like_layer(const ModelConfig& c, const LlamaLikeOptions& o, int64_t layer);
 

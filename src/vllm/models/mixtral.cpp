@@ -1,6 +1,7 @@
 // MixtralForCausalLM: Mistral's network with a mixture of SwiGLU experts in every layer
 // (num_local_experts, num_experts_per_tok, softmax over the experts then the top-k renormalised).
-// Experts in transformers 5's checkpoint layout: mlp.gate, mlp.experts.{gate_up_proj, down_proj}.
+// Experts in transformers 5's layout (mlp.gate, mlp.experts.{gate_up_proj, down_proj}) or the Hub's
+// (block_sparse_moe.gate, block_sparse_moe.experts.<e>.{w1, w3, w2}: gate, up, down).
 #include "vllm/core/error.h"
 #include "vllm/models/architectures.h"
 #include "vllm/models/llama_like.h"
@@ -23,6 +24,7 @@ LlamaLikeOptions mixtral_options(const ModelConfig& c) {
   o.moe.top_k = positive(c, "num_experts_per_tok");
   o.moe.intermediate_size = c.intermediate_size;
   o.moe.renormalize = true;
+  o.moe.per_expert = {"block_sparse_moe.gate.weight", "block_sparse_moe.experts.", "w1", "w3", "w2"};
   if (o.moe.top_k > o.moe.num_experts)
     throw Error("config.json: num_experts_per_tok exceeds num_local_experts", ErrorKind::kModelLoad);
   return o;

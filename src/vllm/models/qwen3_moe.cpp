@@ -1,7 +1,8 @@
 // Qwen3MoeForCausalLM: Qwen3's attention (q/k RMSNorm per head) with a mixture of SwiGLU experts
 // (num_experts, num_experts_per_tok, moe_intermediate_size; top-k weights renormalised when
 // norm_topk_prob) in every decoder_sparse_step-th layer not listed in mlp_only_layers; the others
-// keep a dense MLP of intermediate_size. Experts in transformers 5's checkpoint layout.
+// keep a dense MLP of intermediate_size. Experts in transformers 5's fused layout or the Hub's
+// per-expert one (mlp.experts.<e>.{gate_proj, up_proj, down_proj}).
 #include <algorithm>
 
 #include "vllm/core/error.h"
