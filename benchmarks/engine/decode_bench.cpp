@@ -7,8 +7,10 @@
 // A benchmark of the CPU engine, so --device defaults to cpu (auto would take a visible GPU).
 // Each concurrency runs that many requests of random prompts together (greedy, ignore_eos) and
 // times the decode steps only (prefill excluded): output tokens/s = decoded tokens / decode time.
-// The batch-1 bound is bandwidth / bytes read per token (packed weights + the KV cache read at
-// the mean context); pass the read bandwidth measured by membw_bench on the same machine.
+// The batch-1 bound is bandwidth / bytes read per token (the packed weights a token reads: all
+// but the embedding table's other rows and, in MoE layers, the experts it is not routed to; plus
+// the KV cache read at the mean context); pass the read bandwidth measured by membw_bench on the
+// same machine.
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -47,10 +49,12 @@ int main(int argc, char** argv) {
   EngineCore engine(config);
   const ModelConfig& c = engine.model_config();
   const size_t weight_bytes = engine.runner().model().weight_bytes();
+  const size_t bytes_per_token = engine.runner().model().weight_bytes_per_token();
   std::printf("# decode_bench --model %s --dtype %s --input-len %d --output-len %d --bandwidth-gbs %.1f --device %s\n",
               config.model.c_str(), config.dtype.c_str(), input_len, output_len, bandwidth, config.device.c_str());
-  std::printf("# %s, %d threads, weights %.1f MiB (as packed)\n", c.architecture.c_str(), ThreadPool::global().num_threads(),
-              static_cast<double>(weight_bytes) / (1 << 20));
+  std::printf("# %s, %d threads, weights %.1f MiB (as packed), %.1f MiB of them read per token\n", c.architecture.c_str(),
+              ThreadPool::global().num_threads(), static_cast<double>(weight_bytes) / (1 << 20),
+              static_cast<double>(bytes_per_token) / (1 << 20));
   std::printf("| sequences | output tok/s | tok/s per sequence | ms per step | batch-1 bound tok/s | %% of bound |\n");
   std::printf("|---|---|---|---|---|---|\n");
   std::mt19937_64 rng(1);
@@ -86,7 +90,7 @@ int main(int argc, char** argv) {
     const double dt = now() - t0;
     const double tps = static_cast<double>(decoded) / dt;
     const double mean_context = input_len + output_len / 2.0;
-    const double bytes = static_cast<double>(weight_bytes) + kv_per_token * mean_context;
+    const double bytes = static_cast<double>(bytes_per_token) + kv_per_token * mean_context;
     const double bound = bandwidth > 0 ? bandwidth * 1e9 / bytes : 0;
     std::printf("| %d | %.1f | %.2f | %.1f | %.1f | %s |\n", n, tps, tps / n, 1000 * dt / static_cast<double>(steps), bound,
                 n == 1 && bound > 0 ? (std::to_string(static_cast<int>(100 * tps / bound + 0.5)) + "%").c_str() : "-");

@@ -110,7 +110,12 @@ class LlamaLikeModel final : public CausalLM {
     scale_ = af * af / std::sqrt(static_cast<float>(hd));
     routing_.top_k = o.moe.top_k;
     routing_.renormalize = o.moe.renormalize;
-    weight_bytes_ = w.bytes();
+    size_t unread = 0;  // a token reads top_k of the num_experts experts of each sparse layer
+    for (const Layer& L : layers_)
+      if (L.experts)
+        unread += L.experts->bytes() / static_cast<size_t>(o.moe.num_experts) *
+                  static_cast<size_t>(o.moe.num_experts - o.moe.top_k);
+    set_weight_bytes(w.bytes(), embed_, unread);
   }
 
   Tensor forward(const ForwardInputs& in, std::vector<KVCacheLayer>& kv) override {

@@ -23,12 +23,26 @@ class CausalLM {
     return {config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim};
   }
   size_t weight_bytes() const { return weight_bytes_; }
+  // The weight bytes one token reads in a batch-1 decode step, for bandwidth bounds: everything
+  // but the embedding table (one row of it) and, in mixture-of-experts layers, only top_k of the
+  // experts' bytes.
+  size_t weight_bytes_per_token() const { return weight_bytes_per_token_; }
 
  protected:
   CausalLM(const ModelConfig& config, Backend& backend) : config_(config), backend_(backend) {}
+  // Records the loaded bytes; `embedding` is the token embedding table, `unread_expert_bytes` what
+  // a token leaves unread in the experts it is not routed to.
+  void set_weight_bytes(size_t total, const Tensor& embedding, size_t unread_expert_bytes = 0) {
+    weight_bytes_ = total;
+    const size_t row = embedding.nbytes() / static_cast<size_t>(embedding.size(0));
+    weight_bytes_per_token_ = total - embedding.nbytes() + row - unread_expert_bytes;
+  }
   ModelConfig config_;
   Backend& backend_;
+
+ private:
   size_t weight_bytes_ = 0;
+  size_t weight_bytes_per_token_ = 0;
 };
 
 // One parameter tensor as Hugging Face names it.

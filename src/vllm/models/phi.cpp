@@ -82,7 +82,7 @@ class PhiModel final : public CausalLM {
     const char* head = c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
     lm_head_ = w.linear({{head, {c.vocab_size, H}}}, {{"lm_head.bias", {c.vocab_size}}});
     rope_ = make_rotary(c, backend);
-    weight_bytes_ = w.bytes();
+    set_weight_bytes(w.bytes(), embed_);
   }
 
   Tensor forward(const ForwardInputs& in, std::vector<KVCacheLayer>& kv) override {
