@@ -26,8 +26,10 @@ std::string token_text(const ojson& config, const char* key) {
   return "";
 }
 
-void check_folder(const std::string& dir, const std::string& model, size_t expected_cases) {
-  const ojson config = load(dir + "/tokenizer_config.json");
+// golden.json from `dir`, tokenizer_config.json from `config_dir`.
+void check_folder(const std::string& dir, const std::string& config_dir, const std::string& model,
+                  size_t expected_cases) {
+  const ojson config = load(config_dir + "/tokenizer_config.json");
   const ojson golden = load(dir + "/golden.json");
   const vllm::ChatTemplate tmpl(config["chat_template"].get<std::string>());
   const ojson& cases = golden["tokenizer"]["chat"];
@@ -49,12 +51,19 @@ void check_folder(const std::string& dir, const std::string& model, size_t expec
 }
 
 void check_model(const std::string& model, size_t expected_cases) {
-  check_folder(std::string(VLLM_TEST_DATA_DIR) + "/models/" + model, model, expected_cases);
+  const std::string dir = std::string(VLLM_TEST_DATA_DIR) + "/models/" + model;
+  check_folder(dir, dir, model, expected_cases);
 }
 
 TEST(ChatGolden, Llama3) { check_model("tiny-llama3", 7); }
 TEST(ChatGolden, Qwen3) { check_model("tiny-qwen3", 10); }
+// Gemma's tokenizer_config.json comes with its tokenizer (scripts/fetch_tokenizers.sh).
+TEST(ChatGolden, Gemma) {
+  for (const std::string model : {"tiny-gemma3", "tiny-gemma2"})
+    check_folder(std::string(VLLM_TEST_DATA_DIR) + "/models/" + model,
+                 std::string(VLLM_TEST_DATA_DIR) + "/tokenizers/" + model, model, 7);
+}
 // The trained default model's own template (<|role|>\ncontent<|end|>\n).
-TEST(ChatGolden, DefaultModel) { check_folder(VLLM_DEFAULT_MODEL_DIR, "default", 7); }
+TEST(ChatGolden, DefaultModel) { check_folder(VLLM_DEFAULT_MODEL_DIR, VLLM_DEFAULT_MODEL_DIR, "default", 7); }
 
 }  // namespace

@@ -1,10 +1,13 @@
-// The CPU activation loops (vec.h) against the exact functions in double precision.
+// The CPU activation loops (vec.h) against the exact functions in double precision, and the
+// element-wise backend ops built on them (Gemma's gated GELU, embedding scale, soft-capping).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
+#include "vllm/backends/cpu/cpu_backend.h"
 #include "vllm/backends/cpu/vec.h"
 
 namespace {
@@ -59,6 +62,65 @@ TEST(Activations, SiluMulMatchesExact) {
   for (size_t i = 0; i < g.size(); ++i) {
     ASSERT_TRUE(std::isfinite(y[i])) << "silu(" << g[i] << ")";
     expect_close(y[i], silu_exact(g[i]) * u[i], g[i], g[i], "silu_mul");
+  }
+}
+
+TEST(Activations, GeluTanhMulMatchesExact) {
+  std::vector<float> g = inputs();
+  std::vector<float> u(g.size()), y(g.size());
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> d(-3.0f, 3.0f);
+  for (float& v : u) v = d(rng);
+  vllm::cpu::gelu_tanh_mul_row(y.data(), g.data(), u.data(), static_cast<int64_t>(g.size()));
+  for (size_t i = 0; i < g.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(y[i])) << "gelu_tanh(" << g[i] << ")";
+    if (g[i] > 1e12f) {  // as gelu_new: the value is x itself
+      ASSERT_EQ(y[i], g[i] * u[i]);
+      continue;
+    }
+    const double u2 = 2 * 0.7978845608028654 * (g[i] + 0.044715 * double(g[i]) * g[i] * g[i]);
+    expect_close(y[i], gelu_new_exact(g[i]) * u[i], u2, g[i], "gelu_tanh_mul");
+  }
+}
+
+// GPT-OSS's clamped SwiGLU: (clamp(up, -l, l) + 1) * g * sigmoid(alpha g), g = min(gate, l).
+TEST(Activations, ClampedSwigluMatchesExact) {
+  std::vector<float> g = inputs();
+  std::vector<float> u = inputs(), y(g.size());
+  std::reverse(u.begin(), u.end());
+  const float limit = 7.0f, alpha = 1.702f;
+  vllm::cpu::clamped_swiglu_row(y.data(), g.data(), u.data(), static_cast<int64_t>(g.size()), limit, alpha);
+  for (size_t i = 0; i < g.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(y[i])) << "clamped_swiglu(" << g[i] << ", " << u[i] << ")";
+    const double gc = std::min<double>(g[i], limit), uc = std::clamp<double>(u[i], -limit, limit);
+    const double want = (uc + 1) * gc / (1 + std::exp(-double(alpha) * gc));
+    expect_close(y[i], want, alpha * gc, g[i], "clamped_swiglu");
+  }
+}
+
+TEST(BackendOps, GeluTanhAndMulScaleSoftcap) {
+  vllm::CpuBackend b(vllm::DType::F32);
+  const int64_t T = 5, I = 37;
+  std::vector<float> gu(static_cast<size_t>(T * 2 * I));
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> d(-60.0f, 60.0f);
+  for (float& v : gu) v = d(rng);
+  vllm::Tensor gate_up = vllm::Tensor::from_floats(gu, {T, 2 * I});
+  vllm::Tensor out = vllm::Tensor::empty({T, I}, vllm::DType::F32);
+  b.gelu_tanh_and_mul(out, gate_up);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < I; ++i) {
+      const double g = gu[t * 2 * I + i], up = gu[t * 2 * I + I + i];
+      const double a = 2 * 0.7978845608028654 * (g + 0.044715 * g * g * g);
+      expect_close(out.data<float>()[t * I + i], gelu_new_exact(g) * up, a, g, "gelu_tanh_and_mul");
+    }
+  // scale, then soft-cap at 30: values of a few hundred bend to just under 30, small ones barely.
+  vllm::Tensor x = vllm::Tensor::from_floats(gu, {T, 2 * I});
+  b.scale(x, 4.0f);
+  b.softcap(x, 30.0f);
+  for (size_t i = 0; i < gu.size(); ++i) {
+    const double want = std::tanh(4.0 * gu[i] / 30.0) * 30.0;
+    ASSERT_NEAR(x.data<float>()[i], want, 4e-6 * 30) << gu[i];
   }
 }
 

@@ -1,6 +1,6 @@
 // The CPU mixture-of-experts op (cpu_moe.cpp) against a plain reference in double precision:
 // routing (softmax, top-k with ties to the lower index, optional renormalisation) and the whole
-// layer; experts that no token routes to are never used (their weights are NaN here); a token's
+// layer, with GPT-OSS's biases and clamped SwiGLU too; experts that no token routes to are never used (their weights are NaN here); a token's
 // output does not depend on the other tokens of the batch.
 #include <gtest/gtest.h>
 
@@ -81,10 +81,14 @@ struct Layer {
   int64_t T, H, I, E, K;
   bool renorm;
   std::vector<float> x, router, gate_up, down;  // [T,H], [E,H], [E,2I,H], [E,H,I]
+  // GPT-OSS's additions (empty / 0: none): router bias [E], gate_up bias [E,2I], down bias [E,H],
+  // and the clamped SwiGLU's limit.
+  std::vector<float> router_bias, gate_up_bias, down_bias;
+  float swiglu_limit = 0;
 };
 
 Layer random_layer(int64_t T, int64_t H, int64_t I, int64_t E, int64_t K, bool renorm, unsigned seed) {
-  Layer L{T, H, I, E, K, renorm, {}, {}, {}, {}};
+  Layer L{T, H, I, E, K, renorm, {}, {}, {}, {}, {}, {}, {}, 0};
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   auto fill = [&](std::vector<float>& v, size_t n, float scale) {
@@ -98,12 +102,31 @@ Layer random_layer(int64_t T, int64_t H, int64_t I, int64_t E, int64_t K, bool r
   return L;
 }
 
+// A GPT-OSS-style layer: biases everywhere, and weights wide enough that the SwiGLU clamp bites.
+Layer random_gpt_oss_layer(int64_t T, int64_t H, int64_t I, int64_t E, int64_t K, unsigned seed) {
+  Layer L = random_layer(T, H, I, E, K, true, seed);
+  std::mt19937 rng(seed + 1);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  auto fill = [&](std::vector<float>& v, size_t n, float scale) {
+    v.resize(n);
+    for (float& f : v) f = u(rng) * scale;
+  };
+  for (float& w : L.gate_up) w *= 4.0f;  // gate/up values of several units: past the limit of 1.5 below
+  fill(L.router_bias, static_cast<size_t>(E), 0.5f);
+  fill(L.gate_up_bias, static_cast<size_t>(E * 2 * I), 0.5f);
+  fill(L.down_bias, static_cast<size_t>(E * H), 0.5f);
+  L.swiglu_limit = 1.5f;
+  return L;
+}
+
 std::vector<RefRoute> ref_routes(const Layer& L) {
   std::vector<RefRoute> out;
   for (int64_t t = 0; t < L.T; ++t) {
     std::vector<double> logits(static_cast<size_t>(L.E));
-    for (int64_t e = 0; e < L.E; ++e)
+    for (int64_t e = 0; e < L.E; ++e) {
       for (int64_t h = 0; h < L.H; ++h) logits[e] += double(L.x[t * L.H + h]) * L.router[e * L.H + h];
+      if (!L.router_bias.empty()) logits[e] += L.router_bias[e];
+    }
     out.push_back(ref_route(logits, L.K, L.renorm));
   }
   return out;
@@ -122,10 +145,18 @@ std::vector<double> ref_moe(const Layer& L) {
           g += double(L.x[t * L.H + h]) * L.gate_up[(e * 2 * L.I + i) * L.H + h];
           up += double(L.x[t * L.H + h]) * L.gate_up[(e * 2 * L.I + L.I + i) * L.H + h];
         }
-        act[i] = g / (1 + std::exp(-g)) * up;
+        if (!L.gate_up_bias.empty()) g += L.gate_up_bias[e * 2 * L.I + i], up += L.gate_up_bias[e * 2 * L.I + L.I + i];
+        if (L.swiglu_limit > 0) {  // transformers' GptOssExperts
+          const double lim = L.swiglu_limit;
+          g = std::min(g, lim);
+          up = std::clamp(up, -lim, lim);
+          act[i] = (up + 1) * g / (1 + std::exp(-1.702 * g));
+        } else {
+          act[i] = g / (1 + std::exp(-g)) * up;
+        }
       }
       for (int64_t h = 0; h < L.H; ++h) {
-        double y = 0;
+        double y = L.down_bias.empty() ? 0.0 : L.down_bias[e * L.H + h];
         for (int64_t i = 0; i < L.I; ++i) y += act[i] * L.down[(e * L.H + h) * L.I + i];
         out[t * L.H + h] += routes[t].weights[k] * y;
       }
@@ -137,8 +168,12 @@ std::vector<double> ref_moe(const Layer& L) {
 Tensor host(const std::vector<float>& v, Shape shape) { return Tensor::from_floats(v, std::move(shape)); }
 
 std::vector<float> run_moe(CpuBackend& b, const Layer& L, const std::vector<float>& x, int64_t T) {
-  auto router = b.prepare_linear(host(L.router, {L.E, L.H}), Tensor());
-  auto experts = b.prepare_experts(host(L.gate_up, {L.E, 2 * L.I, L.H}), host(L.down, {L.E, L.H, L.I}));
+  auto router = b.prepare_linear(host(L.router, {L.E, L.H}), L.router_bias.empty() ? Tensor() : host(L.router_bias, {L.E}));
+  ExpertOptions o;
+  if (!L.gate_up_bias.empty()) o.gate_up_bias = host(L.gate_up_bias, {L.E, 2 * L.I});
+  if (!L.down_bias.empty()) o.down_bias = host(L.down_bias, {L.E, L.H});
+  o.swiglu_limit = L.swiglu_limit;
+  auto experts = b.prepare_experts(host(L.gate_up, {L.E, 2 * L.I, L.H}), host(L.down, {L.E, L.H, L.I}), o);
   EXPECT_EQ(experts->num_experts(), L.E);
   EXPECT_EQ(experts->intermediate_size(), L.I);
   Tensor xt = host(x, {T, L.H});
@@ -152,6 +187,36 @@ TEST(MoeOp, Float32MatchesPlainReference) {
   for (auto [T, E, K, renorm] : {std::tuple<int64_t, int64_t, int64_t, bool>{1, 8, 2, true}, {9, 8, 2, true},
                                  {33, 4, 2, false}, {64, 16, 4, true}, {5, 3, 1, false}}) {
     Layer L = random_layer(T, 96, 80, E, K, renorm, static_cast<unsigned>(T * 31 + E));
+    std::vector<double> want = ref_moe(L);
+    std::vector<float> got = run_moe(b, L, L.x, T);
+    double scale = 0;
+    for (double v : want) scale = std::max(scale, std::abs(v));
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 2e-5 * scale + 1e-6) << "T=" << T << " E=" << E << " K=" << K << " i=" << i;
+  }
+}
+
+// GPT-OSS's experts: router and expert biases, and the clamped SwiGLU with both clamps active.
+TEST(MoeOp, BiasesAndClampedSwigluMatchPlainReference) {
+  CpuBackend b(DType::F32);
+  for (auto [T, E, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 8, 2}, {19, 8, 2}, {40, 4, 1}}) {
+    Layer L = random_gpt_oss_layer(T, 64, 48, E, K, static_cast<unsigned>(T * 7 + E));
+    // The clamp must bite on both sides for the test to mean anything.
+    int gate_clamped = 0, up_clamped = 0;
+    const auto routes = ref_routes(L);
+    for (int64_t t = 0; t < T; ++t)
+      for (int32_t e : routes[t].ids)
+        for (int64_t i = 0; i < L.I; ++i) {
+          double g = L.gate_up_bias[e * 2 * L.I + i], up = L.gate_up_bias[e * 2 * L.I + L.I + i];
+          for (int64_t h = 0; h < L.H; ++h) {
+            g += double(L.x[t * L.H + h]) * L.gate_up[(e * 2 * L.I + i) * L.H + h];
+            up += double(L.x[t * L.H + h]) * L.gate_up[(e * 2 * L.I + L.I + i) * L.H + h];
+          }
+          gate_clamped += g > L.swiglu_limit;
+          up_clamped += std::abs(up) > L.swiglu_limit;
+        }
+    ASSERT_GT(gate_clamped, 0);
+    ASSERT_GT(up_clamped, 0);
     std::vector<double> want = ref_moe(L);
     std::vector<float> got = run_moe(b, L, L.x, T);
     double scale = 0;

@@ -514,6 +514,35 @@ TEST_P(AttentionOps, PhiShapeBatch) {
   run({32, 32, 64}, 16, mixed, "phi mixed");
 }
 
+// Sliding windows, soft-capping and sinks are not in the CUDA kernels: a layer with any of them is
+// refused by name (kUnsupported) at load, and attention() refuses it too, rather than computing
+// plain attention.
+TEST(CudaAttention, RefusesWindowSoftcapAndSinksByName) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible";
+  CudaBackend gpu(DType::BF16);
+  AttentionShape plain;
+  plain.num_heads = 4, plain.num_kv_heads = 2, plain.head_dim = 64;
+  EXPECT_NO_THROW(gpu.check_attention(plain));
+  auto expect_refused = [&](const AttentionShape& s, const std::string& feature) {
+    try {
+      gpu.check_attention(s);
+      ADD_FAILURE() << "accepted " << feature;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kUnsupported) << e.what();
+      EXPECT_NE(std::string(e.what()).find(feature), std::string::npos) << e.what();
+    }
+  };
+  AttentionShape window = plain;
+  window.sliding_window = 4096;
+  expect_refused(window, "sliding-window attention (window 4096)");
+  AttentionShape softcap = plain;
+  softcap.logit_softcap = 50.0f;
+  expect_refused(softcap, "soft-capping");
+  AttentionShape sinks = plain;
+  sinks.sinks = gpu.prepare_vector(Tensor::from_floats({0.1f, 0.2f, 0.3f, 0.4f}, {4}));
+  expect_refused(sinks, "attention sinks");
+}
+
 INSTANTIATE_TEST_SUITE_P(DTypes, Ops, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return dname(info.param); });
 INSTANTIATE_TEST_SUITE_P(DTypes, AttentionOps, ::testing::Values(DType::F32, DType::F16, DType::BF16),

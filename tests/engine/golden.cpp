@@ -55,6 +55,22 @@ std::string materialize_model(const std::string& model, int shards) {
   return out.string();
 }
 
+std::string unsupported_on_test_device(const std::string& dir) {
+  const char* device = std::getenv("VLLM_TEST_DEVICE");
+  if (!device || !*device || std::string(device) == "cpu") return "";
+  EngineConfig c;
+  c.model = dir;
+  c.device = device;
+  c.num_kv_blocks = 64;
+  try {
+    EngineCore engine(c);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kUnsupported) return e.what();
+    throw;
+  }
+  return "";
+}
+
 std::vector<GenerationResult> run_greedy(EngineConfig config, const std::vector<std::vector<int32_t>>& prompts,
                                          int max_tokens, int logprobs, int prompt_logprobs,
                                          int64_t* num_preemptions) {

@@ -24,6 +24,11 @@ struct GenerationResult {
   std::string finish_reason;
 };
 
+// Why the model in `dir` cannot run on VLLM_TEST_DEVICE (the backend's kUnsupported error, e.g.
+// a sliding window on the GPU), or "" when it can or the tests run on the CPU. Tests skip such
+// models there rather than fail.
+std::string unsupported_on_test_device(const std::string& dir);
+
 // Runs every prompt through one engine (all queued at once) with greedy sampling.
 std::vector<GenerationResult> run_greedy(EngineConfig config, const std::vector<std::vector<int32_t>>& prompts,
                                          int max_tokens, int logprobs, int prompt_logprobs,

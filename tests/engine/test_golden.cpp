@@ -1,15 +1,18 @@
 // The engine against transformers' float64 references (tests/data/models/*/golden.json):
 // float32 compute matches greedy ids, top-20 log-probs and prompt log-probs within 1e-3; the same
 // holds batched, at other block sizes, with every prefill chunked, and under forced preemption;
-// bfloat16 compute passes check_logprobs_close. The trained default model (models/default) is
-// held to more: its float32 greedy output equals the reference token for token.
+// bfloat16 compute passes check_logprobs_close (for MoE models, up to a routing near-tie). The
+// trained default model (models/default) is held to more: its float32 greedy output equals the
+// reference token for token.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 
 #include "golden.h"
+#include "routing_margin.h"
 
 using namespace vllm;
 using json = nlohmann::json;
@@ -102,7 +105,8 @@ class GoldenModel : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenModel, Float32OneAtATime) {
   Golden g = read(GetParam());
-  std::string dir = test::materialize_model(GetParam());
+  const std::string dir = test::materialize_model(GetParam());
+  if (const std::string why = test::unsupported_on_test_device(dir); !why.empty()) GTEST_SKIP() << why;
   std::vector<test::GenerationResult> results;
   for (const auto& prompt : g.prompts) results.push_back(test::run_greedy(base_config(dir, "float32"), {prompt}, 32, 20, 5)[0]);
   check_f32(g, results, "solo");
@@ -110,7 +114,8 @@ TEST_P(GoldenModel, Float32OneAtATime) {
 
 TEST_P(GoldenModel, Float32BatchedBlockSizesChunkingPreemption) {
   Golden g = read(GetParam());
-  std::string dir = test::materialize_model(GetParam());
+  const std::string dir = test::materialize_model(GetParam());
+  if (const std::string why = test::unsupported_on_test_device(dir); !why.empty()) GTEST_SKIP() << why;
   struct Variant {
     std::string label;
     int block_size;
@@ -141,30 +146,48 @@ TEST_P(GoldenModel, Float32BatchedBlockSizesChunkingPreemption) {
   }
 }
 
+// Router logits closer than this (k-th best to (k+1)-th) may swap under bf16 rounding: the golden
+// models' logits are of order 1, and bf16 runs moved such gaps by up to 0.004.
+constexpr double kRoutingNearTie = 0.01;
+
+// check_logprobs_close for every prompt. For a mixture-of-experts model, a divergence outside the
+// rule is accepted where a routing near-tie explains it: in float32, on the reference's own tokens
+// up to that step, the last token's router put two experts within kRoutingNearTie of the k-th
+// place (the bf16 run took the other one, and its outputs moved by far more than rounding).
 void expect_logprobs_close(const Golden& g, const std::string& dir, const std::string& dtype) {
   auto results = test::run_greedy(base_config(dir, dtype), g.prompts, 32, 20, 0);
   for (size_t p = 0; p < g.prompts.size(); ++p) {
     size_t diverge = 0;
-    EXPECT_EQ(test::check_logprobs_close(g.greedy[p], g.top[p], results[p], &diverge), "") << "prompt " << p;
+    const std::string err = test::check_logprobs_close(g.greedy[p], g.top[p], results[p], &diverge);
+    if (err.empty()) continue;
+    std::vector<int32_t> ids = g.prompts[p];
+    ids.insert(ids.end(), g.greedy[p].begin(), g.greedy[p].begin() + static_cast<std::ptrdiff_t>(diverge));
+    const double margin = test::last_token_routing_margin(dir, ids);
+    EXPECT_LT(margin, kRoutingNearTie) << "prompt " << p << ": " << err << " (router margin " << margin << ")";
+    if (margin < kRoutingNearTie)
+      std::cout << "[ routing  ] prompt " << p << ": " << err << ", at a routing near-tie (router logit margin "
+                << margin << ")\n";
   }
 }
 
-void expect_logprobs_close(const std::string& model, const std::string& dtype) {
-  expect_logprobs_close(read(model), test::materialize_model(model), dtype);
+TEST_P(GoldenModel, Bfloat16PassesCheckLogprobsClose) {
+  const std::string dir = test::materialize_model(GetParam());
+  if (const std::string why = test::unsupported_on_test_device(dir); !why.empty()) GTEST_SKIP() << why;
+  expect_logprobs_close(read(GetParam()), dir, "bfloat16");
 }
-
-TEST_P(GoldenModel, Bfloat16PassesCheckLogprobsClose) { expect_logprobs_close(GetParam(), "bfloat16"); }
 
 // float16 compute is a GPU configuration (the CPU runs float16 models in bfloat16 by default).
 TEST_P(GoldenModel, Float16PassesCheckLogprobsClose) {
   const char* device = std::getenv("VLLM_TEST_DEVICE");
   if (!device || std::string(device) != "cuda") GTEST_SKIP() << "checked on the GPU (VLLM_TEST_DEVICE=cuda)";
-  expect_logprobs_close(GetParam(), "float16");
+  const std::string dir = test::materialize_model(GetParam());
+  if (const std::string why = test::unsupported_on_test_device(dir); !why.empty()) GTEST_SKIP() << why;
+  expect_logprobs_close(read(GetParam()), dir, "float16");
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenModel,
                          ::testing::Values("tiny-phi", "tiny-llama2", "tiny-llama3", "tiny-qwen3", "tiny-qwen2", "tiny-phi3",
-                                           "tiny-mixtral", "tiny-qwen3moe"));
+                                           "tiny-mixtral", "tiny-qwen3moe", "tiny-gemma3", "tiny-gemma2", "tiny-gptoss"));
 
 }  // namespace
 

@@ -122,6 +122,7 @@ TEST_P(PrefixCachingEquivalence, SameTokensOnAndOffAtEveryBlockSizeWithPreemptio
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, PrefixCachingEquivalence,
-                         ::testing::Values("tiny-llama3", "tiny-phi", "tiny-phi3", "tiny-mixtral", "tiny-qwen3moe"));
+                         ::testing::Values("tiny-llama3", "tiny-phi", "tiny-phi3", "tiny-mixtral", "tiny-qwen3moe", "tiny-gemma3",
+                                           "tiny-gemma2", "tiny-gptoss"));
 
 }  // namespace

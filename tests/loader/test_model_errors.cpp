@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -19,6 +20,7 @@
 #include "vllm/engine/engine_core.h"
 #include "vllm/config/model_config.h"
 #include "vllm/loader/safetensors.h"
+#include "vllm/models/model.h"
 #include "vllm/tokenizer/tokenizer.h"
 
 using namespace vllm;
@@ -175,7 +177,8 @@ TEST_F(BadModelFolder, UnsupportedArchitecture) {
   write_json("config.json", c);
   std::string e = load_error();
   EXPECT_NE(e.find("'GPTNeoXForCausalLM' is not supported"), std::string::npos) << e;
-  for (const char* arch : {"LlamaForCausalLM", "MistralForCausalLM", "PhiForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"})
+  for (const char* arch : {"LlamaForCausalLM", "MistralForCausalLM", "PhiForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+                           "Gemma2ForCausalLM", "Gemma3ForCausalLM", "GptOssForCausalLM"})
     EXPECT_NE(e.find(arch), std::string::npos) << e;
 }
 
@@ -470,6 +473,73 @@ TEST(ConfigValidation, RefusesValuesNoRequestCouldRunWith) {
             "config.json: key 'eos_token_id' is out of range: 4294967296");
   EXPECT_EQ(config_error([](json& c) { c["num_hidden_layers"] = 2.5; }),
             "config.json: key 'num_hidden_layers' must be an integer");
+}
+
+// The family options of Gemma 2/3 and GPT-OSS, from their config (what the loader and the weight
+// tool both read first): the error for a bad value, or "".
+std::string family_error(const char* model, const std::function<void(json&)>& edit) {
+  json c = json::parse(std::ifstream(std::string(VLLM_TEST_DATA_DIR) + "/models/" + model + "/config.json"));
+  edit(c);
+  try {
+    const ModelConfig config = ModelConfig::from_json(c);
+    find_architecture(config.architecture).parameters(config);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ConfigValidation, SlidingWindowLayersAndSoftcaps) {
+  for (const char* m : {"tiny-gemma3", "tiny-gemma2", "tiny-gptoss"}) EXPECT_EQ(family_error(m, [](json&) {}), "") << m;
+  EXPECT_EQ(family_error("tiny-gptoss", [](json& c) { c["layer_types"][1] = "chunked_attention"; }),
+            "config.json: layer type 'chunked_attention' is not supported for GptOssForCausalLM (supported: "
+            "sliding_attention, full_attention)");
+  EXPECT_EQ(family_error("tiny-gptoss", [](json& c) { c["layer_types"].erase(1); }),
+            "config.json: key 'layer_types' must list one type per layer (2)");
+  EXPECT_EQ(family_error("tiny-gemma2", [](json& c) { c["sliding_window"] = nullptr; }),
+            "config.json: key 'sliding_window' must be a positive integer for Gemma2ForCausalLM (it has sliding-window "
+            "layers)");
+  EXPECT_EQ(family_error("tiny-gemma3", [](json& c) { c["sliding_window_pattern"] = 0; }),
+            "config.json: key 'sliding_window_pattern' must be a positive integer, not 0");
+  EXPECT_EQ(family_error("tiny-gemma2", [](json& c) { c["attn_logit_softcapping"] = -50.0; }),
+            "config.json: key 'attn_logit_softcapping' must be a positive number, not -50.0");
+  EXPECT_EQ(family_error("tiny-gemma3", [](json& c) { c["query_pre_attn_scalar"] = "48"; }),
+            "config.json: key 'query_pre_attn_scalar' must be a positive number, not \"48\"");
+  EXPECT_EQ(family_error("tiny-gemma3", [](json& c) { c["use_bidirectional_attention"] = true; }),
+            "config.json: use_bidirectional_attention is not supported for Gemma3ForCausalLM");
+  EXPECT_EQ(family_error("tiny-gemma3", [](json& c) { c["hidden_activation"] = "relu"; }), "");  // checked at load
+}
+
+TEST(ConfigValidation, YarnAndPerLayerTypeRope) {
+  json gptoss = json::parse(std::ifstream(std::string(VLLM_TEST_DATA_DIR) + "/models/tiny-gptoss/config.json"));
+  ModelConfig c = ModelConfig::from_json(gptoss);
+  EXPECT_EQ(c.rope.type, "yarn");
+  EXPECT_DOUBLE_EQ(c.rope.factor, 32.0);  // max_position_embeddings / original_max_position_embeddings
+  EXPECT_DOUBLE_EQ(c.rope.attention_factor, 0.1 * std::log(32.0) + 1.0);
+  EXPECT_FALSE(c.rope.truncate);
+  EXPECT_EQ(config_error([](json& c) { c["rope_scaling"].erase("factor"); }, "tiny-gptoss"),
+            "config.json: rope_scaling: key 'factor' is missing (needed by yarn rope scaling)");
+  EXPECT_EQ(config_error([](json& c) { c["rope_scaling"]["beta_slow"] = -1.0; }, "tiny-gptoss"),
+            "config.json: key 'rope_scaling.beta_slow' must be a positive number, not -1.0");
+
+  // transformers v5 writes Gemma 3's ropes keyed by layer type.
+  json gemma = json::parse(std::ifstream(std::string(VLLM_TEST_DATA_DIR) + "/models/tiny-gemma3/config.json"));
+  gemma.erase("rope_scaling");
+  gemma["rope_parameters"] = {{"full_attention", {{"rope_type", "linear"}, {"factor", 8.0}, {"rope_theta", 1e6}}},
+                              {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 1e4}}}};
+  c = ModelConfig::from_json(gemma);
+  EXPECT_EQ(c.rope.type, "linear");
+  EXPECT_DOUBLE_EQ(c.rope.theta, 1e6);
+  ASSERT_EQ(c.layer_type_rope.count("sliding_attention"), 1u);
+  EXPECT_DOUBLE_EQ(c.layer_type_rope.at("sliding_attention").theta, 1e4);
+  gemma["rope_parameters"]["sliding_attention"]["rope_theta"] = 0;
+  try {
+    ModelConfig::from_json(gemma);
+    ADD_FAILURE() << "accepted rope_theta 0";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "config.json: key 'rope_parameters.sliding_attention.rope_theta' must be a positive number, not 0.0");
+  }
 }
 
 TEST(ConfigValidation, GenerationConfigDefaultsMustBeValidParams) {

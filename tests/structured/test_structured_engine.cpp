@@ -43,7 +43,8 @@ SamplingParams constrained(json so, double temperature, std::optional<int64_t> s
   return p;
 }
 
-const char* kModels[] = {"tiny-llama3", "tiny-qwen3", "tiny-phi", "tiny-llama2", "tiny-phi3", "tiny-mixtral", "tiny-qwen3moe"};
+const char* kModels[] = {"tiny-llama3", "tiny-qwen3", "tiny-phi",   "tiny-llama2", "tiny-phi3",
+                         "tiny-mixtral", "tiny-qwen3moe", "tiny-gemma3", "tiny-gptoss"};
 
 const json kPersonSchema = json::parse(R"({
   "type": "object",

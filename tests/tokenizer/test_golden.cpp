@@ -1,4 +1,4 @@
-// The five reference tokenizers against the `tokenizers` library's own outputs (golden.json):
+// The seven reference tokenizers against the `tokenizers` library's own outputs (golden.json):
 // encode with and without special tokens, decode with and without skipping special tokens.
 #include <filesystem>
 
@@ -115,6 +115,29 @@ TEST(TokenizerAttributes, ReferenceModels) {
   EXPECT_TRUE(qwen3->is_added_token(151667));
   EXPECT_TRUE(qwen3->chat_template("default").has_value());
   EXPECT_FALSE(qwen3->chat_template("tool_use").has_value());
+}
+
+TEST(TokenizerAttributes, GemmaAndGptOss) {
+  auto gemma = load_reference("tiny-gemma3");
+  auto gptoss = load_reference("tiny-gptoss");
+  ASSERT_TRUE(gemma && gptoss);
+
+  EXPECT_EQ(gemma->vocab_size(), 262145);  // the model's 262,144 and the image soft token
+  EXPECT_EQ(gemma->bos_token_id(), 2);
+  EXPECT_EQ(gemma->eos_token(), "<end_of_turn>");
+  EXPECT_EQ(gemma->eos_token_id(), 106);
+  EXPECT_EQ(gemma->pad_token_id(), 0);
+  EXPECT_TRUE(gemma->add_bos_token());
+  EXPECT_TRUE(gemma->decoder_uses_byte_fallback());
+  EXPECT_TRUE(gemma->is_special(106));
+  ASSERT_TRUE(gemma->chat_template().has_value());
+  EXPECT_NE(gemma->chat_template()->find("<start_of_turn>"), std::string::npos);
+
+  EXPECT_EQ(gptoss->vocab_size(), 200019);  // the model's embedding has 201,088 rows
+  EXPECT_EQ(gptoss->eos_token(), "<|return|>");
+  EXPECT_EQ(gptoss->eos_token_id(), 200002);
+  EXPECT_FALSE(gptoss->add_bos_token());
+  EXPECT_FALSE(gptoss->chat_template().has_value());
 }
 
 // from_folder on a real model folder layout: tokenizer files and tokenizer_config.json together.

@@ -1,12 +1,13 @@
-// Seeded property tests over the five reference tokenizers:
+// Seeded property tests over the seven reference tokenizers:
 //  - decode(encode(s, no special)) == expected(s) for 10,000 random strings drawn from all
 //    Unicode planes, combining marks, emoji ZWJ sequences, control characters and long
 //    whitespace runs, where expected(s) is the exact transform the tokenizer applies:
-//      tiny-phi (GPT-2 byte-level BPE): s itself
+//      tiny-phi (GPT-2 byte-level BPE), tiny-gptoss (o200k byte-level BPE): s itself
 //      tiny-llama3 (byte-level BPE, clean_up_tokenization_spaces=true): clean_up_tokenization(s)
 //      tiny-qwen3 (NFC normalizer, byte-level BPE): NFC(s)
-//      tiny-llama2 / tiny-qwen2 (SentencePiece-style BPE with byte fallback; spaces are encoded
-//        as U+2581 and the decoder turns every U+2581 back into a space): s with U+2581 -> ' '
+//      tiny-llama2 / tiny-qwen2 / tiny-gemma3 (SentencePiece-style BPE with byte fallback; spaces
+//        are encoded as U+2581 and the decoder turns every U+2581 back into a space): s with
+//        U+2581 -> ' '
 //  - IncrementalDetokenizer: over those ids, fed one at a time, every intermediate text is valid
 //    UTF-8 and a prefix of the final text, and the deltas plus flush() concatenate exactly to
 //    decode(ids); the same with a prompt (the output text is then what decode(prompt + output)
@@ -186,10 +187,10 @@ std::string nfc(const std::string& s) {
 }
 
 std::string expected_roundtrip(const std::string& model, const std::string& s) {
-  if (model == "tiny-phi") return s;
+  if (model == "tiny-phi" || model == "tiny-gptoss") return s;
   if (model == "tiny-llama3") return clean_up_tokenization(s);
   if (model == "tiny-qwen3") return nfc(s);
-  // llama2 / qwen2: every U+2581 decodes as a space.
+  // llama2 / qwen2 / gemma3: every U+2581 decodes as a space.
   std::string out;
   size_t pos = 0, hit;
   while ((hit = s.find("\xE2\x96\x81", pos)) != std::string::npos) {

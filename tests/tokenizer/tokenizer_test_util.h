@@ -1,4 +1,4 @@
-// Shared helpers for the tokenizer tests: where the test data lives and loading the five
+// Shared helpers for the tokenizer tests: where the test data lives and loading the seven
 // reference tokenizers once per process.
 #pragma once
 
@@ -21,8 +21,8 @@
 namespace vllm::test {
 
 inline const std::vector<std::string>& reference_models() {
-  static const std::vector<std::string> models = {"tiny-phi", "tiny-llama2", "tiny-llama3",
-                                                  "tiny-qwen3", "tiny-qwen2"};
+  static const std::vector<std::string> models = {"tiny-phi", "tiny-llama2", "tiny-llama3", "tiny-qwen3",
+                                                  "tiny-qwen2", "tiny-gemma3", "tiny-gptoss"};
   return models;
 }
 
@@ -60,7 +60,10 @@ inline std::shared_ptr<const Tokenizer> load_reference(const std::string& model)
   }
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = cache[model];
-  if (!slot) slot = Tokenizer::from_folders(tokenizer_dir(model), model_dir(model));
+  // Gemma's large tokenizer_config.json is fetched with its tokenizer instead (fetch_tokenizers.sh).
+  std::error_code ec;
+  const bool own_config = std::filesystem::is_regular_file(model_dir(model) + "/tokenizer_config.json", ec);
+  if (!slot) slot = Tokenizer::from_folders(tokenizer_dir(model), own_config ? model_dir(model) : tokenizer_dir(model));
   return slot;
 }
 

@@ -38,6 +38,16 @@ class ExpertWeights {
   virtual size_t bytes() const = 0;
 };
 
+// What a mixture-of-experts layer's experts carry besides their gate_up and down matrices.
+struct ExpertOptions {
+  Tensor gate_up_bias;  // [E, 2I] host tensor (gate then up, as gate_up's rows), or undefined
+  Tensor down_bias;     // [E, H] host tensor, or undefined
+  // 0: silu(gate) * up (Mixtral, Qwen3-MoE). > 0: GPT-OSS's clamped SwiGLU with this limit:
+  // gate = min(gate, limit), up = clamp(up, -limit, limit), out = (up + 1) * gate * sigmoid(alpha * gate).
+  float swiglu_limit = 0;
+  float swiglu_alpha = 1.702f;
+};
+
 // How a mixture-of-experts layer picks and weighs its experts: softmax over the router's logits
 // (in float32), the top_k largest probabilities (ties to the lower expert index), and with
 // `renormalize` those k divided by their sum (Mixtral; Qwen3-MoE's norm_topk_prob).
@@ -46,10 +56,20 @@ struct MoeRouting {
   bool renormalize = true;
 };
 
+// The heads of one attention layer and, per layer, the variations of its softmax. A backend that
+// cannot run a variation refuses it in check_attention (models call it for every layer at load).
 struct AttentionShape {
   int64_t num_heads = 0;
   int64_t num_kv_heads = 0;
   int64_t head_dim = 0;
+  // > 0: sliding-window attention; a query at position p sees the keys at positions > p - W (its
+  // last W tokens, itself included), as transformers' sliding_window masks. 0: all earlier keys.
+  int64_t sliding_window = 0;
+  // > 0: scores are soft-capped, s -> tanh(s / cap) * cap, after the scale (Gemma 2).
+  float logit_softcap = 0;
+  // Defined: [num_heads] float32 learned logits, one per query head, that join the softmax's
+  // denominator only (GPT-OSS's attention sinks): p_j = exp(s_j) / (exp(sink) + sum_k exp(s_k)).
+  Tensor sinks = Tensor();
   int64_t qkv_width() const { return (num_heads + 2 * num_kv_heads) * head_dim; }
 };
 
@@ -143,9 +163,18 @@ class Backend {
   virtual void gelu_new(Tensor& out, const Tensor& x) = 0;
   // out[T, I] = silu(gate_up[:, :I]) * gate_up[:, I:]
   virtual void silu_and_mul(Tensor& out, const Tensor& gate_up) = 0;
+  // out[T, I] = gelu_tanh(gate_up[:, :I]) * gate_up[:, I:]   (Gemma's gelu_pytorch_tanh MLP)
+  virtual void gelu_tanh_and_mul(Tensor& out, const Tensor& gate_up);
+  // In place: x *= s (Gemma's embedding normalizer, sqrt(hidden_size)).
+  virtual void scale(Tensor& x, float s);
+  // In place: x = tanh(x / cap) * cap (Gemma 2's final logit soft-capping).
+  virtual void softcap(Tensor& x, float cap);
+  // Refuses, with a kUnsupported error naming the feature, an attention layer (window, soft-cap,
+  // sinks) that attention() cannot run on this backend. The default accepts every layer.
+  virtual void check_attention(const AttentionShape& shape) const {}
   // Writes each token's K and V (from qkv) into the cache at its slot, then computes causal
-  // attention of each query over its sequence's cached K/V through the block table.
-  // out [T, num_heads * head_dim].
+  // attention of each query over its sequence's cached K/V through the block table, with the
+  // layer's window, soft-cap and sinks (AttentionShape). out [T, num_heads * head_dim].
   virtual void attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
                          const AttentionShape& shape, float scale) = 0;
   // out[R, H] = x[rows[r]]
@@ -176,13 +205,16 @@ class Backend {
     linear(qkv, x, w_qkv);
     linear_gelu_new(up, x, w_up);
   }
-  // Mixture of experts (Mixtral, Qwen3-MoE). gate_up: host tensor [E, 2I, H], each expert's gate
-  // rows then its up rows; down: [E, H, I]; any float dtype. The default (a backend without an
-  // expert path) refuses with an error naming the backend.
-  virtual std::shared_ptr<ExpertWeights> prepare_experts(const Tensor& gate_up, const Tensor& down);
+  // Mixture of experts (Mixtral, Qwen3-MoE, GPT-OSS). gate_up: host tensor [E, 2I, H], each
+  // expert's gate rows then its up rows; down: [E, H, I]; any float dtype; biases and the
+  // activation in `options`. The default (a backend without an expert path) refuses with an
+  // error naming the backend.
+  virtual std::shared_ptr<ExpertWeights> prepare_experts(const Tensor& gate_up, const Tensor& down,
+                                                         const ExpertOptions& options);
   // out[T, H] = sum over the experts e routed to (see MoeRouting) of
-  //   weight_e * down_e(silu(gate_e(x)) * up_e(x)),
-  // with router [E, H] the gate linear. Experts no token is routed to are not read.
+  //   weight_e * (down_e(act(gate_e(x) + bg_e, up_e(x) + bu_e)) + bd_e),
+  // act as ExpertOptions says, with router [E, H] the gate linear (and its bias, if any). Experts
+  // no token is routed to are not read.
   virtual void moe(Tensor& out, const Tensor& x, const LinearWeight& router, const ExpertWeights& experts,
                    const MoeRouting& routing);
 
@@ -191,7 +223,25 @@ class Backend {
   virtual void copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) = 0;
 };
 
-inline std::shared_ptr<ExpertWeights> Backend::prepare_experts(const Tensor&, const Tensor&) {
+inline void Backend::gelu_tanh_and_mul(Tensor&, const Tensor&) {
+  throw Error("the gelu_tanh-and-multiply MLP (Gemma) is not implemented on the " + name() +
+                  " backend yet (run this model with --device cpu)",
+              ErrorKind::kUnsupported);
+}
+
+inline void Backend::scale(Tensor&, float) {
+  throw Error("scaled embeddings (Gemma) are not implemented on the " + name() +
+                  " backend yet (run this model with --device cpu)",
+              ErrorKind::kUnsupported);
+}
+
+inline void Backend::softcap(Tensor&, float) {
+  throw Error("final logit soft-capping (Gemma 2) is not implemented on the " + name() +
+                  " backend yet (run this model with --device cpu)",
+              ErrorKind::kUnsupported);
+}
+
+inline std::shared_ptr<ExpertWeights> Backend::prepare_experts(const Tensor&, const Tensor&, const ExpertOptions&) {
   throw Error("mixture-of-experts layers are not implemented on the " + name() +
                   " backend yet (run this model with --device cpu)",
               ErrorKind::kUnsupported);

@@ -83,16 +83,11 @@ struct Reader {
   }
 };
 
-RopeConfig read_rope(const json& j, const std::string& source) {
+// The rope of one object of rope fields (rope_scaling, rope_parameters or one layer type's).
+RopeConfig read_rope_object(const json& j, const json& rs, const std::string& full, double theta) {
   RopeConfig rope;
-  Reader top{j, source};
-  rope.theta = top.number_or("rope_theta", 10000.0);
-  // transformers v5 keeps every rope field in "rope_parameters"; v4 has "rope_scaling".
-  const char* key = top.has("rope_parameters") ? "rope_parameters" : (top.has("rope_scaling") ? "rope_scaling" : nullptr);
-  if (!key) return rope;
-  const json& rs = j.at(key);
-  if (!rs.is_object()) top.fail(key, "must be an object");
-  std::string full = source + ": " + key;
+  Reader top{j, full};
+  rope.theta = theta;
   Reader rk{rs, full};
   rope.type = rk.string_or("rope_type", rk.string_or("type", "default"));
   rope.theta = rk.number_or("rope_theta", rope.theta);
@@ -100,9 +95,36 @@ RopeConfig read_rope(const json& j, const std::string& source) {
   rope.low_freq_factor = rk.number_or("low_freq_factor", 1.0);
   rope.high_freq_factor = rk.number_or("high_freq_factor", 4.0);
   rope.original_max_position_embeddings = rk.integer_or("original_max_position_embeddings", 8192);
-  if (rope.type != "default" && rope.type != "linear" && rope.type != "llama3" && rope.type != "longrope")
-    throw Error(full + ": rope type '" + rope.type + "' is not supported (supported: default, linear, llama3, longrope)",
+  if (rope.type != "default" && rope.type != "linear" && rope.type != "llama3" && rope.type != "longrope" &&
+      rope.type != "yarn")
+    throw Error(full + ": rope type '" + rope.type +
+                    "' is not supported (supported: default, linear, llama3, longrope, yarn)",
                 ErrorKind::kUnsupported);
+  if (rope.type == "yarn") {
+    // transformers: with original_max_position_embeddings the factor is the ratio of the two
+    // context lengths; the attention factor defaults to 0.1 ln(factor) + 1 (or DeepSeek's ratio of
+    // two such terms when mscale and mscale_all_dim are given).
+    const int64_t max_pos = top.integer_or("max_position_embeddings", 2048);
+    double factor = rk.number_or("factor", 1.0);
+    if (!rk.has("factor")) rk.fail("factor", "is missing (needed by yarn rope scaling)");
+    if (rk.has("original_max_position_embeddings")) {
+      rope.original_max_position_embeddings = rk.integer("original_max_position_embeddings");
+      if (rope.original_max_position_embeddings <= 0) rk.fail("original_max_position_embeddings", "must be positive");
+      factor = static_cast<double>(max_pos) / static_cast<double>(rope.original_max_position_embeddings);
+    } else {
+      rope.original_max_position_embeddings = max_pos;
+    }
+    rope.factor = factor;
+    auto mscale = [&](double m) { return factor <= 1.0 ? 1.0 : 0.1 * m * std::log(factor) + 1.0; };
+    const double ms = rk.number_or("mscale", 0.0), ms_all = rk.number_or("mscale_all_dim", 0.0);
+    rope.attention_factor = rk.number_or("attention_factor", ms != 0 && ms_all != 0 ? mscale(ms) / mscale(ms_all) : mscale(1.0));
+    // transformers reads these with `or`: 0 means the default too.
+    rope.beta_fast = rk.number_or("beta_fast", 32.0);
+    if (rope.beta_fast == 0) rope.beta_fast = 32.0;
+    rope.beta_slow = rk.number_or("beta_slow", 1.0);
+    if (rope.beta_slow == 0) rope.beta_slow = 1.0;
+    rope.truncate = rk.boolean_or("truncate", true);
+  }
   if (rope.type == "longrope") {
     auto factors = [&](const char* k) {
       if (!rk.has(k) || !rs.at(k).is_array()) rk.fail(k, "is missing or not a list of numbers (needed by longrope)");
@@ -134,6 +156,39 @@ RopeConfig read_rope(const json& j, const std::string& source) {
   }
   if (rope.type == "llama3" && !rk.has("factor")) rk.fail("factor", "is missing (needed by llama3 rope scaling)");
   return rope;
+}
+
+// Whether a rope_parameters object is keyed by layer type (every value an object).
+bool keyed_by_layer_type(const json& rs) {
+  if (rs.empty()) return false;
+  for (const auto& [k, v] : rs.items())
+    if (!v.is_object() && !v.is_null()) return false;
+  return true;
+}
+
+RopeConfig read_rope(const json& j, const std::string& source, std::map<std::string, RopeConfig>* per_type) {
+  Reader top{j, source};
+  const double theta = top.number_or("rope_theta", 10000.0);
+  // transformers v5 keeps every rope field in "rope_parameters"; v4 has "rope_scaling".
+  const char* key = top.has("rope_parameters") ? "rope_parameters" : (top.has("rope_scaling") ? "rope_scaling" : nullptr);
+  if (!key) {
+    RopeConfig rope;
+    rope.theta = theta;
+    return rope;
+  }
+  const json& rs = j.at(key);
+  if (!rs.is_object()) top.fail(key, "must be an object");
+  const std::string full = source + ": " + key;
+  if (std::string(key) == "rope_parameters" && keyed_by_layer_type(rs)) {
+    for (const auto& [type, sub] : rs.items()) {
+      if (sub.is_null()) continue;
+      (*per_type)[type] = read_rope_object(j, sub, full + "." + type, theta);
+    }
+    if (!per_type->count("full_attention"))
+      top.fail(key, "is keyed by layer type but has no 'full_attention' entry");
+    return per_type->at("full_attention");
+  }
+  return read_rope_object(j, rs, full, theta);
 }
 
 // Every size and factor the engine computes with, checked once here, so that a bad config.json
@@ -168,33 +223,46 @@ void validate(const ModelConfig& c, const std::string& source) {
   if (c.rotary_dim() % 2 != 0)
     fail("partial_rotary_factor", "must give an even rotary dimension (head_dim " + std::to_string(c.head_dim) + " x " +
                                       json(c.partial_rotary_factor).dump() + " = " + std::to_string(c.rotary_dim()) + ")");
-  positive_number("rope_theta", c.rope.theta);
-  positive_number(c.raw.contains("rms_norm_eps") ? "rms_norm_eps" : "layer_norm_eps", c.norm_eps);
-  if (c.rope.type != "default") {
-    const std::string rope = c.raw.contains("rope_parameters") ? "rope_parameters." : "rope_scaling.";
-    positive_number(rope + "factor", c.rope.factor);
-    if (c.rope.type == "llama3") {
-      positive_number(rope + "low_freq_factor", c.rope.low_freq_factor);
-      positive_number(rope + "high_freq_factor", c.rope.high_freq_factor);
+  auto check_rope = [&](const RopeConfig& r, const std::string& rope) {
+    positive_number(rope + "rope_theta", r.theta);
+    if (r.type == "default") return;
+    positive_number(rope + "factor", r.factor);
+    if (r.type == "llama3") {
+      positive_number(rope + "low_freq_factor", r.low_freq_factor);
+      positive_number(rope + "high_freq_factor", r.high_freq_factor);
       // llama3 scaling interpolates between the two wavelengths they define.
-      if (c.rope.high_freq_factor <= c.rope.low_freq_factor)
+      if (r.high_freq_factor <= r.low_freq_factor)
         fail(rope + "high_freq_factor", fmt::format("({}) must be greater than low_freq_factor ({})",
-                                                    json(c.rope.high_freq_factor).dump(),
-                                                    json(c.rope.low_freq_factor).dump()));
+                                                    json(r.high_freq_factor).dump(), json(r.low_freq_factor).dump()));
       const std::string key = rope + "original_max_position_embeddings";
-      size(key.c_str(), c.rope.original_max_position_embeddings);
+      size(key.c_str(), r.original_max_position_embeddings);
     }
-    if (c.rope.type == "longrope") {
+    if (r.type == "longrope") {
       const size_t half = static_cast<size_t>(c.rotary_dim() / 2);
-      for (const auto& [key, f] : {std::pair{"short_factor", &c.rope.short_factor}, std::pair{"long_factor", &c.rope.long_factor}}) {
+      for (const auto& [key, f] : {std::pair{"short_factor", &r.short_factor}, std::pair{"long_factor", &r.long_factor}}) {
         if (f->size() != half)
           fail(rope + key, fmt::format("has {} entries; longrope needs rotary_dim / 2 = {}", f->size(), half));
         for (double v : *f) positive_number(rope + key, v);
       }
-      positive_number(rope + "attention_factor", c.rope.attention_factor);
-      size("original_max_position_embeddings", c.rope.original_max_position_embeddings);
+      positive_number(rope + "attention_factor", r.attention_factor);
+      size("original_max_position_embeddings", r.original_max_position_embeddings);
     }
+    if (r.type == "yarn") {
+      positive_number(rope + "attention_factor", r.attention_factor);
+      positive_number(rope + "beta_fast", r.beta_fast);
+      positive_number(rope + "beta_slow", r.beta_slow);
+      const std::string key = rope + "original_max_position_embeddings";
+      size(key.c_str(), r.original_max_position_embeddings);
+    }
+  };
+  // rope_theta sits at the top level in v4 configs; the scaling fields in rope_scaling (v4) or
+  // rope_parameters (v5), which may be keyed by layer type.
+  const std::string scaling = c.raw.contains("rope_parameters") ? "rope_parameters." : "rope_scaling.";
+  if (c.layer_type_rope.empty()) {
+    positive_number("rope_theta", c.rope.theta);
+    check_rope(c.rope, scaling);
   }
+  for (const auto& [type, r] : c.layer_type_rope) check_rope(r, scaling + type + ".");
 }
 
 }  // namespace
@@ -222,7 +290,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
            fmt::format("({}) must be divisible by num_attention_heads ({})", c.hidden_size, c.num_attention_heads));
   c.head_dim = r.integer_or("head_dim", c.hidden_size / c.num_attention_heads);
   c.partial_rotary_factor = r.number_or("partial_rotary_factor", 1.0);
-  c.rope = read_rope(j, source);
+  c.rope = read_rope(j, source, &c.layer_type_rope);
   if (r.has("rope_parameters")) {
     c.partial_rotary_factor = Reader{j.at("rope_parameters"), source}.number_or("partial_rotary_factor",
                                                                                  c.partial_rotary_factor);

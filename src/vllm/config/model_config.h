@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,7 +15,7 @@
 namespace vllm {
 
 struct RopeConfig {
-  std::string type = "default";  // "default", "linear", "llama3", "longrope"
+  std::string type = "default";  // "default", "linear", "llama3", "longrope", "yarn"
   double theta = 10000.0;
   double factor = 1.0;
   double low_freq_factor = 1.0;
@@ -26,6 +27,12 @@ struct RopeConfig {
   // max_position_embeddings / original_max_position_embeddings as transformers does).
   std::vector<double> short_factor;
   std::vector<double> long_factor;
+  // yarn (GPT-OSS): the band of dimensions blended between interpolation and extrapolation is
+  // bounded by beta_fast / beta_slow rotations, rounded outwards when truncate. longrope and yarn
+  // scale cos and sin by attention_factor.
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  bool truncate = true;
   double attention_factor = 1.0;
 };
 
@@ -41,6 +48,9 @@ struct ModelConfig {
   int64_t head_dim = 0;
   double partial_rotary_factor = 1.0;
   RopeConfig rope;
+  // transformers v5 configs whose rope_parameters are keyed by layer type (Gemma 3:
+  // "full_attention", "sliding_attention"); `rope` is then the full-attention layers'.
+  std::map<std::string, RopeConfig> layer_type_rope;
   double norm_eps = 1e-5;  // rms_norm_eps or layer_norm_eps
   std::string hidden_act;
   bool tie_word_embeddings = false;

@@ -14,5 +14,8 @@ std::vector<Architecture> qwen3_architectures();
 std::vector<Architecture> phi3_architectures();
 std::vector<Architecture> mixtral_architectures();
 std::vector<Architecture> qwen3_moe_architectures();
+std::vector<Architecture> gemma2_architectures();
+std::vector<Architecture> gemma3_architectures();
+std::vector<Architecture> gpt_oss_architectures();
 
 }  // namespace vllm

@@ -61,7 +61,12 @@ std::shared_ptr<ExpertWeights> WeightLoader::experts(const std::vector<ParamSpec
     if (t.shape().size() == 2) t = t.view({num_experts, t.shape()[0] / num_experts, t.shape()[1]});
     return t;
   };
-  auto e = backend_.prepare_experts(stacked(gate_up), stacked(down));
+  return experts(stacked(gate_up), stacked(down), ExpertOptions{});
+}
+
+std::shared_ptr<ExpertWeights> WeightLoader::experts(const Tensor& gate_up, const Tensor& down,
+                                                     const ExpertOptions& options) {
+  auto e = backend_.prepare_experts(gate_up, down, options);
   bytes_ += e->bytes();
   return e;
 }
@@ -72,15 +77,54 @@ Tensor WeightLoader::vector(const std::string& name, int64_t size) {
   return t;
 }
 
+Tensor WeightLoader::vector(const std::string& name, int64_t size, float offset) {
+  if (offset == 0.0f) return vector(name, size);
+  Tensor v = store_.get(name, {size}).to_dtype(DType::F32);
+  for (int64_t i = 0; i < size; ++i) v.data<float>()[i] += offset;
+  Tensor t = backend_.prepare_vector(v);
+  bytes_ += t.nbytes();
+  return t;
+}
+
 Tensor WeightLoader::embedding(const std::string& name, const Shape& shape) {
   Tensor t = backend_.prepare_embedding(store_.get(name, shape));
   bytes_ += t.nbytes();
   return t;
 }
 
-std::vector<float> rotary_inv_freq(const ModelConfig& config) {
-  const RopeConfig& rope = config.rope;
-  int64_t dim = config.rotary_dim();
+std::vector<float> rotary_inv_freq(const ModelConfig& config) { return rotary_inv_freq(config.rope, config.rotary_dim()); }
+
+namespace {
+// yarn: each frequency blends its interpolated (divided by factor) and extrapolated (kept)
+// values, by a linear ramp over the dimensions between the ones that turn beta_fast and
+// beta_slow times over the original context (transformers' _compute_yarn_parameters; the bounds
+// in double as Python's math, the ramp and blend in float32 as torch).
+std::vector<float> yarn_inv_freq(const RopeConfig& rope, int64_t dim) {
+  const double base = rope.theta, orig = static_cast<double>(rope.original_max_position_embeddings);
+  auto correction_dim = [&](double rotations) {
+    return (static_cast<double>(dim) * std::log(orig / (rotations * 2 * M_PI))) / (2 * std::log(base));
+  };
+  double low = correction_dim(rope.beta_fast), high = correction_dim(rope.beta_slow);
+  if (rope.truncate) low = std::floor(low), high = std::ceil(high);
+  low = std::max(low, 0.0);
+  high = std::min(high, static_cast<double>(dim - 1));
+  if (low == high) high += 0.001;  // transformers' guard against a zero-width ramp
+  std::vector<float> inv(static_cast<size_t>(dim / 2));
+  for (int64_t i = 0; i < dim / 2; ++i) {
+    const float pos_freq = std::pow(static_cast<float>(base), static_cast<float>(2 * i) / static_cast<float>(dim));
+    const float extrapolation = 1.0f / pos_freq;
+    const float interpolation = 1.0f / (static_cast<float>(rope.factor) * pos_freq);
+    float ramp = (static_cast<float>(i) - static_cast<float>(low)) / static_cast<float>(high - low);
+    ramp = std::min(1.0f, std::max(0.0f, ramp));
+    const float extrapolation_weight = 1.0f - ramp;
+    inv[static_cast<size_t>(i)] = interpolation * (1.0f - extrapolation_weight) + extrapolation * extrapolation_weight;
+  }
+  return inv;
+}
+}  // namespace
+
+std::vector<float> rotary_inv_freq(const RopeConfig& rope, int64_t dim) {
+  if (rope.type == "yarn") return yarn_inv_freq(rope, dim);
   std::vector<float> inv(static_cast<size_t>(dim / 2));
   for (int64_t i = 0; i < dim / 2; ++i) {
     // transformers computes this in float32: base ** (2i / dim) then its reciprocal.
@@ -114,9 +158,13 @@ std::vector<float> rotary_inv_freq(const ModelConfig& config) {
 }
 
 RotaryEmbedding make_rotary(const ModelConfig& config, Backend& backend) {
-  std::vector<float> inv = rotary_inv_freq(config);
+  return make_rotary(config.rope, config.rotary_dim(), backend);
+}
+
+RotaryEmbedding make_rotary(const RopeConfig& rope, int64_t rotary_dim, Backend& backend) {
+  std::vector<float> inv = rotary_inv_freq(rope, rotary_dim);
   RotaryEmbedding r;
-  r.rotary_dim = config.rotary_dim();
+  r.rotary_dim = rotary_dim;
   r.inv_freq = backend.upload(Tensor::from_floats(inv, {static_cast<int64_t>(inv.size())}), DType::F32);
   return r;
 }

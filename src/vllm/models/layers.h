@@ -27,7 +27,11 @@ class WeightLoader {
   // fused tensor or the per-expert matrices in order (gate_0, up_0, gate_1, ... and down_0, ...).
   std::shared_ptr<ExpertWeights> experts(const std::vector<ParamSpec>& gate_up, const std::vector<ParamSpec>& down,
                                          int64_t num_experts);
+  // The same from host tensors already in that layout, with biases and activation in `options`.
+  std::shared_ptr<ExpertWeights> experts(const Tensor& gate_up, const Tensor& down, const ExpertOptions& options);
   Tensor vector(const std::string& name, int64_t size);
+  // The same plus `offset` on every element, added in float32 (Gemma's (1 + w) norm scales).
+  Tensor vector(const std::string& name, int64_t size, float offset);
   Tensor embedding(const std::string& name, const Shape& shape);
   size_t bytes() const { return bytes_; }
 
@@ -37,9 +41,13 @@ class WeightLoader {
   size_t bytes_ = 0;
 };
 
-// inv_freq for the rotary embedding, with linear or llama3 scaling folded in.
+// inv_freq for the rotary embedding, with linear, llama3, longrope or yarn scaling folded in (the
+// attention factor of longrope and yarn is the caller's: it scales q·k by its square).
 std::vector<float> rotary_inv_freq(const ModelConfig& config);
+std::vector<float> rotary_inv_freq(const RopeConfig& rope, int64_t rotary_dim);
 RotaryEmbedding make_rotary(const ModelConfig& config, Backend& backend);
+// The rotary embedding of one rope (Gemma 3's local layers have their own).
+RotaryEmbedding make_rotary(const RopeConfig& rope, int64_t rotary_dim, Backend& backend);
 
 // Per-step scratch activations, reallocated only when a step has more tokens than any before.
 class Activations {

@@ -19,8 +19,13 @@ class CausalLM {
   virtual Tensor forward(const ForwardInputs& in, std::vector<KVCacheLayer>& kv_cache) = 0;
 
   const ModelConfig& config() const { return config_; }
+  // The heads of every layer (a family with per-layer windows, soft-caps or sinks sets those).
   AttentionShape attention_shape() const {
-    return {config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim};
+    AttentionShape s;
+    s.num_heads = config_.num_attention_heads;
+    s.num_kv_heads = config_.num_key_value_heads;
+    s.head_dim = config_.head_dim;
+    return s;
   }
   size_t weight_bytes() const { return weight_bytes_; }
   // The weight bytes one token reads in a batch-1 decode step, for bandwidth bounds: everything

@@ -14,7 +14,8 @@ const std::map<std::string, Architecture>& registry() {
   static const std::map<std::string, Architecture> r = [] {
     std::map<std::string, Architecture> m;
     for (auto family : {phi_architectures, llama_architectures, qwen2_architectures, qwen3_architectures,
-                        phi3_architectures, mixtral_architectures, qwen3_moe_architectures})
+                        phi3_architectures, mixtral_architectures, qwen3_moe_architectures, gemma2_architectures,
+                        gemma3_architectures, gpt_oss_architectures})
       for (Architecture& a : family()) m.emplace(a.name, std::move(a));
     return m;
   }();

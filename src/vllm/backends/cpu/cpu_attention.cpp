@@ -2,7 +2,9 @@
 // (token, KV head) work item computes the attention of the query heads sharing that KV head over
 // the token's visible context, reading K/V block by block through the sequence's block table.
 // Each item's result depends only on its own token and context, so batching and chunking never
-// change outputs.
+// change outputs. A sliding window narrows the visible context to the token's last W positions
+// (blocks wholly before it are not read); soft-capping bends each score, and sinks add one logit
+// per head to the softmax's denominator.
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -72,6 +74,12 @@ void CpuBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, 
 
   const int32_t* tables = in.block_tables.data<int32_t>();
   const int64_t max_blocks = in.max_blocks_per_seq;
+  const int64_t window = s.sliding_window;
+  const float cap = s.logit_softcap;
+  VLLM_CHECK(window >= 0 && cap >= 0, "attention: sliding window and soft-cap must not be negative");
+  VLLM_CHECK(!s.sinks.defined() || (s.sinks.dtype() == DType::F32 && s.sinks.numel() == nh),
+             "attention: sinks must be float32 [num_heads]");
+  const float* sinks = s.sinks.defined() ? s.sinks.data<float>() : nullptr;
 
   // 2. Attention per (token, KV head).
   pool_.parallel_for(T * nkv, [&](int, int64_t b, int64_t e) {
@@ -80,41 +88,52 @@ void CpuBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, 
       const int64_t t = item / nkv, g = item % nkv;
       const int32_t sq = seq_of[static_cast<size_t>(t)];
       const int64_t q_end = in.host_query_start_loc[static_cast<size_t>(sq) + 1];
+      // The token sits at position visible - 1 of its sequence and sees positions [first, visible).
       const int64_t visible = in.host_seq_lens[static_cast<size_t>(sq)] - (q_end - 1 - t);
+      const int64_t first = window > 0 ? std::max<int64_t>(0, visible - window) : 0;
+      const int64_t n_keys = visible - first;
       const int32_t* table = tables + sq * max_blocks;
-      if (scores.size() < static_cast<size_t>(group * visible)) scores.resize(static_cast<size_t>(group * visible));
+      if (scores.size() < static_cast<size_t>(group * n_keys)) scores.resize(static_cast<size_t>(group * n_keys));
       const float* qrow = qkv.data<float>() + t * width;
-      // Scores, block by block; each K row is used by all query heads of the group.
-      for (int64_t j0 = 0; j0 < visible; j0 += bs) {
+      // Scores, block by block; each K row is used by all query heads of the group. Score index
+      // j - first for key position j.
+      for (int64_t j0 = first - first % bs; j0 < visible; j0 += bs) {
         const int64_t block = table[j0 / bs];
-        const int64_t n = std::min(bs, visible - j0);
-        for (int64_t j = 0; j < n; ++j) {
+        const int64_t lo = std::max(j0, first) - j0, n = std::min(bs, visible - j0);
+        for (int64_t j = lo; j < n; ++j) {
           const void* krow = kbase + kv_offset(block, g, j);
-          for (int64_t h = 0; h < group; ++h)
-            scores[static_cast<size_t>(h * visible + j0 + j)] = dot_row(qrow + (g * group + h) * hd, krow, kv_dtype, hd) * scale;
+          for (int64_t h = 0; h < group; ++h) {
+            float sc = dot_row(qrow + (g * group + h) * hd, krow, kv_dtype, hd) * scale;
+            if (cap > 0) sc = std::tanh(sc / cap) * cap;
+            scores[static_cast<size_t>(h * n_keys + j0 + j - first)] = sc;
+          }
         }
       }
       for (int64_t h = 0; h < group; ++h) {
-        float* sc = scores.data() + h * visible;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, sc[j]);
-        double sum = 0;
-        for (int64_t j = 0; j < visible; ++j) {
+        float* sc = scores.data() + h * n_keys;
+        // A sink joins the max (as transformers subtracts the max over scores and sink) and the
+        // denominator, but has no value row.
+        const float sink = sinks ? sinks[g * group + h] : -INFINITY;
+        float mx = sink;
+        for (int64_t j = 0; j < n_keys; ++j) mx = std::max(mx, sc[j]);
+        double sum = sinks ? std::exp(static_cast<double>(sink - mx)) : 0.0;
+        for (int64_t j = 0; j < n_keys; ++j) {
           sc[j] = std::exp(sc[j] - mx);
           sum += sc[j];
         }
         const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t j = 0; j < visible; ++j) sc[j] *= inv;
+        for (int64_t j = 0; j < n_keys; ++j) sc[j] *= inv;
       }
       float* orow = out.data<float>() + t * nh * hd;
       for (int64_t h = 0; h < group; ++h) std::memset(orow + (g * group + h) * hd, 0, static_cast<size_t>(hd) * 4);
-      for (int64_t j0 = 0; j0 < visible; j0 += bs) {
+      for (int64_t j0 = first - first % bs; j0 < visible; j0 += bs) {
         const int64_t block = table[j0 / bs];
-        const int64_t n = std::min(bs, visible - j0);
-        for (int64_t j = 0; j < n; ++j) {
+        const int64_t lo = std::max(j0, first) - j0, n = std::min(bs, visible - j0);
+        for (int64_t j = lo; j < n; ++j) {
           const void* vrow = vbase + kv_offset(block, g, j);
           for (int64_t h = 0; h < group; ++h)
-            axpy_row(orow + (g * group + h) * hd, scores[static_cast<size_t>(h * visible + j0 + j)], vrow, kv_dtype, hd);
+            axpy_row(orow + (g * group + h) * hd, scores[static_cast<size_t>(h * n_keys + j0 + j - first)], vrow,
+                     kv_dtype, hd);
         }
       }
     }

@@ -202,6 +202,33 @@ void CpuBackend::silu_and_mul(Tensor& out, const Tensor& gate_up) {
   });
 }
 
+void CpuBackend::gelu_tanh_and_mul(Tensor& out, const Tensor& gate_up) {
+  const int64_t I = out.size(1);
+  for_rows(pool_, out.size(0), I, [&](int64_t r) {
+    const float* g = gate_up.data<float>() + r * 2 * I;
+    cpu::gelu_tanh_mul_row(out.data<float>() + r * I, g, g + I, I);
+  });
+}
+
+void CpuBackend::scale(Tensor& x, float s) {
+  check_f32(x, "scale input");
+  const int64_t cols = x.dim() == 2 ? x.size(1) : x.numel();
+  for_rows(pool_, x.numel() / cols, cols, [&](int64_t r) {
+    float* row = x.data<float>() + r * cols;
+    for (int64_t i = 0; i < cols; ++i) row[i] *= s;
+  });
+}
+
+void CpuBackend::softcap(Tensor& x, float cap) {
+  check_f32(x, "softcap input");
+  VLLM_CHECK(cap > 0, "softcap: the cap must be positive");
+  const int64_t cols = x.dim() == 2 ? x.size(1) : x.numel();
+  for_rows(pool_, x.numel() / cols, cols, [&](int64_t r) {
+    float* row = x.data<float>() + r * cols;
+    for (int64_t i = 0; i < cols; ++i) row[i] = std::tanh(row[i] / cap) * cap;
+  });
+}
+
 void CpuBackend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) {
   const int64_t cols = x.size(1);
   const int32_t* idx = rows.data<int32_t>();

@@ -37,12 +37,16 @@ class CpuBackend final : public Backend {
                    float eps) override;
   void gelu_new(Tensor& out, const Tensor& x) override;
   void silu_and_mul(Tensor& out, const Tensor& gate_up) override;
+  void gelu_tanh_and_mul(Tensor& out, const Tensor& gate_up) override;
+  void scale(Tensor& x, float s) override;
+  void softcap(Tensor& x, float cap) override;
   void attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
                  const AttentionShape& shape, float scale) override;
   void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) override;
   // Mixture of experts (cpu_moe.cpp): tokens grouped by expert, one matrix product per active
   // expert over its packed rows, weighted outputs summed per token.
-  std::shared_ptr<ExpertWeights> prepare_experts(const Tensor& gate_up, const Tensor& down) override;
+  std::shared_ptr<ExpertWeights> prepare_experts(const Tensor& gate_up, const Tensor& down,
+                                                 const ExpertOptions& options) override;
   void moe(Tensor& out, const Tensor& x, const LinearWeight& router, const ExpertWeights& experts,
            const MoeRouting& routing) override;
   void copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) override;

@@ -52,12 +52,17 @@ void moe_route(const float* logits, int64_t T, int64_t E, const MoeRouting& rout
 
 namespace {
 
-// One packed gate/up [2I, H] and down [H, I] weight per expert.
+// One packed gate/up [2I, H] and down [H, I] weight per expert, their float32 biases (if any)
+// and the activation between them.
 class CpuExpertWeights final : public ExpertWeights {
  public:
-  CpuExpertWeights(std::vector<cpu::PackedWeight> gate_up, std::vector<cpu::PackedWeight> down, int64_t H, int64_t I)
-      : gate_up_(std::move(gate_up)), down_(std::move(down)), H_(H), I_(I) {
+  CpuExpertWeights(std::vector<cpu::PackedWeight> gate_up, std::vector<cpu::PackedWeight> down, int64_t H, int64_t I,
+                   Tensor gate_up_bias, Tensor down_bias, float swiglu_limit, float swiglu_alpha)
+      : gate_up_(std::move(gate_up)), down_(std::move(down)), H_(H), I_(I), gate_up_bias_(std::move(gate_up_bias)),
+        down_bias_(std::move(down_bias)), swiglu_limit_(swiglu_limit), swiglu_alpha_(swiglu_alpha) {
     for (size_t e = 0; e < gate_up_.size(); ++e) bytes_ += gate_up_[e].bytes() + down_[e].bytes();
+    if (gate_up_bias_.defined()) bytes_ += gate_up_bias_.nbytes();
+    if (down_bias_.defined()) bytes_ += down_bias_.nbytes();
   }
   int64_t num_experts() const override { return static_cast<int64_t>(gate_up_.size()); }
   int64_t hidden_size() const override { return H_; }
@@ -65,10 +70,24 @@ class CpuExpertWeights final : public ExpertWeights {
   size_t bytes() const override { return bytes_; }
   const cpu::PackedWeight& gate_up(int64_t e) const { return gate_up_[static_cast<size_t>(e)]; }
   const cpu::PackedWeight& down(int64_t e) const { return down_[static_cast<size_t>(e)]; }
+  const float* gate_up_bias(int64_t e) const {
+    return gate_up_bias_.defined() ? gate_up_bias_.data<float>() + e * 2 * I_ : nullptr;
+  }
+  const float* down_bias(int64_t e) const { return down_bias_.defined() ? down_bias_.data<float>() + e * H_ : nullptr; }
+  // out[I] = act(gate[I], up[I])
+  void activate(float* out, const float* gate, const float* up) const {
+    if (swiglu_limit_ > 0) {
+      cpu::clamped_swiglu_row(out, gate, up, I_, swiglu_limit_, swiglu_alpha_);
+    } else {
+      cpu::silu_mul_row(out, gate, up, I_);
+    }
+  }
 
  private:
   std::vector<cpu::PackedWeight> gate_up_, down_;
   int64_t H_, I_;
+  Tensor gate_up_bias_, down_bias_;
+  float swiglu_limit_, swiglu_alpha_;
   size_t bytes_ = 0;
 };
 
@@ -80,11 +99,17 @@ float* scratch(std::vector<float>& v, int64_t n) {
 
 }  // namespace
 
-std::shared_ptr<ExpertWeights> CpuBackend::prepare_experts(const Tensor& gate_up, const Tensor& down) {
+std::shared_ptr<ExpertWeights> CpuBackend::prepare_experts(const Tensor& gate_up, const Tensor& down,
+                                                           const ExpertOptions& options) {
   VLLM_CHECK(gate_up.dim() == 3 && down.dim() == 3, "expert weights must be 3-D [experts, out, in]");
   const int64_t E = gate_up.size(0), I2 = gate_up.size(1), H = gate_up.size(2);
   VLLM_CHECK(I2 % 2 == 0 && down.size(0) == E && down.size(1) == H && down.size(2) == I2 / 2,
              "expert weights: gate_up [E, 2I, H] and down [E, H, I] disagree");
+  VLLM_CHECK(!options.gate_up_bias.defined() || options.gate_up_bias.numel() == E * I2,
+             "expert weights: gate_up bias must be [E, 2I]");
+  VLLM_CHECK(!options.down_bias.defined() || options.down_bias.numel() == E * H, "expert weights: down bias must be [E, H]");
+  VLLM_CHECK(options.swiglu_limit >= 0 && std::isfinite(options.swiglu_limit), "expert weights: swiglu limit");
+  auto f32 = [](const Tensor& t) { return t.defined() ? t.to_dtype(DType::F32) : Tensor(); };
   std::vector<cpu::PackedWeight> gu, dn;
   for (int64_t e = 0; e < E; ++e) {
     Tensor g = gate_up.slice_rows(e, e + 1).view({I2, H});
@@ -92,7 +117,8 @@ std::shared_ptr<ExpertWeights> CpuBackend::prepare_experts(const Tensor& gate_up
     gu.push_back(cpu::PackedWeight::pack(g.dtype() == compute_dtype_ ? g : g.to_dtype(compute_dtype_), compute_dtype_));
     dn.push_back(cpu::PackedWeight::pack(d.dtype() == compute_dtype_ ? d : d.to_dtype(compute_dtype_), compute_dtype_));
   }
-  return std::make_shared<CpuExpertWeights>(std::move(gu), std::move(dn), H, I2 / 2);
+  return std::make_shared<CpuExpertWeights>(std::move(gu), std::move(dn), H, I2 / 2, f32(options.gate_up_bias),
+                                            f32(options.down_bias), options.swiglu_limit, options.swiglu_alpha);
 }
 
 void CpuBackend::moe(Tensor& out, const Tensor& x, const LinearWeight& router, const ExpertWeights& experts,
@@ -141,11 +167,11 @@ void CpuBackend::moe(Tensor& out, const Tensor& x, const LinearWeight& router, c
   for (int64_t e = 0; e < E; ++e) {
     const int64_t r0 = start[static_cast<size_t>(e)], n = start[static_cast<size_t>(e + 1)] - r0;
     if (n == 0) continue;  // not routed to: its weights stay untouched
-    cpu::linear(rows + r0 * H, n, H, ew.gate_up(e), nullptr, gu + r0 * 2 * I, 2 * I, pool_);
+    cpu::linear(rows + r0 * H, n, H, ew.gate_up(e), ew.gate_up_bias(e), gu + r0 * 2 * I, 2 * I, pool_);
     pool_.parallel_for(n, [&](int, int64_t b, int64_t end) {
-      for (int64_t r = r0 + b; r < r0 + end; ++r) cpu::silu_mul_row(act + r * I, gu + r * 2 * I, gu + r * 2 * I + I, I);
+      for (int64_t r = r0 + b; r < r0 + end; ++r) ew.activate(act + r * I, gu + r * 2 * I, gu + r * 2 * I + I);
     }, std::max<int64_t>(1, 16384 / I));
-    cpu::linear(act + r0 * I, n, I, ew.down(e), nullptr, y + r0 * H, H, pool_);
+    cpu::linear(act + r0 * I, n, I, ew.down(e), ew.down_bias(e), y + r0 * H, H, pool_);
   }
   // Each token's weighted sum, in ascending expert order (as transformers' loop over experts).
   float* o = out.data<float>();

@@ -116,4 +116,24 @@ VLLM_CLONES void silu_mul_row(float* out, const float* gate, const float* up, in
   }
 }
 
+VLLM_CLONES void gelu_tanh_mul_row(float* out, const float* gate, const float* up, int64_t n) {
+  const float k2 = 2.0f * 0.7978845608028654f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = gate[i];
+    const float g = v / (1.0f + exp_clamped(-k2 * (v + 0.044715f * v * v * v)));
+    out[i] = (v < -10.0f ? 0.0f : g) * up[i];  // as gelu_tanh_row
+  }
+}
+
+VLLM_CLONES void clamped_swiglu_row(float* out, const float* gate, const float* up, int64_t n, float limit,
+                                    float alpha) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i] < limit ? gate[i] : limit;  // clamped above only
+    const float u = up[i] < -limit ? -limit : (up[i] > limit ? limit : up[i]);
+    // g * sigmoid(alpha g); below -87 / alpha the sigmoid is under 1e-37 and the product 0.
+    const float glu = g / (1.0f + exp_clamped(-alpha * g));
+    out[i] = (u + 1.0f) * (alpha * g < -87.0f ? 0.0f : glu);
+  }
+}
+
 }  // namespace vllm::cpu

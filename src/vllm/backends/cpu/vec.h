@@ -22,5 +22,10 @@ void f32_to_bf16_row(uint16_t* out, const float* in, int64_t n);
 void gelu_tanh_row(float* out, const float* x, int64_t n);
 // SiLU(gate) * up.
 void silu_mul_row(float* out, const float* gate, const float* up, int64_t n);
+// gelu_new(gate) * up (Gemma's gelu_pytorch_tanh MLP).
+void gelu_tanh_mul_row(float* out, const float* gate, const float* up, int64_t n);
+// GPT-OSS's clamped SwiGLU: g = min(gate, limit), u = clamp(up, -limit, limit),
+// out = (u + 1) * g * sigmoid(alpha * g).
+void clamped_swiglu_row(float* out, const float* gate, const float* up, int64_t n, float limit, float alpha);
 
 }  // namespace vllm::cpu

@@ -581,8 +581,19 @@ void CudaBackend::copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<i
   }
 }
 
+void CudaBackend::check_attention(const AttentionShape& s) const {
+  auto refuse = [](const std::string& feature) {
+    throw Error(feature + " is not implemented on the cuda backend yet (run this model with --device cpu)",
+                ErrorKind::kUnsupported);
+  };
+  if (s.sliding_window > 0) refuse("sliding-window attention (window " + std::to_string(s.sliding_window) + ")");
+  if (s.logit_softcap > 0) refuse("attention logit soft-capping");
+  if (s.sinks.defined()) refuse("attention sinks");
+}
+
 void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
                             const AttentionShape& s, float scale) {
+  check_attention(s);
   Impl& I = *impl_;
   const DType dt = compute_dtype_;
   check_act(out, dt, "attention output");

@@ -53,6 +53,8 @@ class CudaBackend final : public Backend {
                    float eps) override;
   void gelu_new(Tensor& out, const Tensor& x) override;
   void silu_and_mul(Tensor& out, const Tensor& gate_up) override;
+  // Sliding windows, soft-capping and sinks are not in the CUDA kernels yet: refused by name.
+  void check_attention(const AttentionShape& shape) const override;
   void attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
                  const AttentionShape& shape, float scale) override;
   void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) override;
