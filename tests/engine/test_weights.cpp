@@ -1,5 +1,5 @@
 // The weight tool reproduces every tensor of the reference models bit for bit; --load-format dummy
-// makes the same weights in memory.
+// makes the same weights in memory; the real-shape configs have the published sizes.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -135,6 +135,44 @@ TEST(DummyWeights, UnknownLoadFormatIsAnError) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
     EXPECT_NE(std::string(e.what()).find("dummy"), std::string::npos) << e.what();
+  }
+}
+
+// The real-shape configs of tests/data/configs (written from the Hub's config.json files) give the
+// published parameter counts: through the architecture's own parameter list where vllm-cpp
+// supports it, else (Gemma 3) by its text model's formula.
+TEST(RealShapeConfigs, ParameterCountsAreThePublishedOnes) {
+  struct Want {
+    const char* file;
+    int64_t params;  // the safetensors total of the Hub checkpoint (Gemma 3 4B: its language model)
+  };
+  for (Want w : {Want{"qwen3-30b-a3b", 30532122624}, Want{"mixtral-8x7b", 46702792704}, Want{"phi-3-mini", 3821079552},
+                 Want{"gemma-3-1b", 999885952}, Want{"gemma-3-4b", 3880263168}}) {
+    const fs::path path = fs::path(test::data_dir()) / "configs" / (std::string(w.file) + ".json");
+    std::ifstream in(path);
+    ASSERT_TRUE(in) << path;
+    nlohmann::json j = nlohmann::json::parse(in);
+    const std::string arch = j["architectures"][0];
+    int64_t total = 0;
+    const auto supported = supported_architectures();
+    if (std::find(supported.begin(), supported.end(), arch) != supported.end()) {
+      if (arch == "Phi3ForCausalLM") {
+        // Phi-3-mini-4k's sliding window (2,047 of 4,096 positions) is refused for now; its
+        // parameters do not depend on it.
+        EXPECT_THROW(find_architecture(arch).parameters(ModelConfig::from_json(j, path.string())), Error);
+        j["sliding_window"] = nullptr;
+      }
+      const ModelConfig config = ModelConfig::from_json(j, path.string());
+      for (const ParamSpec& p : find_architecture(arch).parameters(config)) total += shape_numel(p.shape);
+    } else {
+      ASSERT_EQ(arch, "Gemma3ForCausalLM") << w.file;
+      const int64_t H = j["hidden_size"], I = j["intermediate_size"], L = j["num_hidden_layers"], V = j["vocab_size"];
+      const int64_t q = j["num_attention_heads"].get<int64_t>() * j["head_dim"].get<int64_t>();
+      const int64_t kv = j["num_key_value_heads"].get<int64_t>() * j["head_dim"].get<int64_t>();
+      // Tied embeddings; per layer q/k/v/o, gate/up/down, four norms of H and q/k norms of head_dim.
+      total = V * H + H + L * (2 * q * H + 2 * kv * H + 3 * H * I + 4 * H + 2 * j["head_dim"].get<int64_t>());
+    }
+    EXPECT_EQ(total, w.params) << w.file;
   }
 }
 
