@@ -13,6 +13,7 @@
 
 #include "vllm/backends/cpu/cpu_backend.h"
 #include "vllm/backends/cpu/cpu_moe.h"
+#include "vllm/backends/moe_layout.h"
 
 using namespace vllm;
 
@@ -266,6 +267,84 @@ TEST(MoeOp, TokenOutputsDoNotDependOnTheBatch) {
     std::vector<float> one(L.x.begin() + t * L.H, L.x.begin() + (t + 1) * L.H);
     std::vector<float> got = run_moe(b, L, one, 1);
     for (int64_t h = 0; h < L.H; ++h) ASSERT_EQ(got[h], all[t * L.H + h]) << "token " << t;
+  }
+}
+
+}  // namespace
+
+// The grouping by expert (moe_layout.h) that the CPU op uses and the CUDA kernels rebuild on the
+// device, against a plain reference: a stable sort of the assignments by expert.
+namespace {
+
+std::vector<int32_t> random_routing(std::mt19937& rng, int64_t T, int64_t K, int64_t E) {
+  std::vector<int32_t> ids;
+  std::vector<int32_t> all(static_cast<size_t>(E));
+  std::iota(all.begin(), all.end(), 0);
+  for (int64_t t = 0; t < T; ++t) {
+    std::shuffle(all.begin(), all.end(), rng);  // K distinct experts per token, as routing gives
+    ids.insert(ids.end(), all.begin(), all.begin() + K);
+  }
+  return ids;
+}
+
+TEST(MoeLayout, StableGroupingByExpert) {
+  std::mt19937 rng(21);
+  struct C { int64_t T, K, E; int32_t tile; };
+  for (C c : {C{1, 1, 1, 1}, C{1, 8, 128, 128}, C{5, 2, 8, 4}, C{37, 4, 16, 8}, C{300, 8, 128, 128}, C{64, 2, 3, 16}}) {
+    const std::vector<int32_t> ids = random_routing(rng, c.T, c.K, c.E);
+    const moe::ExpertLayout L = moe::group_by_expert(ids.data(), c.T, c.K, c.E, c.tile);
+    const int64_t n = c.T * c.K;
+    // The reference order: assignments stably sorted by expert.
+    std::vector<int32_t> want(static_cast<size_t>(n));
+    std::iota(want.begin(), want.end(), 0);
+    std::stable_sort(want.begin(), want.end(), [&](int32_t a, int32_t b) { return ids[a] < ids[b]; });
+    EXPECT_EQ(L.order, want) << "T=" << c.T << " E=" << c.E;
+    for (int64_t a = 0; a < n; ++a) ASSERT_EQ(L.order[L.pos[a]], a);
+    int32_t rows = 0, tiles = 0;
+    std::vector<int32_t> active;
+    for (int64_t e = 0; e < c.E; ++e) {
+      const int32_t count = static_cast<int32_t>(std::count(ids.begin(), ids.end(), e));
+      ASSERT_EQ(L.counts[e], count);
+      ASSERT_EQ(L.offsets[e], rows);
+      ASSERT_EQ(L.tile_starts[e], tiles);
+      for (int32_t r = rows; r < rows + count; ++r) ASSERT_EQ(ids[L.order[r]], e);
+      rows += count;
+      tiles += (count + c.tile - 1) / c.tile;
+      if (count > 0) active.push_back(static_cast<int32_t>(e));
+    }
+    EXPECT_EQ(L.offsets[c.E], n);
+    EXPECT_EQ(L.tile_starts[c.E], tiles);
+    EXPECT_EQ(L.active, active);
+    // Grids sized by max_row_tiles cover every routing.
+    EXPECT_LE(tiles, moe::max_row_tiles(n, c.E, c.tile));
+  }
+  const std::vector<int32_t> bad = {0, 3};
+  EXPECT_THROW(moe::group_by_expert(bad.data(), 1, 2, 3), Error);
+}
+
+TEST(MoeLayout, ExpertOfTileFindsTheOwner) {
+  std::mt19937 rng(8);
+  for (int round = 0; round < 200; ++round) {
+    const int32_t E = 1 + static_cast<int32_t>(rng() % 40);
+    std::vector<int32_t> starts(static_cast<size_t>(E + 1), 0);
+    for (int32_t e = 0; e < E; ++e) starts[e + 1] = starts[e] + (rng() % 3 == 0 ? 0 : static_cast<int32_t>(rng() % 4));
+    for (int32_t tile = 0; tile < starts[E]; ++tile) {
+      int32_t owner = -1;
+      for (int32_t e = 0; e < E; ++e)
+        if (starts[e] <= tile && tile < starts[e + 1]) owner = e;
+      ASSERT_EQ(moe::expert_of_tile(tile, starts.data(), E), owner) << "E=" << E << " tile=" << tile;
+    }
+  }
+}
+
+TEST(MoeLayout, MaxRowTilesBoundsTheWorstRouting) {
+  // Every expert with one assignment but one that takes the rest: the most partial tiles.
+  for (int64_t E : {1, 4, 128}) {
+    for (int64_t n : {1, 7, 128, 129, 1000}) {
+      const int64_t tile = 16, ones = std::min(E - 1, n - 1);
+      int64_t tiles = ones + (n - ones + tile - 1) / tile;
+      EXPECT_LE(tiles, moe::max_row_tiles(n, E, tile)) << "E=" << E << " n=" << n;
+    }
   }
 }
 

@@ -9,13 +9,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <sstream>
 #include <tuple>
 
 #include "vllm/backends/cpu/cpu_backend.h"
+#include "vllm/backends/cpu/cpu_moe.h"
 #include "vllm/backends/cuda/cuda_backend.h"
+#include "vllm/backends/moe_layout.h"
 
 using namespace vllm;
 
@@ -89,7 +93,10 @@ class Ops : public ::testing::TestWithParam<DType> {
   }
 
   void expect_close(const Tensor& gpu_t, const Tensor& ref, const std::string& where, double tol_scale = 1.0) {
-    Tensor g = gpu_->download_f32(gpu_t);
+    expect_close_host(gpu_->download_f32(gpu_t), ref, where, tol_scale);
+  }
+  // g: the GPU's result, already on the host in float32.
+  void expect_close_host(const Tensor& g, const Tensor& ref, const std::string& where, double tol_scale = 1.0) {
     Tensor r = ref.dtype() == DType::F32 ? ref : ref.to_dtype(DType::F32);
     ASSERT_EQ(g.numel(), r.numel()) << where;
     double max_ref = 0, max_err = 0;
@@ -543,7 +550,225 @@ TEST(CudaAttention, RefusesWindowSoftcapAndSinksByName) {
   expect_refused(sinks, "attention sinks");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Mixture of experts: CudaBackend::moe against CpuBackend::moe, through both GPU paths (grouped
+// skinny products, and grouped tensor-core tiles for 16-bit types), and the device routing and
+// grouping against the CPU's routing and moe::group_by_expert.
+
+struct MoeCase {
+  int64_t T, E, K, H, I;
+  bool renorm;
+};
+
+std::string moe_label(const MoeCase& c) {
+  return str("T=", c.T, " E=", c.E, " K=", c.K, " H=", c.H, " I=", c.I, c.renorm ? " renorm" : "");
+}
+
+class MoeOps : public Ops {
+ protected:
+  // A backend whose moe() takes the tensor-core tiles whenever the shapes allow (tiles) or never.
+  std::unique_ptr<CudaBackend> gpu_path(bool tiles) {
+    setenv("VLLM_MOE_GEMM_ROWS", tiles ? "0" : "1000000000", 1);
+    auto b = std::make_unique<CudaBackend>(dt());
+    unsetenv("VLLM_MOE_GEMM_ROWS");
+    return b;
+  }
+
+  struct Layer {
+    Tensor x, router, gate_up, down;  // host float32, values of the compute dtype
+  };
+  Layer random_layer(const MoeCase& c) {
+    Layer L;
+    L.x = rand({c.T, c.H});
+    // Router logits of spread about 2: routing decisions with real margins.
+    const float rs = 3.5f / std::sqrt(static_cast<float>(c.H));
+    L.router = rand({c.E, c.H}, -rs, rs);
+    const float gs = 1.5f / std::sqrt(static_cast<float>(c.H)), ds = 1.5f / std::sqrt(static_cast<float>(c.I));
+    L.gate_up = rand({c.E, 2 * c.I, c.H}, -gs, gs);
+    L.down = rand({c.E, c.H, c.I}, -ds, ds);
+    return L;
+  }
+
+  // The CPU's router logits, and per token whether its routing is decided by a margin: among the
+  // top_k + 1 most probable experts, every two differ by more than 1e-4 of the largest (the GPU
+  // sums the logits in another order, so a closer call may go either way on either side).
+  std::vector<float> cpu_logits(const Layer& L, const MoeCase& c) {
+    auto r = cpu_->prepare_linear(L.router, Tensor());
+    Tensor logits = Tensor::empty({c.T, c.E}, DType::F32);
+    cpu_->linear(logits, L.x, *r);
+    return logits.to_floats();
+  }
+  std::vector<bool> decided(const std::vector<float>& logits, const MoeCase& c) {
+    std::vector<bool> out(static_cast<size_t>(c.T));
+    for (int64_t t = 0; t < c.T; ++t) {
+      std::vector<double> p(logits.begin() + t * c.E, logits.begin() + (t + 1) * c.E);
+      const double mx = *std::max_element(p.begin(), p.end());
+      double sum = 0;
+      for (double& v : p) sum += (v = std::exp(v - mx));
+      for (double& v : p) v /= sum;
+      std::sort(p.begin(), p.end(), std::greater<double>());
+      bool ok = true;
+      for (int64_t k = 0; k < std::min(c.K, c.E - 1); ++k) ok = ok && p[k] - p[k + 1] > 1e-4 * p[0];
+      out[static_cast<size_t>(t)] = ok;
+    }
+    return out;
+  }
+
+  // Runs moe on `gpu` and the CPU and compares the decided tokens' rows.
+  void compare_moe(CudaBackend& gpu, const MoeCase& c, const Layer& L, const std::string& path) {
+    const std::string where = lbl(path.c_str(), str(" ", moe_label(c)));
+    const MoeRouting routing{c.K, c.renorm};
+    auto crouter = cpu_->prepare_linear(L.router, Tensor());
+    auto cexperts = cpu_->prepare_experts(L.gate_up, L.down, ExpertOptions{});
+    auto grouter = gpu.prepare_linear(L.router, Tensor());
+    auto gexperts = gpu.prepare_experts(L.gate_up, L.down, ExpertOptions{});
+    Tensor co = nan_host({c.T, c.H});
+    cpu_->moe(co, L.x, *crouter, *cexperts, routing);
+    Tensor go = gpu.upload(nan_host({c.T, c.H}), dt());
+    gpu.moe(go, gpu.upload(L.x, dt()), *grouter, *gexperts, routing);
+    Tensor g = gpu.download_f32(go);
+    const std::vector<bool> ok = decided(cpu_logits(L, c), c);
+    const int64_t n_ok = std::count(ok.begin(), ok.end(), true);
+    EXPECT_GE(n_ok, c.T - std::max<int64_t>(1, c.T / 20)) << where << ": too many near-tied routings";
+    std::vector<float> gk, ck;
+    for (int64_t t = 0; t < c.T; ++t) {
+      if (!ok[static_cast<size_t>(t)]) continue;
+      gk.insert(gk.end(), g.data<float>() + t * c.H, g.data<float>() + (t + 1) * c.H);
+      ck.insert(ck.end(), co.data<float>() + t * c.H, co.data<float>() + (t + 1) * c.H);
+    }
+    const int64_t rows = static_cast<int64_t>(gk.size()) / c.H;
+    if (rows == 0) return;
+    Tensor gt = Tensor::from_floats(gk, {rows, c.H}), ct = Tensor::from_floats(ck, {rows, c.H});
+    expect_close_host(gt, ct, where, dt() == DType::F16 ? 2.0 : 1.0);
+  }
+};
+
+TEST_P(MoeOps, RoutingAndGroupingMatchTheCpu) {
+  for (MoeCase c : {MoeCase{1, 8, 2, 64, 0, true}, MoeCase{1, 128, 8, 256, 0, true}, MoeCase{5, 3, 1, 40, 0, false},
+                    MoeCase{64, 60, 6, 96, 0, true}, MoeCase{65, 128, 8, 128, 0, false}, MoeCase{300, 8, 2, 64, 0, true},
+                    MoeCase{2, 256, 8, 64, 0, true}, MoeCase{40, 1000, 4, 32, 0, false}, MoeCase{9, 1, 1, 16, 0, true},
+                    MoeCase{700, 128, 8, 64, 0, true}}) {
+    const Layer L = random_layer({c.T, c.E, c.K, c.H, 1, c.renorm});
+    const MoeRouting routing{c.K, c.renorm};
+    auto grouter = gpu_->prepare_linear(L.router, Tensor());
+    const CudaBackend::MoeRoutingState st = gpu_->moe_routing_state(up(L.x), *grouter, c.E, routing);
+    const std::vector<float> logits = cpu_logits(L, c);
+    std::vector<int32_t> ids(static_cast<size_t>(c.T * c.K));
+    std::vector<float> w(ids.size());
+    cpu::moe_route(logits.data(), c.T, c.E, routing, ids.data(), w.data());
+    const std::vector<bool> ok = decided(logits, c);
+    ASSERT_EQ(st.ids.size(), ids.size()) << moe_label(c);
+    ASSERT_EQ(st.weights.size(), w.size()) << moe_label(c);
+    int64_t compared = 0;
+    for (int64_t t = 0; t < c.T; ++t) {
+      for (int64_t k = 0; k < c.K; ++k) {
+        const size_t a = static_cast<size_t>(t * c.K + k);
+        ASSERT_TRUE(st.ids[a] >= 0 && st.ids[a] < c.E) << moe_label(c) << " t=" << t;
+        for (int64_t q = 0; q < k; ++q) ASSERT_NE(st.ids[a], st.ids[t * c.K + q]) << moe_label(c) << " t=" << t;
+        if (!ok[static_cast<size_t>(t)]) continue;
+        ++compared;
+        EXPECT_EQ(st.ids[a], ids[a]) << moe_label(c) << " t=" << t << " k=" << k;
+        EXPECT_NEAR(st.weights[a], w[a], 1e-4 * std::max(1.0f, std::fabs(w[a]))) << moe_label(c) << " t=" << t;
+      }
+    }
+    EXPECT_GE(compared, (c.T - std::max<int64_t>(1, c.T / 20)) * c.K) << moe_label(c) << ": too many near ties";
+    // The device layout is group_by_expert's for the device's own routing, exactly.
+    const moe::ExpertLayout want = moe::group_by_expert(st.ids.data(), c.T, c.K, c.E, st.tile_rows);
+    EXPECT_EQ(st.layout.counts, want.counts) << moe_label(c);
+    EXPECT_EQ(st.layout.offsets, want.offsets) << moe_label(c);
+    EXPECT_EQ(st.layout.tile_starts, want.tile_starts) << moe_label(c);
+    EXPECT_EQ(st.layout.active, want.active) << moe_label(c);
+    EXPECT_EQ(st.layout.order, want.order) << moe_label(c);
+    EXPECT_EQ(st.layout.pos, want.pos) << moe_label(c);
+    if (testing::Test::HasFailure()) return;
+  }
+}
+
+TEST_P(MoeOps, MatchesCpuOnBothPaths) {
+  // T=1 and small batches (decode), experts most tokens skip (E=128, K=8, few tokens), odd sizes
+  // (H or I not a multiple of the 16-byte pack: the scalar forms), top_k 1, tiles partly filled.
+  const std::vector<MoeCase> cases = {
+      {1, 8, 2, 256, 128, true},   {1, 128, 8, 256, 96, true},  {3, 16, 4, 64, 80, false}, {17, 8, 2, 128, 64, true},
+      {64, 4, 2, 96, 200, false},  {200, 8, 2, 256, 192, true}, {300, 128, 8, 128, 64, false},
+      {33, 60, 6, 40, 24, true},   {5, 3, 1, 36, 20, false},    {130, 2, 2, 64, 136, true}};
+  for (bool tiles : {false, true}) {
+    auto gpu = gpu_path(tiles);
+    for (const MoeCase& c : cases) {
+      compare_moe(*gpu, c, random_layer(c), tiles ? "moe (tiles where supported)" : "moe (skinny products)");
+      if (testing::Test::HasFailure()) return;
+    }
+  }
+}
+
+TEST_P(MoeOps, UnroutedExpertsAreNotRead) {
+  // Few tokens over many experts: the experts no token picks hold NaN, which any read would spread.
+  const MoeCase c{3, 64, 2, 128, 64, true};
+  Layer L = random_layer(c);
+  auto grouter = gpu_->prepare_linear(L.router, Tensor());
+  const auto st = gpu_->moe_routing_state(up(L.x), *grouter, c.E, {c.K, c.renorm});
+  std::vector<bool> used(static_cast<size_t>(c.E), false);
+  for (int32_t e : st.ids) used[static_cast<size_t>(e)] = true;
+  int unused = 0;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t e = 0; e < c.E; ++e) {
+    if (used[static_cast<size_t>(e)]) continue;
+    ++unused;
+    std::fill(L.gate_up.data<float>() + e * 2 * c.I * c.H, L.gate_up.data<float>() + (e + 1) * 2 * c.I * c.H, nan);
+    std::fill(L.down.data<float>() + e * c.H * c.I, L.down.data<float>() + (e + 1) * c.H * c.I, nan);
+  }
+  ASSERT_GE(unused, 50);
+  for (bool tiles : {false, true}) {
+    auto gpu = gpu_path(tiles);
+    compare_moe(*gpu, c, L, tiles ? "unrouted NaN experts (tiles)" : "unrouted NaN experts (skinny)");
+  }
+}
+
+TEST_P(MoeOps, Deterministic) {
+  // The same inputs give the same bits, run after run (no float atomics), on both paths.
+  const MoeCase c{257, 16, 4, 128, 96, true};
+  const Layer L = random_layer(c);
+  for (bool tiles : {false, true}) {
+    auto gpu = gpu_path(tiles);
+    auto router = gpu->prepare_linear(L.router, Tensor());
+    auto experts = gpu->prepare_experts(L.gate_up, L.down, ExpertOptions{});
+    Tensor x = gpu->upload(L.x, dt());
+    Tensor o1 = gpu->upload(nan_host({c.T, c.H}), dt()), o2 = gpu->upload(nan_host({c.T, c.H}), dt());
+    gpu->moe(o1, x, *router, *experts, {c.K, c.renorm});
+    gpu->moe(o2, x, *router, *experts, {c.K, c.renorm});
+    Tensor a = gpu->download_f32(o1), b = gpu->download_f32(o2);
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      ASSERT_TRUE(std::isfinite(a.data<float>()[i])) << i;
+      ASSERT_EQ(a.data<float>()[i], b.data<float>()[i]) << (tiles ? "tiles " : "skinny ") << i;
+    }
+  }
+}
+
+TEST_P(MoeOps, BadArgumentsAreErrors) {
+  const MoeCase c{2, 4, 2, 32, 16, true};
+  const Layer L = random_layer(c);
+  auto router = gpu_->prepare_linear(L.router, Tensor());
+  auto experts = gpu_->prepare_experts(L.gate_up, L.down, ExpertOptions{});
+  Tensor x = up(L.x), o = nan_gpu({c.T, c.H});
+  EXPECT_THROW(gpu_->moe(o, x, *router, *experts, {5, true}), Error);  // top_k above the expert count
+  EXPECT_THROW(gpu_->moe(o, x, *router, *experts, {0, true}), Error);
+  Tensor wrong = nan_gpu({c.T, c.H + 8});
+  EXPECT_THROW(gpu_->moe(wrong, x, *router, *experts, {2, true}), Error);
+  EXPECT_THROW(gpu_->prepare_experts(L.gate_up, L.gate_up, ExpertOptions{}), Error);
+  // GPT-OSS's experts (biases, clamped SwiGLU) are refused by name, not run as plain SwiGLU.
+  ExpertOptions clamped;
+  clamped.swiglu_limit = 7.0f;
+  try {
+    gpu_->prepare_experts(L.gate_up, L.down, clamped);
+    ADD_FAILURE() << "accepted a clamped SwiGLU";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported) << e.what();
+    EXPECT_NE(std::string(e.what()).find("GPT-OSS"), std::string::npos) << e.what();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(DTypes, Ops, ::testing::Values(DType::F32, DType::F16, DType::BF16),
+                         [](const auto& info) { return dname(info.param); });
+INSTANTIATE_TEST_SUITE_P(DTypes, MoeOps, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return dname(info.param); });
 INSTANTIATE_TEST_SUITE_P(DTypes, AttentionOps, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return dname(info.param); });

@@ -17,12 +17,10 @@ namespace vllm::test {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-namespace {
 std::string data_dir() {
   const char* env = std::getenv("VLLM_TEST_DATA_DIR");
   return env ? env : VLLM_TEST_DATA_DIR;
 }
-}  // namespace
 
 json load_golden(const std::string& model) {
   std::ifstream in(fs::path(data_dir()) / "models" / model / "golden.json");

@@ -11,6 +11,8 @@
 
 namespace vllm::test {
 
+// tests/data (or VLLM_TEST_DATA_DIR).
+std::string data_dir();
 // tests/data/models/<name>/golden.json
 nlohmann::json load_golden(const std::string& model);
 // A model folder for <name>: config, generation config, tokenizer files, and the recipe's

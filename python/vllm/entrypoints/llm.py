@@ -38,6 +38,7 @@ _SUPPORTED_KWARGS = {
     "enable_chunked_prefill",
     "max_logprobs",
     "generation_config",
+    "load_format",
 }
 
 # Engine arguments whose only meaningful values are the ones vllm-cpp always has: any other
@@ -51,7 +52,6 @@ _FIXED_KWARGS = {
     "enable_lora": False,
     "speculative_config": None,
     "skip_tokenizer_init": False,
-    "load_format": "auto",
     "pooler_config": None,
     "override_pooler_config": None,
 }
@@ -107,7 +107,9 @@ class LLM:
         max_num_batched_tokens: The token budget of one engine step.
         **kwargs: Other vLLM engine arguments. vllm-cpp implements kv_cache_space (GiB of CPU KV
             cache, default VLLM_CPU_KVCACHE_SPACE or 4), device, num_gpu_blocks_override,
-            scheduling_policy, enable_chunked_prefill, max_logprobs and generation_config.
+            scheduling_policy, enable_chunked_prefill, max_logprobs, generation_config and
+            load_format ("auto", "safetensors", or "dummy": the recipe's random weights, made in
+            memory from config.json alone).
             Arguments that only tune vLLM internals are accepted with a warning; values that
             vllm-cpp cannot honour raise ValueError.
     """

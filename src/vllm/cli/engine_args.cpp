@@ -29,6 +29,10 @@ void add_engine_args(CLI::App* app, EngineConfig& c) {
   app->add_option("--max-logprobs", c.max_logprobs, "Most log-probs a request may ask for")->capture_default_str();
   app->add_option("--generation-config", c.generation_config, "auto (the model's defaults) or vllm")->capture_default_str();
   app->add_flag("--enforce-eager", c.enforce_eager, "Never use CUDA graphs");
+  app->add_option("--load-format", c.load_format,
+                  "auto or safetensors (the folder's weights), or dummy (random weights from the recipe, made in "
+                  "memory: the folder needs only config.json)")
+      ->capture_default_str();
 }
 
 namespace {

@@ -26,6 +26,9 @@ struct EngineConfig {
   int max_logprobs = 20;
   std::string generation_config = "auto";  // auto | vllm
   bool enforce_eager = false;
+  // auto | safetensors: the folder's weights; dummy: the recipe's weights (tests/data/WEIGHTS.md,
+  // seed 0, the compute dtype) made in memory, so the folder needs only config.json.
+  std::string load_format = "auto";
 };
 
 }  // namespace vllm

@@ -9,6 +9,7 @@
 #include "vllm/core/error.h"
 #include "vllm/core/logging.h"
 #include "vllm/loader/safetensors.h"
+#include "vllm/models/random_weights.h"
 
 namespace vllm {
 
@@ -103,8 +104,18 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   if (!generation_config_.eos_token_ids.empty()) eos_token_id_ = generation_config_.eos_token_ids[0];
   else if (!model_config_.eos_token_ids.empty()) eos_token_id_ = model_config_.eos_token_ids[0];
 
+  if (config.load_format != "auto" && config.load_format != "safetensors" && config.load_format != "dummy")
+    throw Error("--load-format '" + config.load_format + "' is not supported (choose auto, safetensors or dummy)",
+                ErrorKind::kUnsupported);
   auto backend = make_backend(config.device, compute_dtype_);
-  auto model = load_model(config.model, model_config_, *backend);
+  std::unique_ptr<CausalLM> model;
+  if (config.load_format == "dummy") {
+    VLLM_LOG_INFO("--load-format dummy: random weights from the recipe (seed 0, {}), made in memory",
+                  dtype_name(compute_dtype_));
+    model = load_model(recipe_weight_store(model_config_, 0, compute_dtype_), model_config_, *backend);
+  } else {
+    model = load_model(config.model, model_config_, *backend);
+  }
 
   int64_t num_blocks;
   const size_t per_block = ModelRunner::block_bytes(model_config_, config.block_size, backend->kv_cache_dtype());

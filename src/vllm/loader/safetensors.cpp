@@ -242,7 +242,21 @@ WeightStore WeightStore::open_folder(const std::string& dir) {
   return store;
 }
 
+WeightStore WeightStore::generated(std::string origin, std::map<std::string, Shape> shapes, MakeTensor make) {
+  WeightStore store;
+  store.folder_ = std::move(origin);
+  store.generated_shapes_ = std::move(shapes);
+  store.make_ = std::move(make);
+  return store;
+}
+
 Tensor WeightStore::get(const std::string& name) const {
+  if (make_) {
+    auto g = generated_shapes_.find(name);
+    if (g == generated_shapes_.end())
+      throw Error("model " + folder_ + ": missing tensor '" + name + "'", ErrorKind::kModelLoad);
+    return make_(name, g->second);
+  }
   auto it = where_.find(name);
   if (it == where_.end()) throw Error("model folder " + folder_ + ": missing tensor '" + name + "'", ErrorKind::kModelLoad);
   return files_[it->second]->get(name);
@@ -264,6 +278,7 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
 std::vector<std::string> WeightStore::names() const {
   std::vector<std::string> out;
   for (const auto& [name, _] : where_) out.push_back(name);
+  for (const auto& [name, _] : generated_shapes_) out.push_back(name);
   return out;
 }
 

@@ -2,6 +2,7 @@
 // Tensors returned here point into the mapping (no copy); the mapping lives as long as any of them.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -50,11 +51,15 @@ class SafetensorsFile {
 
 // All tensors of a model folder: model.safetensors, or the shards named by
 // model.safetensors.index.json (every shard it names must exist and hold what it promises).
+// Or tensors made on demand instead of read (--load-format dummy): each get() calls `make`.
 class WeightStore {
  public:
   static WeightStore open_folder(const std::string& dir);
+  using MakeTensor = std::function<Tensor(const std::string& name, const Shape& shape)>;
+  // `shapes`: every tensor's name and shape; `origin` names the weights in messages.
+  static WeightStore generated(std::string origin, std::map<std::string, Shape> shapes, MakeTensor make);
 
-  bool contains(const std::string& name) const { return where_.count(name) > 0; }
+  bool contains(const std::string& name) const { return where_.count(name) > 0 || generated_shapes_.count(name) > 0; }
   // The tensor `name`; a missing one is an error naming the tensor and the folder.
   Tensor get(const std::string& name) const;
   // Like get(), and checks the shape; a mismatch is an error naming the tensor and both shapes.
@@ -66,6 +71,8 @@ class WeightStore {
   std::string folder_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;  // tensor name -> index into files_
+  std::map<std::string, Shape> generated_shapes_;  // generated(): every tensor's shape
+  MakeTensor make_;
 };
 
 // Writes tensors to a safetensors file (used by the weight tool and tests). Tensors must be host.

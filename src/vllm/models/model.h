@@ -69,5 +69,7 @@ std::vector<std::string> supported_architectures();
 
 // Loads the model of a folder (config.json + safetensors) onto the backend.
 std::unique_ptr<CausalLM> load_model(const std::string& dir, const ModelConfig& config, Backend& backend);
+// The model of `config` from any store of its tensors (a folder's, or recipe_weight_store()'s).
+std::unique_ptr<CausalLM> load_model(const WeightStore& store, const ModelConfig& config, Backend& backend);
 
 }  // namespace vllm

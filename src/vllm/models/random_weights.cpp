@@ -60,6 +60,19 @@ Tensor recipe_tensor(const std::string& name, const Shape& shape, uint64_t seed,
   return t;
 }
 
+WeightStore recipe_weight_store(const ModelConfig& config, uint64_t seed, DType dtype) {
+  if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
+    throw Error("weights must be float32, float16 or bfloat16");
+  std::map<std::string, Shape> shapes;
+  for (const ParamSpec& p : find_architecture(config.architecture).parameters(config)) shapes.emplace(p.name, p.shape);
+  return WeightStore::generated("'" + config.architecture + "' with dummy weights (the recipe's, seed " +
+                                    std::to_string(seed) + ")",
+                                std::move(shapes),
+                                [seed, dtype](const std::string& name, const Shape& shape) {
+                                  return recipe_tensor(name, shape, seed, dtype);
+                                });
+}
+
 void write_random_model(const std::string& config_path, const std::string& out_dir, const RandomModelOptions& opts) {
   if (opts.dtype != DType::F32 && opts.dtype != DType::F16 && opts.dtype != DType::BF16)
     throw Error("weights must be float32, float16 or bfloat16");

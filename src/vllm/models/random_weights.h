@@ -8,6 +8,7 @@
 
 #include "vllm/config/model_config.h"
 #include "vllm/core/tensor.h"
+#include "vllm/loader/safetensors.h"
 
 namespace vllm {
 
@@ -22,5 +23,10 @@ struct RandomModelOptions {
 
 // Writes config.json (a copy of config_path) and the weights for its architecture into out_dir.
 void write_random_model(const std::string& config_path, const std::string& out_dir, const RandomModelOptions& opts);
+
+// The same weights made in memory, one tensor each time the model asks for it (--load-format
+// dummy): what write_random_model would store with this seed and dtype, bit for bit, with no
+// file written or read, so a shape too big for the disk (61 GB of Qwen3-30B-A3B) still loads.
+WeightStore recipe_weight_store(const ModelConfig& config, uint64_t seed, DType dtype);
 
 }  // namespace vllm

@@ -41,9 +41,12 @@ const Architecture& find_architecture(const std::string& name) {
 }
 
 std::unique_ptr<CausalLM> load_model(const std::string& dir, const ModelConfig& config, Backend& backend) {
-  const Architecture& arch = find_architecture(config.architecture);
-  WeightStore store = WeightStore::open_folder(dir);
-  return arch.create(config, store, backend);
+  find_architecture(config.architecture);  // an unsupported one fails before any file is read
+  return load_model(WeightStore::open_folder(dir), config, backend);
+}
+
+std::unique_ptr<CausalLM> load_model(const WeightStore& store, const ModelConfig& config, Backend& backend) {
+  return find_architecture(config.architecture).create(config, store, backend);
 }
 
 }  // namespace vllm

@@ -51,7 +51,7 @@ EngineConfig config_from_args(const json& args) {
                                  "gpu_memory_utilization", "num_gpu_blocks_override", "max_num_seqs",
                                  "max_num_batched_tokens", "max_model_len", "enable_chunked_prefill",
                                  "enable_prefix_caching", "scheduling_policy", "seed", "max_logprobs",
-                                 "generation_config", "enforce_eager"};
+                                 "generation_config", "enforce_eager", "load_format"};
   for (const auto& [key, value] : args.items()) {
     bool known = false;
     for (const char* k : kKnown) known |= key == k;
@@ -80,6 +80,7 @@ EngineConfig config_from_args(const json& args) {
   read_arg(args, "max_logprobs", c.max_logprobs);
   read_arg(args, "generation_config", c.generation_config);
   read_arg(args, "enforce_eager", c.enforce_eager);
+  read_arg(args, "load_format", c.load_format);
   return c;
 }
 

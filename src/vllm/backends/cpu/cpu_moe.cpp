@@ -1,7 +1,8 @@
-// Mixture of experts on the CPU: route every token, group the (token, expert) pairs by expert,
-// gather each active expert's rows into one packed block and run its gate/up product, SwiGLU and
-// down product over the block (one matrix product per active expert and projection, threaded by
-// the GEMM over rows and columns), then sum each token's weighted expert outputs in expert order.
+// Mixture of experts on the CPU: route every token, group the (token, expert) pairs by expert
+// (moe_layout.h, the grouping the CUDA kernels build too), gather each active expert's rows into
+// one packed block and run its gate/up product, SwiGLU and down product over the block (one
+// matrix product per active expert and projection, threaded by the GEMM over rows and columns),
+// then sum each token's weighted expert outputs in expert order.
 // Experts that no token routes to are never read.
 #include "vllm/backends/cpu/cpu_moe.h"
 
@@ -13,6 +14,7 @@
 #include "vllm/backends/cpu/cpu_backend.h"
 #include "vllm/backends/cpu/gemm.h"
 #include "vllm/backends/cpu/vec.h"
+#include "vllm/backends/moe_layout.h"
 #include "vllm/core/error.h"
 
 namespace vllm {
@@ -133,27 +135,22 @@ void CpuBackend::moe(Tensor& out, const Tensor& x, const LinearWeight& router, c
   // Thread-local buffers: the lambdas below run on pool threads, so they use the raw pointers
   // taken here, never the thread_local names.
   thread_local std::vector<float> logits_buf, weights_buf, rows_buf, gu_buf, act_buf, y_buf;
-  thread_local std::vector<int32_t> ids_buf, order_buf;
+  thread_local std::vector<int32_t> ids_buf;
   float* logits = scratch(logits_buf, T * E);
   Tensor logits_t(std::make_shared<Buffer>(logits, static_cast<size_t>(T * E) * 4, Device::kCPU, nullptr), 0,
                   DType::F32, {T, E});
   linear(logits_t, x, router);
   ids_buf.resize(static_cast<size_t>(T * K));
-  order_buf.resize(static_cast<size_t>(T * K));
   const int32_t* ids = ids_buf.data();
-  int32_t* order = order_buf.data();
   float* w = scratch(weights_buf, T * K);
   cpu::moe_route(logits, T, E, routing, ids_buf.data(), w);
 
-  // Group the T*K assignments by expert (counting sort, tokens in order within an expert).
-  std::vector<int64_t> start(static_cast<size_t>(E + 1), 0);
-  for (int64_t a = 0; a < T * K; ++a) ++start[ids[a] + 1];
-  for (int64_t e = 0; e < E; ++e) start[static_cast<size_t>(e + 1)] += start[static_cast<size_t>(e)];
-  std::vector<int64_t> fill(start.begin(), start.end() - 1);
-  for (int64_t a = 0; a < T * K; ++a) order[fill[static_cast<size_t>(ids[a])]++] = static_cast<int32_t>(a);
-  // pos[a]: the row of assignment a in the expert outputs.
-  std::vector<int64_t> pos(static_cast<size_t>(T * K));
-  for (int64_t r = 0; r < T * K; ++r) pos[static_cast<size_t>(order[r])] = r;
+  // Group the T*K assignments by expert (moe_layout.h: tokens in order within an expert);
+  // layout.pos[a] is the row of assignment a in the expert outputs.
+  const moe::ExpertLayout layout = moe::group_by_expert(ids, T, K, E);
+  const std::vector<int32_t>& start = layout.offsets;
+  const int32_t* order = layout.order.data();
+  const std::vector<int32_t>& pos = layout.pos;
 
   float* rows = scratch(rows_buf, T * K * H);
   float* gu = scratch(gu_buf, T * K * 2 * I);

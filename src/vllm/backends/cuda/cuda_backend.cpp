@@ -120,6 +120,65 @@ class CudaLinearWeight final : public LinearWeight {
   Tensor w_, b_;
 };
 
+// The experts of one layer on the device, in the compute dtype, laid out as given: gate_up
+// [E, 2I, H] (each expert's gate rows, then its up rows) and down [E, H, I], so that an expert's
+// rows are one contiguous stretch for its products.
+class CudaExpertWeights final : public ExpertWeights {
+ public:
+  CudaExpertWeights(Tensor gate_up, Tensor down) : gate_up_(std::move(gate_up)), down_(std::move(down)) {}
+  int64_t num_experts() const override { return gate_up_.size(0); }
+  int64_t hidden_size() const override { return gate_up_.size(2); }
+  int64_t intermediate_size() const override { return down_.size(2); }
+  size_t bytes() const override { return gate_up_.nbytes() + down_.nbytes(); }
+  const Tensor& gate_up() const { return gate_up_; }
+  const Tensor& down() const { return down_; }
+
+ private:
+  Tensor gate_up_, down_;
+};
+
+// Byte offsets of one moe() call's buffers in the backend's MoE scratch (256-byte aligned): the
+// routing and layout (cuda::MoeBuffers), then the SwiGLU rows act [T*top_k, I] and the expert
+// outputs y [T*top_k, H], both in sorted order and the compute dtype.
+struct MoeScratchLayout {
+  size_t logits = 0, ids = 0, weights = 0, counts = 0, offsets = 0, tile_starts = 0, active = 0, num_active = 0,
+         order = 0, pos = 0, act = 0, y = 0, bytes = 0;
+  MoeScratchLayout(int64_t T, int64_t E, int64_t K, int64_t H, int64_t I, size_t elem) {
+    auto take = [&](int64_t count, size_t size) {
+      const size_t at = bytes;
+      bytes += (static_cast<size_t>(count) * size + 255) / 256 * 256;
+      return at;
+    };
+    const int64_t n = T * K;
+    logits = take(T * E, 4);
+    ids = take(n, 4);
+    weights = take(n, 4);
+    counts = take(E, 4);
+    offsets = take(E + 1, 4);
+    tile_starts = take(E + 1, 4);
+    active = take(E, 4);
+    num_active = take(1, 4);
+    order = take(n, 4);
+    pos = take(n, 4);
+    act = take(n * I, elem);
+    y = take(n * H, elem);
+  }
+  cuda::MoeBuffers buffers(char* base) const {
+    cuda::MoeBuffers b;
+    b.logits = reinterpret_cast<float*>(base + logits);
+    b.ids = reinterpret_cast<int32_t*>(base + ids);
+    b.weights = reinterpret_cast<float*>(base + weights);
+    b.counts = reinterpret_cast<int32_t*>(base + counts);
+    b.offsets = reinterpret_cast<int32_t*>(base + offsets);
+    b.tile_starts = reinterpret_cast<int32_t*>(base + tile_starts);
+    b.active = reinterpret_cast<int32_t*>(base + active);
+    b.num_active = reinterpret_cast<int32_t*>(base + num_active);
+    b.order = reinterpret_cast<int32_t*>(base + order);
+    b.pos = reinterpret_cast<int32_t*>(base + pos);
+    return b;
+  }
+};
+
 // A captured decode step for batches of up to `batch` sequences, with its static inputs.
 struct DecodeGraph {
   int64_t batch = 0, block_size = 0, width = 0;
@@ -145,6 +204,10 @@ struct CudaBackend::Impl {
   std::unique_ptr<cuda::LtGemm> gemm;
   bool use_gemv = true;
   Tensor attn_partials;  // float32 scratch of split decode attention
+  Tensor moe_scratch;    // bytes of MoeScratchLayout, grown to the largest step's (never while capturing)
+  // moe(): grouped tensor-core tiles once the routed rows average this many per expert
+  // (VLLM_MOE_GEMM_ROWS; 0 always takes the tiles, a huge value never), else grouped skinny products.
+  int64_t moe_gemm_min_rows = 16;
   Tensor attn_counters;  // int32 completion counters of split decode attention (kept zeroed)
   // The last mixed batch's attention work lists (decode sequences, prefill tiles, generic tokens).
   struct StepLists {
@@ -214,6 +277,25 @@ struct CudaBackend::Impl {
   void keep(const Tensor& t) {
     if (capturing && t.defined()) capturing->refs.push_back(t);
   }
+
+  char* moe_scratch_for(size_t bytes) {
+    if (!moe_scratch.defined() || moe_scratch.nbytes() < bytes) {
+      VLLM_CHECK(capturing == nullptr, "the MoE scratch must not grow during graph capture");
+      moe_scratch = Tensor(alloc(bytes), 0, DType::U8, {static_cast<int64_t>(bytes)});
+    }
+    keep(moe_scratch);
+    return static_cast<char*>(moe_scratch.raw());
+  }
+
+  template <typename V>
+  std::vector<V> copy_back(const void* src, int64_t n) {
+    std::vector<V> out(static_cast<size_t>(n));
+    if (n > 0)
+      check(cudaMemcpyAsync(out.data(), src, static_cast<size_t>(n) * sizeof(V), cudaMemcpyDeviceToHost, stream),
+            "cudaMemcpyAsync(D2H)");
+    sync();
+    return out;
+  }
 };
 
 CudaBackend::CudaBackend(DType compute_dtype, int device) : compute_dtype_(compute_dtype), impl_(std::make_unique<Impl>()) {
@@ -238,6 +320,7 @@ CudaBackend::CudaBackend(DType compute_dtype, int device) : compute_dtype_(compu
   check(cudaHostAlloc(reinterpret_cast<void**>(&I.staging), I.staging_cap, cudaHostAllocDefault), "cudaHostAlloc(staging)");
   I.gemm = std::make_unique<cuda::LtGemm>(I.stream);
   if (const char* e = std::getenv("VLLM_CUDA_GEMV")) I.use_gemv = std::string(e) != "0";
+  if (const char* e = std::getenv("VLLM_MOE_GEMM_ROWS"); e && *e) I.moe_gemm_min_rows = std::max(0LL, std::atoll(e));
   cudaDeviceProp prop{};
   const bool have_prop = cudaGetDeviceProperties(&prop, device) == cudaSuccess;
   const char* pdl = std::getenv("VLLM_CUDA_PDL");
@@ -363,6 +446,19 @@ std::shared_ptr<LinearWeight> CudaBackend::prepare_linear(const Tensor& w, const
 Tensor CudaBackend::prepare_embedding(const Tensor& table) { return upload(table, compute_dtype_); }
 
 Tensor CudaBackend::prepare_vector(const Tensor& v) { return upload(v, DType::F32); }
+
+std::shared_ptr<ExpertWeights> CudaBackend::prepare_experts(const Tensor& gate_up, const Tensor& down,
+                                                            const ExpertOptions& options) {
+  if (options.gate_up_bias.defined() || options.down_bias.defined() || options.swiglu_limit > 0)
+    throw Error("experts with biases and a clamped SwiGLU (GPT-OSS) are not implemented on the " + name() +
+                    " backend yet (run this model with --device cpu)",
+                ErrorKind::kUnsupported);
+  VLLM_CHECK(gate_up.dim() == 3 && down.dim() == 3, "expert weights must be 3-D [experts, out, in]");
+  const int64_t E = gate_up.size(0), I2 = gate_up.size(1), H = gate_up.size(2);
+  VLLM_CHECK(I2 % 2 == 0 && down.size(0) == E && down.size(1) == H && down.size(2) == I2 / 2,
+             "expert weights: gate_up [E, 2I, H] and down [E, H, I] disagree");
+  return std::make_shared<CudaExpertWeights>(upload(gate_up, compute_dtype_), upload(down, compute_dtype_));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Ops
@@ -560,6 +656,95 @@ void CudaBackend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) 
   const int64_t cols = x.size(1);
   cuda::gather_rows(out.raw(), x.raw(), rows.data<int32_t>(), rows.numel(), x.size(0),
                     cols * static_cast<int64_t>(dtype_size(compute_dtype_)), I.stream);
+}
+
+namespace {
+// Router logits in float32 (a skinny kernel for a few tokens, else cuBLASLt with a float32
+// output), then routing and grouping: everything moe() needs before the experts' products.
+void moe_route(CudaBackend::Impl& I, DType dt, const cuda::MoeBuffers& b, const Tensor& x, const CudaLinearWeight& router,
+               const MoeRouting& routing) {
+  const int64_t T = x.size(0), H = x.size(1), E = router.out_features();
+  if (T <= cuda::kMoeRouterMaxTokens)
+    cuda::moe_router_logits(dt, b.logits, x.raw(), router.weight().raw(), T, E, H, I.stream);
+  else
+    I.gemm->run(dt, b.logits, x.raw(), router.weight().raw(), nullptr, T, E, H, DType::F32);
+  cuda::moe_route_and_group(b, T, E, routing.top_k, routing.renormalize, I.stream);
+}
+
+// The checks moe() and moe_routing_state() share.
+void check_moe_args(const Tensor& x, const CudaLinearWeight& router, int64_t E, const MoeRouting& routing) {
+  VLLM_CHECK(x.dim() == 2 && router.in_features() == x.size(1) && router.out_features() == E, "moe: router shape");
+  VLLM_CHECK(!router.bias().defined(), "moe: a router with a bias");
+  if (routing.top_k < 1 || routing.top_k > E)
+    throw Error("moe: top_k (" + std::to_string(routing.top_k) + ") must be between 1 and the number of experts (" +
+                std::to_string(E) + ")");
+  if (E > cuda::kMoeMaxExperts || routing.top_k > cuda::kMoeMaxTopK)
+    throw Error("mixture-of-experts layers with more than " + std::to_string(cuda::kMoeMaxExperts) + " experts or top_k above " +
+                    std::to_string(cuda::kMoeMaxTopK) + " are not supported on the CUDA backend",
+                ErrorKind::kUnsupported);
+}
+}  // namespace
+
+void CudaBackend::moe(Tensor& out, const Tensor& x, const LinearWeight& lrouter, const ExpertWeights& lexperts,
+                      const MoeRouting& routing) {
+  Impl& I = *impl_;
+  const DType dt = compute_dtype_;
+  const auto& router = static_cast<const CudaLinearWeight&>(lrouter);
+  const auto& ex = static_cast<const CudaExpertWeights&>(lexperts);
+  check_act(out, dt, "moe output");
+  check_act(x, dt, "moe input");
+  const int64_t T = x.size(0), H = ex.hidden_size(), E = ex.num_experts(), Iw = ex.intermediate_size(), K = routing.top_k;
+  VLLM_CHECK(x.dim() == 2 && x.size(1) == H && out.dim() == 2 && out.size(0) == T && out.size(1) == H,
+             "moe: activation shapes");
+  check_moe_args(x, router, E, routing);
+  if (T == 0) return;
+  const MoeScratchLayout L(T, E, K, H, Iw, dtype_size(dt));
+  char* base = I.moe_scratch_for(L.bytes);
+  I.keep(out), I.keep(x);
+  const cuda::MoeBuffers b = L.buffers(base);
+  moe_route(I, dt, b, x, router, routing);
+
+  void* act = base + L.act;
+  void* y = base + L.y;
+  cuda::MoeProduct up, down;
+  up.out = act, up.in = x.raw(), up.w = ex.gate_up().raw(), up.gated = true, up.gather = true, up.N = Iw, up.Kd = H;
+  down.out = y, down.in = act, down.w = ex.down().raw(), down.N = H, down.Kd = Iw;
+  const bool tiles = T * K >= I.moe_gemm_min_rows * E && cuda::moe_gemm_supported(dt, up) && cuda::moe_gemm_supported(dt, down);
+  if (tiles) {
+    cuda::moe_expert_gemm(dt, up, b, T, E, K, I.stream);
+    cuda::moe_expert_gemm(dt, down, b, T, E, K, I.stream);
+  } else {
+    cuda::moe_expert_gemv(dt, up, b, T, E, K, I.stream);
+    cuda::moe_expert_gemv(dt, down, b, T, E, K, I.stream);
+  }
+  cuda::moe_combine(dt, out.raw(), y, b, T, K, H, I.stream);
+}
+
+CudaBackend::MoeRoutingState CudaBackend::moe_routing_state(const Tensor& x, const LinearWeight& lrouter, int64_t E,
+                                                            const MoeRouting& routing) {
+  Impl& I = *impl_;
+  const auto& router = static_cast<const CudaLinearWeight&>(lrouter);
+  check_act(x, compute_dtype_, "moe input");
+  check_moe_args(x, router, E, routing);
+  const int64_t T = x.size(0), H = x.size(1), K = routing.top_k, n = T * K;
+  MoeRoutingState st;
+  st.tile_rows = cuda::kMoeTileRows;
+  if (T == 0) return st;
+  const MoeScratchLayout L(T, E, K, H, 1, dtype_size(compute_dtype_));
+  char* base = I.moe_scratch_for(L.bytes);
+  const cuda::MoeBuffers b = L.buffers(base);
+  moe_route(I, compute_dtype_, b, x, router, routing);
+  st.ids = I.copy_back<int32_t>(b.ids, n);
+  st.weights = I.copy_back<float>(b.weights, n);
+  st.layout.counts = I.copy_back<int32_t>(b.counts, E);
+  st.layout.offsets = I.copy_back<int32_t>(b.offsets, E + 1);
+  st.layout.tile_starts = I.copy_back<int32_t>(b.tile_starts, E + 1);
+  const int32_t num_active = I.copy_back<int32_t>(b.num_active, 1)[0];
+  VLLM_CHECK(num_active >= 0 && num_active <= E, "moe: active expert count out of range");
+  st.layout.active = I.copy_back<int32_t>(b.active, num_active);
+  st.layout.order = I.copy_back<int32_t>(b.order, n);
+  st.layout.pos = I.copy_back<int32_t>(b.pos, n);
+  return st;
 }
 
 void CudaBackend::copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) {

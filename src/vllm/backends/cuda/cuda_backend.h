@@ -7,8 +7,10 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "vllm/backends/backend.h"
+#include "vllm/backends/moe_layout.h"
 
 namespace vllm {
 
@@ -59,6 +61,25 @@ class CudaBackend final : public Backend {
                  const AttentionShape& shape, float scale) override;
   void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) override;
   void copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) override;
+
+  // Mixture of experts (moe.cu): expert weights in the compute dtype as given ([E, 2I, H] and
+  // [E, H, I]); routing and grouping on the device, then grouped skinny products for few tokens per
+  // expert or grouped tensor-core tiles for many, then the weighted sum in token order.
+  std::shared_ptr<ExpertWeights> prepare_experts(const Tensor& gate_up, const Tensor& down,
+                                                 const ExpertOptions& options) override;
+  void moe(Tensor& out, const Tensor& x, const LinearWeight& router, const ExpertWeights& experts,
+           const MoeRouting& routing) override;
+  // For the op tests: the routing and grouping that moe() computes on the device for x, copied
+  // back. ids and weights are [T, top_k]; the layout is moe::group_by_expert's with row tiles of
+  // tile_rows.
+  struct MoeRoutingState {
+    std::vector<int32_t> ids;
+    std::vector<float> weights;
+    moe::ExpertLayout layout;
+    int32_t tile_rows = 0;
+  };
+  MoeRoutingState moe_routing_state(const Tensor& x, const LinearWeight& router, int64_t num_experts,
+                                    const MoeRouting& routing);
 
   void configure_graphs(bool enable, int64_t max_model_len, int64_t max_batch) override;
   Tensor forward_step(const ForwardInputs& in, const StepFunction& run) override;

@@ -117,6 +117,67 @@ void prefill_attention(DType t, const AttentionArgs& a, const int32_t* tiles, in
 // null for a decode batch (token i is sequence i's only new token).
 void generic_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n, cudaStream_t stream);
 
+// Mixture of experts (moe.cu). The routing and the grouping by expert are computed on the device
+// and every later kernel reads its share of the work from them, so nothing in a layer waits for the
+// host (decode steps stay capturable as graphs). Grids are sized for the worst routing; blocks
+// without work (an expert slot or a row tile past what the routing produced) exit at once, so an
+// expert that no token picks is never read.
+struct MoeBuffers {
+  float* logits = nullptr;        // [T, E] router logits, float32
+  int32_t* ids = nullptr;         // [T * top_k] picked experts, in descending probability
+  float* weights = nullptr;       // [T * top_k] their weights
+  int32_t* counts = nullptr;      // [E]; then the layout of moe_layout.h:
+  int32_t* offsets = nullptr;     // [E + 1]
+  int32_t* tile_starts = nullptr; // [E + 1], row tiles of kMoeTileRows
+  int32_t* active = nullptr;      // [E] active experts ascending, then
+  int32_t* num_active = nullptr;  // [1] their number
+  int32_t* order = nullptr;       // [T * top_k]
+  int32_t* pos = nullptr;         // [T * top_k]
+};
+// The row tile of the grouped tensor-core products (and of the layout's tile_starts).
+constexpr int kMoeTileRows = 128;
+// The largest expert count and top_k the routing kernels take.
+constexpr int64_t kMoeMaxExperts = 1024;
+constexpr int64_t kMoeMaxTopK = 32;
+
+// logits[T, E] (float32) = x[T, H] · router[E, H]ᵀ for a few tokens (T <= kMoeRouterMaxTokens);
+// more go through cuBLASLt with a float32 output.
+constexpr int64_t kMoeRouterMaxTokens = 8;
+void moe_router_logits(DType t, float* logits, const void* x, const void* router, int64_t T, int64_t E, int64_t H,
+                       cudaStream_t stream);
+// From b.logits: each token's softmax (float32), top_k with ties to the lower expert and optional
+// renormalisation into b.ids / b.weights (MoeRouting's contract), then the layout (counts,
+// offsets, tile_starts, active, num_active, order, pos), equal to moe::group_by_expert's.
+void moe_route_and_group(const MoeBuffers& b, int64_t T, int64_t E, int64_t top_k, bool renormalize, cudaStream_t stream);
+
+// The products of the active experts over their sorted rows, out[r, :] for r in [0, T * top_k):
+//   gated: out [rows, N] = silu(in_r · W_gateᵀ) * (in_r · W_upᵀ), W [E, 2N, Kd] (gate rows, then up)
+//   plain: out [rows, N] = in_r · Wᵀ,                             W [E, N, Kd]
+// in_r is in[order[r] / top_k] with `gather` (the token's row of x) and in[r] without (a row of a
+// previous product). One expert slot per grid row, one output column per warp, up to 8 of an
+// expert's rows at once, so an expert's weights are streamed once for up to 8 of its tokens (an
+// expert has at most T rows).
+struct MoeProduct {
+  void* out = nullptr;
+  const void* in = nullptr;
+  const void* w = nullptr;
+  bool gated = false;
+  bool gather = false;
+  int64_t N = 0, Kd = 0;
+};
+void moe_expert_gemv(DType t, const MoeProduct& p, const MoeBuffers& b, int64_t T, int64_t E, int64_t top_k,
+                     cudaStream_t stream);
+// The same on tensor cores (float16 / bfloat16; Kd and N multiples of 8, 16-byte aligned
+// operands): tiles of kMoeTileRows sorted rows of one expert by 128 output columns (gated: 64
+// gate columns with their 64 up columns), a grid row per row tile of the worst routing.
+bool moe_gemm_supported(DType t, const MoeProduct& p);
+void moe_expert_gemm(DType t, const MoeProduct& p, const MoeBuffers& b, int64_t T, int64_t E, int64_t top_k,
+                     cudaStream_t stream);
+// out[t, :] = sum over token t's picks, in ascending expert order, of weight * y[pos[pick], :]
+// (float32 sums, rounded once): deterministic, no atomics.
+void moe_combine(DType t, void* out, const void* y, const MoeBuffers& b, int64_t T, int64_t top_k, int64_t H,
+                 cudaStream_t stream);
+
 }  // namespace vllm::cuda
 
 namespace vllm::cuda {

@@ -50,8 +50,8 @@ struct LtGemm::Impl {
   cudaStream_t stream;
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
-  // (dtype, M, N, K, has_bias, align x, align w, align out, align bias)
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t, uint32_t, uint32_t, uint32_t>;
+  // (dtype, M, N, K, has_bias, align x, align w, align out, align bias, output dtype)
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t, uint32_t, uint32_t, uint32_t, int>;
   std::map<Key, Plan> plans;
 
   ~Impl() {
@@ -66,8 +66,8 @@ struct LtGemm::Impl {
   }
 
   // Builds the plan; returns false when cuBLASLt offers no algorithm with the bias epilogue.
-  bool make_plan(Plan& p, DType t, int64_t M, int64_t N, int64_t K, bool bias, const Key& key) {
-    const cudaDataType_t ty = cuda_type(t);
+  bool make_plan(Plan& p, DType t, DType out_t, int64_t M, int64_t N, int64_t K, bool bias, const Key& key) {
+    const cudaDataType_t ty = cuda_type(t), out_ty = cuda_type(out_t);
     check_lt(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "MatmulDescCreate");
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     check_lt(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "TRANSA");
@@ -81,7 +81,7 @@ struct LtGemm::Impl {
     // Column-major view: C[N, M] = Wᵀ[N, K] · X[K, M], W stored as [K, N] with ld K.
     check_lt(cublasLtMatrixLayoutCreate(&p.a, ty, static_cast<uint64_t>(K), static_cast<uint64_t>(N), K), "layout A");
     check_lt(cublasLtMatrixLayoutCreate(&p.b, ty, static_cast<uint64_t>(K), static_cast<uint64_t>(M), K), "layout B");
-    check_lt(cublasLtMatrixLayoutCreate(&p.c, ty, static_cast<uint64_t>(N), static_cast<uint64_t>(M), N), "layout C");
+    check_lt(cublasLtMatrixLayoutCreate(&p.c, out_ty, static_cast<uint64_t>(N), static_cast<uint64_t>(M), N), "layout C");
     cublasLtMatmulPreference_t pref;
     check_lt(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
     size_t ws = kWorkspaceBytes;
@@ -117,17 +117,19 @@ LtGemm::LtGemm(cudaStream_t stream) : impl_(std::make_unique<Impl>()) {
 
 LtGemm::~LtGemm() = default;
 
-void LtGemm::run(DType t, void* out, const void* x, const void* w, const void* bias, int64_t M, int64_t N, int64_t K) {
+void LtGemm::run(DType t, void* out, const void* x, const void* w, const void* bias, int64_t M, int64_t N, int64_t K,
+                 DType out_t) {
   if (M == 0 || N == 0) return;
   Impl& I = *impl_;
   const bool has_bias = bias != nullptr;
+  if (out_t != t && (out_t != DType::F32 || has_bias)) fail("linear: a float32 output needs no bias");
   Impl::Key key{static_cast<int>(t), M, N, K, has_bias, alignment(x), alignment(w), alignment(out),
-                has_bias ? alignment(bias) : 0u};
+                has_bias ? alignment(bias) : 0u, static_cast<int>(out_t)};
   auto it = I.plans.find(key);
   if (it == I.plans.end()) {
     Plan p;
-    if (!I.make_plan(p, t, M, N, K, has_bias, key)) {
-      if (!has_bias || !I.make_plan(p, t, M, N, K, false, key))
+    if (!I.make_plan(p, t, out_t, M, N, K, has_bias, key)) {
+      if (!has_bias || !I.make_plan(p, t, out_t, M, N, K, false, key))
         fail("cuBLASLt found no algorithm for a " + std::to_string(M) + "x" + std::to_string(N) + "x" +
              std::to_string(K) + " product");
     }
