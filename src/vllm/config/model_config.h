@@ -27,6 +27,9 @@ struct RopeConfig {
   std::vector<double> short_factor;
   std::vector<double> long_factor;
   double attention_factor = 1.0;
+  // Per-frequency divisors of inv_freq given explicitly (a GGUF file's rope_freqs tensor, which is
+  // how llama.cpp stores llama3 scaling); empty for a config.json.
+  std::vector<double> freq_factors;
 };
 
 struct ModelConfig {
