@@ -196,4 +196,120 @@ void write_tokenizer_metadata(GgufWriter& w, const TokenizerSource& src, const M
   }
 }
 
+bool has_tokenizer(const GgufFile& f) { return f.find("tokenizer.ggml.model") != nullptr; }
+
+namespace {
+
+json split_then_bytes(const char* regex) {
+  return {{"type", "Sequence"},
+          {"pretokenizers",
+           {{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
+            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}}}};
+}
+
+std::optional<std::string> token_at(const GgufFile& f, const std::vector<std::string>& tokens, const char* key) {
+  const Value* v = f.find(key);
+  if (!v) return std::nullopt;
+  const int64_t id = v->as_int(key);
+  if (id < 0 || id >= static_cast<int64_t>(tokens.size()))
+    fail(f.path(), std::string(key) + " " + std::to_string(id) + " is not a token id (the vocabulary has " +
+                       std::to_string(tokens.size()) + ")");
+  return tokens[static_cast<size_t>(id)];
+}
+
+}  // namespace
+
+json tokenizer_json(const GgufFile& f) {
+  const std::string model = f.get("tokenizer.ggml.model").as_string("tokenizer.ggml.model");
+  if (model != "gpt2")
+    fail(f.path(),
+         "GGUF tokenizer model '" + model + "' is not supported yet (only byte-level BPE, 'gpt2'); pass --tokenizer "
+         "with the model's tokenizer folder",
+         ErrorKind::kUnsupported);
+  const std::string pre = f.find("tokenizer.ggml.pre") ? f.get("tokenizer.ggml.pre").as_string("tokenizer.ggml.pre") : "default";
+  json pre_tokenizer, normalizer = nullptr;
+  bool ignore_merges = false;
+  if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
+    pre_tokenizer = split_then_bytes(kLlama3Split);
+    ignore_merges = true;
+  } else if (pre == "qwen2") {
+    pre_tokenizer = split_then_bytes(kQwen2Split);
+    normalizer = {{"type", "NFC"}};
+  } else if (pre == "gpt-2" || pre == "phi-2" || pre == "default") {
+    pre_tokenizer = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  } else {
+    fail(f.path(),
+         "GGUF pre-tokenizer '" + pre + "' is not supported yet (supported: llama-bpe, qwen2, gpt-2, phi-2); pass "
+         "--tokenizer with the model's tokenizer folder",
+         ErrorKind::kUnsupported);
+  }
+  const std::vector<std::string>& tokens = f.get("tokenizer.ggml.tokens").as_strings("tokenizer.ggml.tokens");
+  std::vector<int64_t> types(tokens.size(), static_cast<int64_t>(TokenType::kNormal));
+  if (const Value* t = f.find("tokenizer.ggml.token_type")) {
+    types = t->as_ints("tokenizer.ggml.token_type");
+    if (types.size() != tokens.size())
+      fail(f.path(), "tokenizer.ggml.token_type has " + std::to_string(types.size()) + " entries for " +
+                         std::to_string(tokens.size()) + " tokens");
+  }
+  json vocab = json::object(), added = json::array();
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    if (!vocab.contains(tokens[id])) vocab[tokens[id]] = id;  // the first id of a repeated string
+    const auto type = static_cast<TokenType>(types[id]);
+    if (type == TokenType::kControl || type == TokenType::kUserDefined)
+      added.push_back({{"id", id},
+                       {"content", tokens[id]},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", type == TokenType::kUserDefined},
+                       {"special", type == TokenType::kControl}});
+  }
+  json merges = json::array();
+  if (const Value* m = f.find("tokenizer.ggml.merges")) merges = m->as_strings("tokenizer.ggml.merges");
+  json post = nullptr;
+  const bool add_bos = f.find("tokenizer.ggml.add_bos_token") &&
+                       f.get("tokenizer.ggml.add_bos_token").as_bool("tokenizer.ggml.add_bos_token");
+  if (add_bos) {
+    const auto bos = token_at(f, tokens, "tokenizer.ggml.bos_token_id");
+    if (!bos) fail(f.path(), "tokenizer.ggml.add_bos_token is true but there is no tokenizer.ggml.bos_token_id");
+    const int64_t bos_id = f.get("tokenizer.ggml.bos_token_id").as_int("");
+    const json special = {{"SpecialToken", {{"id", *bos}, {"type_id", 0}}}};
+    post = {{"type", "TemplateProcessing"},
+            {"single", {special, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+            {"pair", {special, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, special, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+            {"special_tokens", {{*bos, {{"id", *bos}, {"ids", {bos_id}}, {"tokens", {*bos}}}}}}};
+  }
+  return {{"version", "1.0"},
+          {"truncation", nullptr},
+          {"padding", nullptr},
+          {"added_tokens", added},
+          {"normalizer", normalizer},
+          {"pre_tokenizer", pre_tokenizer},
+          {"post_processor", post},
+          {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+          {"model",
+           {{"type", "BPE"},
+            {"dropout", nullptr},
+            {"unk_token", nullptr},
+            {"continuing_subword_prefix", nullptr},
+            {"end_of_word_suffix", nullptr},
+            {"fuse_unk", false},
+            {"byte_fallback", false},
+            {"ignore_merges", ignore_merges},
+            {"vocab", vocab},
+            {"merges", merges}}}};
+}
+
+json tokenizer_config_json(const GgufFile& f) {
+  const std::vector<std::string>& tokens = f.get("tokenizer.ggml.tokens").as_strings("tokenizer.ggml.tokens");
+  json c = {{"clean_up_tokenization_spaces", false}};
+  if (auto bos = token_at(f, tokens, "tokenizer.ggml.bos_token_id")) c["bos_token"] = *bos;
+  if (auto eos = token_at(f, tokens, "tokenizer.ggml.eos_token_id")) c["eos_token"] = *eos;
+  if (auto pad = token_at(f, tokens, "tokenizer.ggml.padding_token_id")) c["pad_token"] = *pad;
+  if (const Value* v = f.find("tokenizer.ggml.add_bos_token")) c["add_bos_token"] = v->as_bool("tokenizer.ggml.add_bos_token");
+  if (const Value* v = f.find("tokenizer.ggml.add_eos_token")) c["add_eos_token"] = v->as_bool("tokenizer.ggml.add_eos_token");
+  if (const Value* v = f.find("tokenizer.chat_template")) c["chat_template"] = v->as_string("tokenizer.chat_template");
+  return c;
+}
+
 }  // namespace vllm::gguf

@@ -29,4 +29,15 @@ struct TokenizerSource {
 // tokenizers are supported; others are a vllm::Error (kUnsupported) saying so.
 void write_tokenizer_metadata(GgufWriter& w, const TokenizerSource& src, const ModelConfig& c);
 
+// Whether the file carries a tokenizer (tokenizer.ggml.model).
+bool has_tokenizer(const GgufFile& f);
+// The tokenizer.json document equivalent to a GGUF's tokenizer metadata (model "gpt2" with a
+// pre-tokenizer llama.cpp names llama-bpe, qwen2, gpt-2 or phi-2): byte-level BPE over the tokens
+// and merges, CONTROL and USER_DEFINED tokens as added tokens (special and not), a BOS added in
+// front when tokenizer.ggml.add_bos_token says so. Other tokenizer models are a vllm::Error
+// (kUnsupported) that says to pass --tokenizer.
+nlohmann::json tokenizer_json(const GgufFile& f);
+// The matching tokenizer_config.json: bos/eos tokens, add_bos_token, chat template.
+nlohmann::json tokenizer_config_json(const GgufFile& f);
+
 }  // namespace vllm::gguf
