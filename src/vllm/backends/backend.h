@@ -6,6 +6,7 @@
 // all query heads, then key heads, then value heads.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "vllm/core/error.h"
 #include "vllm/core/tensor.h"
+#include "vllm/gguf/quantized_matrix.h"
 
 namespace vllm {
 
@@ -137,6 +139,11 @@ class Backend {
 
   // Weights: w [out, in] host tensor in any float dtype, bias [out] or undefined.
   virtual std::shared_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor& bias) = 0;
+  // A weight given as row blocks of GGUF types (a GGUF file's q, k and v, say, concatenated along
+  // rows in order; the parts may differ in type, not in width). The default dequantizes them and
+  // calls prepare_linear; the CPU keeps quantized types quantized (quant_gemm.h).
+  virtual std::shared_ptr<LinearWeight> prepare_quantized_linear(const std::vector<gguf::QuantizedMatrix>& parts,
+                                                                 const Tensor& bias);
   // Embedding table [vocab, hidden] kept in the compute dtype (rows gathered per token).
   virtual Tensor prepare_embedding(const Tensor& table) = 0;
   // Norm scales, biases and other small vectors, kept in float32.
@@ -239,6 +246,21 @@ inline void Backend::softcap(Tensor&, float) {
   throw Error("final logit soft-capping (Gemma 2) is not implemented on the " + name() +
                   " backend yet (run this model with --device cpu)",
               ErrorKind::kUnsupported);
+}
+
+inline std::shared_ptr<LinearWeight> Backend::prepare_quantized_linear(const std::vector<gguf::QuantizedMatrix>& parts,
+                                                                      const Tensor& bias) {
+  VLLM_CHECK(!parts.empty(), "a linear weight has at least one part");
+  int64_t rows = 0;
+  for (const auto& p : parts) rows += p.rows();
+  Tensor w = Tensor::empty({rows, parts[0].cols}, DType::F32);
+  int64_t at = 0;
+  for (const auto& p : parts) {
+    Tensor d = p.dequantize();
+    std::copy(d.data<float>(), d.data<float>() + d.numel(), w.data<float>() + at * p.cols);
+    at += p.rows();
+  }
+  return prepare_linear(w, bias);
 }
 
 inline std::shared_ptr<ExpertWeights> Backend::prepare_experts(const Tensor&, const Tensor&, const ExpertOptions&) {

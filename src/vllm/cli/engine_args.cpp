@@ -5,6 +5,7 @@
 #include "vllm/core/error.h"
 #include "vllm/core/files.h"
 #include "vllm/hub/resolve_hub_model.h"
+#include "vllm/models/gguf_loader.h"
 
 namespace vllm::cli {
 
@@ -59,8 +60,9 @@ std::string resolve_model_folder(const std::string& model, const std::string& re
   std::string why;
   const PathType type = path_type(model, &why);
   if (type == PathType::kDirectory) return model;
+  if (type == PathType::kRegular && is_gguf_file(model)) return model;  // a GGUF file is a whole model
   if (type == PathType::kRegular)
-    throw Error("model " + shown_model(model) + " is a file, not a model folder (a folder with config.json and the weights)",
+    throw Error("model " + shown_model(model) + " is a file, not a model folder (a folder with config.json and the weights) nor a GGUF file",
                 ErrorKind::kNotFound);
   // Something that is not a folder but reads as a Hub id (org/name or name) is fetched from the Hub
   // (or its cache), as vLLM does; anything else is a mistyped path.

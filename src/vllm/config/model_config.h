@@ -34,6 +34,9 @@ struct RopeConfig {
   double beta_slow = 1.0;
   bool truncate = true;
   double attention_factor = 1.0;
+  // Per-frequency divisors of inv_freq given explicitly (a GGUF file's rope_freqs tensor, which is
+  // how llama.cpp stores llama3 scaling); empty for a config.json.
+  std::vector<double> freq_factors;
 };
 
 struct ModelConfig {

@@ -5,10 +5,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <numeric>
+#include <optional>
 
 #include "vllm/core/error.h"
 #include "vllm/core/logging.h"
+#include "vllm/gguf/gguf_model.h"
 #include "vllm/loader/safetensors.h"
+#include "vllm/models/gguf_loader.h"
 #include "vllm/models/random_weights.h"
 
 namespace vllm {
@@ -84,8 +87,16 @@ void profile_forward(Backend& b, CausalLM& model, int64_t tokens, int64_t rows, 
 
 EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(config.seed) {
   if (const char* e = std::getenv("VLLM_STEP_TIMING"); e && *e && std::string(e) != "0") time_steps_ = true;
-  model_config_ = ModelConfig::from_folder(config.model);
-  generation_config_ = config.generation_config == "vllm" ? GenerationConfig{} : GenerationConfig::from_folder(config.model);
+  // A GGUF file holds the config in its metadata (and no generation_config.json); a folder has
+  // config.json and the safetensors weights.
+  std::optional<gguf::GgufFile> gguf_file;
+  if (is_gguf_file(config.model)) {
+    gguf_file = gguf::GgufFile::open(config.model);
+    model_config_ = gguf::model_config(*gguf_file);
+  } else {
+    model_config_ = ModelConfig::from_folder(config.model);
+    generation_config_ = config.generation_config == "vllm" ? GenerationConfig{} : GenerationConfig::from_folder(config.model);
+  }
   const bool on_gpu = config.device == "cuda" || (config.device == "auto" && auto_device_is_cuda());
   compute_dtype_ = resolve_compute_dtype(config.dtype, model_config_, on_gpu ? Device::kCUDA : Device::kCPU);
   if (config.block_size <= 0 || config.block_size > 1024)
@@ -114,8 +125,10 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
                   dtype_name(compute_dtype_));
     model = load_model(recipe_weight_store(model_config_, 0, compute_dtype_), model_config_, *backend);
   } else {
-    model = load_model(config.model, model_config_, *backend);
+    model = gguf_file ? load_gguf_model(*gguf_file, model_config_, *backend)
+                      : load_model(config.model, model_config_, *backend);
   }
+  gguf_file.reset();  // the weights keep the mapping alive as long as they need it
 
   int64_t num_blocks;
   const size_t per_block = ModelRunner::block_bytes(model_config_, config.block_size, backend->kv_cache_dtype());

@@ -6,6 +6,8 @@
 #include "vllm/core/error.h"
 #include "vllm/core/files.h"
 #include "vllm/core/logging.h"
+#include "vllm/gguf/gguf_tokenizer.h"
+#include "vllm/models/gguf_loader.h"
 
 namespace vllm {
 
@@ -20,9 +22,21 @@ std::shared_ptr<const Tokenizer> load_tokenizer_if_present(const std::string& di
   return Tokenizer::from_folder(dir);
 }
 
+std::shared_ptr<const Tokenizer> load_model_tokenizer(const std::string& model, const std::string& tokenizer) {
+  if (!tokenizer.empty()) return load_tokenizer_if_present(tokenizer);
+  if (is_gguf_file(model)) {
+    // Without --tokenizer, the GGUF's own tokenizer metadata (as vLLM does).
+    const gguf::GgufFile f = gguf::GgufFile::open(model);
+    if (!gguf::has_tokenizer(f)) return nullptr;
+    return Tokenizer::from_json(gguf::tokenizer_json(f).dump(), gguf::tokenizer_config_json(f).dump(),
+                                model + " (GGUF tokenizer metadata)");
+  }
+  return load_tokenizer_if_present(model);
+}
+
 LLMEngine::LLMEngine(const EngineConfig& config) {
   core_ = std::make_unique<EngineCore>(config);
-  tokenizer_ = load_tokenizer_if_present(config.tokenizer.empty() ? config.model : config.tokenizer);
+  tokenizer_ = load_model_tokenizer(config.model, config.tokenizer);
   if (!tokenizer_) VLLM_LOG_WARN("no tokenizer files in {}: only token-id prompts work", config.model);
   if (tokenizer_ && tokenizer_->eos_token_id()) core_->set_eos_token_id(tokenizer_->eos_token_id());
   processor_ = std::make_unique<OutputProcessor>(tokenizer_);

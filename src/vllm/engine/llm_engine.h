@@ -84,5 +84,8 @@ class LLMEngine {
 // Loads the tokenizer of a model folder, or returns null when the folder has no tokenizer
 // files (token-id-only use).
 std::shared_ptr<const Tokenizer> load_tokenizer_if_present(const std::string& dir);
+// The tokenizer of a model: the `tokenizer` folder when given, else the model folder's, or a GGUF
+// file's tokenizer metadata; null when there is none.
+std::shared_ptr<const Tokenizer> load_model_tokenizer(const std::string& model, const std::string& tokenizer);
 
 }  // namespace vllm

@@ -250,7 +250,18 @@ WeightStore WeightStore::generated(std::string origin, std::map<std::string, Sha
   return store;
 }
 
+WeightStore WeightStore::from_memory(std::string origin, std::map<std::string, Tensor> tensors,
+                                     std::map<std::string, gguf::QuantizedMatrix> quantized) {
+  WeightStore store;
+  store.folder_ = std::move(origin);
+  store.memory_ = std::move(tensors);
+  store.quantized_ = std::move(quantized);
+  return store;
+}
+
 Tensor WeightStore::get(const std::string& name) const {
+  if (auto m = memory_.find(name); m != memory_.end()) return m->second;
+  if (auto q = quantized_.find(name); q != quantized_.end()) return q->second.dequantize();
   if (make_) {
     auto g = generated_shapes_.find(name);
     if (g == generated_shapes_.end())
@@ -262,12 +273,26 @@ Tensor WeightStore::get(const std::string& name) const {
   return files_[it->second]->get(name);
 }
 
+void WeightStore::shape_error(const std::string& name, const Shape& got, const Shape& expected) const {
+  throw Error("model folder " + folder_ + ": tensor '" + name + "' has shape " + shape_str(got) +
+                  " but the config needs " + shape_str(expected),
+              ErrorKind::kModelLoad);
+}
+
+gguf::QuantizedMatrix WeightStore::get_quantized(const std::string& name, const Shape& expected) const {
+  if (auto q = quantized_.find(name); q != quantized_.end()) {
+    const Shape got{q->second.rows(), q->second.cols};
+    if (got != expected) shape_error(name, got, expected);
+    return q->second;
+  }
+  return gguf::QuantizedMatrix::from_float(get(name, expected));
+}
+
 Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
+  if (auto q = quantized_.find(name); q != quantized_.end() && Shape{q->second.rows(), q->second.cols} != expected)
+    shape_error(name, {q->second.rows(), q->second.cols}, expected);
   Tensor t = get(name);
-  if (t.shape() != expected)
-    throw Error("model folder " + folder_ + ": tensor '" + name + "' has shape " + shape_str(t.shape()) +
-                    " but the config needs " + shape_str(expected),
-                ErrorKind::kModelLoad);
+  if (t.shape() != expected) shape_error(name, t.shape(), expected);
   if (t.dtype() != DType::F32 && t.dtype() != DType::F16 && t.dtype() != DType::BF16)
     throw Error("model folder " + folder_ + ": tensor '" + name + "' has dtype " + std::string(dtype_name(t.dtype())) +
                     " (weights must be F32, F16 or BF16)",
@@ -279,6 +304,9 @@ std::vector<std::string> WeightStore::names() const {
   std::vector<std::string> out;
   for (const auto& [name, _] : where_) out.push_back(name);
   for (const auto& [name, _] : generated_shapes_) out.push_back(name);
+  for (const auto& [name, _] : memory_) out.push_back(name);
+  for (const auto& [name, _] : quantized_) out.push_back(name);
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vllm/core/tensor.h"
+#include "vllm/gguf/quantized_matrix.h"
 
 namespace vllm {
 
@@ -52,27 +53,44 @@ class SafetensorsFile {
 // All tensors of a model folder: model.safetensors, or the shards named by
 // model.safetensors.index.json (every shard it names must exist and hold what it promises).
 // Or tensors made on demand instead of read (--load-format dummy): each get() calls `make`.
+// Or tensors already in memory (a GGUF file's, under transformers' names: models/gguf_loader.h),
+// where matrices of quantized types stay in their GGUF blocks.
 class WeightStore {
  public:
   static WeightStore open_folder(const std::string& dir);
   using MakeTensor = std::function<Tensor(const std::string& name, const Shape& shape)>;
   // `shapes`: every tensor's name and shape; `origin` names the weights in messages.
   static WeightStore generated(std::string origin, std::map<std::string, Shape> shapes, MakeTensor make);
+  // Float tensors and quantized matrices by name; `origin` names the source in errors (a file).
+  static WeightStore from_memory(std::string origin, std::map<std::string, Tensor> tensors,
+                                 std::map<std::string, gguf::QuantizedMatrix> quantized);
 
-  bool contains(const std::string& name) const { return where_.count(name) > 0 || generated_shapes_.count(name) > 0; }
-  // The tensor `name`; a missing one is an error naming the tensor and the folder.
+  bool contains(const std::string& name) const {
+    return where_.count(name) > 0 || generated_shapes_.count(name) > 0 || memory_.count(name) > 0 ||
+           quantized_.count(name) > 0;
+  }
+  // The tensor `name`; a missing one is an error naming the tensor and the folder. A quantized
+  // matrix is dequantized to float32.
   Tensor get(const std::string& name) const;
   // Like get(), and checks the shape; a mismatch is an error naming the tensor and both shapes.
   Tensor get(const std::string& name, const Shape& expected) const;
+  // Whether `name` is a matrix kept in a quantized GGUF type.
+  bool is_quantized(const std::string& name) const { return quantized_.count(name) > 0; }
+  // The matrix `name` as GGUF rows (a float tensor as F32 / F16 / BF16 rows), shape checked.
+  gguf::QuantizedMatrix get_quantized(const std::string& name, const Shape& expected) const;
   std::vector<std::string> names() const;
   const std::string& folder() const { return folder_; }
 
  private:
+  [[noreturn]] void shape_error(const std::string& name, const Shape& got, const Shape& expected) const;
+
   std::string folder_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;  // tensor name -> index into files_
   std::map<std::string, Shape> generated_shapes_;  // generated(): every tensor's shape
   MakeTensor make_;
+  std::map<std::string, Tensor> memory_;
+  std::map<std::string, gguf::QuantizedMatrix> quantized_;
 };
 
 // Writes tensors to a safetensors file (used by the weight tool and tests). Tensors must be host.

@@ -33,8 +33,18 @@ Tensor WeightLoader::concat_rows(const std::vector<std::pair<std::string, Shape>
 
 std::shared_ptr<LinearWeight> WeightLoader::linear(const std::vector<std::pair<std::string, Shape>>& weights,
                                                    const std::vector<std::pair<std::string, Shape>>& biases) {
-  Tensor w = concat_rows(weights);
   Tensor b = biases.empty() ? Tensor() : concat_rows(biases);
+  // GGUF weights of quantized types stay quantized: the backend gets every part as GGUF rows.
+  bool quantized = false;
+  for (const auto& [name, _] : weights) quantized = quantized || store_.is_quantized(name);
+  if (quantized) {
+    std::vector<gguf::QuantizedMatrix> parts;
+    for (const auto& [name, shape] : weights) parts.push_back(store_.get_quantized(name, shape));
+    auto lw = backend_.prepare_quantized_linear(parts, b);
+    bytes_ += lw->bytes();
+    return lw;
+  }
+  Tensor w = concat_rows(weights);
   auto lw = backend_.prepare_linear(w, b);
   bytes_ += lw->bytes();
   return lw;
@@ -152,6 +162,7 @@ std::vector<float> rotary_inv_freq(const RopeConfig& rope, int64_t dim) {
         f = static_cast<float>((1 - smooth) * f / rope.factor + smooth * f);
       }
     }
+    if (!rope.freq_factors.empty()) f = f / static_cast<float>(rope.freq_factors[static_cast<size_t>(i)]);
     inv[static_cast<size_t>(i)] = f;
   }
   return inv;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "vllm/backends/cpu/gemm.h"
+#include "vllm/backends/cpu/quant_gemm.h"
 #include "vllm/backends/cpu/vec.h"
 #include "vllm/core/error.h"
 
@@ -11,18 +12,62 @@ namespace vllm {
 
 namespace {
 
-class CpuLinearWeight final : public LinearWeight {
+// A CPU linear weight: y = x · Wᵀ + b on float32 activations, however W is stored.
+class CpuLinear : public LinearWeight {
+ public:
+  virtual void apply(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, ThreadPool& pool) const = 0;
+};
+
+// W repacked in the compute dtype for the GEMM kernels (gemm.h).
+class CpuLinearWeight final : public CpuLinear {
  public:
   CpuLinearWeight(cpu::PackedWeight w, Tensor bias) : w_(std::move(w)), bias_(std::move(bias)) {}
   int64_t out_features() const override { return w_.n(); }
   int64_t in_features() const override { return w_.k(); }
   size_t bytes() const override { return w_.bytes() + (bias_.defined() ? bias_.nbytes() : 0); }
-  const cpu::PackedWeight& packed() const { return w_; }
-  const float* bias() const { return bias_.defined() ? bias_.data<float>() : nullptr; }
+  void apply(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, ThreadPool& pool) const override {
+    cpu::linear(x, M, ldx, w_, bias_.defined() ? bias_.data<float>() : nullptr, y, ldy, pool);
+  }
 
  private:
   cpu::PackedWeight w_;
   Tensor bias_;
+};
+
+// W as row segments of GGUF types (a GGUF file's q, k and v may differ in type): quantized ones
+// kept as the file stores them and multiplied by the int8 kernels (quant_gemm.h), others packed
+// for the GEMM kernels. Each segment writes its own columns of y.
+class CpuQuantLinearWeight final : public CpuLinear {
+ public:
+  struct Segment {
+    int64_t col0 = 0;
+    gguf::QuantizedMatrix quantized;  // set for types the int8 kernels take
+    cpu::PackedWeight packed;         // else
+  };
+  CpuQuantLinearWeight(std::vector<Segment> segments, int64_t n, int64_t k, Tensor bias, cpu::QuantIsa isa)
+      : segments_(std::move(segments)), n_(n), k_(k), bias_(std::move(bias)), isa_(isa) {}
+  int64_t out_features() const override { return n_; }
+  int64_t in_features() const override { return k_; }
+  size_t bytes() const override {
+    size_t b = bias_.defined() ? bias_.nbytes() : 0;
+    for (const auto& s : segments_) b += s.packed.empty() ? s.quantized.data.nbytes() : s.packed.bytes();
+    return b;
+  }
+  void apply(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy, ThreadPool& pool) const override {
+    for (const auto& s : segments_) {
+      const float* b = bias_.defined() ? bias_.data<float>() + s.col0 : nullptr;
+      if (s.packed.empty())
+        cpu::quant_linear(x, M, ldx, s.quantized, b, y + s.col0, ldy, isa_, pool);
+      else
+        cpu::linear(x, M, ldx, s.packed, b, y + s.col0, ldy, pool);
+    }
+  }
+
+ private:
+  std::vector<Segment> segments_;
+  int64_t n_, k_;
+  Tensor bias_;
+  cpu::QuantIsa isa_;
 };
 
 // Row-parallel loop over the pool with a grain that keeps tiny tensors on one thread.
@@ -63,6 +108,56 @@ std::shared_ptr<LinearWeight> CpuBackend::prepare_linear(const Tensor& w, const 
   return std::make_shared<CpuLinearWeight>(cpu::PackedWeight::pack(converted, compute_dtype_), std::move(b));
 }
 
+std::shared_ptr<LinearWeight> CpuBackend::prepare_quantized_linear(const std::vector<gguf::QuantizedMatrix>& parts,
+                                                                   const Tensor& bias) {
+  VLLM_CHECK(!parts.empty(), "a linear weight has at least one part");
+  const int64_t k = parts[0].cols;
+  int64_t n = 0;
+  for (const auto& p : parts) {
+    VLLM_CHECK(p.cols == k, "the parts of a linear weight have one width");
+    n += p.rows();
+  }
+  Tensor b;
+  if (bias.defined()) {
+    VLLM_CHECK(bias.numel() == n, "bias size must match the weight's rows");
+    b = bias.to_dtype(DType::F32);
+  }
+  // Runs of consecutive parts that go the same way become one segment: a run of one quantized
+  // type (concatenated; a single part stays where it is, in the file's mapping), or a run of
+  // anything else, dequantized and packed in the compute dtype.
+  std::vector<CpuQuantLinearWeight::Segment> segments;
+  int64_t row = 0;
+  for (size_t i = 0; i < parts.size();) {
+    const bool quantized = cpu::quant_type_supported(parts[i].type);
+    size_t j = i + 1;
+    while (j < parts.size() && (quantized ? parts[j].type == parts[i].type : !cpu::quant_type_supported(parts[j].type))) ++j;
+    std::vector<gguf::QuantizedMatrix> run(parts.begin() + static_cast<std::ptrdiff_t>(i),
+                                           parts.begin() + static_cast<std::ptrdiff_t>(j));
+    CpuQuantLinearWeight::Segment seg;
+    seg.col0 = row;
+    if (quantized) {
+      seg.quantized = gguf::QuantizedMatrix::concat_rows(run);
+      row += seg.quantized.rows();
+    } else {
+      int64_t rows = 0;
+      for (const auto& p : run) rows += p.rows();
+      Tensor w = Tensor::empty({rows, k}, DType::F32);
+      int64_t at = 0;
+      for (const auto& p : run) {
+        Tensor d = p.dequantize();
+        std::memcpy(w.data<float>() + at * k, d.data<float>(), d.nbytes());
+        at += p.rows();
+      }
+      seg.packed = cpu::PackedWeight::pack(w.to_dtype(compute_dtype_), compute_dtype_);
+      row += rows;
+    }
+    segments.push_back(std::move(seg));
+    i = j;
+  }
+  return std::make_shared<CpuQuantLinearWeight>(std::move(segments), n, k, std::move(b),
+                                                cpu::quant_isa_for(cpu::detect_isa()));
+}
+
 Tensor CpuBackend::prepare_embedding(const Tensor& table) {
   // The table stays in the compute dtype (half the memory for bf16); rows are widened on gather.
   return table.to_dtype(compute_dtype_);
@@ -86,12 +181,12 @@ void CpuBackend::embedding(Tensor& out, const Tensor& ids, const Tensor& table) 
 }
 
 void CpuBackend::linear(Tensor& out, const Tensor& x, const LinearWeight& w) {
-  const auto& cw = static_cast<const CpuLinearWeight&>(w);
+  const auto& cw = static_cast<const CpuLinear&>(w);
   check_f32(out, "linear output");
   check_f32(x, "linear input");
   const int64_t M = x.size(0);
   VLLM_CHECK(x.size(1) == cw.in_features() && out.size(1) == cw.out_features() && out.size(0) == M, "linear shapes");
-  cpu::linear(x.data<float>(), M, x.size(1), cw.packed(), cw.bias(), out.data<float>(), out.size(1), pool_);
+  cw.apply(x.data<float>(), M, x.size(1), out.data<float>(), out.size(1), pool_);
 }
 
 void CpuBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {

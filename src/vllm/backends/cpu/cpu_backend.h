@@ -23,6 +23,10 @@ class CpuBackend final : public Backend {
   void fill_zero(Tensor& t) override;
 
   std::shared_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor& bias) override;
+  // GGUF weights: Q8_0, Q4_0, Q4_K, Q5_K and Q6_K stay quantized (int8 dot products, quant_gemm.h);
+  // other types are dequantized and packed like prepare_linear's.
+  std::shared_ptr<LinearWeight> prepare_quantized_linear(const std::vector<gguf::QuantizedMatrix>& parts,
+                                                         const Tensor& bias) override;
   Tensor prepare_embedding(const Tensor& table) override;
   Tensor prepare_vector(const Tensor& v) override { return v.to_dtype(DType::F32); }
 

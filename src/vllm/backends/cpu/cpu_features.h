@@ -18,6 +18,7 @@ enum class Isa { kScalar, kAvx2, kAvx512, kAvx512Bf16, kAmxBf16 };
 struct CpuFeatures {
   bool avx = false, avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512bf16 = false;
+  bool avx512vnni = false;  // vpdpbusd / vpdpwssd (the quantized-weight kernels, quant_gemm.h)
   bool amx_tile = false, amx_bf16 = false;
   bool os_avx = false;     // the OS saves ymm state (XCR0)
   bool os_avx512 = false;  // the OS saves zmm / opmask state (XCR0)
