@@ -3,7 +3,7 @@ five reference models (tests/data/models/*/golden.json, made with Hugging Face t
 transformers): encode cases give exactly `ids` / `ids_no_special`, decoding gives exactly
 `decode` / `decode_skip_special`, every chat case renders byte-identical; bad input is a message
 and a non-zero exit. The C++ tokenizer tests check all 37 encode cases through the library; here
-a sample of them (those with special tokens, CR/LF and the first few) goes through the command,
+a sample of them (those with special tokens in the text, CR/LF and the first few) goes through the command,
 which starts a process and loads the tokenizer each time."""
 import json
 import os
@@ -51,7 +51,9 @@ def vllm(*args, stdin=None):
 
 
 def sample(cases):
-    return [c for i, c in enumerate(cases) if i < 4 or c["ids"] != c["ids_no_special"] or "\r" in c["text"]]
+    # Special tokens written in the text, CR/LF, and the first few. (Not every case whose ids
+    # differ without special tokens: with a BOS token that is all of them, and each is 4 processes.)
+    return [c for i, c in enumerate(cases) if i < 4 or "<" in c["text"] or "\r" in c["text"]]
 
 
 def ok(*args, stdin=None):
