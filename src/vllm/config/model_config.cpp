@@ -223,6 +223,7 @@ void validate(const ModelConfig& c, const std::string& source) {
   if (c.rotary_dim() % 2 != 0)
     fail("partial_rotary_factor", "must give an even rotary dimension (head_dim " + std::to_string(c.head_dim) + " x " +
                                       json(c.partial_rotary_factor).dump() + " = " + std::to_string(c.rotary_dim()) + ")");
+  positive_number(c.raw.contains("rms_norm_eps") ? "rms_norm_eps" : "layer_norm_eps", c.norm_eps);
   auto check_rope = [&](const RopeConfig& r, const std::string& rope) {
     positive_number(rope + "rope_theta", r.theta);
     if (r.type == "default") return;

@@ -91,11 +91,17 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& logits, std::vector<Engi
     srows.push_back(row);
   }
   // Structured outputs: each constrained row's allowed tokens, filled in parallel (each row its
-  // own matcher), in the sampler's packed layout over the model's (maybe padded) vocabulary.
+  // own matcher), in the sampler's packed layout over the model's (maybe padded) vocabulary. A
+  // tokenizer may also hold more tokens than the model has logits (Gemma 3's image token, id
+  // 262144 of 262,145): rows are then as wide as the matcher's mask, and the sampler reads the
+  // model's V bits of them.
   std::vector<size_t> constrained;
+  size_t words = static_cast<size_t>((V + 31) / 32);
   for (size_t k = 0; k < targets.size(); ++k)
-    if (targets[k].request->matcher) constrained.push_back(k);
-  const size_t words = static_cast<size_t>((V + 31) / 32);
+    if (targets[k].request->matcher) {
+      constrained.push_back(k);
+      words = std::max(words, targets[k].request->matcher->mask_words());
+    }
   std::vector<uint32_t>& bitmasks = bitmask_buffer_;  // reused: no allocation per step
   bitmasks.resize(constrained.size() * words);
   if (!constrained.empty()) {
