@@ -9,7 +9,8 @@
 #
 # build       cmake release + CUDA (sm_90) in build/gpu, only the targets below, $JOBS jobs (16)
 # ops         tests/cuda/test_backend_ops, the MoE op tests first (CudaBackend::moe against
-#             CpuBackend::moe, routing and grouping against the CPU's), then every other op
+#             CpuBackend::moe, routing and grouping against the CPU's), then every other op (or the
+#             gtest filter OTHER_OPS)
 # golden      tiny-mixtral and tiny-qwen3moe through the engine on the GPU (CUDA graphs on) against
 #             their transformers references
 # latency     vllm bench latency, batch 1, 32 tokens in, 128 out: decode tok/s against the bound of
@@ -75,7 +76,7 @@ stage_ops() {
   rec "MoE op tests" "rc $rc, $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/ops-moe.log" | tr '\n' ' ')($(secs $t0) s)"
   grep -E "Failure|error|FAILED|Expected|Which is|max error" "$OUT/ops-moe.log" | head -40
   t0=$(date +%s)
-  timeout 240 "$B/tests/cuda/test_backend_ops" --gtest_filter='-*Moe*' --gtest_brief=1 >"$OUT/ops.log" 2>&1
+  timeout 240 "$B/tests/cuda/test_backend_ops" --gtest_filter="${OTHER_OPS:--*Moe*}" --gtest_brief=1 >"$OUT/ops.log" 2>&1
   rc=$?
   rec "other op tests" "rc $rc, $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/ops.log" | tr '\n' ' ')($(secs $t0) s)"
   grep -E "Failure|FAILED" "$OUT/ops.log" | head -20

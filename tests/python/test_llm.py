@@ -5,11 +5,13 @@ import _thread
 import json
 import os
 import shutil
+import subprocess
 import threading
 import warnings
 
 import pytest
 
+from conftest import BUILD, DATA
 from vllm import LLM, BeamSearchParams, CompletionOutput, Logprob, RequestOutput, SamplingParams, TextPrompt, TokensPrompt
 
 GREEDY4 = SamplingParams(temperature=0.0, max_tokens=4, ignore_eos=True)
@@ -392,3 +394,25 @@ def test_broken_model_folder_raises(tiny_phi, tmp_path, edit, error, match):
 def test_overlong_hub_id_raises():
     with pytest.raises(FileNotFoundError, match="the maximum length is 96"):
         LLM(model="a" * 5000)
+
+
+def test_load_format_dummy(tiny_phi, tmp_path):
+    """load_format="dummy": the recipe's weights (seed 0, the compute dtype) made in memory from a
+    folder holding config.json alone, the same model the weight tool writes with that seed."""
+    config = DATA / "models" / "tiny-phi" / "config.json"
+    written, bare = tmp_path / "written", tmp_path / "bare"
+    make = os.environ.get("VLLM_MAKE_MODEL", str(BUILD / "tools" / "vllm-make-model"))
+    subprocess.run([make, "--config", str(config), "--out", str(written), "--seed", "0", "--dtype", "bfloat16"],
+                   check=True, stdout=subprocess.DEVNULL)
+    bare.mkdir()
+    shutil.copy(config, bare / "config.json")
+    prompts = [{"prompt_token_ids": [5, 17, 300]}, {"prompt_token_ids": [9]}]
+    results = []
+    for folder, fmt in ((written, "auto"), (bare, "dummy")):
+        llm = LLM(model=str(folder), load_format=fmt, dtype="bfloat16", kv_cache_space=0.1, device="cpu")
+        results.append([o.outputs[0].token_ids for o in llm.generate(prompts, GREEDY4, use_tqdm=False)])
+        llm.shutdown()
+    assert results[0] == results[1]
+    assert all(len(ids) == 4 for ids in results[1])
+    with pytest.raises((ValueError, RuntimeError), match="load-format 'pt' is not supported"):
+        LLM(model=str(bare), load_format="pt", device="cpu")
