@@ -298,7 +298,9 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   }
   c.norm_eps = r.has("rms_norm_eps") ? r.number_or("rms_norm_eps", 1e-6) : r.number_or("layer_norm_eps", 1e-5);
   c.hidden_act = r.string_or("hidden_act", r.string_or("hidden_activation", "silu"));
-  c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", false);
+  // transformers' default when the key is absent: Gemma's configs keep PretrainedConfig's True (the
+  // Hub's gemma-3-1b config.json leaves it out), the other families set False.
+  c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", c.architecture.rfind("Gemma", 0) == 0);
   c.attention_bias = r.boolean_or("attention_bias", false);
   c.mlp_bias = r.boolean_or("mlp_bias", false);
   c.max_position_embeddings = r.integer_or("max_position_embeddings", 2048);
