@@ -507,6 +507,10 @@ TEST(ConfigValidation, SlidingWindowLayersAndSoftcaps) {
             "config.json: key 'query_pre_attn_scalar' must be a positive number, not \"48\"");
   EXPECT_EQ(family_error("tiny-gemma3", [](json& c) { c["use_bidirectional_attention"] = true; }),
             "config.json: use_bidirectional_attention is not supported for Gemma3ForCausalLM");
+  EXPECT_EQ(family_error("tiny-gemma3", [](json& c) { c["use_bidirectional_attention"] = "no"; }),
+            "config.json: key 'use_bidirectional_attention' must be true or false, not \"no\"");
+  EXPECT_EQ(family_error("tiny-gptoss", [](json& c) { c["swiglu_limit"] = "7"; }),
+            "config.json: key 'swiglu_limit' must be a positive number, not \"7\"");
   EXPECT_EQ(family_error("tiny-gemma3", [](json& c) { c["hidden_activation"] = "relu"; }), "");  // checked at load
 }
 

@@ -12,9 +12,14 @@ namespace vllm {
 
 namespace {
 LlamaLikeOptions gemma3_options(const ModelConfig& c) {
-  if (c.raw.value("use_bidirectional_attention", false))
-    throw Error("config.json: use_bidirectional_attention is not supported for Gemma3ForCausalLM",
-                ErrorKind::kUnsupported);
+  if (auto it = c.raw.find("use_bidirectional_attention"); it != c.raw.end() && !it->is_null()) {
+    if (!it->is_boolean())
+      throw Error("config.json: key 'use_bidirectional_attention' must be true or false, not " + it->dump(),
+                  ErrorKind::kModelLoad);
+    if (it->get<bool>())
+      throw Error("config.json: use_bidirectional_attention is not supported for Gemma3ForCausalLM",
+                  ErrorKind::kUnsupported);
+  }
   LlamaLikeOptions o = gemma_options(c);
   o.qk_norm = true;
   o.sliding_layers = sliding_layer_pattern(c, gemma_integer(c, "sliding_window_pattern", 6));

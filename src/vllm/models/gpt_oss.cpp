@@ -31,8 +31,12 @@ LlamaLikeOptions gpt_oss_options(const ModelConfig& c) {
   o.moe.intermediate_size = c.intermediate_size;
   o.moe.renormalize = true;
   o.moe.gpt_oss_layout = true;
-  const double limit = c.raw.value("swiglu_limit", 7.0);
-  if (!(limit > 0)) throw Error("config.json: key 'swiglu_limit' must be positive", ErrorKind::kModelLoad);
+  double limit = 7.0;  // transformers' default
+  if (auto it = c.raw.find("swiglu_limit"); it != c.raw.end() && !it->is_null()) {
+    if (!it->is_number() || !(it->get<double>() > 0))
+      throw Error("config.json: key 'swiglu_limit' must be a positive number, not " + it->dump(), ErrorKind::kModelLoad);
+    limit = it->get<double>();
+  }
   o.moe.swiglu_limit = static_cast<float>(limit);
   if (o.moe.top_k > o.moe.num_experts)
     throw Error("config.json: num_experts_per_tok exceeds num_local_experts", ErrorKind::kModelLoad);
