@@ -50,6 +50,10 @@ struct LlamaLikeLayerTensors {
 LlamaLikeLayerTensors llama_like_layer(const ModelConfig& c, const LlamaLikeOptions& o, int64_t layer);
 
 std::vector<ParamSpec> llama_like_parameters(const ModelConfig& c, const LlamaLikeOptions& o);
+// The registry entry of a llama-like family: its parameters and its model, both from the options
+// that `options` reads from config.json.
+using LlamaLikeOptionsFn = LlamaLikeOptions (*)(const ModelConfig&);
+Architecture llama_like_architecture(const std::string& name, LlamaLikeOptionsFn options);
 std::unique_ptr<CausalLM> create_llama_like(const ModelConfig& c, const WeightStore& store, Backend& backend,
                                             const LlamaLikeOptions& o);
 
