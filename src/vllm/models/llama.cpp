@@ -13,17 +13,11 @@ LlamaLikeOptions llama_options(const ModelConfig& c) {
   return o;
 }
 
-Architecture llama_architecture(const std::string& name) {
-  return {name, [](const ModelConfig& c) { return llama_like_parameters(c, llama_options(c)); },
-          [](const ModelConfig& c, const WeightStore& s, Backend& b) {
-            return create_llama_like(c, s, b, llama_options(c));
-          }};
-}
-
 }  // namespace
 
 std::vector<Architecture> llama_architectures() {
-  return {llama_architecture("LlamaForCausalLM"), llama_architecture("MistralForCausalLM")};
+  return {llama_like_architecture("LlamaForCausalLM", llama_options),
+          llama_like_architecture("MistralForCausalLM", llama_options)};
 }
 
 }  // namespace vllm

@@ -343,4 +343,11 @@ std::unique_ptr<CausalLM> create_llama_like(const ModelConfig& c, const WeightSt
   return std::make_unique<LlamaLikeModel>(c, store, backend, o);
 }
 
+Architecture llama_like_architecture(const std::string& name, LlamaLikeOptionsFn options) {
+  return {name, [options](const ModelConfig& c) { return llama_like_parameters(c, options(c)); },
+          [options](const ModelConfig& c, const WeightStore& s, Backend& b) {
+            return create_llama_like(c, s, b, options(c));
+          }};
+}
+
 }  // namespace vllm

@@ -88,6 +88,10 @@ std::vector<bool> sliding_layer_pattern(const ModelConfig& c, int64_t pattern);
 int64_t sliding_window_size(const ModelConfig& c);
 
 std::vector<ParamSpec> llama_like_parameters(const ModelConfig& c, const LlamaLikeOptions& o);
+// The registry entry of a llama-like family: its parameters and its model, both from the options
+// that `options` reads from config.json.
+using LlamaLikeOptionsFn = LlamaLikeOptions (*)(const ModelConfig&);
+Architecture llama_like_architecture(const std::string& name, LlamaLikeOptionsFn options);
 std::unique_ptr<CausalLM> create_llama_like(const ModelConfig& c, const WeightStore& store, Backend& backend,
                                             const LlamaLikeOptions& o);
 

@@ -33,10 +33,7 @@ LlamaLikeOptions mixtral_options(const ModelConfig& c) {
 }  // namespace
 
 std::vector<Architecture> mixtral_architectures() {
-  return {{"MixtralForCausalLM", [](const ModelConfig& c) { return llama_like_parameters(c, mixtral_options(c)); },
-           [](const ModelConfig& c, const WeightStore& s, Backend& b) {
-             return create_llama_like(c, s, b, mixtral_options(c));
-           }}};
+  return {llama_like_architecture("MixtralForCausalLM", mixtral_options)};
 }
 
 }  // namespace vllm

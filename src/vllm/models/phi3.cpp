@@ -21,10 +21,7 @@ LlamaLikeOptions phi3_options(const ModelConfig& c) {
 }  // namespace
 
 std::vector<Architecture> phi3_architectures() {
-  return {{"Phi3ForCausalLM", [](const ModelConfig& c) { return llama_like_parameters(c, phi3_options(c)); },
-           [](const ModelConfig& c, const WeightStore& s, Backend& b) {
-             return create_llama_like(c, s, b, phi3_options(c));
-           }}};
+  return {llama_like_architecture("Phi3ForCausalLM", phi3_options)};
 }
 
 }  // namespace vllm

@@ -5,14 +5,14 @@
 
 namespace vllm {
 
-std::vector<Architecture> qwen2_architectures() {
-  static const LlamaLikeOptions kQwen2 = [] {
-    LlamaLikeOptions o;
-    o.qkv_bias = true;
-    return o;
-  }();
-  return {{"Qwen2ForCausalLM", [](const ModelConfig& c) { return llama_like_parameters(c, kQwen2); },
-           [](const ModelConfig& c, const WeightStore& s, Backend& b) { return create_llama_like(c, s, b, kQwen2); }}};
+namespace {
+LlamaLikeOptions qwen2_options(const ModelConfig&) {
+  LlamaLikeOptions o;
+  o.qkv_bias = true;
+  return o;
 }
+}  // namespace
+
+std::vector<Architecture> qwen2_architectures() { return {llama_like_architecture("Qwen2ForCausalLM", qwen2_options)}; }
 
 }  // namespace vllm

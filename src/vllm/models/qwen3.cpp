@@ -15,10 +15,7 @@ LlamaLikeOptions qwen3_options(const ModelConfig& c) {
 }  // namespace
 
 std::vector<Architecture> qwen3_architectures() {
-  return {{"Qwen3ForCausalLM", [](const ModelConfig& c) { return llama_like_parameters(c, qwen3_options(c)); },
-           [](const ModelConfig& c, const WeightStore& s, Backend& b) {
-             return create_llama_like(c, s, b, qwen3_options(c));
-           }}};
+  return {llama_like_architecture("Qwen3ForCausalLM", qwen3_options)};
 }
 
 }  // namespace vllm

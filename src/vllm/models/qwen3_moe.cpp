@@ -45,10 +45,7 @@ LlamaLikeOptions qwen3_moe_options(const ModelConfig& c) {
 }  // namespace
 
 std::vector<Architecture> qwen3_moe_architectures() {
-  return {{"Qwen3MoeForCausalLM", [](const ModelConfig& c) { return llama_like_parameters(c, qwen3_moe_options(c)); },
-           [](const ModelConfig& c, const WeightStore& s, Backend& b) {
-             return create_llama_like(c, s, b, qwen3_moe_options(c));
-           }}};
+  return {llama_like_architecture("Qwen3MoeForCausalLM", qwen3_moe_options)};
 }
 
 }  // namespace vllm
