@@ -19,10 +19,7 @@ LlamaLikeOptions gemma2_options(const ModelConfig& c) {
 }  // namespace
 
 std::vector<Architecture> gemma2_architectures() {
-  return {{"Gemma2ForCausalLM", [](const ModelConfig& c) { return llama_like_parameters(c, gemma2_options(c)); },
-           [](const ModelConfig& c, const WeightStore& s, Backend& b) {
-             return create_llama_like(c, s, b, gemma2_options(c));
-           }}};
+  return {llama_like_architecture("Gemma2ForCausalLM", gemma2_options)};
 }
 
 }  // namespace vllm

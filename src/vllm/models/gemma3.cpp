@@ -37,10 +37,7 @@ LlamaLikeOptions gemma3_options(const ModelConfig& c) {
 }  // namespace
 
 std::vector<Architecture> gemma3_architectures() {
-  return {{"Gemma3ForCausalLM", [](const ModelConfig& c) { return llama_like_parameters(c, gemma3_options(c)); },
-           [](const ModelConfig& c, const WeightStore& s, Backend& b) {
-             return create_llama_like(c, s, b, gemma3_options(c));
-           }}};
+  return {llama_like_architecture("Gemma3ForCausalLM", gemma3_options)};
 }
 
 }  // namespace vllm

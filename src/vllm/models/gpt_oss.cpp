@@ -46,10 +46,7 @@ LlamaLikeOptions gpt_oss_options(const ModelConfig& c) {
 }  // namespace
 
 std::vector<Architecture> gpt_oss_architectures() {
-  return {{"GptOssForCausalLM", [](const ModelConfig& c) { return llama_like_parameters(c, gpt_oss_options(c)); },
-           [](const ModelConfig& c, const WeightStore& s, Backend& b) {
-             return create_llama_like(c, s, b, gpt_oss_options(c));
-           }}};
+  return {llama_like_architecture("GptOssForCausalLM", gpt_oss_options)};
 }
 
 }  // namespace vllm
