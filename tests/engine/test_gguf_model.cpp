@@ -45,6 +45,16 @@ fs::path scratch_dir() {
   return d;
 }
 
+// The GGUF files the tests write (tens of MB) go when the test binary ends.
+class RemoveScratch : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(fs::temp_directory_path() / ("vllm-gguf-engine-" + std::to_string(getpid())), ec);
+  }
+};
+const ::testing::Environment* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
+
 json model_json(const std::string& model) {
   return json::parse(std::ifstream(data_dir() + "/models/" + model + "/config.json"));
 }

@@ -260,6 +260,17 @@ TEST(GgufFile, HostileCountsAndOffsets) {
   b = bytes;
   poke_u64(b, q8.dims + 8, 1ull << 62);
   EXPECT_TRUE(contains(parse_error(b), "overflow")) << parse_error(b);
+  // A zero dimension does not hide two whose product overflows (an empty tensor of 0 x 2^40 x
+  // 2^40 elements: any product but the one starting with the zero overflows).
+  {
+    GgufWriter z;
+    z.add_tensor("z", GgmlType::kF32, {1, 0, 1, 1}, std::vector<uint8_t>());
+    b = z.to_bytes();
+    const InfoFields zf = info_fields(b, "z", 4);
+    poke_u64(b, zf.dims + 16, 1ull << 40);
+    poke_u64(b, zf.dims + 24, 1ull << 40);
+    EXPECT_TRUE(contains(parse_error(b), "overflow")) << parse_error(b);
+  }
   b = bytes;
   poke_u64(b, q8.dims, 100);
   EXPECT_TRUE(contains(parse_error(b), "not a multiple of its block size 32")) << parse_error(b);
@@ -290,7 +301,10 @@ TEST(GgufFile, DuplicatesAndAlignment) {
   EXPECT_TRUE(contains(parse_error(bytes), "alignment 64")) << parse_error(bytes);
   std::vector<uint8_t> b = bytes;
   poke_u32(b, find_bytes(b, "general.alignment") + 17 + 4, 48);
-  EXPECT_TRUE(contains(parse_error(b), "not a power of two")) << parse_error(b);
+  EXPECT_TRUE(contains(parse_error(b), "not a power of two of at least 8")) << parse_error(b);
+  b = bytes;
+  poke_u32(b, find_bytes(b, "general.alignment") + 17 + 4, 1);  // would leave block fields misaligned
+  EXPECT_TRUE(contains(parse_error(b), "not a power of two of at least 8")) << parse_error(b);
   b = bytes;
   poke_u32(b, find_bytes(b, "general.alignment") + 17, static_cast<uint32_t>(ValueType::kInt32));
   EXPECT_TRUE(contains(parse_error(b), "should be a uint32")) << parse_error(b);

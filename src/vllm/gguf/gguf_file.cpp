@@ -428,8 +428,10 @@ GgufFile GgufFile::parse(const uint8_t* data, size_t size, const std::string& pa
     if (a->type() != ValueType::kUint32)
       load_error(path, "general.alignment should be a uint32 but is " + a->describe());
     const int64_t al = a->as_int("general.alignment");
-    if (al == 0 || (al & (al - 1)) != 0)
-      load_error(path, "general.alignment " + std::to_string(al) + " is not a power of two");
+    // The format requires a multiple of 8; a power of two keeps the padding arithmetic simple, and
+    // 8 keeps every float tensor and every (even-sized) block's float16 fields aligned.
+    if (al < 8 || (al & (al - 1)) != 0)
+      load_error(path, "general.alignment " + std::to_string(al) + " is not a power of two of at least 8");
     f.alignment_ = static_cast<uint32_t>(al);
   }
 
@@ -441,12 +443,15 @@ GgufFile GgufFile::parse(const uint8_t* data, size_t size, const std::string& pa
     const uint32_t n_dims = c.u32("the dimension count of " + tname);
     if (n_dims < 1 || n_dims > 4)
       load_error(path, tname + " has " + std::to_string(n_dims) + " dimensions (GGUF tensors have 1 to 4)");
-    uint64_t numel = 1;
+    // The product of the non-zero dimensions must fit: then so does every partial product, in
+    // any order (a zero dimension must not hide two that overflow when multiplied elsewhere).
+    uint64_t numel = 1, nonzero = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t dim = c.u64("dimension " + std::to_string(d) + " of " + tname);
-      if (dim > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, dim, &numel) ||
-          numel > static_cast<uint64_t>(INT64_MAX))
+      if (dim > static_cast<uint64_t>(INT64_MAX) || (dim > 0 && __builtin_mul_overflow(nonzero, dim, &nonzero)) ||
+          nonzero > static_cast<uint64_t>(INT64_MAX))
         load_error(path, tname + " has dimensions whose element count overflows");
+      numel *= dim;
       t.dims.push_back(static_cast<int64_t>(dim));
     }
     const uint32_t type_id = c.u32("the type of " + tname);
@@ -477,6 +482,11 @@ GgufFile GgufFile::parse(const uint8_t* data, size_t size, const std::string& pa
   // The data section starts at the next multiple of the alignment.
   const size_t pad = (f.alignment_ - c.pos() % f.alignment_) % f.alignment_;
   f.data_offset_ = c.pos() + pad;
+  // (A file without tensors may end before the padding; one with tensors, even empty ones, must
+  // reach its data section.)
+  if (!f.tensors_.empty() && f.data_offset_ > size)
+    load_error(path, "truncated GGUF file: the data section starts at offset " + std::to_string(f.data_offset_) +
+                         ", past the end of the file (" + std::to_string(size) + " bytes)");
   const uint64_t data_size = f.data_offset_ <= size ? size - f.data_offset_ : 0;
   std::vector<std::pair<uint64_t, const TensorInfo*>> spans;
   for (const TensorInfo& t : f.tensors_) {
