@@ -3,7 +3,6 @@
 #include <cmath>
 #include <map>
 #include <optional>
-#include <regex>
 
 #include "vllm/core/error.h"
 
@@ -115,17 +114,20 @@ std::string gguf_architecture(const std::string& hf) {
 std::string hf_architecture(const std::string& gguf) { return by_gguf(gguf).hf; }
 
 std::string gguf_tensor_name(const std::string& hf_name) {
-  static const std::regex kParam(R"(^(.*)\.(weight|bias)$)");
-  static const std::regex kLayer(R"(^model\.layers\.(\d+)\.(.+)$)");
-  std::smatch m;
-  if (std::regex_match(hf_name, m, kParam)) {
-    const std::string module = m[1], kind = m[2];
+  // "<module>.weight|bias", the module a top-level one or "model.layers.<i>.<name in the layer>".
+  const size_t dot = hf_name.rfind('.');
+  const std::string kind = dot == std::string::npos ? "" : hf_name.substr(dot + 1);
+  if (kind == "weight" || kind == "bias") {
+    const std::string module = hf_name.substr(0, dot);
     auto top = top_level_names().find(module);
     if (top != top_level_names().end()) return top->second + "." + kind;
-    std::smatch lm;
-    if (std::regex_match(module, lm, kLayer)) {
-      auto it = layer_names().find(lm[2]);
-      if (it != layer_names().end()) return "blk." + lm[1].str() + "." + it->second + "." + kind;
+    const std::string layers = "model.layers.";
+    const size_t index_end = module.find('.', layers.size());
+    if (module.rfind(layers, 0) == 0 && index_end != std::string::npos && index_end > layers.size()) {
+      const std::string index = module.substr(layers.size(), index_end - layers.size());
+      const bool digits = index.find_first_not_of("0123456789") == std::string::npos;
+      auto it = layer_names().find(module.substr(index_end + 1));
+      if (digits && it != layer_names().end()) return "blk." + index + "." + it->second + "." + kind;
     }
   }
   throw Error("tensor '" + hf_name + "' has no GGUF name", ErrorKind::kUnsupported);
