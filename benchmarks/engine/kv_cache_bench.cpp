@@ -160,8 +160,7 @@ void bench_n8(const EngineConfig& base, std::mt19937_64& rng) {
     int32_t peak = 0;
     drain(engine, [&] { peak = std::max(peak, blocks_in_use(engine)); });
     const double mib = static_cast<double>(peak) *
-                       static_cast<double>(ModelRunner::block_bytes(engine.model_config(), base.block_size,
-                                                                    engine.runner().backend().kv_cache_dtype())) /
+                       static_cast<double>(engine.runner().bytes_per_block()) /
                        (1 << 20);
     const char* name = mode == Mode::kForked        ? "n=8 of one prompt (forked)"
                        : mode == Mode::kPrefixCache ? "8 requests of the same prompt (prefix cache)"

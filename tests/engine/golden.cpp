@@ -10,6 +10,8 @@
 #include <map>
 
 #include "vllm/core/error.h"
+#include "vllm/kv_cache/kv_cache_layout.h"
+#include "vllm/models/model.h"
 #include "vllm/models/random_weights.h"
 
 namespace vllm::test {
@@ -51,6 +53,12 @@ std::string materialize_model(const std::string& model, int shards) {
     std::ofstream(stamp) << "ok\n";
   }
   return out.string();
+}
+
+int64_t kv_cache_groups(const std::string& dir) {
+  const ModelConfig config = ModelConfig::from_folder(dir);
+  const Architecture& arch = find_architecture(config.architecture);
+  return arch.layer_sliding_windows ? plan_kv_cache_layout(arch.layer_sliding_windows(config)).num_groups() : 1;
 }
 
 std::string unsupported_on_test_device(const std::string& dir) {

@@ -31,6 +31,11 @@ struct GenerationResult {
 // models there rather than fail.
 std::string unsupported_on_test_device(const std::string& dir);
 
+// The number of KV cache groups of the model in `dir` (kv_cache/kv_cache_layout.h): 1 unless
+// some layers attend through a sliding window. Tests that size a small pool for one request
+// multiply by it (a sliding group's blocks are fewer, but a prefill chunk holds its share).
+int64_t kv_cache_groups(const std::string& dir);
+
 // Runs every prompt through one engine (all queued at once) with greedy sampling.
 std::vector<GenerationResult> run_greedy(EngineConfig config, const std::vector<std::vector<int32_t>>& prompts,
                                          int max_tokens, int logprobs, int prompt_logprobs,

@@ -19,7 +19,7 @@ TEST(KVCacheManager, SharesCachedPrefixBlocks) {
   std::vector<int32_t> a = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
   ASSERT_TRUE(kv.allocate_slots(1, a, 0, 0, 10));
   std::vector<int32_t> b = {1, 2, 3, 4, 5, 6, 7, 8, 42};
-  std::vector<int32_t> cached;
+  KVCacheManager::GroupBlocks cached;
   EXPECT_EQ(kv.find_cached_prefix(b, 0, &cached), 8);
   ASSERT_TRUE(kv.allocate_slots(2, b, 0, 8, 1, cached));
   EXPECT_EQ(kv.block_table(2)[0], kv.block_table(1)[0]);
@@ -51,7 +51,7 @@ TEST(KVCacheManager, DisabledCachingNeverHits) {
   KVCacheManager kv(8, 2, false);
   std::vector<int32_t> a = {1, 2, 3, 4, 5};
   ASSERT_TRUE(kv.allocate_slots(1, a, 0, 0, 5));
-  std::vector<int32_t> cached;
+  KVCacheManager::GroupBlocks cached;
   EXPECT_EQ(kv.find_cached_prefix(a, 0, &cached), 0);
 }
 

@@ -137,9 +137,9 @@ TEST(KVCacheFork, ForkedPrefixStaysInThePrefixCache) {
   kv.take_block_copies();
   std::vector<int32_t> probe = a;
   probe.push_back(0);
-  std::vector<int32_t> cached;
+  KVCacheManager::GroupBlocks cached;
   EXPECT_EQ(kv.find_cached_prefix(probe, 0, &cached), 12);
-  EXPECT_EQ(cached, (std::vector<int32_t>{kv.block_table(2)[0], kv.block_table(2)[1], kv.block_table(2)[2]}));
+  EXPECT_EQ(cached[0], (std::vector<int32_t>{kv.block_table(2)[0], kv.block_table(2)[1], kv.block_table(2)[2]}));
   kv.free(1);
   kv.free(2);
   EXPECT_EQ(kv.check_invariants(), "");

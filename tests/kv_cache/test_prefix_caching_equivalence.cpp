@@ -69,7 +69,8 @@ RunResult run(const std::string& model, int block_size, bool caching, int64_t po
   c.model = test::materialize_model(model);
   c.dtype = "float32";
   c.block_size = block_size;
-  c.num_kv_blocks = pool_tokens / block_size;
+  // Each KV cache group holds its own blocks: the pool has pool_tokens of room in each.
+  c.num_kv_blocks = pool_tokens / block_size * test::kv_cache_groups(c.model);
   c.enable_prefix_caching = caching;
   c.scheduling_policy = "priority";
   c.max_num_seqs = 8;

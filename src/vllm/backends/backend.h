@@ -86,6 +86,16 @@ struct RotaryEmbedding {
 struct KVCacheLayer {
   Tensor k;
   Tensor v;
+  // The layer's KV cache group (kv_cache/kv_cache_layout.h): which block tables and slot mapping
+  // of the step it reads and writes through. Layers of different groups may share k and v.
+  int group = 0;
+};
+
+// One KV cache group's view of a step: where each token's K/V goes and the sequences' blocks.
+struct KVGroupInputs {
+  Tensor slot_mapping;  // [T] int64
+  Tensor block_tables;  // [S, max_blocks_per_seq] int32 (kNoBlock = -1 where a window has passed)
+  int64_t max_blocks_per_seq = 0;
 };
 
 // The flattened batch of one engine step, on the backend's device. Token i belongs to sequence s
@@ -108,6 +118,14 @@ struct ForwardInputs {
   // Host copies of the same, for backends and code that schedule work on the host.
   std::vector<int32_t> host_query_start_loc;
   std::vector<int32_t> host_seq_lens;
+  // Groups 1, 2, ... of a KV cache with several groups (group 0 is slot_mapping, block_tables
+  // and max_blocks_per_seq above).
+  std::vector<KVGroupInputs> more_kv_groups;
+
+  KVGroupInputs kv_group(int group) const {
+    if (group == 0) return {slot_mapping, block_tables, max_blocks_per_seq};
+    return more_kv_groups.at(static_cast<size_t>(group - 1));
+  }
 };
 
 class Backend {

@@ -131,7 +131,11 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   gguf_file.reset();  // the weights keep the mapping alive as long as they need it
 
   int64_t num_blocks;
-  const size_t per_block = ModelRunner::block_bytes(model_config_, config.block_size, backend->kv_cache_dtype());
+  // Layers with a sliding window keep block tables of their own, so their blocks can go back to
+  // the pool once the window has passed them; a block spans one layer of each group's size.
+  const KVCacheLayout layout = plan_kv_cache_layout(model->layer_sliding_windows());
+  const size_t per_block =
+      ModelRunner::block_bytes(model_config_, layout.group_size, config.block_size, backend->kv_cache_dtype());
   if (backend->device() == Device::kCUDA) backend->configure_graphs(!config.enforce_eager, max_model_len_, config.max_num_seqs);
   if (config.num_kv_blocks) {
     num_blocks = *config.num_kv_blocks;
@@ -152,7 +156,13 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
     num_blocks = static_cast<int64_t>(config.kv_cache_space_gib * 1024 * 1024 * 1024 / static_cast<double>(per_block));
   }
   if (num_blocks <= 0) throw Error("the KV cache has room for no block; raise --kv-cache-space");
-  const int64_t needed = (max_model_len_ + config.block_size - 1) / config.block_size;
+  // One sequence of max_model_len: every block in full-attention groups, a window's worth (and
+  // the block it is writing) in sliding ones.
+  int64_t needed = 0;
+  for (int64_t window : layout.group_windows) {
+    const int64_t tokens = window == 0 ? max_model_len_ : std::min<int64_t>(max_model_len_, window + config.block_size);
+    needed += (tokens + config.block_size - 1) / config.block_size;
+  }
   if (num_blocks < needed && !config.num_kv_blocks)
     VLLM_LOG_WARN("the KV cache ({} blocks) cannot hold one sequence of max_model_len {}", num_blocks, max_model_len_);
 
@@ -170,13 +180,20 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
                 "vLLM reject longer sequences. Please increase max_num_batched_tokens or decrease max_model_len.");
   sc.policy = parse_scheduling_policy(config.scheduling_policy);
 
-  kv_ = std::make_unique<KVCacheManager>(static_cast<int32_t>(num_blocks), config.block_size, config.enable_prefix_caching);
+  kv_ = std::make_unique<KVCacheManager>(static_cast<int32_t>(num_blocks), config.block_size, config.enable_prefix_caching,
+                                         layout.group_windows);
   scheduler_ = std::make_unique<Scheduler>(sc, *kv_);
   VLLM_LOG_INFO("model {} ({}), {} on {}: weights {:.1f} MiB, KV cache {} blocks of {} tokens ({:.1f} MiB)",
                 config.model, model_config_.architecture, dtype_name(compute_dtype_), backend->name(),
                 static_cast<double>(model->weight_bytes()) / (1 << 20), num_blocks, config.block_size,
                 static_cast<double>(per_block) * static_cast<double>(num_blocks) / (1 << 20));
-  runner_ = std::make_unique<ModelRunner>(std::move(backend), std::move(model), num_blocks, config.block_size);
+  if (layout.num_groups() > 1) {
+    std::string windows;
+    for (int64_t w : layout.group_windows) windows += (windows.empty() ? "" : ", ") + (w ? std::to_string(w) : "full");
+    VLLM_LOG_INFO("KV cache: {} groups of {} layers, each with its own block tables (windows: {})", layout.num_groups(),
+                  layout.group_size, windows);
+  }
+  runner_ = std::make_unique<ModelRunner>(std::move(backend), std::move(model), num_blocks, config.block_size, layout);
 }
 
 EngineCore::~EngineCore() {

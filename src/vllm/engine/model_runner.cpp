@@ -8,18 +8,27 @@
 
 namespace vllm {
 
-size_t ModelRunner::block_bytes(const ModelConfig& c, int block_size, DType kv_dtype) {
-  return 2 * static_cast<size_t>(c.num_hidden_layers) * static_cast<size_t>(c.num_key_value_heads) *
+size_t ModelRunner::block_bytes(const ModelConfig& c, int64_t kv_tensors, int block_size, DType kv_dtype) {
+  return 2 * static_cast<size_t>(kv_tensors) * static_cast<size_t>(c.num_key_value_heads) *
          static_cast<size_t>(block_size) * static_cast<size_t>(c.head_dim) * dtype_size(kv_dtype);
 }
 
+size_t ModelRunner::bytes_per_block() const {
+  return block_bytes(model_->config(), layout_.group_size, block_size_, backend_->kv_cache_dtype());
+}
+
 ModelRunner::ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<CausalLM> model, int64_t num_blocks,
-                         int block_size)
-    : backend_(std::move(backend)), model_(std::move(model)), num_blocks_(num_blocks), block_size_(block_size) {
+                         int block_size, const KVCacheLayout& layout)
+    : backend_(std::move(backend)), model_(std::move(model)), num_blocks_(num_blocks), block_size_(block_size),
+      layout_(layout) {
   const ModelConfig& c = model_->config();
+  VLLM_CHECK(layout_.num_layers() == c.num_hidden_layers, "the KV cache layout is for another number of layers");
   Shape shape{num_blocks, c.num_key_value_heads, block_size, c.head_dim};
+  for (int64_t i = 0; i < layout_.group_size; ++i)
+    slot_tensors_.push_back({backend_->empty(shape, backend_->kv_cache_dtype()), backend_->empty(shape, backend_->kv_cache_dtype())});
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    KVCacheLayer layer{backend_->empty(shape, backend_->kv_cache_dtype()), backend_->empty(shape, backend_->kv_cache_dtype())};
+    KVCacheLayer layer = slot_tensors_[static_cast<size_t>(layout_.layer_slot[static_cast<size_t>(l)])];
+    layer.group = layout_.layer_group[static_cast<size_t>(l)];
     kv_cache_.push_back(std::move(layer));
   }
 }
@@ -27,14 +36,22 @@ ModelRunner::ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<Causa
 Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, LogitsPlan* plan) {
   const auto started = std::chrono::steady_clock::now();
   const int64_t T = step.num_scheduled_tokens, S = static_cast<int64_t>(step.scheduled.size());
-  int64_t max_blocks = 1;
+  const int G = layout_.num_groups();
+  // Per group: block tables [S, max_blocks] and the slot of every token (kNoBlock entries of a
+  // sliding group stay in its table: no query of this step reads them).
+  std::vector<int64_t> max_blocks(static_cast<size_t>(G), 1);
   for (const auto& s : step.scheduled)
-    max_blocks = std::max<int64_t>(max_blocks, static_cast<int64_t>(kv.block_table(s.request->seq_id).size()));
+    for (int g = 0; g < G; ++g)
+      max_blocks[static_cast<size_t>(g)] = std::max<int64_t>(max_blocks[static_cast<size_t>(g)],
+                                                             static_cast<int64_t>(kv.block_table(s.request->seq_id, g).size()));
+  std::vector<Tensor> tables, slots;
+  for (int g = 0; g < G; ++g) {
+    tables.push_back(Tensor::zeros({S, max_blocks[static_cast<size_t>(g)]}, DType::I32));
+    slots.push_back(Tensor::empty({T}, DType::I64));
+  }
 
   Tensor ids = Tensor::empty({T}, DType::I32), pos = Tensor::empty({T}, DType::I32);
-  Tensor slots = Tensor::empty({T}, DType::I64);
   Tensor qsl = Tensor::empty({S + 1}, DType::I32), lens = Tensor::empty({S}, DType::I32);
-  Tensor tables = Tensor::zeros({S, max_blocks}, DType::I32);
   std::vector<int32_t> rows;
   plan->entries.clear();
 
@@ -42,22 +59,26 @@ Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, Log
   in.num_tokens = T;
   in.num_seqs = S;
   in.block_size = block_size_;
-  in.max_blocks_per_seq = max_blocks;
+  in.max_blocks_per_seq = max_blocks[0];
   in.host_query_start_loc.assign(static_cast<size_t>(S) + 1, 0);
   in.host_seq_lens.assign(static_cast<size_t>(S), 0);
   int64_t t = 0;
   for (int64_t si = 0; si < S; ++si) {
     const ScheduledRequest& s = step.scheduled[static_cast<size_t>(si)];
     Request& r = *s.request;
-    const auto& table = kv.block_table(r.seq_id);
-    std::copy(table.begin(), table.end(), tables.data<int32_t>() + si * max_blocks);
     const int64_t start = r.num_computed_tokens, end = start + s.num_new_tokens;
+    for (int g = 0; g < G; ++g) {
+      const auto& table = kv.block_table(r.seq_id, g);
+      std::copy(table.begin(), table.end(), tables[static_cast<size_t>(g)].data<int32_t>() + si * max_blocks[static_cast<size_t>(g)]);
+      int64_t* slot = slots[static_cast<size_t>(g)].data<int64_t>() + t;
+      for (int64_t p = start; p < end; ++p)
+        *slot++ = static_cast<int64_t>(table[static_cast<size_t>(p / block_size_)]) * block_size_ + p % block_size_;
+    }
     qsl.data<int32_t>()[si] = static_cast<int32_t>(t);
     in.host_query_start_loc[static_cast<size_t>(si)] = static_cast<int32_t>(t);
     for (int64_t p = start; p < end; ++p, ++t) {
       ids.data<int32_t>()[t] = r.token_ids[static_cast<size_t>(p)];
       pos.data<int32_t>()[t] = static_cast<int32_t>(p);
-      slots.data<int64_t>()[t] = static_cast<int64_t>(table[static_cast<size_t>(p / block_size_)]) * block_size_ + p % block_size_;
     }
     lens.data<int32_t>()[si] = static_cast<int32_t>(end);
     in.host_seq_lens[static_cast<size_t>(si)] = static_cast<int32_t>(end);
@@ -93,10 +114,13 @@ Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, Log
   Backend& b = *backend_;
   in.token_ids = b.upload(ids, DType::I32);
   in.positions = b.upload(pos, DType::I32);
-  in.slot_mapping = b.upload(slots, DType::I64);
+  in.slot_mapping = b.upload(slots[0], DType::I64);
   in.query_start_loc = b.upload(qsl, DType::I32);
   in.seq_lens = b.upload(lens, DType::I32);
-  in.block_tables = b.upload(tables, DType::I32);
+  in.block_tables = b.upload(tables[0], DType::I32);
+  for (int g = 1; g < G; ++g)
+    in.more_kv_groups.push_back({b.upload(slots[static_cast<size_t>(g)], DType::I64),
+                                 b.upload(tables[static_cast<size_t>(g)], DType::I32), max_blocks[static_cast<size_t>(g)]});
   in.logits_indices = b.upload(row_t, DType::I32);
   if (plan->num_rows == 0) {
     // Nothing to sample (all chunks mid-prompt): still run the layers to fill the KV cache.
@@ -107,7 +131,7 @@ Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, Log
   // Copy-on-write of blocks that forked sequences shared, before this step writes into them.
   const auto copies = kv.take_block_copies();
   if (!copies.empty())
-    for (KVCacheLayer& layer : kv_cache_) b.copy_blocks(layer, copies);
+    for (KVCacheLayer& tensors : slot_tensors_) b.copy_blocks(tensors, copies);
   prepare_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   Tensor logits = b.forward_step(in, [this](const ForwardInputs& x) { return model_->forward(x, kv_cache_); });
   return logits;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "vllm/backends/backend.h"
+#include "vllm/kv_cache/kv_cache_layout.h"
 #include "vllm/models/model.h"
 #include "vllm/scheduler/scheduler.h"
 
@@ -27,7 +28,10 @@ struct LogitsPlan {
 
 class ModelRunner {
  public:
-  ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<CausalLM> model, int64_t num_blocks, int block_size);
+  // Allocates the KV cache: `layout.group_size` K and V tensors of num_blocks blocks, shared by
+  // the groups' layers as the layout says.
+  ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<CausalLM> model, int64_t num_blocks, int block_size,
+              const KVCacheLayout& layout);
 
   // Runs the step; returns float32 host logits [plan.num_rows, vocab].
   Tensor execute(const SchedulerOutput& step, KVCacheManager& kv, LogitsPlan* plan);
@@ -35,10 +39,14 @@ class ModelRunner {
   Backend& backend() { return *backend_; }
   const CausalLM& model() const { return *model_; }
   int64_t num_blocks() const { return num_blocks_; }
+  const KVCacheLayout& kv_layout() const { return layout_; }
+  // Bytes of one block of the pool (K and V of every tensor).
+  size_t bytes_per_block() const;
   // Host time spent flattening steps and uploading their inputs, in all (step timing).
   double prepare_seconds() const { return prepare_seconds_; }
-  // Bytes of one block across all layers (K and V).
-  static size_t block_bytes(const ModelConfig& c, int block_size, DType kv_dtype);
+  // Bytes of one block of a pool whose blocks span `kv_tensors` layers' K and V
+  // (KVCacheLayout::group_size; every layer when all attend alike).
+  static size_t block_bytes(const ModelConfig& c, int64_t kv_tensors, int block_size, DType kv_dtype);
 
  private:
   double prepare_seconds_ = 0;
@@ -46,7 +54,9 @@ class ModelRunner {
   std::unique_ptr<CausalLM> model_;
   int64_t num_blocks_;
   int block_size_;
-  std::vector<KVCacheLayer> kv_cache_;
+  KVCacheLayout layout_;
+  std::vector<KVCacheLayer> slot_tensors_;  // the layout's group_size K/V tensors
+  std::vector<KVCacheLayer> kv_cache_;      // per layer: its slot's tensors and its group
 };
 
 }  // namespace vllm

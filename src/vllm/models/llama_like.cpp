@@ -237,6 +237,9 @@ class LlamaLikeModel final : public CausalLM {
         unread += L.experts->bytes() / static_cast<size_t>(o.moe.num_experts) *
                   static_cast<size_t>(o.moe.num_experts - o.moe.top_k);
     set_weight_bytes(w.bytes(), embed_, unread);
+    std::vector<int64_t> windows;
+    for (const Layer& L : layers_) windows.push_back(L.shape.sliding_window);
+    set_layer_sliding_windows(std::move(windows));
   }
 
   Tensor forward(const ForwardInputs& in, std::vector<KVCacheLayer>& kv) override {
@@ -347,6 +350,12 @@ Architecture llama_like_architecture(const std::string& name, LlamaLikeOptionsFn
   return {name, [options](const ModelConfig& c) { return llama_like_parameters(c, options(c)); },
           [options](const ModelConfig& c, const WeightStore& s, Backend& b) {
             return create_llama_like(c, s, b, options(c));
+          },
+          [options](const ModelConfig& c) {
+            const LlamaLikeOptions o = options(c);
+            std::vector<int64_t> windows;
+            for (int64_t i = 0; i < c.num_hidden_layers; ++i) windows.push_back(o.sliding(i) ? o.sliding_window : 0);
+            return windows;
           }};
 }
 

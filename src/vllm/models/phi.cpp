@@ -139,7 +139,8 @@ class PhiModel final : public CausalLM {
 std::vector<Architecture> phi_architectures() {
   return {{"PhiForCausalLM", phi_parameters, [](const ModelConfig& c, const WeightStore& s, Backend& b) {
              return std::unique_ptr<CausalLM>(std::make_unique<PhiModel>(c, s, b));
-           }}};
+           },
+           nullptr}};  // every layer attends to the whole sequence
 }
 
 }  // namespace vllm

@@ -179,7 +179,7 @@ SchedulerOutput Scheduler::schedule() {
         if (preempt_an_output_paused_request()) continue;
         break;
       }
-      std::vector<int32_t> cached_blocks;
+      KVCacheManager::GroupBlocks cached_blocks;
       // Prompt log-probs need the logits of every prompt position, so such requests do not
       // read the prefix cache until those are done (as in vLLM).
       const bool skip_cache = r->params.prompt_logprobs && r->next_prompt_logprob_pos < r->num_prompt_tokens;

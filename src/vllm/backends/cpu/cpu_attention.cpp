@@ -53,8 +53,11 @@ void CpuBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, 
     return static_cast<size_t>(((block * nkv + head) * bs + slot_in_block) * hd) * elem;
   };
 
+  // The layer's group: its slot mapping and block tables.
+  const KVGroupInputs kv = in.kv_group(cache.group);
+
   // 1. Write this step's K and V into the cache.
-  const int64_t* slots = in.slot_mapping.data<int64_t>();
+  const int64_t* slots = kv.slot_mapping.data<int64_t>();
   pool_.parallel_for(T, [&](int, int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t slot = slots[t];
@@ -72,8 +75,8 @@ void CpuBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, 
   for (int64_t sq = 0; sq < in.num_seqs; ++sq)
     for (int32_t t = in.host_query_start_loc[sq]; t < in.host_query_start_loc[sq + 1]; ++t) seq_of[t] = static_cast<int32_t>(sq);
 
-  const int32_t* tables = in.block_tables.data<int32_t>();
-  const int64_t max_blocks = in.max_blocks_per_seq;
+  const int32_t* tables = kv.block_tables.data<int32_t>();
+  const int64_t max_blocks = kv.max_blocks_per_seq;
   const int64_t window = s.sliding_window;
   const float cap = s.logit_softcap;
   VLLM_CHECK(window >= 0 && cap >= 0, "attention: sliding window and soft-cap must not be negative");
@@ -99,6 +102,7 @@ void CpuBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, 
       // j - first for key position j.
       for (int64_t j0 = first - first % bs; j0 < visible; j0 += bs) {
         const int64_t block = table[j0 / bs];
+        VLLM_CHECK(block >= 0 && block < num_blocks, "attention: a visible block is not in the KV cache");
         const int64_t lo = std::max(j0, first) - j0, n = std::min(bs, visible - j0);
         for (int64_t j = lo; j < n; ++j) {
           const void* krow = kbase + kv_offset(block, g, j);

@@ -786,6 +786,8 @@ void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache,
   check_act(cache.k, dt, "K cache");
   check_act(cache.v, dt, "V cache");
   VLLM_CHECK(s.num_kv_heads > 0 && s.num_heads % s.num_kv_heads == 0, "query heads must be a multiple of KV heads");
+  // Several KV cache groups come only with sliding-window layers, which check_attention refuses.
+  VLLM_CHECK(cache.group == 0, "the CUDA backend runs one KV cache group");
   I.keep(out), I.keep(qkv), I.keep(cache.k), I.keep(cache.v);
   I.keep(in.slot_mapping), I.keep(in.seq_lens), I.keep(in.query_start_loc), I.keep(in.block_tables);
   const int64_t T = in.num_tokens, S = in.num_seqs, hd = s.head_dim;
