@@ -84,11 +84,10 @@ json quantization_config(const std::string& scheme, const std::vector<std::strin
   // layer) by a regular expression per distinct name ("re:.*mlp\.gate$").
   json ignore = json::array();
   std::set<std::string> patterns;
+  for (const std::string& m : unquantized_modules)
+    if (m == "lm_head") ignore.push_back(m);  // first, as llm-compressor's recipes list it
   for (const std::string& m : unquantized_modules) {
-    if (m == "lm_head") {
-      ignore.push_back(m);
-      continue;
-    }
+    if (m == "lm_head") continue;
     const size_t layer_end = m.rfind("model.layers.", 0) == 0 ? m.find('.', 13) : std::string::npos;
     const std::string pattern = layer_end == std::string::npos ? m : "re:.*" + regex_escape(m.substr(layer_end + 1)) + "$";
     if (patterns.insert(pattern).second) ignore.push_back(pattern);
