@@ -102,7 +102,9 @@ void expect_same_outputs(const std::vector<test::GenerationResult>& a, const std
 
 // vLLM's check_logprobs_close against the golden's greedy tokens and top log-probs; for a
 // mixture-of-experts model a divergence outside it is accepted only at a routing near-tie of the
-// unquantized model (as test_golden does for bfloat16), which FP8's weight error moves.
+// unquantized model (as test_golden does for bfloat16), which FP8's weight error moves. The bound
+// is 0.05 rather than test_golden's 0.01: FP8 moves the hidden states (the routers' inputs) by
+// far more than bfloat16 rounding does (seen so far: tiny-mixtral at a margin of 0.0023).
 void expect_close_to_golden(const json& golden, const std::string& model, const std::vector<test::GenerationResult>& ours,
                             const std::string& label) {
   size_t identical = 0, total = 0;
@@ -156,6 +158,12 @@ INSTANTIATE_TEST_SUITE_P(Models, Fp8Checkpoint,
                            for (char& c : name)
                              if (c == '-') c = '_';
                            return name;
+                         });
+
+// Mixtral's checkpoint names (block_sparse_moe.experts.<e>.w1/w3/w2, block_sparse_moe.gate) too.
+INSTANTIATE_TEST_SUITE_P(Mixtral, Fp8Checkpoint, ::testing::Combine(::testing::Values("tiny-mixtral"), ::testing::Values("fp8-channel")),
+                         [](const ::testing::TestParamInfo<std::tuple<std::string, std::string>>&) {
+                           return std::string("tiny_mixtral_fp8_channel");
                          });
 
 // The tool's folders are what real FP8 checkpoints look like: float8 weights, scales of the

@@ -342,6 +342,7 @@ TEST(QuantizationConfig, UnsupportedMethodsAndFieldsAreNamed) {
   expect_config_error(ct("/config_groups", json::object()), {"quantization_config.config_groups"}, ErrorKind::kModelLoad);
   expect_config_error(ct("/ignore", "lm_head"), {"quantization_config.ignore"}, ErrorKind::kModelLoad);
   expect_config_error(ct("/ignore", json::array({"re:(unclosed"})), {"quantization_config.ignore", "re:(unclosed"}, ErrorKind::kModelLoad);
+  expect_config_error(ct("/config_groups/group_0/targets", json::array({"re:[a-"})), {"group_0.targets", "re:[a-"}, ErrorKind::kModelLoad);
   expect_config_error(json{{"format", "float-quantized"}}, {"quantization_config.quant_method", "missing"}, ErrorKind::kModelLoad);
 
   auto fp8 = [](const std::string& key, const json& value) {

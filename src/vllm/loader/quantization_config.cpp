@@ -139,6 +139,14 @@ Fp8CheckpointConfig compressed_tensors(const json& q, const Field& f) {
     Fp8Scheme s;
     s.targets = string_list(group, "targets", g);
     if (s.targets.empty()) g.at("targets").malformed("must list the layers the group quantizes");
+    for (const std::string& t : s.targets) {
+      if (t.rfind("re:", 0) != 0) continue;
+      try {
+        tok::Regex check(t.substr(3));
+      } catch (const std::exception& e) {
+        g.at("targets").malformed("entry \"" + t + "\" is not a valid regular expression: " + e.what());
+      }
+    }
     const json* weights = find(group, "weights");
     if (!weights) g.at("weights").malformed("is missing (weight-only or weight-and-activation schemes only)");
     s.weights = weight_args(*weights, g.at("weights"));
