@@ -120,7 +120,7 @@ std::map<std::string, SafetensorsEntry> parse_safetensors(const unsigned char* b
                            std::to_string(data_size) + " bytes; truncated file?)");
     if (en - b != nbytes)
       load_error(path, "tensor '" + name + "' has " + std::to_string(en - b) + " bytes but shape " +
-                           shape_str(entry.shape) + " in " + std::string(dtype_name(entry.dtype)) + " needs " +
+                           shape_str(entry.shape) + " in " + e["dtype"].get<std::string>() + " needs " +
                            std::to_string(nbytes));
     entry.begin = data_start + static_cast<size_t>(b);
     entry.end = data_start + static_cast<size_t>(en);
