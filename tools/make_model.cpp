@@ -1,6 +1,8 @@
 // vllm-make-model: writes a model folder with the deterministic recipe weights of
 // tests/data/WEIGHTS.md for any supported config.json (tests, and benchmarks at real shapes), or
-// with --quantize a GGUF file of those weights as llama.cpp's converter and quantizer would write it.
+// with --quantize a GGUF file of those weights as llama.cpp's converter and quantizer would write it,
+// or (--quantize fp8, fp8-channel, fp8-block) an FP8 checkpoint folder as llm-compressor or the
+// native fp8 method would.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -8,6 +10,7 @@
 
 #include "vllm/core/error.h"
 #include "vllm/core/files.h"
+#include "vllm/models/fp8_export.h"
 #include "vllm/models/gguf_export.h"
 #include "vllm/models/random_weights.h"
 
@@ -18,6 +21,7 @@ int main(int argc, char** argv) {
   std::string config, out, dtype = "bfloat16", quantize;
   vllm::RandomModelOptions opts;
   vllm::GgufExportOptions gguf_opts;
+  vllm::Fp8ExportOptions fp8_opts;
   std::vector<std::string> copies;
   app.add_option("--config", config, "config.json of the model")->required()->check(CLI::ExistingFile);
   app.add_option("--out", out, "Output folder (a .gguf file with --quantize)")->required();
@@ -29,7 +33,11 @@ int main(int argc, char** argv) {
   app.add_option("--shards", opts.num_shards, "Number of safetensors shards")->capture_default_str();
   app.add_option("--copy", copies, "Files to copy into the folder (tokenizer, generation config)");
   app.add_option("--quantize", quantize,
-                 "Write a GGUF file instead: f32, f16, bf16, q8_0, q4_0, q4_k, q4_k_m, q5_k, q5_k_m or q6_k");
+                 "Write a GGUF file instead: f32, f16, bf16, q8_0, q4_0, q4_k, q4_k_m, q5_k, q5_k_m or q6_k; or an FP8 "
+                 "checkpoint folder: fp8 (compressed-tensors, per-tensor scales), fp8-channel (per-channel) or "
+                 "fp8-block (native fp8, 128x128 blocks)");
+  app.add_option("--dequantized-out", fp8_opts.dequantized_out,
+                 "FP8: also write a float32 folder with the dequantized weights (the reference the engine must match)");
   app.add_option("--tokenizer", gguf_opts.tokenizer.dir,
                  "GGUF: folder with the tokenizer (tokenizer.json, or vocab.json and merges.txt) to store as "
                  "tokenizer.ggml.* metadata");
@@ -40,6 +48,18 @@ int main(int argc, char** argv) {
   app.add_option("--name", gguf_opts.name, "GGUF: general.name");
   CLI11_PARSE(app, argc, argv);
   try {
+    if (vllm::is_fp8_export_scheme(quantize)) {
+      fp8_opts.quantize = quantize;
+      fp8_opts.seed = opts.seed;
+      if (dtype_opt->count() > 0) fp8_opts.dtype = vllm::parse_dtype(dtype);
+      vllm::write_recipe_fp8(config, out, fp8_opts);
+      for (const auto& f : copies)
+        for (const std::string& dir : {out, fp8_opts.dequantized_out})
+          if (!dir.empty())
+            fs::copy_file(f, fs::path(dir) / fs::path(f).filename(), fs::copy_options::overwrite_existing);
+      return 0;
+    }
+    if (!fp8_opts.dequantized_out.empty()) throw vllm::Error("--dequantized-out goes with --quantize fp8, fp8-channel or fp8-block");
     if (!quantize.empty()) {
       gguf_opts.quantize = quantize;
       gguf_opts.seed = opts.seed;

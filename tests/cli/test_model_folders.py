@@ -122,7 +122,7 @@ CASES = {
     "empty weights": (write_file("model.safetensors", b""), "truncated file: 0 bytes"),
     "huge header length": (write_file("model.safetensors", b"\xff" * 8 + b"{}"), "exceeds the limit of 100000000 bytes"),
     "header not JSON": (write_file("model.safetensors", struct.pack("<Q", 6) + b"{nope}"), "invalid JSON"),
-    "unknown dtype": (edit_weights(set_field("dtype", "F8_E4M3")), "unsupported dtype 'F8_E4M3'"),
+    "unknown dtype": (edit_weights(set_field("dtype", "F8_E8M0")), "unsupported dtype 'F8_E8M0'"),
     "shape and offsets disagree": (edit_weights(set_field("shape", [7, 7, 7])), "bytes but shape [7, 7, 7]"),
     "overlapping offsets": (edit_weights(overlap), "overlapping tensor"),
     "offsets end before they begin": (edit_weights(swap_offsets), "end before they begin"),

@@ -105,8 +105,13 @@ def test_engine_errors_are_value_errors(llm32: LLM, prompt, params, message):
 def test_constructor_arguments(tiny_phi):
     with pytest.raises(ValueError, match="tensor_parallel_size=2 is not supported"):
         LLM(model=tiny_phi, tensor_parallel_size=2)
-    with pytest.raises(ValueError, match="quantization='awq' is not supported"):
+    with pytest.raises(ValueError, match="--quantization 'awq' is not supported \\(supported: fp8, compressed-tensors\\)"):
         LLM(model=tiny_phi, quantization="awq")
+    with pytest.raises(ValueError, match="the CPU backend supports --kv-cache-dtype auto only"):
+        LLM(model=tiny_phi, kv_cache_dtype="fp8")
+    online_fp8 = LLM(model=tiny_phi, quantization="fp8", kv_cache_space=0.1)  # vLLM's online FP8
+    assert len(online_fp8.generate("a", GREEDY4, use_tqdm=False)[0].outputs[0].token_ids) == 4
+    online_fp8.shutdown()
     with pytest.raises(ValueError, match="Unknown dtype"):
         LLM(model=tiny_phi, dtype="int3")
     with pytest.raises(FileNotFoundError, match="is not a model folder"):

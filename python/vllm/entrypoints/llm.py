@@ -39,6 +39,8 @@ _SUPPORTED_KWARGS = {
     "max_logprobs",
     "generation_config",
     "load_format",
+    "quantization",
+    "kv_cache_dtype",
 }
 
 # Engine arguments whose only meaningful values are the ones vllm-cpp always has: any other
@@ -46,9 +48,7 @@ _SUPPORTED_KWARGS = {
 _FIXED_KWARGS = {
     "pipeline_parallel_size": 1,
     "data_parallel_size": 1,
-    "quantization": None,
     "cpu_offload_gb": 0,
-    "kv_cache_dtype": "auto",
     "enable_lora": False,
     "speculative_config": None,
     "skip_tokenizer_init": False,
@@ -109,7 +109,9 @@ class LLM:
             cache, default VLLM_CPU_KVCACHE_SPACE or 4), device, num_gpu_blocks_override,
             scheduling_policy, enable_chunked_prefill, max_logprobs, generation_config and
             load_format ("auto", "safetensors", or "dummy": the recipe's random weights, made in
-            memory from config.json alone).
+            memory from config.json alone), quantization ("fp8": online FP8 of a float checkpoint;
+            default: the checkpoint's quantization_config, compressed-tensors or fp8) and
+            kv_cache_dtype ("auto"; fp8 is refused on the CPU).
             Arguments that only tune vLLM internals are accepted with a warning; values that
             vllm-cpp cannot honour raise ValueError.
     """

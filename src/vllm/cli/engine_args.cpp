@@ -34,6 +34,10 @@ void add_engine_args(CLI::App* app, EngineConfig& c) {
                   "auto or safetensors (the folder's weights), or dummy (random weights from the recipe, made in "
                   "memory: the folder needs only config.json)")
       ->capture_default_str();
+  app->add_option("--quantization,-q", c.quantization,
+                  "fp8: quantize a float checkpoint's linear layers to FP8 (per-tensor scales) at load; default: "
+                  "the checkpoint's own quantization_config (compressed-tensors or fp8)");
+  app->add_option("--kv-cache-dtype", c.kv_cache_dtype, "KV cache dtype: auto (the compute dtype)")->capture_default_str();
 }
 
 namespace {

@@ -63,6 +63,10 @@ struct ModelConfig {
   std::optional<DType> torch_dtype;
   std::vector<int32_t> eos_token_ids;  // from config.json; generation_config may add more
   std::optional<int32_t> bos_token_id;
+  // vLLM's `quantization` as the user asked for it (--quantization; "" = the checkpoint's own
+  // quantization_config, which stays in `raw`); the loader resolves the two
+  // (loader/quantization_config.h).
+  std::string quantization;
   nlohmann::json raw;
 
   int64_t rotary_dim() const { return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor); }

@@ -29,6 +29,11 @@ struct EngineConfig {
   // auto | safetensors: the folder's weights; dummy: the recipe's weights (tests/data/WEIGHTS.md,
   // seed 0, the compute dtype) made in memory, so the folder needs only config.json.
   std::string load_format = "auto";
+  // vLLM's --quantization: "" (the checkpoint's own quantization_config, if any), or "fp8"
+  // (online per-tensor FP8 of a float checkpoint); see loader/quantization_config.h.
+  std::string quantization;
+  // vLLM's --kv-cache-dtype: auto (the compute dtype); fp8 / fp8_e4m3 are the CUDA backend's.
+  std::string kv_cache_dtype = "auto";
 };
 
 }  // namespace vllm

@@ -10,6 +10,7 @@
 #include "vllm/core/error.h"
 #include "vllm/core/logging.h"
 #include "vllm/gguf/gguf_model.h"
+#include "vllm/loader/quantization_config.h"
 #include "vllm/loader/safetensors.h"
 #include "vllm/models/gguf_loader.h"
 #include "vllm/models/random_weights.h"
@@ -30,6 +31,17 @@ DType resolve_compute_dtype(const std::string& dtype, const ModelConfig& config,
   if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
     throw Error("--dtype must be auto, float32, bfloat16 or float16, not '" + dtype + "'");
   return d;
+}
+
+void check_kv_cache_dtype(const std::string& kv_cache_dtype, Device device) {
+  if (kv_cache_dtype == "auto") return;
+  if (kv_cache_dtype != "fp8" && kv_cache_dtype != "fp8_e4m3")
+    throw Error("--kv-cache-dtype '" + kv_cache_dtype + "' is not supported (accepted values: auto, fp8, fp8_e4m3)");
+  if (device == Device::kCPU)
+    throw Error("--kv-cache-dtype " + kv_cache_dtype + ": the CPU backend supports --kv-cache-dtype auto only",
+                ErrorKind::kUnsupported);
+  throw Error("--kv-cache-dtype " + kv_cache_dtype + " is not implemented on the CUDA backend yet (use auto)",
+              ErrorKind::kUnsupported);
 }
 
 namespace {
@@ -99,6 +111,17 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   }
   const bool on_gpu = config.device == "cuda" || (config.device == "auto" && auto_device_is_cuda());
   compute_dtype_ = resolve_compute_dtype(config.dtype, model_config_, on_gpu ? Device::kCUDA : Device::kCPU);
+  check_kv_cache_dtype(config.kv_cache_dtype, on_gpu ? Device::kCUDA : Device::kCPU);
+  // --quantization against the checkpoint's quantization_config (vLLM's rules), before any weight is read.
+  std::string quantization;
+  if (gguf_file) {
+    if (!config.quantization.empty() && config.quantization != "gguf")
+      throw Error("--quantization " + config.quantization + " does not apply to a GGUF file, whose weights are "
+                  "already quantized (its quantization method is gguf)");
+  } else {
+    quantization = resolve_quantization(model_config_.raw, config.quantization, config.model + "/config.json");
+    model_config_.quantization = config.quantization;
+  }
   if (config.block_size <= 0 || config.block_size > 1024)
     throw Error("--block-size must be between 1 and 1024, not " + std::to_string(config.block_size));
   if (config.max_num_seqs <= 0) throw Error("--max-num-seqs must be positive");
@@ -129,6 +152,11 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
                       : load_model(config.model, model_config_, *backend);
   }
   gguf_file.reset();  // the weights keep the mapping alive as long as they need it
+  if (quantization == "fp8" && config.quantization == "fp8" && !model_config_.raw.contains("quantization_config"))
+    VLLM_LOG_INFO("--quantization fp8: each linear layer's weight quantized to e4m3 with a per-tensor scale{}",
+                  backend->device() == Device::kCPU ? " (the CPU computes with the dequantized values)" : "");
+  else if (!quantization.empty())
+    VLLM_LOG_INFO("{} checkpoint: FP8 weights dequantized to {} at load", quantization, dtype_name(compute_dtype_));
 
   int64_t num_blocks;
   // Layers with a sliding window keep block tables of their own, so their blocks can go back to

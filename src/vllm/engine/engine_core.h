@@ -132,5 +132,8 @@ class EngineCore {
 // The compute dtype for --dtype given the model's torch_dtype (auto: the model's own, with
 // float32 for float32 models).
 DType resolve_compute_dtype(const std::string& dtype, const ModelConfig& config, Device device);
+// --kv-cache-dtype: auto anywhere; fp8 / fp8_e4m3 are refused on the CPU (and, until the CUDA
+// backend has an FP8 KV cache, there too); anything else is an error listing the accepted values.
+void check_kv_cache_dtype(const std::string& kv_cache_dtype, Device device);
 
 }  // namespace vllm

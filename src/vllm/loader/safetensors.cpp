@@ -26,14 +26,19 @@ namespace {
   throw Error(path + ": " + what, ErrorKind::kModelLoad);
 }
 
-DType safetensors_dtype(const std::string& path, const std::string& name, const std::string& s) {
+DType safetensors_dtype(const std::string& path, const std::string& name, const std::string& s, Float8Format* float8) {
+  *float8 = Float8Format::kNone;
+  // Float8 bytes are kept as U8; the loader dequantizes them with the checkpoint's scales.
+  if (s == "F8_E4M3") return *float8 = Float8Format::kE4M3, DType::U8;
+  if (s == "F8_E5M2") return *float8 = Float8Format::kE5M2, DType::U8;
   if (s == "F32") return DType::F32;
   if (s == "F16") return DType::F16;
   if (s == "BF16") return DType::BF16;
   if (s == "I32") return DType::I32;
   if (s == "I64") return DType::I64;
   if (s == "U8") return DType::U8;
-  load_error(path, "tensor '" + name + "' has unsupported dtype '" + s + "' (supported: F32, F16, BF16)");
+  load_error(path, "tensor '" + name + "' has unsupported dtype '" + s +
+                       "' (supported: F32, F16, BF16, F8_E4M3 with a quantization_config, I32, I64, U8)");
 }
 
 const char* safetensors_dtype_name(DType t) {
@@ -90,7 +95,7 @@ std::map<std::string, SafetensorsEntry> parse_safetensors(const unsigned char* b
         e["data_offsets"].size() != 2)
       load_error(path, "bad safetensors header: tensor '" + name + "' needs dtype, shape and data_offsets [begin, end]");
     SafetensorsEntry entry;
-    entry.dtype = safetensors_dtype(path, name, e["dtype"].get<std::string>());
+    entry.dtype = safetensors_dtype(path, name, e["dtype"].get<std::string>(), &entry.float8);
     // The byte count, with every product checked: a shape whose size overflows is refused, as
     // the format's readers refuse it (ValidationOverflow).
     uint64_t nbytes = dtype_size(entry.dtype);
@@ -115,7 +120,7 @@ std::map<std::string, SafetensorsEntry> parse_safetensors(const unsigned char* b
                            std::to_string(data_size) + " bytes; truncated file?)");
     if (en - b != nbytes)
       load_error(path, "tensor '" + name + "' has " + std::to_string(en - b) + " bytes but shape " +
-                           shape_str(entry.shape) + " in " + std::string(dtype_name(entry.dtype)) + " needs " +
+                           shape_str(entry.shape) + " in " + e["dtype"].get<std::string>() + " needs " +
                            std::to_string(nbytes));
     entry.begin = data_start + static_cast<size_t>(b);
     entry.end = data_start + static_cast<size_t>(en);
@@ -181,6 +186,11 @@ Tensor SafetensorsFile::get(const std::string& name) const {
     return copy;
   }
   return view;
+}
+
+Float8Format SafetensorsFile::float8_format(const std::string& name) const {
+  auto it = entries_.find(name);
+  return it == entries_.end() ? Float8Format::kNone : it->second.float8;
 }
 
 namespace {
@@ -270,7 +280,47 @@ Tensor WeightStore::get(const std::string& name) const {
   }
   auto it = where_.find(name);
   if (it == where_.end()) throw Error("model folder " + folder_ + ": missing tensor '" + name + "'", ErrorKind::kModelLoad);
-  return files_[it->second]->get(name);
+  const SafetensorsFile& file = *files_[it->second];
+  if (const Float8Format f8 = file.float8_format(name); f8 != Float8Format::kNone) return dequantized_fp8(name, file, f8);
+  return file.get(name);
+}
+
+Tensor WeightStore::dequantized_fp8(const std::string& name, const SafetensorsFile& file, Float8Format format) const {
+  auto fail = [&](const std::string& what, ErrorKind kind = ErrorKind::kModelLoad) {
+    throw Error("model folder " + folder_ + ": " + what, kind);
+  };
+  const std::string stored = format == Float8Format::kE4M3 ? "F8_E4M3" : "F8_E5M2";
+  const std::string tensor = "tensor '" + name + "' (" + stored + ")";
+  if (!fp8_checkpoint_) fail(tensor + " is float8, but config.json has no quantization_config giving its scales");
+  if (format != Float8Format::kE4M3)
+    fail(tensor + ": FP8 checkpoints must store e4m3 weights (F8_E4M3)", ErrorKind::kUnsupported);
+  const std::string suffix = ".weight";
+  if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+    fail(tensor + " is float8 but is not a layer's weight (<module>.weight)");
+  const std::string module = name.substr(0, name.size() - suffix.size());
+  if (fp8_checkpoint_->ignored(module))
+    fail(tensor + " is float8, but quantization_config's ignore list leaves module '" + module + "' unquantized");
+  const Fp8Scheme* scheme = fp8_checkpoint_->scheme_for(module);
+  if (!scheme) fail(tensor + " is float8, but no quantization_config group targets module '" + module + "'");
+  Tensor weight = file.get(name);
+  if (weight.shape().size() != 2) fail(tensor + " has shape " + shape_str(weight.shape()) + "; FP8 weights must be matrices");
+  const std::string scale_name = module + "." + fp8_checkpoint_->weight_scale_suffix;
+  if (!where_.count(scale_name))
+    fail("missing tensor '" + scale_name + "', the scale of FP8 weight '" + name + "'");
+  if (scheme->activations == Fp8ActivationScheme::kStaticPerTensor) {
+    // Unused on the CPU (activations stay in the compute dtype), but part of the checkpoint.
+    const std::string input_scale = module + ".input_scale";
+    if (!where_.count(input_scale))
+      fail("missing tensor '" + input_scale + "', the static activation scale of FP8 layer '" + module + "'");
+    if (shape_numel(files_[where_.at(input_scale)]->get(input_scale).shape()) != 1)
+      fail("tensor '" + input_scale + "' must hold one scale (static per-tensor activations)");
+  }
+  try {
+    return dequantize_fp8(weight, format, get(scale_name), scheme->weights, scale_name);
+  } catch (const Error& e) {
+    fail(e.what(), e.kind());
+  }
+  return {};
 }
 
 void WeightStore::shape_error(const std::string& name, const Shape& got, const Shape& expected) const {
@@ -311,12 +361,13 @@ std::vector<std::string> WeightStore::names() const {
 }
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata, const std::set<std::string>& e4m3_tensors) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   size_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    header[name] = {{"dtype", safetensors_dtype_name(t.dtype())},
+    const bool e4m3 = t.dtype() == DType::U8 && e4m3_tensors.count(name) > 0;
+    header[name] = {{"dtype", e4m3 ? "F8_E4M3" : safetensors_dtype_name(t.dtype())},
                     {"shape", t.shape()},
                     {"data_offsets", {offset, offset + t.nbytes()}}};
     offset += t.nbytes();

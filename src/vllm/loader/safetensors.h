@@ -5,17 +5,21 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "vllm/core/float8.h"
 #include "vllm/core/tensor.h"
 #include "vllm/gguf/quantized_matrix.h"
+#include "vllm/loader/quantization_config.h"
 
 namespace vllm {
 
 // One tensor of a safetensors file as its header describes it.
 struct SafetensorsEntry {
-  DType dtype;
+  DType dtype;  // F8_E4M3 and F8_E5M2 tensors are U8 here, with `float8` saying which
+  Float8Format float8 = Float8Format::kNone;
   Shape shape;
   size_t begin;  // byte offsets into the whole file (header included): [begin, end)
   size_t end;
@@ -42,7 +46,9 @@ class SafetensorsFile {
   const std::string& path() const { return path_; }
   std::vector<std::string> names() const;
   bool contains(const std::string& name) const { return entries_.count(name) > 0; }
+  // The tensor's bytes: an F8_E4M3 / F8_E5M2 tensor comes as U8 (float8_format() says which).
   Tensor get(const std::string& name) const;
+  Float8Format float8_format(const std::string& name) const;
 
  private:
   std::string path_;
@@ -70,7 +76,8 @@ class WeightStore {
            quantized_.count(name) > 0;
   }
   // The tensor `name`; a missing one is an error naming the tensor and the folder. A quantized
-  // matrix is dequantized to float32.
+  // matrix is dequantized to float32, and so is an FP8 checkpoint's float8 weight (times its
+  // scales, by the fp8 checkpoint config; a missing or misshapen scale is an error naming it).
   Tensor get(const std::string& name) const;
   // Like get(), and checks the shape; a mismatch is an error naming the tensor and both shapes.
   Tensor get(const std::string& name, const Shape& expected) const;
@@ -81,8 +88,19 @@ class WeightStore {
   std::vector<std::string> names() const;
   const std::string& folder() const { return folder_; }
 
+  // An FP8 checkpoint (config.json's quantization_config): float8 weights are dequantized by it.
+  void set_fp8_checkpoint(Fp8CheckpointConfig config) {
+    fp8_checkpoint_ = std::make_shared<const Fp8CheckpointConfig>(std::move(config));
+  }
+  const Fp8CheckpointConfig* fp8_checkpoint() const { return fp8_checkpoint_.get(); }
+  // Online quantization of float weights ("fp8", vLLM's --quantization fp8), done by the models'
+  // WeightLoader on each linear layer's weight as the GPU would (fused q/k/v as one tensor); "" for none.
+  void set_online_quantization(std::string method) { online_quantization_ = std::move(method); }
+  const std::string& online_quantization() const { return online_quantization_; }
+
  private:
   [[noreturn]] void shape_error(const std::string& name, const Shape& got, const Shape& expected) const;
+  Tensor dequantized_fp8(const std::string& name, const SafetensorsFile& file, Float8Format format) const;
 
   std::string folder_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
@@ -91,10 +109,14 @@ class WeightStore {
   MakeTensor make_;
   std::map<std::string, Tensor> memory_;
   std::map<std::string, gguf::QuantizedMatrix> quantized_;
+  std::shared_ptr<const Fp8CheckpointConfig> fp8_checkpoint_;
+  std::string online_quantization_;
 };
 
 // Writes tensors to a safetensors file (used by the weight tool and tests). Tensors must be host.
+// U8 tensors named in `e4m3_tensors` are written as F8_E4M3 (float8 bytes).
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata = {});
+                       const std::map<std::string, std::string>& metadata = {},
+                       const std::set<std::string>& e4m3_tensors = {});
 
 }  // namespace vllm

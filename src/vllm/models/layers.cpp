@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "vllm/core/error.h"
+#include "vllm/loader/fp8_weights.h"
+#include "vllm/loader/quantization_config.h"
 
 namespace vllm {
 
@@ -45,6 +47,10 @@ std::shared_ptr<LinearWeight> WeightLoader::linear(const std::vector<std::pair<s
     return lw;
   }
   Tensor w = concat_rows(weights);
+  // --quantization fp8: the fused weight (q, k and v together, as vLLM's merged layers) gets one
+  // per-tensor scale, and the CPU computes with its dequantized values.
+  if (store_.online_quantization() == "fp8" && !fp8_leaves_unquantized(weights[0].first))
+    w = fp8_round_trip_per_tensor(w);
   auto lw = backend_.prepare_linear(w, b);
   bytes_ += lw->bytes();
   return lw;
@@ -74,8 +80,28 @@ std::shared_ptr<ExpertWeights> WeightLoader::experts(const std::vector<ParamSpec
   return experts(stacked(gate_up), stacked(down), ExpertOptions{});
 }
 
+namespace {
+// vLLM's online FP8 for mixture-of-experts layers: one per-tensor scale per expert's gate_up
+// ([2I, H], gate and up together) and per expert's down.
+Tensor fp8_round_trip_per_expert(const Tensor& experts) {
+  Tensor out = Tensor::empty(experts.shape(), DType::F32);
+  const int64_t E = experts.size(0);
+  const size_t per_expert = static_cast<size_t>(experts.numel() / std::max<int64_t>(E, 1)) * sizeof(float);
+  for (int64_t e = 0; e < E; ++e) {
+    const Tensor q = fp8_round_trip_per_tensor(experts.slice_rows(e, e + 1));
+    std::memcpy(out.data<float>() + static_cast<size_t>(e) * per_expert / sizeof(float), q.raw(), per_expert);
+  }
+  return out;
+}
+}  // namespace
+
 std::shared_ptr<ExpertWeights> WeightLoader::experts(const Tensor& gate_up, const Tensor& down,
                                                      const ExpertOptions& options) {
+  if (store_.online_quantization() == "fp8") {
+    auto e = backend_.prepare_experts(fp8_round_trip_per_expert(gate_up), fp8_round_trip_per_expert(down), options);
+    bytes_ += e->bytes();
+    return e;
+  }
   auto e = backend_.prepare_experts(gate_up, down, options);
   bytes_ += e->bytes();
   return e;

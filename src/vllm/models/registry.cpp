@@ -2,6 +2,7 @@
 #include <map>
 
 #include "vllm/core/error.h"
+#include "vllm/loader/quantization_config.h"
 #include "vllm/models/architectures.h"
 #include "vllm/models/model.h"
 
@@ -46,7 +47,18 @@ std::unique_ptr<CausalLM> load_model(const std::string& dir, const ModelConfig& 
 }
 
 std::unique_ptr<CausalLM> load_model(const WeightStore& store, const ModelConfig& config, Backend& backend) {
-  return find_architecture(config.architecture).create(config, store, backend);
+  const Architecture& arch = find_architecture(config.architecture);
+  // An FP8 checkpoint's weights are dequantized as they are read; --quantization fp8 quantizes
+  // float weights online (the WeightLoader). Model files see float weights either way.
+  const std::string method = resolve_quantization(config.raw, config.quantization, "config.json");
+  if (method.empty()) return arch.create(config, store, backend);
+  WeightStore quantized = store;
+  if (auto checkpoint = parse_quantization_config(config.raw, "config.json")) {
+    quantized.set_fp8_checkpoint(std::move(*checkpoint));
+  } else {
+    quantized.set_online_quantization(method);
+  }
+  return arch.create(config, quantized, backend);
 }
 
 }  // namespace vllm

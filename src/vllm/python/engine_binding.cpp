@@ -51,7 +51,8 @@ EngineConfig config_from_args(const json& args) {
                                  "gpu_memory_utilization", "num_gpu_blocks_override", "max_num_seqs",
                                  "max_num_batched_tokens", "max_model_len", "enable_chunked_prefill",
                                  "enable_prefix_caching", "scheduling_policy", "seed", "max_logprobs",
-                                 "generation_config", "enforce_eager", "load_format"};
+                                 "generation_config", "enforce_eager", "load_format", "quantization",
+                                 "kv_cache_dtype"};
   for (const auto& [key, value] : args.items()) {
     bool known = false;
     for (const char* k : kKnown) known |= key == k;
@@ -81,6 +82,8 @@ EngineConfig config_from_args(const json& args) {
   read_arg(args, "generation_config", c.generation_config);
   read_arg(args, "enforce_eager", c.enforce_eager);
   read_arg(args, "load_format", c.load_format);
+  read_arg(args, "quantization", c.quantization);
+  read_arg(args, "kv_cache_dtype", c.kv_cache_dtype);
   return c;
 }
 

@@ -1,0 +1,139 @@
+#include "vllm/loader/fp8_weights.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "vllm/core/error.h"
+
+namespace vllm {
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The float32 value of every scale; the layout's group of element (r, c) is found by index().
+struct ScaleGrid {
+  std::vector<float> values;
+  Fp8WeightLayout layout;
+  int64_t block_cols_count = 1;
+  float at(int64_t r, int64_t c) const {
+    switch (layout.scales) {
+      case Fp8ScaleLayout::kPerTensor: return values[0];
+      case Fp8ScaleLayout::kPerChannel: return values[static_cast<size_t>(r)];
+      case Fp8ScaleLayout::kBlock:
+        return values[static_cast<size_t>((r / layout.block_rows) * block_cols_count + c / layout.block_cols)];
+    }
+    return values[0];
+  }
+};
+
+bool scale_shape_ok(const Fp8WeightLayout& layout, const Shape& got, int64_t out, int64_t in) {
+  switch (layout.scales) {
+    case Fp8ScaleLayout::kPerTensor: return shape_numel(got) == 1 && got.size() <= 2;
+    case Fp8ScaleLayout::kPerChannel: return got == Shape{out, 1} || got == Shape{out};
+    case Fp8ScaleLayout::kBlock: return got == fp8_scale_shape(layout, out, in);
+  }
+  return false;
+}
+
+std::string expected_scale_shapes(const Fp8WeightLayout& layout, int64_t out, int64_t in) {
+  switch (layout.scales) {
+    case Fp8ScaleLayout::kPerTensor: return "[] or [1] (per-tensor)";
+    case Fp8ScaleLayout::kPerChannel: return shape_str({out, 1}) + " or " + shape_str({out}) + " (per-channel)";
+    case Fp8ScaleLayout::kBlock:
+      return shape_str(fp8_scale_shape(layout, out, in)) + " (blocks of " + std::to_string(layout.block_rows) + "x" +
+             std::to_string(layout.block_cols) + ")";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Shape fp8_scale_shape(const Fp8WeightLayout& layout, int64_t out, int64_t in) {
+  switch (layout.scales) {
+    case Fp8ScaleLayout::kPerTensor: return {1};
+    case Fp8ScaleLayout::kPerChannel: return {out, 1};
+    case Fp8ScaleLayout::kBlock: return {ceil_div(out, layout.block_rows), ceil_div(in, layout.block_cols)};
+  }
+  return {1};
+}
+
+Tensor dequantize_fp8(const Tensor& weight, Float8Format format, const Tensor& scale, const Fp8WeightLayout& layout,
+                      const std::string& scale_name) {
+  VLLM_CHECK(weight.dtype() == DType::U8 && weight.shape().size() == 2, "an FP8 weight is a U8 matrix");
+  VLLM_CHECK(format == Float8Format::kE4M3 || format == Float8Format::kE5M2, "a float8 format");
+  const int64_t out = weight.size(0), in = weight.size(1);
+  if (scale.dtype() != DType::F32 && scale.dtype() != DType::BF16 && scale.dtype() != DType::F16)
+    throw Error("tensor '" + scale_name + "' has dtype " + std::string(dtype_name(scale.dtype())) +
+                    " (FP8 scales must be F32, BF16 or F16)",
+                ErrorKind::kModelLoad);
+  if (!scale_shape_ok(layout, scale.shape(), out, in))
+    throw Error("tensor '" + scale_name + "' has shape " + shape_str(scale.shape()) + " but the weight " +
+                    shape_str(weight.shape()) + " needs " + expected_scale_shapes(layout, out, in),
+                ErrorKind::kModelLoad);
+  ScaleGrid grid;
+  grid.layout = layout;
+  grid.values = scale.to_floats();
+  if (layout.scales == Fp8ScaleLayout::kBlock) grid.block_cols_count = ceil_div(in, layout.block_cols);
+  for (float s : grid.values)
+    if (!std::isfinite(s))
+      throw Error("tensor '" + scale_name + "' holds a non-finite scale (" + std::to_string(s) + ")", ErrorKind::kModelLoad);
+  Tensor result = Tensor::empty({out, in}, DType::F32);
+  const uint8_t* src = weight.data<uint8_t>();
+  float* dst = result.data<float>();
+  float (*decode)(uint8_t) = format == Float8Format::kE4M3 ? e4m3_to_f32 : e5m2_to_f32;
+  for (int64_t r = 0; r < out; ++r)
+    for (int64_t c = 0; c < in; ++c) dst[r * in + c] = decode(src[r * in + c]) * grid.at(r, c);
+  return result;
+}
+
+Fp8Quantized quantize_fp8(const Tensor& weight, const Fp8WeightLayout& layout) {
+  VLLM_CHECK(weight.shape().size() == 2, "an FP8 weight is a matrix");
+  const int64_t out = weight.size(0), in = weight.size(1);
+  const Tensor w = weight.dtype() == DType::F32 ? weight : weight.to_dtype(DType::F32);
+  const float* x = w.data<float>();
+  const Shape scale_shape = fp8_scale_shape(layout, out, in);
+  Fp8Quantized q{Tensor::empty({out, in}, DType::U8), Tensor::empty(scale_shape, DType::F32)};
+  // Each group: [r0, r1) x [c0, c1).
+  auto quantize_group = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* scale_out) {
+    float amax = 0.0f;
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[r * in + c]));
+    const float scale = amax > 0.0f ? amax / kFloat8E4M3Max : 1.0f;
+    const float inverse = 1.0f / scale;
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = c0; c < c1; ++c) {
+        const float v = std::clamp(x[r * in + c] * inverse, -kFloat8E4M3Max, kFloat8E4M3Max);
+        q.weight.data<uint8_t>()[r * in + c] = f32_to_e4m3(v);
+      }
+    *scale_out = scale;
+  };
+  float* s = q.scale.data<float>();
+  switch (layout.scales) {
+    case Fp8ScaleLayout::kPerTensor: quantize_group(0, out, 0, in, s); break;
+    case Fp8ScaleLayout::kPerChannel:
+      for (int64_t r = 0; r < out; ++r) quantize_group(r, r + 1, 0, in, s + r);
+      break;
+    case Fp8ScaleLayout::kBlock: {
+      const int64_t bc = scale_shape[1];
+      for (int64_t br = 0; br < scale_shape[0]; ++br)
+        for (int64_t b = 0; b < bc; ++b)
+          quantize_group(br * layout.block_rows, std::min(out, (br + 1) * layout.block_rows), b * layout.block_cols,
+                         std::min(in, (b + 1) * layout.block_cols), s + br * bc + b);
+      break;
+    }
+  }
+  return q;
+}
+
+Tensor fp8_round_trip_per_tensor(const Tensor& weight) {
+  VLLM_CHECK(!weight.shape().empty(), "a weight with at least one dimension");
+  const int64_t cols = weight.shape().back();
+  const int64_t rows = cols == 0 ? 0 : weight.numel() / cols;
+  const Tensor matrix = weight.view({rows, cols});
+  const Fp8Quantized q = quantize_fp8(matrix, Fp8WeightLayout{});
+  return dequantize_fp8(q.weight, Float8Format::kE4M3, q.scale, Fp8WeightLayout{}, "online fp8 scale").view(weight.shape());
+}
+
+}  // namespace vllm
