@@ -202,30 +202,38 @@ TEST(QuantGemm, MatchesDequantizedMatmulWithinActivationQuantization) {
   }
 }
 
-// A row's result does not depend on the other rows of the batch or on the thread count; the AVX2
-// and VNNI kernels add the same integer lanes in the same order, so they agree bit for bit.
+// A row's result does not depend on the other rows of the batch (the kernels take rows in tiles
+// of several, and a batch of 7 or 33 ends in a partial tile) or on the thread count; the AVX2 and
+// VNNI kernels add the same integer lanes in the same order, so they agree bit for bit.
 TEST(QuantGemm, BatchThreadAndKernelInvariance) {
-  const int64_t M = 9, N = 70, K = 768;
+  const int64_t N = 70, K = 768;
   ThreadPool one(1), four(4);
-  for (GgmlType type : kTypes) {
-    const Weight w = make_weight(type, N, K, 41);
-    std::mt19937 rng(9);
-    const std::vector<float> x = random_values(static_cast<size_t>(M * K), rng);
-    std::vector<std::vector<float>> per_isa;
-    for (QuantIsa isa : runnable_isas()) {
-      std::vector<float> batch(static_cast<size_t>(M * N)), threaded(static_cast<size_t>(M * N));
-      quant_linear(x.data(), M, K, w.q, nullptr, batch.data(), N, isa, one);
-      quant_linear(x.data(), M, K, w.q, nullptr, threaded.data(), N, isa, four);
-      EXPECT_EQ(batch, threaded) << gguf::ggml_type_name(type) << " " << quant_isa_name(isa);
-      for (int64_t m = 0; m < M; ++m) {
-        std::vector<float> single(static_cast<size_t>(N));
-        quant_linear(x.data() + m * K, 1, K, w.q, nullptr, single.data(), N, isa, four);
-        EXPECT_EQ(0, std::memcmp(single.data(), batch.data() + m * N, static_cast<size_t>(N) * 4))
-            << gguf::ggml_type_name(type) << " " << quant_isa_name(isa) << " row " << m;
+  for (const int64_t M : {int64_t{7}, int64_t{33}}) {
+    for (GgmlType type : kTypes) {
+      const Weight w = make_weight(type, N, K, 41);
+      std::mt19937 rng(9);
+      const std::vector<float> x = random_values(static_cast<size_t>(M * K), rng);
+      std::vector<std::vector<float>> per_isa;
+      for (QuantIsa isa : runnable_isas()) {
+        const std::string what = std::string(gguf::ggml_type_name(type)) + " " + std::string(quant_isa_name(isa)) +
+                                 " M=" + std::to_string(M);
+        std::vector<float> batch(static_cast<size_t>(M * N)), threaded(static_cast<size_t>(M * N));
+        quant_linear(x.data(), M, K, w.q, nullptr, batch.data(), N, isa, one);
+        quant_linear(x.data(), M, K, w.q, nullptr, threaded.data(), N, isa, four);
+        EXPECT_EQ(batch, threaded) << what;
+        for (int64_t m = 0; m < M; ++m) {
+          std::vector<float> single(static_cast<size_t>(N));
+          quant_linear(x.data() + m * K, 1, K, w.q, nullptr, single.data(), N, isa, four);
+          EXPECT_EQ(0, std::memcmp(single.data(), batch.data() + m * N, static_cast<size_t>(N) * 4)) << what << " row " << m;
+        }
+        // Rows 2..5 as a batch of their own (a full tile that starts elsewhere).
+        std::vector<float> part(static_cast<size_t>(4 * N));
+        quant_linear(x.data() + 2 * K, 4, K, w.q, nullptr, part.data(), N, isa, one);
+        EXPECT_EQ(0, std::memcmp(part.data(), batch.data() + 2 * N, static_cast<size_t>(4 * N) * 4)) << what;
+        if (isa != QuantIsa::kScalar) per_isa.push_back(batch);
       }
-      if (isa != QuantIsa::kScalar) per_isa.push_back(batch);
+      for (size_t i = 1; i < per_isa.size(); ++i) EXPECT_EQ(per_isa[i], per_isa[0]) << gguf::ggml_type_name(type) << " M=" << M;
     }
-    for (size_t i = 1; i < per_isa.size(); ++i) EXPECT_EQ(per_isa[i], per_isa[0]) << gguf::ggml_type_name(type);
   }
 }
 
@@ -323,3 +331,4 @@ TEST(QuantGemm, BackendFusesPartsOfDifferentTypes) {
   check_part(o.q);
   EXPECT_EQ(col, N);
 }
+
