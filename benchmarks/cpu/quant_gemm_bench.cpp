@@ -3,21 +3,24 @@
 //
 //   quant_gemm_bench [--types q4_k,q6_k,q8_0,q5_k,q4_0] [--isa scalar|avx2|avx512_vnni]
 //                    [--threads T] [--m 1,4,8,32,512] [--shapes qkv,dense,fc1,fc2,lm_head,token]
-//                    [--min-time S] [--rounds R]
+//                    [--min-time S] [--rounds R] [--hot]
 //
 // Weights are cold: the timed calls cycle through enough copies of the weight (>= 1 GiB in all)
 // that every call streams it from DRAM, as in a forward pass. The shape "token" is one decode
 // step's matrix products: 24 layers of (qkv, dense, fc1, fc2) in the type, then the LM head in
 // Q6_K (Q8_0 for q8_0), as a Q4_K_M-like file of the phi-1_5 shape has them, each layer its own
-// weights; its rate is tokens/s of the products alone (M rows each).
+// weights; its rate is tokens/s of the products alone (M rows each). --hot reuses one copy of a
+// single matrix (cache-resident if it fits): the kernels' arithmetic cost without DRAM.
 //
 // Columns: time per call (best of R rounds of >= S seconds), weight GB/s (block bytes / time),
 // GOP/s (2·M·N·K / time), pair% (M <= 32: a plain vector read of as many cold bytes by the same
 // threads, timed interleaved with the calls, over the call's time: how close to the memory bound
-// a call runs, immune to the bandwidth drifting on a shared machine) and the read bandwidth of
-// those plain reads.
+// a call runs, immune to the bandwidth drifting on a shared machine), the read bandwidth of
+// those plain reads, and the CPU time per call (all threads; best round), which a busy machine
+// inflates less than the wall time.
 #include <immintrin.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -41,6 +44,14 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// CPU time of the whole process (all threads): on a shared machine, what the calls cost while they
+// ran, whatever time the threads spent waiting for a core.
+double process_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
 
 __attribute__((target("avx2"))) uint64_t read256(const char* p, size_t bytes) {
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
@@ -125,6 +136,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> shape_names = {"qkv", "dense", "fc1", "fc2", "lm_head", "token"};
   double min_time = 0.25;
   int rounds = 5;
+  bool hot = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -143,10 +155,11 @@ int main(int argc, char** argv) {
     else if (a == "--shapes") shape_names = split(next());
     else if (a == "--min-time") min_time = std::atof(next().c_str());
     else if (a == "--rounds") rounds = std::atoi(next().c_str());
+    else if (a == "--hot") hot = true;
     else {
       std::fprintf(stderr,
                    "usage: %s [--types q4_k,...] [--isa scalar|avx2|avx512_vnni] [--threads T] [--m 1,8,...] "
-                   "[--shapes qkv,dense,fc1,fc2,lm_head,token] [--min-time S] [--rounds R]\n",
+                   "[--shapes qkv,dense,fc1,fc2,lm_head,token] [--min-time S] [--rounds R] [--hot]\n",
                    argv[0]);
       return 2;
     }
@@ -159,12 +172,13 @@ int main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) std::printf(" %s", argv[i]);
   std::printf("\n");
   ThreadPool pool(threads);
-  std::printf("kernels %s, %d threads, cold weights (each call reads DRAM); times: best of %d rounds of >= %.2f s\n",
-              std::string(quant_isa_name(isa)).c_str(), threads, rounds, min_time);
+  std::printf("kernels %s, %d threads, %s; times: best of %d rounds of >= %.2f s\n",
+              std::string(quant_isa_name(isa)).c_str(), threads,
+              hot ? "hot weights (one copy, reused)" : "cold weights (each call reads DRAM)", rounds, min_time);
   std::printf("pair%% = time of a plain read of the same bytes (same threads, interleaved) / time of the call; "
               "rdGB/s = that read's rate\n\n");
-  std::printf("| type | shape | N | K | M | time us | weight GB/s | GOP/s | pair%% | rdGB/s | tok/s |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| type | shape | N | K | M | time us | cpu us | weight GB/s | GOP/s | pair%% | rdGB/s | tok/s |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::mt19937 rng(1);
   for (const std::string& tn : type_names) {
     std::string upper = tn;
@@ -197,7 +211,7 @@ int main(int argc, char** argv) {
         }
         units.push_back({make_weight(*type, it->n, it->k, rng)});
         const size_t bytes = units[0][0].data.nbytes();
-        const size_t copies = std::max<size_t>(2, ((size_t{1} << 30) + bytes - 1) / bytes);
+        const size_t copies = hot ? 1 : std::max<size_t>(2, ((size_t{1} << 30) + bytes - 1) / bytes);
         while (units.size() < copies) units.push_back({copy_of(units[0][0])});
         max_n = it->n;
         max_k = it->k;
@@ -222,14 +236,16 @@ int main(int argc, char** argv) {
           next = (next + 1) % units.size();
         };
         call();  // warm-up: page faults, scratch
-        double best = 1e30, best_raw = 1e30;
+        double best = 1e30, best_raw = 1e30, best_cpu = 1e30;
         for (int r = 0; r < rounds; ++r) {
           int64_t calls = 0;
-          double spent = 0, spent_raw = 0;
+          double spent = 0, spent_raw = 0, cpu = 0;
           const auto t0 = Clock::now();
           do {
             const auto t1 = Clock::now();
+            const double c1 = process_seconds();
             call();
+            cpu += process_seconds() - c1;
             spent += seconds_since(t1);
             ++calls;
             if (m <= 32) {
@@ -239,6 +255,7 @@ int main(int argc, char** argv) {
             }
           } while (seconds_since(t0) < min_time || calls < 3);
           best = std::min(best, spent / static_cast<double>(calls));
+          best_cpu = std::min(best_cpu, cpu / static_cast<double>(calls));
           if (spent_raw > 0) best_raw = std::min(best_raw, spent_raw / static_cast<double>(calls));
         }
         char pair[16] = "-", rd[16] = "-", tok[16] = "-";
@@ -249,8 +266,8 @@ int main(int argc, char** argv) {
         if (sn == "token") std::snprintf(tok, sizeof tok, "%.1f", static_cast<double>(m) / best);
         const long long n = units[0].size() == 1 ? static_cast<long long>(units[0][0].rows()) : 0;
         const long long k = units[0].size() == 1 ? static_cast<long long>(units[0][0].cols) : 0;
-        std::printf("| %s | %s | %lld | %lld | %lld | %.1f | %.1f | %.1f | %s | %s | %s |\n", upper.c_str(), sn.c_str(), n, k,
-                    static_cast<long long>(m), best * 1e6, static_cast<double>(unit_bytes) / best / 1e9,
+        std::printf("| %s | %s | %lld | %lld | %lld | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", upper.c_str(), sn.c_str(), n,
+                    k, static_cast<long long>(m), best * 1e6, best_cpu * 1e6, static_cast<double>(unit_bytes) / best / 1e9,
                     ops_per_row * static_cast<double>(m) / best / 1e9, pair, rd, tok);
         std::fflush(stdout);
       }
