@@ -4,6 +4,7 @@
 #include "vllm/backends/cpu/quant_gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -37,6 +38,8 @@ constexpr double kSerialOps = 2.0e6;
 // Activation rows per pass over the weights: a block of rows whose int8 copy stays in L2 while
 // every weight row of the thread's range meets it.
 constexpr int64_t kActBlockBytes = int64_t{192} << 10;
+// Weight bytes per chunk that a thread takes at a time.
+constexpr int64_t kChunkBytes = int64_t{96} << 10;
 
 }  // namespace
 
@@ -194,7 +197,19 @@ void quant_linear(const float* x, int64_t M, int64_t ldx, const gguf::QuantizedM
     run(0, N);
     return;
   }
-  pool.parallel_for(N, [&](int, int64_t n0, int64_t n1) { run(n0, n1); }, 16);
+  // The threads take chunks of weight rows from a shared counter rather than one fixed share
+  // each: on a shared machine a thread that loses its core for a while leaves the rest of the
+  // rows to the others instead of holding up the whole product. Chunks of about kChunkBytes of
+  // weights (at least 16 rows), at least 4 per thread.
+  const int64_t threads = pool.num_threads();
+  const int64_t rows_by_bytes = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(w.row_bytes()));
+  const int64_t chunk = round_up(std::max<int64_t>(16, std::min(rows_by_bytes, N / (4 * threads))), 16);
+  std::atomic<int64_t> next{0};
+  pool.parallel_for(threads, [&](int, int64_t, int64_t) {
+    for (int64_t n0 = next.fetch_add(chunk, std::memory_order_relaxed); n0 < N;
+         n0 = next.fetch_add(chunk, std::memory_order_relaxed))
+      run(n0, std::min(N, n0 + chunk));
+  });
 }
 
 }  // namespace vllm::cpu
