@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,19 @@ QuantDotKernel quant_kernel(QuantIsa isa, GgmlType type) {
   return nullptr;
 }
 
+bool paired_act_layout(QuantIsa isa, GgmlType type) {
+  return isa == QuantIsa::kAvx512Vnni && (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K);
+}
+
+void pair_act_quants(int8_t* q, int64_t k) {
+  for (int64_t b = 0; b < k; b += 128) {
+    int8_t tmp[32];
+    std::memcpy(tmp, q + b + 32, 32);
+    std::memcpy(q + b + 32, q + b + 64, 32);
+    std::memcpy(q + b + 64, tmp, 32);
+  }
+}
+
 void quantize_act_q8_0(const float* x, int64_t k, int8_t* q, float* d, int32_t* sums) {
   for (int64_t b = 0; b < k / 32; ++b) {
     const float* xb = x + 32 * b;
@@ -158,12 +172,15 @@ void quant_linear(const float* x, int64_t M, int64_t ldx, const gguf::QuantizedM
   } else if (s.sums.size() < static_cast<size_t>(M * lds)) {
     s.sums.resize(static_cast<size_t>(M * lds));
   }
+  const bool paired = detail::paired_act_layout(isa, w.type);
   auto quantize = [&](int, int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) {
-      if (kq)
+      if (kq) {
         detail::quantize_act_q8_k(x + m * ldx, K, s.q.data() + m * ldq, s.d.data() + m * ldd, s.bsums.data() + m * lds);
-      else
+        if (paired) detail::pair_act_quants(s.q.data() + m * ldq, K);
+      } else {
         detail::quantize_act_q8_0(x + m * ldx, K, s.q.data() + m * ldq, s.d.data() + m * ldd, s.sums.data() + m * lds);
+      }
     }
   };
   const double ops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
