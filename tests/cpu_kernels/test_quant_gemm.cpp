@@ -332,3 +332,32 @@ TEST(QuantGemm, BackendFusesPartsOfDifferentTypes) {
   EXPECT_EQ(col, N);
 }
 
+// A GGUF embedding table of a block type stays in its blocks on the CPU (no second, float copy):
+// gathered rows are the dequantized rows, rounded to the compute dtype, exactly what a table
+// dequantized at load and prepared in the compute dtype gives. Float GGUF tables are prepared as
+// before.
+TEST(QuantGemm, QuantizedEmbeddingGathersDequantizedRows) {
+  const int64_t V = 37, H = 512;
+  Tensor ids = Tensor::empty({6}, DType::I32);
+  const int32_t id_values[] = {5, 0, 36, 5, 2, 11};
+  std::memcpy(ids.raw(), id_values, sizeof id_values);
+  for (DType compute : {DType::F32, DType::BF16, DType::F16}) {
+    CpuBackend backend(compute);
+    for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ5_K, GgmlType::kQ4_0}) {
+      const Weight w = make_weight(type, V, H, 12);
+      const Tensor table = backend.prepare_quantized_embedding(w.q);
+      EXPECT_EQ(table.raw(), w.q.data.raw()) << "kept as the file's blocks, not copied";
+      EXPECT_EQ(table.nbytes(), w.q.data.nbytes());
+      const Tensor float_table = backend.prepare_embedding(w.q.dequantize());
+      Tensor got = Tensor::empty({ids.numel(), H}, DType::F32), want = Tensor::empty({ids.numel(), H}, DType::F32);
+      backend.embedding(got, ids, table);
+      backend.embedding(want, ids, float_table);
+      EXPECT_EQ(0, std::memcmp(got.raw(), want.raw(), got.nbytes())) << gguf::ggml_type_name(type) << " " << dtype_name(compute);
+    }
+    // A float16 GGUF table: the usual float table in the compute dtype.
+    std::mt19937 rng(4);
+    const Tensor f = Tensor::from_floats(random_values(static_cast<size_t>(V * H), rng), {V, H}, DType::F16);
+    const Tensor table = backend.prepare_quantized_embedding(gguf::QuantizedMatrix::from_float(f));
+    EXPECT_EQ(table.dtype(), compute);
+  }
+}
