@@ -202,30 +202,38 @@ TEST(QuantGemm, MatchesDequantizedMatmulWithinActivationQuantization) {
   }
 }
 
-// A row's result does not depend on the other rows of the batch or on the thread count; the AVX2
-// and VNNI kernels add the same integer lanes in the same order, so they agree bit for bit.
+// A row's result does not depend on the other rows of the batch (the kernels take rows in tiles
+// of several, and a batch of 7 or 33 ends in a partial tile) or on the thread count; the AVX2 and
+// VNNI kernels add the same integer lanes in the same order, so they agree bit for bit.
 TEST(QuantGemm, BatchThreadAndKernelInvariance) {
-  const int64_t M = 9, N = 70, K = 768;
+  const int64_t N = 70, K = 768;
   ThreadPool one(1), four(4);
-  for (GgmlType type : kTypes) {
-    const Weight w = make_weight(type, N, K, 41);
-    std::mt19937 rng(9);
-    const std::vector<float> x = random_values(static_cast<size_t>(M * K), rng);
-    std::vector<std::vector<float>> per_isa;
-    for (QuantIsa isa : runnable_isas()) {
-      std::vector<float> batch(static_cast<size_t>(M * N)), threaded(static_cast<size_t>(M * N));
-      quant_linear(x.data(), M, K, w.q, nullptr, batch.data(), N, isa, one);
-      quant_linear(x.data(), M, K, w.q, nullptr, threaded.data(), N, isa, four);
-      EXPECT_EQ(batch, threaded) << gguf::ggml_type_name(type) << " " << quant_isa_name(isa);
-      for (int64_t m = 0; m < M; ++m) {
-        std::vector<float> single(static_cast<size_t>(N));
-        quant_linear(x.data() + m * K, 1, K, w.q, nullptr, single.data(), N, isa, four);
-        EXPECT_EQ(0, std::memcmp(single.data(), batch.data() + m * N, static_cast<size_t>(N) * 4))
-            << gguf::ggml_type_name(type) << " " << quant_isa_name(isa) << " row " << m;
+  for (const int64_t M : {int64_t{7}, int64_t{33}}) {
+    for (GgmlType type : kTypes) {
+      const Weight w = make_weight(type, N, K, 41);
+      std::mt19937 rng(9);
+      const std::vector<float> x = random_values(static_cast<size_t>(M * K), rng);
+      std::vector<std::vector<float>> per_isa;
+      for (QuantIsa isa : runnable_isas()) {
+        const std::string what = std::string(gguf::ggml_type_name(type)) + " " + std::string(quant_isa_name(isa)) +
+                                 " M=" + std::to_string(M);
+        std::vector<float> batch(static_cast<size_t>(M * N)), threaded(static_cast<size_t>(M * N));
+        quant_linear(x.data(), M, K, w.q, nullptr, batch.data(), N, isa, one);
+        quant_linear(x.data(), M, K, w.q, nullptr, threaded.data(), N, isa, four);
+        EXPECT_EQ(batch, threaded) << what;
+        for (int64_t m = 0; m < M; ++m) {
+          std::vector<float> single(static_cast<size_t>(N));
+          quant_linear(x.data() + m * K, 1, K, w.q, nullptr, single.data(), N, isa, four);
+          EXPECT_EQ(0, std::memcmp(single.data(), batch.data() + m * N, static_cast<size_t>(N) * 4)) << what << " row " << m;
+        }
+        // Rows 2..5 as a batch of their own (a full tile that starts elsewhere).
+        std::vector<float> part(static_cast<size_t>(4 * N));
+        quant_linear(x.data() + 2 * K, 4, K, w.q, nullptr, part.data(), N, isa, one);
+        EXPECT_EQ(0, std::memcmp(part.data(), batch.data() + 2 * N, static_cast<size_t>(4 * N) * 4)) << what;
+        if (isa != QuantIsa::kScalar) per_isa.push_back(batch);
       }
-      if (isa != QuantIsa::kScalar) per_isa.push_back(batch);
+      for (size_t i = 1; i < per_isa.size(); ++i) EXPECT_EQ(per_isa[i], per_isa[0]) << gguf::ggml_type_name(type) << " M=" << M;
     }
-    for (size_t i = 1; i < per_isa.size(); ++i) EXPECT_EQ(per_isa[i], per_isa[0]) << gguf::ggml_type_name(type);
   }
 }
 
@@ -322,4 +330,34 @@ TEST(QuantGemm, BackendFusesPartsOfDifferentTypes) {
   check_part(fpart);
   check_part(o.q);
   EXPECT_EQ(col, N);
+}
+
+// A GGUF embedding table of a block type stays in its blocks on the CPU (no second, float copy):
+// gathered rows are the dequantized rows, rounded to the compute dtype, exactly what a table
+// dequantized at load and prepared in the compute dtype gives. Float GGUF tables are prepared as
+// before.
+TEST(QuantGemm, QuantizedEmbeddingGathersDequantizedRows) {
+  const int64_t V = 37, H = 512;
+  Tensor ids = Tensor::empty({6}, DType::I32);
+  const int32_t id_values[] = {5, 0, 36, 5, 2, 11};
+  std::memcpy(ids.raw(), id_values, sizeof id_values);
+  for (DType compute : {DType::F32, DType::BF16, DType::F16}) {
+    CpuBackend backend(compute);
+    for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ5_K, GgmlType::kQ4_0}) {
+      const Weight w = make_weight(type, V, H, 12);
+      const Tensor table = backend.prepare_quantized_embedding(w.q);
+      EXPECT_EQ(table.raw(), w.q.data.raw()) << "kept as the file's blocks, not copied";
+      EXPECT_EQ(table.nbytes(), w.q.data.nbytes());
+      const Tensor float_table = backend.prepare_embedding(w.q.dequantize());
+      Tensor got = Tensor::empty({ids.numel(), H}, DType::F32), want = Tensor::empty({ids.numel(), H}, DType::F32);
+      backend.embedding(got, ids, table);
+      backend.embedding(want, ids, float_table);
+      EXPECT_EQ(0, std::memcmp(got.raw(), want.raw(), got.nbytes())) << gguf::ggml_type_name(type) << " " << dtype_name(compute);
+    }
+    // A float16 GGUF table: the usual float table in the compute dtype.
+    std::mt19937 rng(4);
+    const Tensor f = Tensor::from_floats(random_values(static_cast<size_t>(V * H), rng), {V, H}, DType::F16);
+    const Tensor table = backend.prepare_quantized_embedding(gguf::QuantizedMatrix::from_float(f));
+    EXPECT_EQ(table.dtype(), compute);
+  }
 }

@@ -18,6 +18,7 @@
 
 #include "golden.h"
 #include "vllm/core/error.h"
+#include "vllm/engine/engine_core.h"
 #include "vllm/engine/llm_engine.h"
 #include "vllm/gguf/block_formats.h"
 #include "vllm/gguf/gguf_file.h"
@@ -273,6 +274,31 @@ TEST(GgufEngine, BatchInvariance) {
           EXPECT_EQ(r->logprobs[i].top[t].logprob, batched[p].logprobs[i].top[t].logprob) << p << " step " << i;
     }
   }
+}
+
+// A quantized embedding table stays in its blocks: a tied Q4_K file's table (Q6_K, also the LM
+// head's weight) is not held a second time as a float table.
+TEST(GgufEngine, QuantizedEmbeddingIsHeldOnce) {
+  json j = wide_llama();
+  j["tie_word_embeddings"] = true;
+  const std::string config = write_config(j, "wide-llama-tied");
+  const std::string q = recipe_gguf(config, "q4_k", 5, DType::BF16, "wide-llama-tied");
+  const int64_t V = j["vocab_size"].get<int64_t>(), H = j["hidden_size"].get<int64_t>();
+  {
+    EngineCore engine(engine_config(q));
+    const size_t weights = engine.runner().model().weight_bytes();
+    // The file's bytes, the tied table counted once more (for the LM head), and no float table.
+    const size_t file = static_cast<size_t>(fs::file_size(q));
+    const size_t table = static_cast<size_t>(V) * gguf::ggml_row_bytes(gguf::GgmlType::kQ6_K, H);
+    std::printf("weights %zu bytes, file %zu, Q6_K table %zu, a float32 table would be %lld\n", weights, file, table,
+                static_cast<long long>(V * H * 4));
+    EXPECT_LE(weights, file + table);
+  }
+  // The rows gathered from the blocks are exact (tests/cpu_kernels:
+  // QuantGemm.QuantizedEmbeddingGathersDequantizedRows); QuantizedGgufMatchesItsDequantizedWeights
+  // runs quantized tables (untied Q4_K, Q8_0, ...) against float ones end to end.
+  const auto ours = test::run_greedy(engine_config(q), random_prompts(V, 2, 7), 4, 5, 0);
+  EXPECT_EQ(ours.size(), 2u);
 }
 
 // The tokenizer built from a GGUF's metadata encodes the golden texts as the model's

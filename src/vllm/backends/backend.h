@@ -164,6 +164,11 @@ class Backend {
                                                                  const Tensor& bias);
   // Embedding table [vocab, hidden] kept in the compute dtype (rows gathered per token).
   virtual Tensor prepare_embedding(const Tensor& table) = 0;
+  // An embedding table in GGUF rows (a quantized GGUF file's token_embd). The default dequantizes
+  // it and calls prepare_embedding; the CPU keeps block types in their blocks and dequantizes the
+  // gathered rows, so that a tied table (also the LM head's weight) is held once, quantized.
+  // Whatever it returns goes back to embedding() as `table`.
+  virtual Tensor prepare_quantized_embedding(const gguf::QuantizedMatrix& table);
   // Norm scales, biases and other small vectors, kept in float32.
   virtual Tensor prepare_vector(const Tensor& v) = 0;
 
@@ -264,6 +269,10 @@ inline void Backend::softcap(Tensor&, float) {
   throw Error("final logit soft-capping (Gemma 2) is not implemented on the " + name() +
                   " backend yet (run this model with --device cpu)",
               ErrorKind::kUnsupported);
+}
+
+inline Tensor Backend::prepare_quantized_embedding(const gguf::QuantizedMatrix& table) {
+  return prepare_embedding(table.dequantize());
 }
 
 inline std::shared_ptr<LinearWeight> Backend::prepare_quantized_linear(const std::vector<gguf::QuantizedMatrix>& parts,

@@ -123,7 +123,9 @@ Tensor WeightLoader::vector(const std::string& name, int64_t size, float offset)
 }
 
 Tensor WeightLoader::embedding(const std::string& name, const Shape& shape) {
-  Tensor t = backend_.prepare_embedding(store_.get(name, shape));
+  // A quantized GGUF table goes to the backend in its blocks (the CPU gathers from them).
+  Tensor t = store_.is_quantized(name) ? backend_.prepare_quantized_embedding(store_.get_quantized(name, shape))
+                                       : backend_.prepare_embedding(store_.get(name, shape));
   bytes_ += t.nbytes();
   return t;
 }

@@ -172,6 +172,8 @@ class LlamaLikeModel final : public CausalLM {
     const float norm_offset = o.norm_plus_one ? 1.0f : 0.0f;
     auto norm = [&](const std::vector<ParamSpec>& t) { return w.vector(t[0].name, t[0].shape[0], norm_offset); };
     embed_ = w.embedding(kEmbed, {c.vocab_size, H});
+    // (A quantized GGUF table is U8, which round_to leaves unrounded: Gemma GGUFs are not read yet;
+    // when they are, this must round to the backend's compute dtype.)
     if (o.scale_embeddings) embed_scale_ = round_to(embed_.dtype(), std::sqrt(static_cast<float>(H)));
     rope_ = make_rotary(c, backend);
     if (o.sliding_rope) sliding_rope_ = make_rotary(*o.sliding_rope, c.rotary_dim(), backend);

@@ -7,6 +7,7 @@
 #include "vllm/backends/cpu/quant_gemm.h"
 #include "vllm/backends/cpu/vec.h"
 #include "vllm/core/error.h"
+#include "vllm/gguf/block_formats.h"
 
 namespace vllm {
 
@@ -163,9 +164,27 @@ Tensor CpuBackend::prepare_embedding(const Tensor& table) {
   return table.to_dtype(compute_dtype_);
 }
 
+Tensor CpuBackend::prepare_quantized_embedding(const gguf::QuantizedMatrix& table) {
+  if (!gguf::ggml_type_is_quantized(table.type)) return prepare_embedding(table.dequantize());
+  VLLM_CHECK(gguf::ggml_type_supported(table.type), "embedding table type");
+  std::lock_guard<std::mutex> lock(quantized_tables_mutex_);
+  quantized_tables_[table.data.raw()] = table.type;
+  return table.data;
+}
+
 void CpuBackend::embedding(Tensor& out, const Tensor& ids, const Tensor& table) {
   check_f32(out, "embedding output");
-  const int64_t T = ids.numel(), H = table.size(1), V = table.size(0);
+  const int64_t T = ids.numel(), H = out.size(1), V = table.size(0);
+  gguf::GgmlType block_type = gguf::GgmlType::kF32;
+  if (table.dtype() == DType::U8) {
+    std::lock_guard<std::mutex> lock(quantized_tables_mutex_);
+    const auto it = quantized_tables_.find(table.raw());
+    VLLM_CHECK(it != quantized_tables_.end(), "a U8 embedding table comes from prepare_quantized_embedding");
+    block_type = it->second;
+    VLLM_CHECK(static_cast<size_t>(table.size(1)) == gguf::ggml_row_bytes(block_type, H), "embedding table width");
+  } else {
+    VLLM_CHECK(table.size(1) == H, "embedding table width");
+  }
   const int32_t* id = ids.data<int32_t>();
   for_rows(pool_, T, H, [&](int64_t t) {
     int64_t row = id[t];
@@ -175,6 +194,15 @@ void CpuBackend::embedding(Tensor& out, const Tensor& ids, const Tensor& table) 
       case DType::F32: std::memcpy(o, table.data<float>() + row * H, static_cast<size_t>(H) * 4); break;
       case DType::BF16: cpu::bf16_to_f32_row(o, table.data<uint16_t>() + row * H, H); break;
       case DType::F16: cpu::f16_to_f32_row(o, table.data<uint16_t>() + row * H, H); break;
+      case DType::U8:
+        gguf::dequantize_row(block_type, table.data<uint8_t>() + static_cast<size_t>(row) * static_cast<size_t>(table.size(1)),
+                             o, H);
+        // As a table dequantized at load and kept in the compute dtype would give the row.
+        if (compute_dtype_ == DType::BF16)
+          for (int64_t i = 0; i < H; ++i) o[i] = bf16_to_f32(f32_to_bf16(o[i]));
+        else if (compute_dtype_ == DType::F16)
+          for (int64_t i = 0; i < H; ++i) o[i] = f16_to_f32(f32_to_f16(o[i]));
+        break;
       default: VLLM_CHECK(false, "embedding table dtype");
     }
   });

@@ -2,6 +2,9 @@
 // kernels), KV cache in float32 for float32 compute and bfloat16 otherwise.
 #pragma once
 
+#include <map>
+#include <mutex>
+
 #include "vllm/backends/backend.h"
 #include "vllm/core/thread_pool.h"
 
@@ -28,6 +31,10 @@ class CpuBackend final : public Backend {
   std::shared_ptr<LinearWeight> prepare_quantized_linear(const std::vector<gguf::QuantizedMatrix>& parts,
                                                          const Tensor& bias) override;
   Tensor prepare_embedding(const Tensor& table) override;
+  // GGUF block types stay in their blocks (a U8 tensor [vocab, row bytes], a view of the file);
+  // embedding() dequantizes the gathered rows, rounded to the compute dtype as a table prepared
+  // by prepare_embedding would hold them. Float GGUF types go through prepare_embedding.
+  Tensor prepare_quantized_embedding(const gguf::QuantizedMatrix& table) override;
   Tensor prepare_vector(const Tensor& v) override { return v.to_dtype(DType::F32); }
 
   void embedding(Tensor& out, const Tensor& ids, const Tensor& table) override;
@@ -58,6 +65,10 @@ class CpuBackend final : public Backend {
  private:
   DType compute_dtype_;
   ThreadPool& pool_;
+  // The GGUF type of each quantized embedding table handed out (by its data address): a U8 table
+  // given to embedding() is looked up here. Written at load, read per forward pass.
+  std::mutex quantized_tables_mutex_;
+  std::map<const void*, gguf::GgmlType> quantized_tables_;
 };
 
 }  // namespace vllm

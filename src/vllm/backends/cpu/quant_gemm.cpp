@@ -4,7 +4,9 @@
 #include "vllm/backends/cpu/quant_gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,8 @@ constexpr double kSerialOps = 2.0e6;
 // Activation rows per pass over the weights: a block of rows whose int8 copy stays in L2 while
 // every weight row of the thread's range meets it.
 constexpr int64_t kActBlockBytes = int64_t{192} << 10;
+// Weight bytes per chunk that a thread takes at a time.
+constexpr int64_t kChunkBytes = int64_t{96} << 10;
 
 }  // namespace
 
@@ -78,6 +82,19 @@ QuantDotKernel quant_kernel(QuantIsa isa, GgmlType type) {
     case QuantIsa::kAvx512Vnni: return avx512vnni_quant_kernel(type);
   }
   return nullptr;
+}
+
+bool paired_act_layout(QuantIsa isa, GgmlType type) {
+  return isa == QuantIsa::kAvx512Vnni && (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K);
+}
+
+void pair_act_quants(int8_t* q, int64_t k) {
+  for (int64_t b = 0; b < k; b += 128) {
+    int8_t tmp[32];
+    std::memcpy(tmp, q + b + 32, 32);
+    std::memcpy(q + b + 32, q + b + 64, 32);
+    std::memcpy(q + b + 64, tmp, 32);
+  }
 }
 
 void quantize_act_q8_0(const float* x, int64_t k, int8_t* q, float* d, int32_t* sums) {
@@ -155,12 +172,15 @@ void quant_linear(const float* x, int64_t M, int64_t ldx, const gguf::QuantizedM
   } else if (s.sums.size() < static_cast<size_t>(M * lds)) {
     s.sums.resize(static_cast<size_t>(M * lds));
   }
+  const bool paired = detail::paired_act_layout(isa, w.type);
   auto quantize = [&](int, int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) {
-      if (kq)
+      if (kq) {
         detail::quantize_act_q8_k(x + m * ldx, K, s.q.data() + m * ldq, s.d.data() + m * ldd, s.bsums.data() + m * lds);
-      else
+        if (paired) detail::pair_act_quants(s.q.data() + m * ldq, K);
+      } else {
         detail::quantize_act_q8_0(x + m * ldx, K, s.q.data() + m * ldq, s.d.data() + m * ldd, s.sums.data() + m * lds);
+      }
     }
   };
   const double ops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
@@ -194,7 +214,19 @@ void quant_linear(const float* x, int64_t M, int64_t ldx, const gguf::QuantizedM
     run(0, N);
     return;
   }
-  pool.parallel_for(N, [&](int, int64_t n0, int64_t n1) { run(n0, n1); }, 16);
+  // The threads take chunks of weight rows from a shared counter rather than one fixed share
+  // each: on a shared machine a thread that loses its core for a while leaves the rest of the
+  // rows to the others instead of holding up the whole product. Chunks of about kChunkBytes of
+  // weights (at least 16 rows), at least 4 per thread.
+  const int64_t threads = pool.num_threads();
+  const int64_t rows_by_bytes = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(w.row_bytes()));
+  const int64_t chunk = round_up(std::max<int64_t>(16, std::min(rows_by_bytes, N / (4 * threads))), 16);
+  std::atomic<int64_t> next{0};
+  pool.parallel_for(threads, [&](int, int64_t, int64_t) {
+    for (int64_t n0 = next.fetch_add(chunk, std::memory_order_relaxed); n0 < N;
+         n0 = next.fetch_add(chunk, std::memory_order_relaxed))
+      run(n0, std::min(N, n0 + chunk));
+  });
 }
 
 }  // namespace vllm::cpu

@@ -73,6 +73,13 @@ QuantDotKernel scalar_quant_kernel(gguf::GgmlType type);
 QuantDotKernel avx2_quant_kernel(gguf::GgmlType type);
 QuantDotKernel avx512vnni_quant_kernel(gguf::GgmlType type);
 
+// Whether the kernel of (isa, type) reads each row's activation quants in the paired layout: per
+// 128 values, [0..31, 64..95, 32..63, 96..127] (the VNNI Q4_K / Q5_K kernels, where one 512-bit
+// load of 64 packed bytes holds the nibbles of two chunks of 32). Scales and sums stay in order.
+bool paired_act_layout(QuantIsa isa, gguf::GgmlType type);
+// Reorders the quants of one row (k a multiple of 128) into the paired layout.
+void pair_act_quants(int8_t* q, int64_t k);
+
 // Quantizes one activation row of k values (llama.cpp's x86 quantize_row_q8_0: d = amax / 127
 // stored as float16, q = round-half-even(x * 127 / amax)) into q, d, sums.
 void quantize_act_q8_0(const float* x, int64_t k, int8_t* q, float* d, int32_t* sums);
