@@ -55,10 +55,16 @@ std::string materialize_model(const std::string& model, int shards) {
   return out.string();
 }
 
-int64_t kv_cache_groups(const std::string& dir) {
+int64_t kv_pool_blocks(const std::string& dir, int64_t tokens, int block_size, int64_t chunk) {
   const ModelConfig config = ModelConfig::from_folder(dir);
   const Architecture& arch = find_architecture(config.architecture);
-  return arch.layer_sliding_windows ? plan_kv_cache_layout(arch.layer_sliding_windows(config)).num_groups() : 1;
+  if (!arch.layer_sliding_windows) return (tokens + block_size - 1) / block_size;
+  int64_t blocks = 0;
+  for (int64_t window : plan_kv_cache_layout(arch.layer_sliding_windows(config)).group_windows) {
+    const int64_t held = window == 0 ? tokens : std::min(tokens, window + chunk);
+    blocks += (held + block_size - 1) / block_size + (window == 0 ? 0 : 1);
+  }
+  return blocks;
 }
 
 std::string unsupported_on_test_device(const std::string& dir) {

@@ -31,10 +31,11 @@ struct GenerationResult {
 // models there rather than fail.
 std::string unsupported_on_test_device(const std::string& dir);
 
-// The number of KV cache groups of the model in `dir` (kv_cache/kv_cache_layout.h): 1 unless
-// some layers attend through a sliding window. Tests that size a small pool for one request
-// multiply by it (a sliding group's blocks are fewer, but a prefill chunk holds its share).
-int64_t kv_cache_groups(const std::string& dir);
+// A pool size in blocks for the model in `dir` that holds `tokens` tokens of context in each
+// full-attention KV cache group and, in each sliding-window group (kv_cache/kv_cache_layout.h),
+// the most it holds: a window plus a prefill chunk of `chunk` tokens. For a model without
+// sliding layers: ceil(tokens / block_size).
+int64_t kv_pool_blocks(const std::string& dir, int64_t tokens, int block_size, int64_t chunk);
 
 // Runs every prompt through one engine (all queued at once) with greedy sampling.
 std::vector<GenerationResult> run_greedy(EngineConfig config, const std::vector<std::vector<int32_t>>& prompts,

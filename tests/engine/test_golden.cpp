@@ -125,9 +125,7 @@ TEST_P(GoldenModel, Float32BatchedBlockSizesChunkingPreemption) {
   };
   int64_t longest = 0;
   for (const auto& p : g.prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
-  // Blocks of 16 for the longest request alone, in each KV cache group (a sliding-window group
-  // needs fewer, but a prefill chunk of 64 tokens holds up to 5 of them).
-  const int64_t need_one = (longest + 32 + 15) / 16 * test::kv_cache_groups(dir);
+  const int64_t need_one = test::kv_pool_blocks(dir, longest + 32, 16, 64);  // the longest request alone
   std::vector<Variant> variants = {
       {"batched bs16", 16, 2048, 2048},
       {"batched bs1", 1, 2048, 8192},

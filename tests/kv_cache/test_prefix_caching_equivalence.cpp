@@ -69,8 +69,8 @@ RunResult run(const std::string& model, int block_size, bool caching, int64_t po
   c.model = test::materialize_model(model);
   c.dtype = "float32";
   c.block_size = block_size;
-  // Each KV cache group holds its own blocks: the pool has pool_tokens of room in each.
-  c.num_kv_blocks = pool_tokens / block_size * test::kv_cache_groups(c.model);
+  // Room for pool_tokens of context (and, for sliding-window layers, what their groups hold).
+  c.num_kv_blocks = test::kv_pool_blocks(c.model, pool_tokens, block_size, 48);
   c.enable_prefix_caching = caching;
   c.scheduling_policy = "priority";
   c.max_num_seqs = 8;
