@@ -62,10 +62,7 @@ int main(int argc, char** argv) {
       std::ifstream in(path);
       if (!in) throw Error("cannot read " + path);
       const ModelConfig c = ModelConfig::from_json(nlohmann::json::parse(in), path);
-      const Architecture& arch = find_architecture(c.architecture);
-      const std::vector<int64_t> windows = arch.layer_sliding_windows
-                                               ? arch.layer_sliding_windows(c)
-                                               : std::vector<int64_t>(static_cast<size_t>(c.num_hidden_layers), 0);
+      const std::vector<int64_t> windows = layer_sliding_windows(c);
       const KVCacheLayout layout = plan_kv_cache_layout(windows);
       int64_t sliding = 0, window = 0;
       for (int64_t w : windows) sliding += w > 0, window = std::max(window, w);

@@ -56,11 +56,8 @@ std::string materialize_model(const std::string& model, int shards) {
 }
 
 int64_t kv_pool_blocks(const std::string& dir, int64_t tokens, int block_size, int64_t chunk) {
-  const ModelConfig config = ModelConfig::from_folder(dir);
-  const Architecture& arch = find_architecture(config.architecture);
-  if (!arch.layer_sliding_windows) return (tokens + block_size - 1) / block_size;
   int64_t blocks = 0;
-  for (int64_t window : plan_kv_cache_layout(arch.layer_sliding_windows(config)).group_windows) {
+  for (int64_t window : plan_kv_cache_layout(layer_sliding_windows(ModelConfig::from_folder(dir))).group_windows) {
     const int64_t held = window == 0 ? tokens : std::min(tokens, window + chunk);
     blocks += (held + block_size - 1) / block_size + (window == 0 ? 0 : 1);
   }

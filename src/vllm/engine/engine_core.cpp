@@ -161,7 +161,7 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   int64_t num_blocks;
   // Layers with a sliding window keep block tables of their own, so their blocks can go back to
   // the pool once the window has passed them; a block spans one layer of each group's size.
-  const KVCacheLayout layout = plan_kv_cache_layout(model->layer_sliding_windows());
+  const KVCacheLayout layout = plan_kv_cache_layout(layer_sliding_windows(model_config_));
   const size_t per_block =
       ModelRunner::block_bytes(model_config_, layout.group_size, config.block_size, backend->kv_cache_dtype());
   if (backend->device() == Device::kCUDA) backend->configure_graphs(!config.enforce_eager, max_model_len_, config.max_num_seqs);

@@ -97,12 +97,9 @@ Tensor fp8_round_trip_per_expert(const Tensor& experts) {
 
 std::shared_ptr<ExpertWeights> WeightLoader::experts(const Tensor& gate_up, const Tensor& down,
                                                      const ExpertOptions& options) {
-  if (store_.online_quantization() == "fp8") {
-    auto e = backend_.prepare_experts(fp8_round_trip_per_expert(gate_up), fp8_round_trip_per_expert(down), options);
-    bytes_ += e->bytes();
-    return e;
-  }
-  auto e = backend_.prepare_experts(gate_up, down, options);
+  const bool fp8 = store_.online_quantization() == "fp8";
+  auto e = backend_.prepare_experts(fp8 ? fp8_round_trip_per_expert(gate_up) : gate_up,
+                                    fp8 ? fp8_round_trip_per_expert(down) : down, options);
   bytes_ += e->bytes();
   return e;
 }

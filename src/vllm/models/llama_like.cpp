@@ -239,9 +239,6 @@ class LlamaLikeModel final : public CausalLM {
         unread += L.experts->bytes() / static_cast<size_t>(o.moe.num_experts) *
                   static_cast<size_t>(o.moe.num_experts - o.moe.top_k);
     set_weight_bytes(w.bytes(), embed_, unread);
-    std::vector<int64_t> windows;
-    for (const Layer& L : layers_) windows.push_back(L.shape.sliding_window);
-    set_layer_sliding_windows(std::move(windows));
   }
 
   Tensor forward(const ForwardInputs& in, std::vector<KVCacheLayer>& kv) override {

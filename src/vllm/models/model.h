@@ -4,7 +4,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "vllm/backends/backend.h"
@@ -28,12 +27,6 @@ class CausalLM {
     s.head_dim = config_.head_dim;
     return s;
   }
-  // Per layer: its attention's sliding window in tokens, 0 for full attention. The KV cache groups
-  // layers by it (kv_cache/kv_cache_layout.h).
-  std::vector<int64_t> layer_sliding_windows() const {
-    return sliding_windows_.empty() ? std::vector<int64_t>(static_cast<size_t>(config_.num_hidden_layers), 0)
-                                    : sliding_windows_;
-  }
   size_t weight_bytes() const { return weight_bytes_; }
   // The weight bytes one token reads in a batch-1 decode step, for bandwidth bounds: everything
   // but the embedding table (one row of it) and, in mixture-of-experts layers, only top_k of the
@@ -49,12 +42,10 @@ class CausalLM {
     const size_t row = embedding.nbytes() / static_cast<size_t>(embedding.size(0));
     weight_bytes_per_token_ = total - embedding.nbytes() + row - unread_expert_bytes;
   }
-  void set_layer_sliding_windows(std::vector<int64_t> windows) { sliding_windows_ = std::move(windows); }
   ModelConfig config_;
   Backend& backend_;
 
  private:
-  std::vector<int64_t> sliding_windows_;  // empty: every layer attends to the whole sequence
   size_t weight_bytes_ = 0;
   size_t weight_bytes_per_token_ = 0;
 };
@@ -70,14 +61,17 @@ struct Architecture {
   // Every parameter the transformers class has for this config (names and shapes).
   std::function<std::vector<ParamSpec>(const ModelConfig&)> parameters;
   std::function<std::unique_ptr<CausalLM>(const ModelConfig&, const WeightStore&, Backend&)> create;
-  // Per layer: its sliding window from the config alone (what CausalLM::layer_sliding_windows()
-  // of the loaded model gives), for KV cache planning without weights. Unset: every layer full.
+  // Per layer: its attention's sliding window in tokens (0 = full attention), from the config
+  // alone. Unset: every layer attends to the whole sequence. Read through layer_sliding_windows().
   std::function<std::vector<int64_t>(const ModelConfig&)> layer_sliding_windows;
 };
 
 // The architecture named by config.architecture; an unsupported one is an error listing the supported.
 const Architecture& find_architecture(const std::string& name);
 std::vector<std::string> supported_architectures();
+// Per layer of the model `config` describes: its sliding window in tokens, 0 for full attention.
+// The KV cache groups layers by it (kv_cache/kv_cache_layout.h).
+std::vector<int64_t> layer_sliding_windows(const ModelConfig& config);
 
 // Loads the model of a folder (config.json + safetensors) onto the backend.
 std::unique_ptr<CausalLM> load_model(const std::string& dir, const ModelConfig& config, Backend& backend);

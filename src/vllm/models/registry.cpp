@@ -41,6 +41,12 @@ const Architecture& find_architecture(const std::string& name) {
   return it->second;
 }
 
+std::vector<int64_t> layer_sliding_windows(const ModelConfig& config) {
+  const Architecture& arch = find_architecture(config.architecture);
+  if (arch.layer_sliding_windows) return arch.layer_sliding_windows(config);
+  return std::vector<int64_t>(static_cast<size_t>(config.num_hidden_layers), 0);
+}
+
 std::unique_ptr<CausalLM> load_model(const std::string& dir, const ModelConfig& config, Backend& backend) {
   find_architecture(config.architecture);  // an unsupported one fails before any file is read
   return load_model(WeightStore::open_folder(dir), config, backend);
