@@ -108,15 +108,16 @@ int main(int argc, char** argv) {
               std::string(14, '-').c_str(), std::string(12, '-').c_str());
   for (const auto& config : configs) {
     if (!only.empty() && config.name.find(only) == std::string::npos) continue;
-    std::vector<vllm::Generator> gens;
-    for (int64_t r = 0; r < rows; ++r) gens.emplace_back(static_cast<uint64_t>(r));
+    // Seeded configurations: every row a request of its own seed.
+    std::vector<vllm::SamplingParams> seeded(static_cast<size_t>(rows), config.params);
+    for (int64_t r = 0; r < rows; ++r) seeded[static_cast<size_t>(r)].seed = r;
     std::vector<vllm::SamplingRow> batch(static_cast<size_t>(rows));
     for (int64_t r = 0; r < rows; ++r) {
       auto& row = batch[static_cast<size_t>(r)];
-      row.params = &config.params;
+      row.params = config.seeded ? &seeded[static_cast<size_t>(r)] : &config.params;
+      row.sequence_id = static_cast<uint64_t>(r);
       row.prompt_token_ids = prompts[static_cast<size_t>(r)];
       row.output_token_ids = outputs[static_cast<size_t>(r)];
-      row.generator = config.seeded ? &gens[static_cast<size_t>(r)] : nullptr;
     }
     std::vector<double> times;
     int64_t checksum = 0;

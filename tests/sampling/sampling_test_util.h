@@ -132,24 +132,25 @@ inline std::vector<double> reference_distribution(const std::vector<float>& logi
   return softmax(z);
 }
 
-// Draws `draws` tokens from copies of one logits row, `batch` rows per sampler call. With
-// seeded_rows every row owns a generator (seeds seed_base + row), else rows use the
-// sampler's engine-wide generator.
+// Draws `draws` tokens from copies of one logits row, `batch` rows per sampler call, each call
+// the next output position of `batch` sequences. With seeded_rows every row is a request of
+// its own seed (seed_base + row), else rows draw under the sampler's engine seed.
 inline std::vector<int64_t> draw_counts(vllm::Sampler& sampler, const std::vector<float>& logits,
                                         const vllm::SamplingParams& params, int64_t draws, int64_t batch = 1000,
                                         bool seeded_rows = false, uint64_t seed_base = 1000) {
   const int64_t vocab = static_cast<int64_t>(logits.size());
   std::vector<int64_t> counts(logits.size(), 0);
   std::vector<float> buf(static_cast<size_t>(batch * vocab));
-  std::vector<vllm::Generator> gens;
-  for (int64_t r = 0; r < batch; ++r) gens.emplace_back(seed_base + static_cast<uint64_t>(r));
+  std::vector<vllm::SamplingParams> seeded(static_cast<size_t>(batch), params);
+  for (int64_t r = 0; r < batch; ++r) seeded[static_cast<size_t>(r)].seed = static_cast<int64_t>(seed_base) + r;
   std::vector<vllm::SamplingRow> rows(static_cast<size_t>(batch));
   for (int64_t r = 0; r < batch; ++r) {
-    rows[static_cast<size_t>(r)].params = &params;
-    if (seeded_rows) rows[static_cast<size_t>(r)].generator = &gens[static_cast<size_t>(r)];
+    rows[static_cast<size_t>(r)].params = seeded_rows ? &seeded[static_cast<size_t>(r)] : &params;
+    rows[static_cast<size_t>(r)].sequence_id = static_cast<uint64_t>(r);
   }
   for (int64_t done = 0; done < draws; done += batch) {
     const int64_t b = std::min(batch, draws - done);
+    for (auto& row : rows) row.draw_index = done / batch;
     for (int64_t r = 0; r < b; ++r) std::copy(logits.begin(), logits.end(), buf.begin() + r * vocab);
     auto res = sampler.sample(buf.data(), b, vocab, std::span<const vllm::SamplingRow>(rows).first(static_cast<size_t>(b)));
     for (const auto& x : res) counts[static_cast<size_t>(x.token_id)]++;

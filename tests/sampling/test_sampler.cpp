@@ -13,7 +13,6 @@
 #include "vllm/core/thread_pool.h"
 #include "vllm/sampling/logits_processors.h"
 
-using vllm::Generator;
 using vllm::SampleResult;
 using vllm::Sampler;
 using vllm::SamplingParams;
@@ -198,7 +197,7 @@ TEST(Sampler, ProcessorsSteerRandomSampling) {
   std::set<int32_t> seen;
   for (int i = 0; i < 2000; ++i) {
     auto l = random_logits(16, 100 + static_cast<uint64_t>(i), 1.0f);
-    SamplingRow row{&p, {}, hist};
+    SamplingRow row{&p, {}, hist, {}, 0, i};
     seen.insert(sample_one(s, l, row).token_id);
   }
   EXPECT_EQ(seen, (std::set<int32_t>{2, 5}));
@@ -322,11 +321,10 @@ TEST(Sampler, SeededRowIgnoresTheRestOfTheBatch) {
   std::vector<int32_t> alone;
   {
     Sampler s(0);
-    auto gen = vllm::make_request_generator(target);
     std::vector<int32_t> out;
     for (int64_t step = 0; step < steps; ++step) {
       auto l = step_logits(step, -1);
-      SamplingRow row{&target, {}, out, {}, &*gen};
+      SamplingRow row{&target, {}, out, {}, 0, step};
       SampleResult r = sample_one(s, l, row);
       out.push_back(r.token_id);
     }
@@ -336,9 +334,6 @@ TEST(Sampler, SeededRowIgnoresTheRestOfTheBatch) {
     for (int64_t position : {0, 17, 63}) {
       vllm::ThreadPool pool(threads);
       Sampler s(static_cast<uint64_t>(threads) * 31 + static_cast<uint64_t>(position), &pool);  // engine seed differs too
-      auto gen = vllm::make_request_generator(target);
-      std::vector<std::optional<Generator>> gens;
-      for (auto& o : others) gens.push_back(vllm::make_request_generator(o));
       std::vector<std::vector<int32_t>> outs(batch);
       std::vector<int32_t> got;
       for (int64_t step = 0; step < steps; ++step) {
@@ -348,11 +343,11 @@ TEST(Sampler, SeededRowIgnoresTheRestOfTheBatch) {
           auto l = step_logits(step, r == position ? -1 : r);
           std::copy(l.begin(), l.end(), logits.begin() + r * vocab);
           if (r == position) {
-            rows[static_cast<size_t>(r)] = SamplingRow{&target, {}, got, {}, &*gen};
+            // Another sequence id: a seeded request's draws follow its seed alone.
+            rows[static_cast<size_t>(r)] = SamplingRow{&target, {}, got, {}, 1000 + static_cast<uint64_t>(r), step};
           } else {
-            auto& g = gens[static_cast<size_t>(r)];
             rows[static_cast<size_t>(r)] =
-                SamplingRow{&others[static_cast<size_t>(r)], {}, outs[static_cast<size_t>(r)], {}, g ? &*g : nullptr};
+                SamplingRow{&others[static_cast<size_t>(r)], {}, outs[static_cast<size_t>(r)], {}, static_cast<uint64_t>(r), step};
           }
         }
         auto res = s.sample(logits.data(), batch, vocab, rows);
@@ -387,6 +382,10 @@ TEST(Sampler, EngineStreamDoesNotDependOnThreads) {
         logits.insert(logits.end(), l.begin(), l.end());
       }
       std::vector<SamplingRow> rows(batch, SamplingRow{&p});
+      for (int64_t r = 0; r < batch; ++r) {
+        rows[static_cast<size_t>(r)].sequence_id = static_cast<uint64_t>(r);
+        rows[static_cast<size_t>(r)].draw_index = step;
+      }
       for (auto& r : s.sample(logits.data(), batch, vocab, rows)) tokens.push_back(r.token_id);
     }
     runs.push_back(tokens);
@@ -455,6 +454,7 @@ TEST(SamplerBitmask, MaskedTokensAreNeverSampledAndKeptOnesAreUntouched) {
     row.params = &p;
     row.token_bitmask = mask.data();
     for (int draw = 0; draw < 20; ++draw) {
+      row.draw_index = draw;
       std::vector<float> logits = original;
       SampleResult r = sample_one(s, logits, row);
       EXPECT_TRUE(vllm::token_allowed(mask.data(), r.token_id)) << r.token_id;

@@ -6,7 +6,6 @@
 #include <string>
 
 #include "vllm/core/error.h"
-#include "vllm/sampling/generator.h"
 #include "vllm/sampling/py_format.h"
 #include "vllm/sampling/sampling_params.h"
 
@@ -396,35 +395,4 @@ TEST(BeamSearchParams, ValidationAndJson) {
   BeamSearchParams inf;
   inf.length_penalty = std::numeric_limits<double>::infinity();
   expect_error([&] { inf.validate(); }, "length_penalty must be a finite number, got inf.");
-}
-
-TEST(Generator, DeterministicAndUniform) {
-  vllm::Generator a(42), b(42), c(43);
-  for (int i = 0; i < 100; ++i) {
-    uint64_t x = a.next_u64();
-    EXPECT_EQ(x, b.next_u64());
-    (void)c;
-  }
-  EXPECT_NE(vllm::Generator(42).next_u64(), vllm::Generator(43).next_u64());
-  vllm::Generator g(7);
-  double sum = 0.0, lo = 1.0, hi = 0.0;
-  const int n = 200000;
-  for (int i = 0; i < n; ++i) {
-    double u = g.uniform();
-    ASSERT_GE(u, 0.0);
-    ASSERT_LT(u, 1.0);
-    sum += u;
-    lo = std::min(lo, u);
-    hi = std::max(hi, u);
-  }
-  EXPECT_NEAR(sum / n, 0.5, 0.003);  // sd of the mean: 0.29 / sqrt(n) = 0.00065
-  EXPECT_LT(lo, 1e-4);
-  EXPECT_GT(hi, 1 - 1e-4);
-
-  SamplingParams seeded;
-  seeded.seed = 99;
-  auto gen = vllm::make_request_generator(seeded);
-  ASSERT_TRUE(gen);
-  EXPECT_EQ(*gen, vllm::Generator(99));
-  EXPECT_FALSE(vllm::make_request_generator(SamplingParams{}));
 }

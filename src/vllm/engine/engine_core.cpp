@@ -222,6 +222,7 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
                   layout.group_size, windows);
   }
   runner_ = std::make_unique<ModelRunner>(std::move(backend), std::move(model), num_blocks, config.block_size, layout);
+  step_masks_ = std::make_unique<StepMasks>(runner_->backend().device() != Device::kCPU);
 }
 
 EngineCore::~EngineCore() {
@@ -262,7 +263,6 @@ uint64_t EngineCore::add_request(EngineCoreRequest req, std::vector<uint64_t>* b
   r->priority = req.priority;
   r->arrival_time = req.arrival_time > 0 ? req.arrival_time : now_seconds();
   r->cache_salt = salt_key(req.cache_salt);
-  if (auto g = make_request_generator(r->params)) request_generators_.emplace(r->seq_id, *g);
   if (req.grammar) {
     // Every stop token of the request ends a complete output (EOS ids, stop_token_ids).
     structured::MatcherOptions mo;
@@ -300,7 +300,6 @@ std::optional<EngineCoreOutput> EngineCore::abort_request(uint64_t seq_id) {
     return out;
   }
   auto r = scheduler_->finish(seq_id, FinishReason::kAbort);
-  request_generators_.erase(seq_id);
   if (!r) return std::nullopt;
   for (const PendingBranch& b : r->pending_branches) parent_of_pending_branch_.erase(b.seq_id);
   EngineCoreOutput out;
@@ -323,7 +322,6 @@ Request& EngineCore::fork(Request& parent, uint64_t child_seq_id, std::string re
   const int64_t room = max_model_len_ - child->num_prompt_tokens;
   child->max_tokens = child->params.max_tokens ? std::min<int64_t>(*child->params.max_tokens, room) : room;
   if (kv_->has(parent.seq_id)) kv_->fork(parent.seq_id, child_seq_id);
-  if (auto g = make_request_generator(child->params)) request_generators_.emplace(child_seq_id, *g);
   Request& ref = *child;
   scheduler_->add_forked(std::move(child), after);
   return ref;
@@ -339,8 +337,8 @@ uint64_t EngineCore::fork_request(uint64_t seq_id) {
   Request& parent = running_request(seq_id);
   const uint64_t child = next_seq_id_++;
   Request& c = fork(parent, child, parent.request_id, parent.params, parent);
-  // The same draws as the parent would make from here (a copy of its generator, if seeded).
-  if (auto g = request_generators_.find(seq_id); g != request_generators_.end()) request_generators_.insert_or_assign(child, g->second);
+  // A seeded child takes the same draws as its parent would from here (the same seed and output
+  // position); an unseeded one draws on its own stream.
   c.paused = parent.paused;
   return child;
 }
@@ -406,9 +404,27 @@ std::vector<EngineCoreOutput> EngineCore::step() {
   SchedulerOutput sched = scheduler_->schedule();
   if (sched.empty()) return outputs;
   const auto t1 = clock::now();
+  // Structured outputs: the masks of the constrained rows that sample this step (their prompts
+  // complete with it), filled while a GPU runs the forward.
+  std::vector<Request*> constrained;
+  for (const ScheduledRequest& s : sched.scheduled)
+    if (s.request->matcher && s.request->num_computed_tokens + s.num_new_tokens == s.request->num_tokens())
+      constrained.push_back(s.request);
+  step_masks_->start(std::move(constrained), model_config_.vocab_size);
   LogitsPlan plan;
-  // The model runner's time includes the device work: the logits come back synchronously.
-  Tensor logits = runner_->execute(sched, *kv_, &plan);
+  Tensor logits;
+  try {
+    // The model runner's time includes the device work: the logits come back synchronously.
+    logits = runner_->execute(sched, *kv_, &plan);
+    step_masks_->wait();
+  } catch (...) {
+    // The fill reads the requests' matchers: it must end before anything can free them.
+    try {
+      step_masks_->wait();
+    } catch (...) {
+    }
+    throw;
+  }
   const auto t2 = clock::now();
   scheduler_->update_computed(sched);
   sample(plan, logits, &outputs);

@@ -10,8 +10,8 @@
 #include "vllm/config/model_config.h"
 #include "vllm/engine/engine_config.h"
 #include "vllm/engine/model_runner.h"
+#include "vllm/engine/step_masks.h"
 #include "vllm/kv_cache/kv_cache_manager.h"
-#include "vllm/sampling/generator.h"
 #include "vllm/sampling/sampler.h"
 #include "vllm/scheduler/scheduler.h"
 
@@ -117,8 +117,7 @@ class EngineCore {
   std::unique_ptr<ModelRunner> runner_;
   uint64_t next_seq_id_ = 1;
   Sampler sampler_;
-  std::vector<uint32_t> bitmask_buffer_;  // structured outputs: the step's next-token masks
-  std::unordered_map<uint64_t, Generator> request_generators_;
+  std::unique_ptr<StepMasks> step_masks_;  // structured outputs: the step's next-token masks
   std::unordered_map<uint64_t, uint64_t> parent_of_pending_branch_;  // branch seq id -> parent seq id
   // VLLM_STEP_TIMING=1: where a step's time goes, logged when the engine is destroyed.
   struct StepTimes {

@@ -33,7 +33,7 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& logits, std::vector<Engi
 
   // Who samples from which logits row. A request with pending branches (n > 1) forks them now,
   // its prompt done: each branch samples its first token from the parent's row, with its own
-  // parameters and generator, and shares the parent's blocks from here on.
+  // parameters, and shares the parent's blocks from here on.
   struct Target {
     Request* request;
     size_t entry;     // the plan entry whose row it samples
@@ -86,35 +86,18 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& logits, std::vector<Engi
     row.output_token_ids =
         std::span<const int32_t>(r.token_ids.data() + r.num_prompt_tokens, static_cast<size_t>(r.num_output_tokens()));
     if (eos_token_id_) row.eos_token_ids = std::span<const int32_t>(eos.data(), 1);
-    auto g = request_generators_.find(r.seq_id);
-    row.generator = g == request_generators_.end() ? nullptr : &g->second;
+    row.sequence_id = r.seq_id;
+    row.draw_index = r.num_output_tokens();
     srows.push_back(row);
   }
-  // Structured outputs: each constrained row's allowed tokens, filled in parallel (each row its
-  // own matcher), in the sampler's packed layout over the model's (maybe padded) vocabulary. A
-  // tokenizer may also hold more tokens than the model has logits (Gemma 3's image token, id
-  // 262144 of 262,145): rows are then as wide as the matcher's mask, and the sampler reads the
-  // model's V bits of them.
-  std::vector<size_t> constrained;
-  size_t words = static_cast<size_t>((V + 31) / 32);
+  // Structured outputs: each constrained row's allowed tokens, filled while the forward ran (see
+  // StepMasks). A branch forked this step has its parent's matcher state, so its parent's mask.
   for (size_t k = 0; k < targets.size(); ++k)
     if (targets[k].request->matcher) {
-      constrained.push_back(k);
-      words = std::max(words, targets[k].request->matcher->mask_words());
+      const uint32_t* mask = step_masks_->mask_of(plan.entries[targets[k].entry].request);
+      VLLM_CHECK(mask, "a constrained row that samples has no token mask");
+      srows[k].token_bitmask = mask;
     }
-  std::vector<uint32_t>& bitmasks = bitmask_buffer_;  // reused: no allocation per step
-  bitmasks.resize(constrained.size() * words);
-  if (!constrained.empty()) {
-    auto fill = [&](int, int64_t begin, int64_t end) {
-      for (int64_t j = begin; j < end; ++j) {
-        Request& r = *targets[constrained[static_cast<size_t>(j)]].request;
-        r.matcher->fill_next_token_bitmask(bitmasks.data() + static_cast<size_t>(j) * words, words);
-      }
-    };
-    if (constrained.size() > 1) ThreadPool::global().parallel_for(static_cast<int64_t>(constrained.size()), fill);
-    else fill(0, 0, 1);
-    for (size_t j = 0; j < constrained.size(); ++j) srows[constrained[j]].token_bitmask = bitmasks.data() + j * words;
-  }
   std::vector<SampleResult> sampled = n > 0 ? sampler_.sample(sample_rows, n, V, srows) : std::vector<SampleResult>{};
 
   auto base_output = [](const Request& r) {
@@ -132,7 +115,6 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& logits, std::vector<Engi
       out.finished = true;
       out.finish_reason = r.finish_reason;
       out.stop_reason = r.stop_reason;
-      request_generators_.erase(r.seq_id);
       scheduler_->finish(r.seq_id, *r.finish_reason);
     }
   };

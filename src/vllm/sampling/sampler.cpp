@@ -86,7 +86,19 @@ struct Sampler::Workspace {
   std::vector<double> histogram;  // top_p_cut_dense
 };
 
-Sampler::Sampler(uint64_t seed, ThreadPool* pool) : engine_(seed), pool_(pool ? pool : &ThreadPool::global()) {
+SamplingDraw sampling_draw(const SamplingRow& row, uint64_t engine_seed) {
+  SamplingDraw d;
+  d.index = static_cast<uint64_t>(row.draw_index);
+  if (row.params->seed) {
+    d.key = static_cast<uint64_t>(*row.params->seed);
+  } else {
+    d.key = engine_seed;
+    d.stream = row.sequence_id | (uint64_t{1} << 63);
+  }
+  return d;
+}
+
+Sampler::Sampler(uint64_t seed, ThreadPool* pool) : engine_seed_(seed), pool_(pool ? pool : &ThreadPool::global()) {
   for (int i = 0; i < pool_->num_threads(); ++i) workspaces_.push_back(std::make_unique<Workspace>());
 }
 
@@ -110,21 +122,19 @@ std::vector<SampleResult> Sampler::sample(float* logits, int64_t num_rows, int64
     if (!row.params) throw Error("Sampler::sample: a row has no sampling params", ErrorKind::kInternal);
 
   std::lock_guard<std::mutex> lock(mutex_);
-  // The draws are taken here, in row order, so the engine-wide stream does not depend on how
-  // rows are split over threads; greedy rows take none (as vLLM's greedy rows).
-  std::vector<double> draws(static_cast<size_t>(num_rows), 0.0);
-  for (int64_t r = 0; r < num_rows; ++r) {
-    const SamplingRow& row = rows[static_cast<size_t>(r)];
-    if (row.params->is_greedy()) continue;
-    draws[static_cast<size_t>(r)] = row.generator ? row.generator->uniform() : engine_.uniform();
-  }
-
   std::vector<SampleResult> results(static_cast<size_t>(num_rows));
   auto run = [&](int thread, int64_t begin, int64_t end) {
     Workspace& ws = *workspaces_[static_cast<size_t>(thread)];
-    for (int64_t r = begin; r < end; ++r)
-      results[static_cast<size_t>(r)] =
-          sample_row(logits + r * vocab, vocab, rows[static_cast<size_t>(r)], draws[static_cast<size_t>(r)], ws);
+    for (int64_t r = begin; r < end; ++r) {
+      const SamplingRow& row = rows[static_cast<size_t>(r)];
+      // Greedy rows take no draw (as vLLM's).
+      double u = 0.0;
+      if (!row.params->is_greedy()) {
+        const SamplingDraw d = sampling_draw(row, engine_seed_);
+        u = philox_uniform(d.key, d.stream, d.index);
+      }
+      results[static_cast<size_t>(r)] = sample_row(logits + r * vocab, vocab, row, u, ws);
+    }
   };
   if (num_rows > 1 && num_rows * vocab >= kMinParallelElements) {
     pool_->parallel_for(num_rows, run);

@@ -16,10 +16,10 @@
 // only computed where needed (no top-k, or logprobs), with AVX2/AVX-512 clones where the CPU
 // has them. Rows run in parallel on the thread pool.
 //
-// Randomness: each non-greedy row takes exactly one uniform draw per step, by inverse CDF,
-// from its request's own generator when seeded, else from the engine-wide generator (draws
-// taken in row order before the parallel part). A seeded row's tokens therefore depend only
-// on its own logits, parameters and history: never on the batch, its order or the threads.
+// Randomness: each non-greedy row takes exactly one uniform draw per step, by inverse CDF: the
+// Philox draw its SamplingDraw names (the request's seed, or the engine's --seed with the
+// sequence's id, and the sequence's output position). A row's tokens therefore depend only on
+// its own logits, parameters, history and seed: never on the batch, its order or the threads.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +30,7 @@
 
 #include "vllm/core/tensor.h"
 #include "vllm/core/thread_pool.h"
-#include "vllm/sampling/generator.h"
+#include "vllm/sampling/philox.h"
 #include "vllm/sampling/logprobs.h"
 #include "vllm/sampling/sampling_params.h"
 #include "vllm/sampling/sampling_row.h"
@@ -48,9 +48,19 @@ struct SampleResult {
   std::vector<TokenLogprob> top_logprobs;
 };
 
+// Where a row's draw comes from: philox_uniform(key, stream, index). A seeded request draws
+// under its own seed on stream 0; an unseeded one under the engine's seed, on a stream of its
+// own (its sequence id with the top bit set, so it never meets a seeded stream).
+struct SamplingDraw {
+  uint64_t key = 0;
+  uint64_t stream = 0;
+  uint64_t index = 0;
+};
+SamplingDraw sampling_draw(const SamplingRow& row, uint64_t engine_seed);
+
 class Sampler {
  public:
-  // seed: the engine-wide generator's seed (vLLM's --seed). pool: where rows run in parallel
+  // seed: the engine's seed (vLLM's --seed), the key of unseeded requests' draws. pool: where rows run in parallel
   // (nullptr: ThreadPool::global()).
   explicit Sampler(uint64_t seed = 0, ThreadPool* pool = nullptr);
   ~Sampler();
@@ -65,14 +75,13 @@ class Sampler {
   // The same on a 2-D float32 CPU tensor.
   std::vector<SampleResult> sample(const Tensor& logits, std::span<const SamplingRow> rows);
 
-  // The generator unseeded rows draw from.
-  Generator& engine_generator() { return engine_; }
+  uint64_t engine_seed() const { return engine_seed_; }
 
  private:
   struct Workspace;
   SampleResult sample_row(float* logits, int64_t vocab, const SamplingRow& row, double u, Workspace& ws);
 
-  Generator engine_;
+  uint64_t engine_seed_;
   ThreadPool* pool_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<Workspace>> workspaces_;  // one per pool thread

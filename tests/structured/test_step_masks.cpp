@@ -1,0 +1,62 @@
+// StepMasks: the masks it fills, beside the caller (overlap) or in start(), are exactly the
+// matchers' own, for every request of every step, and a request not started has none.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "vllm/engine/step_masks.h"
+#include "vllm/structured/compiled_grammar.h"
+#include "vllm/structured/token_vocabulary.h"
+
+namespace vllm {
+namespace {
+
+TEST(StepMasks, FillsEachRequestsOwnMaskWithOrWithoutOverlap) {
+  // 9 tokens, the last one EOS; after each "a" or "b", "}" may end the output.
+  auto vocab = structured::TokenVocabulary::from_token_bytes({"a", "b", "ab", "{", "}", "\"", " ", "ba", "<eos>"}, {}, {8});
+  auto grammar = structured::CompiledGrammar::from_gbnf(R"(root ::= "{" ("a" | "b")+ "}")", vocab);
+  const int64_t V = 9;
+  for (bool overlap : {false, true}) {
+    // 40 requests in different states: after "{", then some a/b tokens.
+    std::vector<std::unique_ptr<Request>> requests;
+    for (int i = 0; i < 40; ++i) {
+      auto r = std::make_unique<Request>();
+      r->seq_id = static_cast<uint64_t>(i);
+      r->matcher.emplace(grammar);
+      if (i % 5 != 0) {
+        EXPECT_TRUE(r->matcher->accept_token(3));
+        for (int k = 0; k < i % 3; ++k) EXPECT_TRUE(r->matcher->accept_token(k % 2 == 0 ? 0 : 7));
+      }
+      requests.push_back(std::move(r));
+    }
+    StepMasks masks(overlap);
+    for (int step = 0; step < 3; ++step) {
+      std::vector<Request*> started;
+      for (size_t i = static_cast<size_t>(step); i < requests.size(); i += 2) started.push_back(requests[i].get());
+      masks.start(started, V);
+      masks.wait();
+      for (size_t i = 0; i < requests.size(); ++i) {
+        const uint32_t* got = masks.mask_of(requests[i].get());
+        if ((i - static_cast<size_t>(step)) % 2 != 0 || i < static_cast<size_t>(step)) {
+          EXPECT_EQ(got, nullptr) << i;
+          continue;
+        }
+        ASSERT_NE(got, nullptr) << i;
+        std::vector<uint32_t> want(requests[i]->matcher->mask_words());
+        requests[i]->matcher->fill_next_token_bitmask(want.data());
+        for (size_t w = 0; w < want.size(); ++w) EXPECT_EQ(got[w], want[w]) << "request " << i << " word " << w;
+        // Sanity: the state is what the test made ("{" first, then a/b or "}").
+        const bool allows_open = (got[0] >> 3) & 1u;
+        EXPECT_EQ(allows_open, i % 5 == 0) << i;
+      }
+    }
+    masks.start({}, V);  // a step without constrained rows
+    masks.wait();
+    EXPECT_EQ(masks.mask_of(requests[0].get()), nullptr);
+    masks.start({requests[1].get(), requests[2].get()}, V);  // destroyed while it may be filling
+  }
+}
+
+}  // namespace
+}  // namespace vllm
