@@ -35,8 +35,10 @@ describe(`structured outputs on ${MODEL}`, () => {
   });
 
   it('response_format json_schema (chat): a document the schema validates, keys in schema order', async () => {
+    // A random-weight model closes the object by chance (about one seed in five at 120 tokens):
+    // seeds are tried until three did, each of those checked.
     let stopped = 0;
-    for (let seed = 0; seed < 6; seed++) {
+    for (let seed = 0; seed < 30 && stopped < 3; seed++) {
       const r = await client.chat.completions.create({
         model: MODEL,
         messages: [{ role: 'user', content: 'Give me a person as JSON.' }],

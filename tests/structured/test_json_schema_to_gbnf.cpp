@@ -168,7 +168,7 @@ TEST(JsonSchemaToGbnf, Formats) {
         {R"("1:2:3:4:5:6:7:8:9")", R"("1::2::3")", R"("12345::")"});
   check(R"({"type": "string", "format": "email"})", {R"("a.b+c@example.com")", R"("x@[1.2.3.4]")"}, {R"("a@")", R"("a..b@x.com")", R"("@x.com")"});
   check(R"({"type": "string", "format": "uri"})", {R"("https://example.com/a?b=c#d")", R"("urn:isbn:0451450523")", R"("http://[::1]:80/")"},
-        {R"("//example.com")", R"("http://exa mple.com")", R"("1http://x")"});
+        {R"("//example.com")", R"("http://exa mple.com")", R"("1http://x")", R"("Weary:")", R"("a:?q")"});
 }
 
 TEST(JsonSchemaToGbnf, IntegerRanges) {

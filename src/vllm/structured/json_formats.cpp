@@ -36,6 +36,9 @@ namespace {
 #define VLLM_SUBDELIMS "!$&'()*+,;="
 #define VLLM_PCT "%[0-9A-Fa-f]{2}"
 #define VLLM_PCHAR "(?:[" VLLM_UNRESERVED VLLM_SUBDELIMS ":@]|" VLLM_PCT ")"
+// RFC 3986's absolute URI, except that the part after "scheme:" may not be empty: the RFC allows
+// "a:" (path-empty), ajv's "uri" (the validator our outputs are checked against, and the one
+// most clients use) does not.
 #define VLLM_URI                                                                              \
   "[A-Za-z][A-Za-z0-9+.-]*:"                                                                  \
   "(?://(?:(?:[" VLLM_UNRESERVED VLLM_SUBDELIMS ":]|" VLLM_PCT ")*@)?"                        \
@@ -43,8 +46,7 @@ namespace {
   "|(?:[" VLLM_UNRESERVED VLLM_SUBDELIMS "]|" VLLM_PCT ")*)"                                  \
   "(?::\\d*)?(?:/" VLLM_PCHAR "*)*"                                                           \
   "|/(?:" VLLM_PCHAR "+(?:/" VLLM_PCHAR "*)*)?"                                               \
-  "|" VLLM_PCHAR "+(?:/" VLLM_PCHAR "*)*"                                                     \
-  "|)"                                                                                        \
+  "|" VLLM_PCHAR "+(?:/" VLLM_PCHAR "*)*)"                                                    \
   "(?:\\?(?:" VLLM_PCHAR "|[/?])*)?(?:#(?:" VLLM_PCHAR "|[/?])*)?"
 
 }  // namespace
