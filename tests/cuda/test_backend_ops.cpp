@@ -507,6 +507,9 @@ TEST_P(AttentionOps, LongContextSplitDecode) {
     run({8, 2, 64}, bs, {{3000, 1}, {4999, 1}, {17, 1}}, "long decode");
     run({4, 4, 128}, bs, {{2047, 1}}, "long decode single");
     run({4, 4, 64}, bs, {{1500, 1}, {0, 300}, {900, 40}}, "long mixed");
+    // Qwen3-30B-A3B's heads (32 over 4 KV heads of 128) at batch 1: one head per block.
+    run({32, 4, 128}, bs, {{63, 1}}, "gqa batch 1");
+    run({32, 4, 128}, bs, {{2500, 1}}, "gqa batch 1 long");
   }
 }
 

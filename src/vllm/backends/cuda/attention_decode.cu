@@ -266,7 +266,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
 }
 
 template <typename T, int LK>
-void launch_lk(const AttentionArgs& a, const int32_t* items, int64_t n_items, int num_splits,
+void launch_lk(const AttentionArgs& a, const int32_t* items, int64_t n_items, int num_splits, int gmax,
                float* part_o, float* part_ml, int* counters, bool write_kv, cudaStream_t stream) {
   const int64_t group = a.num_heads / a.num_kv_heads;
   auto go = [&](auto gmax_tag) {
@@ -276,19 +276,22 @@ void launch_lk(const AttentionArgs& a, const int32_t* items, int64_t n_items, in
     launch_k(decode_kernel<T, LK, GMAX>, grid, kThreads, 0, stream, a, items, num_splits, part_o, part_ml, counters,
                                                                write_kv);
   };
-  if (group == 1) go(std::integral_constant<int, 1>{});
-  else if (group == 2) go(std::integral_constant<int, 2>{});
-  else if (group <= 4) go(std::integral_constant<int, 4>{});
-  else go(std::integral_constant<int, 8>{});
+  switch (gmax) {
+    case 1: go(std::integral_constant<int, 1>{}); break;
+    case 2: go(std::integral_constant<int, 2>{}); break;
+    case 4: go(std::integral_constant<int, 4>{}); break;
+    case 8: go(std::integral_constant<int, 8>{}); break;
+    default: fail("decode attention: heads per block must be 1, 2, 4 or 8");
+  }
 }
 
 template <typename T>
-void launch(const AttentionArgs& a, const int32_t* items, int64_t n_items, int num_splits, float* part_o,
+void launch(const AttentionArgs& a, const int32_t* items, int64_t n_items, int num_splits, int gmax, float* part_o,
             float* part_ml, int* counters, bool write_kv, cudaStream_t stream) {
   switch (a.head_dim) {
-    case 64: launch_lk<T, 8>(a, items, n_items, num_splits, part_o, part_ml, counters, write_kv, stream); break;
-    case 128: launch_lk<T, 16>(a, items, n_items, num_splits, part_o, part_ml, counters, write_kv, stream); break;
-    case 256: launch_lk<T, 32>(a, items, n_items, num_splits, part_o, part_ml, counters, write_kv, stream); break;
+    case 64: launch_lk<T, 8>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream); break;
+    case 128: launch_lk<T, 16>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream); break;
+    case 256: launch_lk<T, 32>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream); break;
     default: fail("decode attention: unsupported head_dim");
   }
   check_launch("decode_attention");
@@ -300,19 +303,27 @@ bool decode_supported(DType t, int64_t head_dim) {
   return (t == DType::F16 || t == DType::BF16) && (head_dim == 64 || head_dim == 128 || head_dim == 256);
 }
 
-int64_t decode_grid_x(int64_t num_heads, int64_t num_kv_heads) {
+int decode_heads_per_block(int64_t num_heads, int64_t num_kv_heads, int64_t n_items, int64_t num_sms) {
   const int64_t group = num_heads / num_kv_heads;
-  const int64_t gmax = group == 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8;
-  return num_kv_heads * ((group + gmax - 1) / gmax);
+  int gmax = group == 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8;
+  // Halve while the blocks would not fill every SM once: the heads of a group then read their
+  // shared K/V separately, but at the same time, so mostly from L2.
+  while (gmax > 1 && n_items * num_kv_heads * ((group + gmax - 1) / gmax) < num_sms) gmax /= 2;
+  return gmax;
 }
 
-void decode_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t num_splits, float* part_o, float* part_ml, int* counters, bool write_kv,
+int64_t decode_grid_x(int64_t num_heads, int64_t num_kv_heads, int heads_per_block) {
+  const int64_t group = num_heads / num_kv_heads;
+  return num_kv_heads * ((group + heads_per_block - 1) / heads_per_block);
+}
+
+void decode_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t num_splits, int heads_per_block, float* part_o, float* part_ml, int* counters, bool write_kv,
                       cudaStream_t stream) {
   if (n_items == 0) return;
   const int ns = static_cast<int>(num_splits);
-  if (t == DType::F16) launch<__half>(a, items, n_items, ns, part_o, part_ml, counters, write_kv, stream);
+  if (t == DType::F16) launch<__half>(a, items, n_items, ns, heads_per_block, part_o, part_ml, counters, write_kv, stream);
   else if (t == DType::BF16)
-    launch<__nv_bfloat16>(a, items, n_items, ns, part_o, part_ml, counters, write_kv, stream);
+    launch<__nv_bfloat16>(a, items, n_items, ns, heads_per_block, part_o, part_ml, counters, write_kv, stream);
   else fail("decode attention: 16-bit types only");
 }
 

@@ -103,8 +103,12 @@ struct AttentionArgs {
 // (counters: zeroed ints, one per (item, grid x), left zeroed) combines them; a sequence with one
 // partition writes its output directly. Blocks past a sequence's partitions exit at once.
 bool decode_supported(DType t, int64_t head_dim);
-int64_t decode_grid_x(int64_t num_heads, int64_t num_kv_heads);
-void decode_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t num_splits, float* part_o, float* part_ml, int* counters, bool write_kv,
+// Query heads per decode block (1, 2, 4 or 8, sharing their KV head's loads): the whole GQA
+// group when the batch fills the GPU, fewer when n_items sequences would leave most SMs idle
+// (batch 1 with 4 KV heads is 4 blocks, each walking every key of 8 heads in turn).
+int decode_heads_per_block(int64_t num_heads, int64_t num_kv_heads, int64_t n_items, int64_t num_sms);
+int64_t decode_grid_x(int64_t num_heads, int64_t num_kv_heads, int heads_per_block);
+void decode_attention(DType t, const AttentionArgs& a, const int32_t* items, int64_t n_items, int64_t num_splits, int heads_per_block, float* part_o, float* part_ml, int* counters, bool write_kv,
                       cudaStream_t stream);
 
 // Prefill / mixed attention on tensor cores: tiles [n_tiles][2] = (sequence, first query row of
