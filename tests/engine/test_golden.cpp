@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 
 #include "golden.h"
 #include "routing_margin.h"
@@ -171,6 +173,17 @@ void expect_logprobs_close(const Golden& g, const std::string& dir, const std::s
   }
 }
 
+// Greedy tokens do not depend on where they are sampled (on a GPU, rows without log-probs take
+// the device's sampler, the others the host's).
+TEST_P(GoldenModel, Float32GreedyTokensAreTheSameWithoutLogprobs) {
+  Golden g = read(GetParam());
+  const std::string dir = test::materialize_model(GetParam());
+  if (const std::string why = test::unsupported_on_test_device(dir); !why.empty()) GTEST_SKIP() << why;
+  auto with = test::run_greedy(base_config(dir, "float32"), g.prompts, 32, 5, 0);
+  auto without = test::run_greedy(base_config(dir, "float32"), g.prompts, 32, 0, 0);
+  for (size_t p = 0; p < g.prompts.size(); ++p) EXPECT_EQ(without[p].ids, with[p].ids) << "prompt " << p;
+}
+
 TEST_P(GoldenModel, Bfloat16PassesCheckLogprobsClose) {
   const std::string dir = test::materialize_model(GetParam());
   if (const std::string why = test::unsupported_on_test_device(dir); !why.empty()) GTEST_SKIP() << why;
@@ -220,6 +233,78 @@ TEST(DefaultModel, Float32GreedyEqualsReferenceTokenForToken) {
     EXPECT_EQ(solo.ids, g.greedy[p]) << "solo, prompt " << p;
   }
   check_f32(g, batched, "default model");
+}
+
+// Without log-probs a GPU samples on the device (CudaBackend::sample_tokens): the same tokens.
+TEST(DefaultModel, Float32GreedyWithoutLogprobsEqualsReferenceTokenForToken) {
+  Golden g = read_default_model();
+  auto batched = test::run_greedy(base_config(VLLM_DEFAULT_MODEL_DIR, "float32"), g.prompts, 32, 0, 0);
+  for (size_t p = 0; p < g.prompts.size(); ++p) EXPECT_EQ(batched[p].ids, g.greedy[p]) << "prompt " << p;
+}
+
+namespace {
+// Runs requests to completion on VLLM_TEST_DEVICE; each request's tokens by id.
+std::map<std::string, std::vector<int32_t>> run_requests(EngineConfig c, const std::vector<EngineCoreRequest>& requests) {
+  if (const char* device = std::getenv("VLLM_TEST_DEVICE"); device && *device) c.device = device;
+  EngineCore engine(c);
+  std::map<uint64_t, std::string> ids;
+  for (EngineCoreRequest r : requests) {
+    const std::string id = r.request_id;
+    ids[engine.add_request(std::move(r))] = id;
+  }
+  std::map<std::string, std::vector<int32_t>> tokens;
+  while (engine.has_unfinished())
+    for (const auto& out : engine.step()) {
+      auto& t = tokens[ids.at(out.seq_id)];
+      t.insert(t.end(), out.new_token_ids.begin(), out.new_token_ids.end());
+    }
+  EXPECT_EQ(engine.kv_cache().usage(), 0.0) << "blocks leaked";
+  return tokens;
+}
+
+EngineCoreRequest sampled_request(std::string id, std::vector<int32_t> prompt, double temperature, int top_k, double top_p,
+                                  double min_p, std::optional<int64_t> seed, int max_tokens) {
+  EngineCoreRequest r;
+  r.request_id = std::move(id);
+  r.prompt_token_ids = std::move(prompt);
+  r.params.temperature = temperature;
+  r.params.top_k = top_k;
+  r.params.top_p = top_p;
+  r.params.min_p = min_p;
+  r.params.seed = seed;
+  r.params.max_tokens = max_tokens;
+  r.params.ignore_eos = true;
+  return r;
+}
+}  // namespace
+
+// A seeded request samples the same tokens alone and in a batch of 64 mixed requests, on the test
+// device: on a GPU with the device sampler (rows without log-probs) and the host's (the others).
+TEST(SeededSampling, SameTokensAloneAndInABatchOf64) {
+  const std::string dir = test::materialize_model("tiny-llama3");
+  if (const std::string why = test::unsupported_on_test_device(dir); !why.empty()) GTEST_SKIP() << why;
+  std::vector<EngineCoreRequest> seeded = {
+      sampled_request("top-p", {1, 450, 4996, 17354}, 1.0, 0, 0.9, 0.0, 1234, 24),
+      sampled_request("top-k min-p", {1, 9038, 2501, 263}, 0.8, 20, 1.0, 0.05, 7, 24),
+      sampled_request("plain", {1, 3118, 338}, 1.2, 0, 1.0, 0.0, 99, 24),
+  };
+  seeded.push_back(sampled_request("logprobs", {1, 450, 338}, 1.0, 0, 0.95, 0.0, 5, 24));
+  seeded.back().params.logprobs = 2;  // sampled on the host
+  for (auto& r : seeded) r.params.finalize();
+  std::map<std::string, std::vector<int32_t>> alone;
+  for (const auto& r : seeded) alone[r.request_id] = run_requests(base_config(dir, "float32"), {r}).at(r.request_id);
+  std::vector<EngineCoreRequest> batch;
+  for (int i = 0; i < 60; ++i) {
+    EngineCoreRequest o = sampled_request("other " + std::to_string(i), {1, static_cast<int32_t>(100 + i), 263},
+                                          i % 3 == 0 ? 0.0 : 0.7, i % 5 == 0 ? 10 : 0, i % 2 ? 0.8 : 1.0, 0.0,
+                                          i % 4 == 0 ? std::optional<int64_t>(i) : std::nullopt, 4 + i % 20);
+    if (i % 7 == 0) o.params.presence_penalty = 0.5;  // a host-sampled row in most steps
+    o.params.finalize();
+    batch.push_back(std::move(o));
+    if (i % 15 == 0) batch.push_back(seeded[static_cast<size_t>(i / 15)]);
+  }
+  const auto together = run_requests(base_config(dir, "float32"), batch);
+  for (const auto& r : seeded) EXPECT_EQ(together.at(r.request_id), alone.at(r.request_id)) << r.request_id;
 }
 
 TEST(DefaultModel, Bfloat16PassesCheckLogprobsClose) {

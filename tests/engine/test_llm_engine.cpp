@@ -166,6 +166,27 @@ TEST(LLMEngine, BadRequestsAreRejectedUpFront) {
   EXPECT_FALSE(engine.has_unfinished());
 }
 
+TEST(LLMEngine, RequestsTheWholeKVCacheCannotHoldAreRefusedOrEndByLength) {
+  EngineConfig c = config_for("tiny-phi");
+  c.block_size = 16;
+  c.num_kv_blocks = 4;  // 64 tokens in all
+  LLMEngine engine(c);
+  // A prompt the pool cannot hold is refused up front (a 400 on the server)...
+  EXPECT_THROW(engine.add_request("big", PromptInput::from_ids(std::vector<int32_t>(80, 5)), greedy(4)), Error);
+  // ...and a sequence that outgrows the pool ends by length with what it generated, instead of
+  // being preempted and rescheduled forever; the others finish as usual.
+  engine.add_request("grow", PromptInput::from_ids(std::vector<int32_t>(50, 5)), greedy(100));
+  engine.add_request("small", PromptInput::from_ids({1, 2, 3}), greedy(4));
+  auto r = run(engine);
+  const auto& grow = r.final.at("grow").outputs[0];
+  EXPECT_EQ(*grow.finish_reason, FinishReason::kLength);
+  EXPECT_GE(grow.token_ids.size(), 10u);
+  EXPECT_LE(grow.token_ids.size(), 15u);  // 64 slots hold the prompt and 14 outputs, the 15th was sampled
+  EXPECT_EQ(r.final.at("small").outputs[0].token_ids.size(), 4u);
+  EXPECT_EQ(engine.core().kv_cache().usage(), 0.0);
+  EXPECT_FALSE(engine.has_unfinished());
+}
+
 TEST(LLMEngine, MinTokensHoldsBackEos) {
   LLMEngine engine(config_for("tiny-llama2"));
   // With EOS banned by min_tokens, exactly min_tokens..max_tokens tokens come out.

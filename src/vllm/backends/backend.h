@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "vllm/backends/device_sampling.h"
 #include "vllm/core/error.h"
 #include "vllm/core/tensor.h"
 #include "vllm/gguf/quantized_matrix.h"
@@ -150,10 +152,21 @@ class Backend {
   // Graphs of decode steps (CUDA): off with --enforce-eager; a static block table holds
   // max_model_len tokens; decode batches of up to max_batch sequences are captured.
   virtual void configure_graphs(bool enable, int64_t max_model_len, int64_t max_batch) {}
-  // Runs one engine step whose forward pass is `run` (it returns float32 host logits); a backend
-  // may replay a captured graph of the same work instead. The default calls `run`.
+  // Runs one engine step whose forward pass is `run` (it returns the logits where the model left
+  // them, see CausalLM::forward); a backend may replay a captured graph of the same work instead.
+  // The default calls `run`.
   using StepFunction = std::function<Tensor(const ForwardInputs&)>;
   virtual Tensor forward_step(const ForwardInputs& in, const StepFunction& run) { return run(in); }
+
+  // A sampler of the backend's own, next to the logits (the GPU's: only token ids come back).
+  // sample_tokens returns one token per row (DeviceSamplingRow says the rule); masks holds the
+  // rows' token bitmasks, ceil(vocab / 32) words each, in the order mask_row counts. The default
+  // has none: the engine downloads the logits and samples on the host.
+  virtual bool has_sampler() const { return false; }
+  virtual std::vector<int32_t> sample_tokens(const Tensor& logits, std::span<const DeviceSamplingRow> rows,
+                                             std::span<const uint32_t> masks) {
+    throw Error("the " + name() + " backend has no sampler of its own", ErrorKind::kInternal);
+  }
 
   // Weights: w [out, in] host tensor in any float dtype, bias [out] or undefined.
   virtual std::shared_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor& bias) = 0;

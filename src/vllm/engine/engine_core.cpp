@@ -95,6 +95,17 @@ void profile_forward(Backend& b, CausalLM& model, int64_t tokens, int64_t rows, 
   b.synchronize();
 }
 
+// The blocks one sequence of `tokens` tokens takes: all of them in full-attention groups, a
+// window's worth (and the block it is writing) in sliding ones.
+int64_t blocks_to_hold(const KVCacheLayout& layout, int block_size, int64_t tokens) {
+  int64_t blocks = 0;
+  for (int64_t window : layout.group_windows) {
+    const int64_t held = window == 0 ? tokens : std::min<int64_t>(tokens, window + block_size);
+    blocks += (held + block_size - 1) / block_size;
+  }
+  return blocks;
+}
+
 }  // namespace
 
 EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(config.seed) {
@@ -184,13 +195,7 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
     num_blocks = static_cast<int64_t>(config.kv_cache_space_gib * 1024 * 1024 * 1024 / static_cast<double>(per_block));
   }
   if (num_blocks <= 0) throw Error("the KV cache has room for no block; raise --kv-cache-space");
-  // One sequence of max_model_len: every block in full-attention groups, a window's worth (and
-  // the block it is writing) in sliding ones.
-  int64_t needed = 0;
-  for (int64_t window : layout.group_windows) {
-    const int64_t tokens = window == 0 ? max_model_len_ : std::min<int64_t>(max_model_len_, window + config.block_size);
-    needed += (tokens + config.block_size - 1) / config.block_size;
-  }
+  const int64_t needed = blocks_to_hold(layout, config.block_size, max_model_len_);
   if (num_blocks < needed && !config.num_kv_blocks)
     VLLM_LOG_WARN("the KV cache ({} blocks) cannot hold one sequence of max_model_len {}", num_blocks, max_model_len_);
 
@@ -223,6 +228,8 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   }
   runner_ = std::make_unique<ModelRunner>(std::move(backend), std::move(model), num_blocks, config.block_size, layout);
   step_masks_ = std::make_unique<StepMasks>(runner_->backend().device() != Device::kCPU);
+  const char* env_sampler = std::getenv("VLLM_BACKEND_SAMPLER");
+  backend_sampler_ = runner_->backend().has_sampler() && !(env_sampler && std::string(env_sampler) == "0");
 }
 
 EngineCore::~EngineCore() {
@@ -230,7 +237,7 @@ EngineCore::~EngineCore() {
     const double n = static_cast<double>(step_times_.steps);
     const double prepare = runner_->prepare_seconds();
     VLLM_LOG_INFO("step times over {} steps (VLLM_STEP_TIMING): schedule {:.1f} us, inputs {:.1f} us, "
-                  "forward + logits {:.1f} us, sample {:.1f} us, whole step {:.1f} us",
+                  "forward {:.1f} us, sample {:.1f} us (on a GPU, with the wait for the forward), whole step {:.1f} us",
                   step_times_.steps, 1e6 * step_times_.schedule / n, 1e6 * prepare / n,
                   1e6 * (step_times_.execute - prepare) / n, 1e6 * step_times_.sample / n, 1e6 * step_times_.total / n);
   }
@@ -244,6 +251,10 @@ uint64_t EngineCore::add_request(EngineCoreRequest req, std::vector<uint64_t>* b
   if (n > max_model_len_)
     throw Error("The decoder prompt (length " + std::to_string(n) + ") is longer than the maximum model length of " +
                 std::to_string(max_model_len_) + ". Make sure that `max_model_len` is no smaller than the number of text tokens.");
+  if (const int64_t need = blocks_to_hold(runner_->kv_layout(), config_.block_size, n); need > runner_->num_blocks())
+    throw Error("The decoder prompt (length " + std::to_string(n) + ") needs " + std::to_string(need) +
+                " KV cache blocks and the whole cache has " + std::to_string(runner_->num_blocks()) +
+                ". Raise --kv-cache-space (--gpu-memory-utilization on a GPU) or shorten the prompt.");
   auto validate = [&](SamplingParams& p) {
     p.validate(config_.max_logprobs, model_config_.vocab_size);
     if (p.n != 1 || (p.best_of && *p.best_of != 1))
@@ -310,6 +321,29 @@ std::optional<EngineCoreOutput> EngineCore::abort_request(uint64_t seq_id) {
   out.num_cached_tokens = std::max<int64_t>(0, r->num_cached_tokens);
   out.num_prompt_tokens = r->num_prompt_tokens;
   return out;
+}
+
+void EngineCore::finish_unschedulable(Request& r, std::vector<EngineCoreOutput>* outputs) {
+  VLLM_LOG_WARN("request {} needs more KV cache than the whole pool holds ({} tokens; {} blocks of {}): it ends "
+                "here with finish_reason length",
+                r.request_id, r.num_tokens(), runner_->num_blocks(), config_.block_size);
+  auto ended = [&](uint64_t seq_id, std::string request_id) {
+    EngineCoreOutput out;
+    out.seq_id = seq_id;
+    out.request_id = std::move(request_id);
+    out.finished = true;
+    out.finish_reason = FinishReason::kLength;
+    out.num_prompt_tokens = r.num_prompt_tokens;
+    out.num_cached_tokens = std::max<int64_t>(0, r.num_cached_tokens);
+    outputs->push_back(std::move(out));
+  };
+  ended(r.seq_id, r.request_id);
+  // Branches not forked yet (n > 1, the prompt never finished) end with it.
+  for (const PendingBranch& b : r.pending_branches) {
+    parent_of_pending_branch_.erase(b.seq_id);
+    ended(b.seq_id, b.request_id);
+  }
+  scheduler_->finish(r.seq_id, FinishReason::kLength);  // frees r
 }
 
 Request& EngineCore::fork(Request& parent, uint64_t child_seq_id, std::string request_id, SamplingParams params,
@@ -402,6 +436,7 @@ std::vector<EngineCoreOutput> EngineCore::step() {
   const auto t0 = clock::now();
   std::vector<EngineCoreOutput> outputs;
   SchedulerOutput sched = scheduler_->schedule();
+  for (Request* r : sched.unschedulable) finish_unschedulable(*r, &outputs);
   if (sched.empty()) return outputs;
   const auto t1 = clock::now();
   // Structured outputs: the masks of the constrained rows that sample this step (their prompts
@@ -414,7 +449,8 @@ std::vector<EngineCoreOutput> EngineCore::step() {
   LogitsPlan plan;
   Tensor logits;
   try {
-    // The model runner's time includes the device work: the logits come back synchronously.
+    // On a GPU the forward may still run when execute returns (the masks fill meanwhile); the
+    // sampler waits for it, so the step timing's "sample" holds the rest of the device work.
     logits = runner_->execute(sched, *kv_, &plan);
     step_masks_->wait();
   } catch (...) {

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -97,7 +98,13 @@ class EngineCore {
   int64_t num_kv_blocks() const { return runner_->num_blocks(); }
 
  private:
-  void sample(const LogitsPlan& plan, Tensor& logits, std::vector<EngineCoreOutput>* outputs);
+  // Samples the step's rows (on the backend's own sampler when it has one and every row allows
+  // it, else on the host) and applies the stop rules.
+  void sample(const LogitsPlan& plan, Tensor& step_logits, std::vector<EngineCoreOutput>* outputs);
+  // Ends a request the scheduler found the KV cache cannot hold (finish_reason length).
+  void finish_unschedulable(Request& r, std::vector<EngineCoreOutput>* outputs);
+  std::vector<SampleResult> sample_on_backend(const Tensor& logits, std::span<const int64_t> src_rows,
+                                              std::span<const SamplingRow> srows);
   // Appends a token and applies vLLM's stop rules; returns true if the request finished.
   bool append_and_check_stop(Request& r, int32_t token);
   // A copy of `parent` under a new seq id, sharing its KV blocks, queued right after `after`
@@ -117,6 +124,9 @@ class EngineCore {
   std::unique_ptr<ModelRunner> runner_;
   uint64_t next_seq_id_ = 1;
   Sampler sampler_;
+  // Whether steps may sample on the backend's own sampler (it has one, and VLLM_BACKEND_SAMPLER
+  // is not 0: the host sampler serves as a baseline).
+  bool backend_sampler_ = false;
   std::unique_ptr<StepMasks> step_masks_;  // structured outputs: the step's next-token masks
   std::unordered_map<uint64_t, uint64_t> parent_of_pending_branch_;  // branch seq id -> parent seq id
   // VLLM_STEP_TIMING=1: where a step's time goes, logged when the engine is destroyed.

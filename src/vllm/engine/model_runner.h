@@ -1,6 +1,6 @@
 // Owns the backend, the model and the KV cache tensors, and runs one scheduled step: flattens
 // the step's requests into one batch of tokens (ids, positions, slot mapping, block tables) and
-// returns the logits of the rows the sampler needs. The model never sees a request.
+// returns the logits of the rows the sampler needs, on the backend's device. The model never sees a request.
 #pragma once
 
 #include <memory>
@@ -33,7 +33,8 @@ class ModelRunner {
   ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<CausalLM> model, int64_t num_blocks, int block_size,
               const KVCacheLayout& layout);
 
-  // Runs the step; returns float32 host logits [plan.num_rows, vocab].
+  // Runs the step; returns its logits [plan.num_rows, vocab] where the backend computed them
+  // (CausalLM::forward). On a GPU the step may still be running when this returns.
   Tensor execute(const SchedulerOutput& step, KVCacheManager& kv, LogitsPlan* plan);
 
   Backend& backend() { return *backend_; }

@@ -292,7 +292,7 @@ class LlamaLikeModel final : public CausalLM {
     Tensor logits = acts_.get(8, R, c.vocab_size);
     b.linear(logits, selected, *lm_head_);
     if (opts_.final_logit_softcap > 0) b.softcap(logits, opts_.final_logit_softcap);
-    return b.download_f32(logits);
+    return logits;
   }
 
  private:

@@ -15,7 +15,9 @@ namespace vllm {
 class CausalLM {
  public:
   virtual ~CausalLM() = default;
-  // Runs one flattened step and returns float32 host logits [R, vocab] for in.logits_indices.
+  // Runs one flattened step and returns the logits [R, vocab] of in.logits_indices where the
+  // backend computed them, in its activation dtype (Backend::download_f32 brings them to the
+  // host; a backend with a sampler of its own samples them where they are).
   virtual Tensor forward(const ForwardInputs& in, std::vector<KVCacheLayer>& kv_cache) = 0;
 
   const ModelConfig& config() const { return config_; }

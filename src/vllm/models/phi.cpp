@@ -119,7 +119,7 @@ class PhiModel final : public CausalLM {
     b.layer_norm(normed, selected, final_w_, final_b_, eps);
     Tensor logits = acts_.get(9, R, c.vocab_size);
     b.linear(logits, normed, *lm_head_);
-    return b.download_f32(logits);
+    return logits;
   }
 
  private:

@@ -138,6 +138,14 @@ SchedulerOutput Scheduler::schedule() {
     }
     bool scheduled = true;
     while (!kv_.allocate_slots(r->seq_id, r->token_ids, r->cache_salt, r->num_computed_tokens, num_new)) {
+      if (running_.size() == 1) {
+        // Alone and still no room: preempting it would only bring it back to fail again.
+        running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
+        kv_.free(r->seq_id);
+        out.unschedulable.push_back(r);
+        scheduled = false;
+        break;
+      }
       size_t v = victim_index();
       Request* victim = running_[v];
       running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(v));
@@ -190,6 +198,13 @@ SchedulerOutput Scheduler::schedule() {
       if (!kv_.allocate_slots(r->seq_id, r->token_ids, r->cache_salt, cached, num_new, cached_blocks)) {
         // Idle (paused) requests give way when nothing else can run; then try again.
         if (out.scheduled.empty() && preempt_a_paused_request()) continue;
+        if (out.scheduled.empty() && running_.empty()) {
+          // The whole pool is free and still too small for it.
+          waiting_.erase(it);
+          kv_.free(r->seq_id);
+          out.unschedulable.push_back(r);
+          continue;
+        }
         break;
       }
       waiting_.erase(it);

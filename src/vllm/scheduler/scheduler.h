@@ -36,6 +36,9 @@ struct SchedulerOutput {
   std::vector<ScheduledRequest> scheduled;  // running (decodes, chunks) then newly admitted
   int64_t num_scheduled_tokens = 0;
   int num_preempted = 0;
+  // Requests the KV cache cannot hold even with nothing else running (a sequence grown past the
+  // whole pool): out of the queues, their blocks freed; the engine ends them.
+  std::vector<Request*> unschedulable;
   bool empty() const { return scheduled.empty(); }
 };
 

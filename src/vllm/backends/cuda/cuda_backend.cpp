@@ -183,6 +183,7 @@ struct MoeScratchLayout {
 struct DecodeGraph {
   int64_t batch = 0, block_size = 0, width = 0;
   Tensor ids, pos, slots, qsl, lens, tables, rows;
+  Tensor logits;             // where a replay leaves the logits [batch, vocab]
   std::vector<Tensor> refs;  // every tensor the captured kernels touch stays allocated
   cudaGraphExec_t exec = nullptr;
   ~DecodeGraph() {
@@ -225,7 +226,6 @@ struct CudaBackend::Impl {
   int64_t graph_max_model_len = 0, graph_max_batch = 0;
   std::map<int64_t, std::unique_ptr<DecodeGraph>> graphs;
   DecodeGraph* capturing = nullptr;
-  Tensor graph_logits;  // float32 [graph_max_batch, vocab], shared by all graphs
 
   ~Impl() {
     graphs.clear();
@@ -375,14 +375,7 @@ Tensor CudaBackend::download_f32(const Tensor& t) {
   Impl& I = *impl_;
   if (t.device() == Device::kCPU) return t.dtype() == DType::F32 ? t : t.to_dtype(DType::F32);
   const int64_t n = t.numel();
-  if (I.capturing) {
-    // Inside a graph capture: the logits land in the graphs' static buffer.
-    VLLM_CHECK(I.graph_logits.defined() && I.graph_logits.numel() >= n, "graph logits buffer too small");
-    if (t.dtype() == DType::F32)
-      check(cudaMemcpyAsync(I.graph_logits.raw(), t.raw(), t.nbytes(), cudaMemcpyDeviceToDevice, I.stream), "logits copy");
-    else cuda::convert(I.graph_logits.raw(), DType::F32, t.raw(), t.dtype(), n, I.stream);
-    return Tensor();
-  }
+  VLLM_CHECK(!I.capturing, "download_f32 during a graph capture");
   if (!is_float(t.dtype())) {
     auto buf = Buffer::host(t.nbytes());
     check(cudaMemcpyAsync(buf->data(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost, I.stream), "cudaMemcpyAsync(D2H)");
@@ -996,10 +989,6 @@ Tensor CudaBackend::forward_step(const ForwardInputs& in, const StepFunction& ru
     // This step runs eagerly on the static inputs (its results are the step's), sizing every
     // buffer; then the same work is captured.
     Tensor logits = run(sin);
-    const int64_t vocab = logits.size(1);
-    if (!I.graph_logits.defined() || I.graph_logits.numel() < I.graph_max_batch * vocab)
-      I.graph_logits = empty({I.graph_max_batch, vocab}, DType::F32);
-    g->refs.push_back(I.graph_logits);
     I.sync();
     I.capturing = g;
     I.ctx->capturing = true;
@@ -1007,7 +996,7 @@ Tensor CudaBackend::forward_step(const ForwardInputs& in, const StepFunction& ru
     cudaError_t err = cudaStreamBeginCapture(I.stream, cudaStreamCaptureModeThreadLocal);
     if (err == cudaSuccess) {
       try {
-        run(sin);
+        g->logits = run(sin);
       } catch (...) {
         cudaStreamEndCapture(I.stream, &graph);
         if (graph) cudaGraphDestroy(graph);
@@ -1036,13 +1025,33 @@ Tensor CudaBackend::forward_step(const ForwardInputs& in, const StepFunction& ru
   }
 
   check(cudaGraphLaunch(g->exec, I.stream), "cudaGraphLaunch");
-  const int64_t vocab = I.graph_logits.size(1);
-  auto host = I.pinned->get(static_cast<size_t>(S * vocab) * 4);
-  check(cudaMemcpyAsync(host->data(), I.graph_logits.raw(), static_cast<size_t>(S * vocab) * 4, cudaMemcpyDeviceToHost,
-                        I.stream),
-        "cudaMemcpyAsync(logits)");
-  I.sync();
-  return Tensor(host, 0, DType::F32, {S, vocab});
+  return g->logits.slice_rows(0, S);
+}
+
+std::vector<int32_t> CudaBackend::sample_tokens(const Tensor& logits, std::span<const DeviceSamplingRow> rows,
+                                                std::span<const uint32_t> masks) {
+  Impl& I = *impl_;
+  const int64_t n = static_cast<int64_t>(rows.size());
+  if (n == 0) return {};
+  VLLM_CHECK(logits.device() == Device::kCUDA && logits.dim() == 2, "sample_tokens needs a 2-D device logits tensor");
+  const int64_t vocab = logits.size(1), words = (vocab + 31) / 32;
+  VLLM_CHECK(static_cast<int64_t>(masks.size()) % words == 0, "token bitmasks of the wrong width");
+  for (const DeviceSamplingRow& r : rows)
+    VLLM_CHECK(r.logits_row >= 0 && r.logits_row < logits.size(0) &&
+                   r.mask_row < static_cast<int64_t>(masks.size()) / words,
+               "a sampling row names a logits or mask row that is not there");
+  Tensor dev_rows = empty({n * static_cast<int64_t>(sizeof(DeviceSamplingRow))}, DType::U8);
+  I.copy_h2d(dev_rows.raw(), rows.data(), rows.size_bytes());
+  Tensor dev_masks;
+  if (!masks.empty()) {
+    dev_masks = empty({static_cast<int64_t>(masks.size())}, DType::I32);
+    I.copy_h2d(dev_masks.raw(), masks.data(), masks.size_bytes());
+  }
+  Tensor tokens = empty({n}, DType::I32);
+  cuda::sample_rows(logits.dtype(), logits.raw(), vocab, static_cast<const DeviceSamplingRow*>(dev_rows.raw()), n,
+                    dev_masks.defined() ? static_cast<const uint32_t*>(dev_masks.raw()) : nullptr, words,
+                    tokens.data<int32_t>(), I.stream);
+  return I.copy_back<int32_t>(tokens.raw(), n);
 }
 
 }  // namespace vllm

@@ -83,6 +83,9 @@ class CudaBackend final : public Backend {
 
   void configure_graphs(bool enable, int64_t max_model_len, int64_t max_batch) override;
   Tensor forward_step(const ForwardInputs& in, const StepFunction& run) override;
+  bool has_sampler() const override { return true; }
+  std::vector<int32_t> sample_tokens(const Tensor& logits, std::span<const DeviceSamplingRow> rows,
+                                     std::span<const uint32_t> masks) override;
 
   struct Impl;
 

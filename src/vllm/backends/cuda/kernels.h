@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "vllm/backends/device_sampling.h"
 #include "vllm/core/dtype.h"
 
 namespace vllm::cuda {
@@ -24,6 +25,11 @@ void check(cudaError_t err, const char* what);
 
 // dst[i] = src[i] converted (float32 / float16 / bfloat16 in any direction).
 void convert(void* dst, DType dst_t, const void* src, DType src_t, int64_t n, cudaStream_t stream);
+
+// The device sampler (sampling.cu): tokens[r] for each of n rows (device array) over the logits
+// [*, vocab] of type t; masks: [*, mask_words] token bitmasks that rows name by mask_row.
+void sample_rows(DType t, const void* logits, int64_t vocab, const DeviceSamplingRow* rows, int64_t n,
+                 const uint32_t* masks, int64_t mask_words, int32_t* tokens, cudaStream_t stream);
 
 // out[r] = table[idx[r]] (rows of row_bytes bytes); an index outside [0, table_rows) gives zeros.
 void gather_rows(void* out, const void* table, const int32_t* idx, int64_t rows, int64_t table_rows, int64_t row_bytes,
