@@ -3,13 +3,16 @@
 # the host sampler (VLLM_BACKEND_SAMPLER=0: every step's logits copied to the host), on dummy
 # bfloat16 weights of each SHAPES config.
 #
-#   benchmarks/gpu/run_sampler_bench.sh [stage ...]    stages: tests latency throughput
+#   benchmarks/gpu/run_sampler_bench.sh [stage ...]    stages: tests latency throughput structured
 #                                                      (default: all, in that order)
 #
 # tests       tests/cuda/test_device_sampler (the rule, stratified and chi-square draws, batch
 #             invariance, bitmasks) and the engine's GPU goldens that sample on the device
 # latency     vllm bench latency, batch 1 and 64, 32 tokens in, 128 out (greedy, as the bench does)
 # throughput  vllm bench throughput, 1,000 x (1,024 in, 128 out)
+# structured  benchmarks/structured/structured_throughput (32 and 128 sequences constrained by a
+#             JSON schema against the same unconstrained), the first shape in float16 with the
+#             tiny-llama3 tokenizer (the Llama-3 vocabulary): what the constraint costs
 #
 # BIN: the build folder holding src/vllm/cli/vllm and tests/ (default build/gpu). Prints a
 # markdown table at the end and writes it, with every log, to $OUT (BIN/out-sampler when unset).
@@ -21,7 +24,7 @@ OUT=${OUT:-$BIN/out-sampler}
 SHAPES=${SHAPES:-"llama-3.2-1b qwen3-0.6b"}
 mkdir -p "$OUT"
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(tests latency throughput)
+[ ${#stages[@]} -eq 0 ] && stages=(tests latency throughput structured)
 has() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 res=$OUT/results.txt
 : >"$res"
@@ -60,6 +63,22 @@ for shape in $SHAPES; do
     fi
   done
 done
+
+if has structured; then
+  shape=${SHAPES%% *}
+  model=/tmp/vllm-$shape-tokenizer
+  mkdir -p "$model"
+  cp "tests/data/configs/$shape.json" "$model/config.json"
+  cp tests/data/tokenizers/tiny-llama3/tokenizer.json tests/data/models/tiny-llama3/tokenizer_config.json "$model/"
+  for sampler in 0 1; do
+    name=$([ $sampler = 1 ] && echo device || echo host)
+    for n in 32 128; do
+      VLLM_BACKEND_SAMPLER=$sampler timeout 240 "$BIN/benchmarks/structured/structured_throughput" --model "$model" \
+        --load-format dummy --device cuda --dtype float16 --num-seqs $n >"$OUT/structured-$n-$name.log" 2>&1
+      echo "structured outputs, $shape fp16, $n sequences, $name sampler|$(grep -iE "cost|slower|overhead" "$OUT/structured-$n-$name.log" | tail -1)" >>"$res"
+    done
+  done
+fi
 
 {
   echo "| run | result |"

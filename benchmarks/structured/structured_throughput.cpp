@@ -5,7 +5,7 @@
 // the mask in the sampler). Rounds alternate the two modes; the table keeps each mode's best.
 //
 //   structured_throughput --model DIR [--device cpu|cuda] [--dtype auto] [--num-seqs 32]
-//                         [--input-len 64] [--output-len 128] [--rounds 3]
+//                         [--input-len 64] [--output-len 128] [--rounds 3] [--load-format auto|dummy]
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -75,7 +75,8 @@ Run run_once(LLMEngine& engine, int num_seqs, int input_len, int output_len, boo
 
 int main(int argc, char** argv) {
   std::map<std::string, std::string> a = {{"--device", "cpu"}, {"--dtype", "auto"}, {"--num-seqs", "32"},
-                                          {"--input-len", "64"}, {"--output-len", "128"}, {"--rounds", "3"}};
+                                          {"--input-len", "64"}, {"--output-len", "128"}, {"--rounds", "3"},
+                                          {"--load-format", "auto"}};
   for (int i = 1; i + 1 < argc; i += 2) a[argv[i]] = argv[i + 1];
   if (!a.count("--model")) {
     std::fprintf(stderr, "usage: structured_throughput --model DIR [--device cpu|cuda] [--num-seqs N] ...\n");
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
     c.model = a["--model"];
     c.device = a["--device"];
     c.dtype = a["--dtype"];
+    c.load_format = a["--load-format"];
     LLMEngine engine(c);
     const int n = std::stoi(a["--num-seqs"]), in = std::stoi(a["--input-len"]), out = std::stoi(a["--output-len"]);
     // Warm-up (and the one compile of the schema, which the cache keeps).
