@@ -72,7 +72,7 @@ if has structured; then
   cp tests/data/tokenizers/tiny-llama3/tokenizer.json tests/data/models/tiny-llama3/tokenizer_config.json "$model/"
   for sampler in 0 1; do
     name=$([ $sampler = 1 ] && echo device || echo host)
-    for n in 32 128; do
+    for n in ${STRUCT_SEQS:-32 128}; do
       VLLM_BACKEND_SAMPLER=$sampler timeout 240 "$BIN/benchmarks/structured/structured_throughput" --model "$model" \
         --load-format dummy --device cuda --dtype float16 --num-seqs $n >"$OUT/structured-$n-$name.log" 2>&1
       echo "structured outputs, $shape fp16, $n sequences, $name sampler|$(grep -iE "cost|slower|overhead" "$OUT/structured-$n-$name.log" | tail -1)" >>"$res"
