@@ -49,7 +49,7 @@ for shape in $SHAPES; do
   for sampler in 0 1; do
     name=$([ $sampler = 1 ] && echo device || echo host)
     if has latency; then
-      for b in 1 64; do
+      for b in ${LAT_BATCHES:-1 64}; do
         VLLM_BACKEND_SAMPLER=$sampler timeout 180 "$VLLM" bench latency "${common[@]}" --batch-size $b --input-len 32 \
           --output-len 128 --num-iters-warmup 1 --num-iters 3 >"$OUT/latency-$shape-b$b-$name.log" 2>&1
         row=$(grep -E "^\| $b \| 32 \| 128 \|" "$OUT/latency-$shape-b$b-$name.log" | tail -1)
