@@ -35,7 +35,7 @@ if has tests; then
   timeout 300 "$BIN/tests/cuda/test_device_sampler" --gtest_brief=1 >"$OUT/sampler-tests.log" 2>&1
   echo "device sampler tests|rc $?, $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/sampler-tests.log" | tr '\n' ' ')" >>"$res"
   grep -E "Failure|FAILED|error" "$OUT/sampler-tests.log" | head -20
-  VLLM_BACKEND_SAMPLER=1 VLLM_TEST_DEVICE=cuda VLLM_TEST_DATA_DIR=$root/tests/data timeout 300 "$BIN/tests/engine/test_golden" \
+  VLLM_TEST_DEVICE=cuda VLLM_TEST_DATA_DIR=$root/tests/data timeout 300 "$BIN/tests/engine/test_golden" \
     --gtest_filter='*WithoutLogprobs*:SeededSampling*' --gtest_brief=1 >"$OUT/golden.log" 2>&1
   echo "GPU goldens sampling on the device|rc $?, $(grep -E '^\[  (PASSED|FAILED|  SKIPPED)' "$OUT/golden.log" | tr '\n' ' ')" >>"$res"
   grep -E "Failure|FAILED" "$OUT/golden.log" | head -20

@@ -173,8 +173,8 @@ void expect_logprobs_close(const Golden& g, const std::string& dir, const std::s
   }
 }
 
-// Greedy tokens do not depend on where they are sampled (on a GPU with VLLM_BACKEND_SAMPLER=1,
-// rows without log-probs take the device's sampler, the others the host's).
+// Greedy tokens do not depend on where they are sampled (on a GPU, rows without log-probs take
+// the device's sampler, the others the host's).
 TEST_P(GoldenModel, Float32GreedyTokensAreTheSameWithoutLogprobs) {
   Golden g = read(GetParam());
   const std::string dir = test::materialize_model(GetParam());
@@ -235,8 +235,7 @@ TEST(DefaultModel, Float32GreedyEqualsReferenceTokenForToken) {
   check_f32(g, batched, "default model");
 }
 
-// Without log-probs a GPU samples on the device (CudaBackend::sample_tokens, with
-// VLLM_BACKEND_SAMPLER=1): the same tokens.
+// Without log-probs a GPU samples on the device (CudaBackend::sample_tokens): the same tokens.
 TEST(DefaultModel, Float32GreedyWithoutLogprobsEqualsReferenceTokenForToken) {
   Golden g = read_default_model();
   auto batched = test::run_greedy(base_config(VLLM_DEFAULT_MODEL_DIR, "float32"), g.prompts, 32, 0, 0);
@@ -280,8 +279,7 @@ EngineCoreRequest sampled_request(std::string id, std::vector<int32_t> prompt, d
 }  // namespace
 
 // A seeded request samples the same tokens alone and in a batch of 64 mixed requests, on the test
-// device: on a GPU with VLLM_BACKEND_SAMPLER=1, the device sampler (rows without log-probs) and the
-// host's (the others).
+// device: on a GPU, the device sampler (rows without log-probs) and the host's (the others).
 TEST(SeededSampling, SameTokensAloneAndInABatchOf64) {
   const std::string dir = test::materialize_model("tiny-llama3");
   if (const std::string why = test::unsupported_on_test_device(dir); !why.empty()) GTEST_SKIP() << why;

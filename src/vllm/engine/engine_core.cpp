@@ -228,10 +228,8 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   }
   runner_ = std::make_unique<ModelRunner>(std::move(backend), std::move(model), num_blocks, config.block_size, layout);
   step_masks_ = std::make_unique<StepMasks>(runner_->backend().device() != Device::kCPU);
-  // Opt-in until the device sampler has been measured on a GPU (no machine could be had the day it
-  // was written): VLLM_BACKEND_SAMPLER=1.
   const char* env_sampler = std::getenv("VLLM_BACKEND_SAMPLER");
-  backend_sampler_ = runner_->backend().has_sampler() && env_sampler && std::string(env_sampler) == "1";
+  backend_sampler_ = runner_->backend().has_sampler() && !(env_sampler && std::string(env_sampler) == "0");
 }
 
 EngineCore::~EngineCore() {

@@ -124,8 +124,8 @@ class EngineCore {
   std::unique_ptr<ModelRunner> runner_;
   uint64_t next_seq_id_ = 1;
   Sampler sampler_;
-  // Whether steps may sample on the backend's own sampler: it has one and VLLM_BACKEND_SAMPLER=1
-  // (opt-in until measured on a GPU; 0 keeps the host sampler, the baseline).
+  // Whether steps may sample on the backend's own sampler: it has one, and VLLM_BACKEND_SAMPLER is
+  // not 0 (which keeps the host sampler: the baseline of run_sampler_bench.sh).
   bool backend_sampler_ = false;
   std::unique_ptr<StepMasks> step_masks_;  // structured outputs: the step's next-token masks
   std::unordered_map<uint64_t, uint64_t> parent_of_pending_branch_;  // branch seq id -> parent seq id
