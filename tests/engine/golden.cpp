@@ -4,10 +4,13 @@
 
 #include <openssl/evp.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 
 #include "vllm/core/error.h"
 #include "vllm/kv_cache/kv_cache_layout.h"
@@ -22,6 +25,29 @@ using json = nlohmann::json;
 std::string data_dir() {
   const char* env = std::getenv("VLLM_TEST_DATA_DIR");
   return env ? env : VLLM_TEST_DATA_DIR;
+}
+
+namespace {
+struct ScratchDirs {
+  std::mutex mutex;
+  std::map<std::string, fs::path> dirs;
+  ~ScratchDirs() {
+    for (const auto& [name, dir] : dirs) {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  }
+};
+}  // namespace
+
+fs::path scratch_dir(const std::string& name) {
+  static ScratchDirs scratch;  // destroyed, and its folders removed, at exit
+  std::lock_guard<std::mutex> lock(scratch.mutex);
+  auto it = scratch.dirs.find(name);
+  if (it == scratch.dirs.end())
+    it = scratch.dirs.emplace(name, fs::temp_directory_path() / ("vllm-" + name + "-" + std::to_string(getpid()))).first;
+  fs::create_directories(it->second);
+  return it->second;
 }
 
 json load_golden(const std::string& model) {

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,10 @@ namespace vllm::test {
 
 // tests/data (or VLLM_TEST_DATA_DIR).
 std::string data_dir();
+// A folder of this process's own under the system's temp folder (vllm-<name>-<pid>), made on the
+// first call and removed with everything in it when the process exits: for the models and files a
+// test binary writes (tens of MB).
+std::filesystem::path scratch_dir(const std::string& name);
 // tests/data/models/<name>/golden.json
 nlohmann::json load_golden(const std::string& model);
 // A model folder for <name>: config, generation config, tokenizer files, and the recipe's

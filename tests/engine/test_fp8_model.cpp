@@ -6,8 +6,6 @@
 // per-tensor scale, as vLLM's online FP8; bad FP8 folders and flags are clear errors.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -31,20 +29,6 @@ using json = nlohmann::json;
 
 namespace {
 
-fs::path scratch_dir() {
-  fs::path d = fs::temp_directory_path() / ("vllm-fp8-engine-" + std::to_string(getpid()));
-  fs::create_directories(d);
-  return d;
-}
-
-class RemoveScratch : public ::testing::Environment {
- public:
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(fs::temp_directory_path() / ("vllm-fp8-engine-" + std::to_string(getpid())), ec);
-  }
-};
-const ::testing::Environment* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
 
 struct Fp8Folders {
   std::string fp8, dequantized;
@@ -53,7 +37,7 @@ struct Fp8Folders {
 // The model's recipe weights (the golden's seed and dtype) as an FP8 folder of `scheme`, and the
 // float32 folder of its dequantized weights, both with the model's generation config.
 Fp8Folders fp8_folders(const std::string& model, const std::string& scheme) {
-  const fs::path base = scratch_dir() / (model + "-" + scheme);
+  const fs::path base = test::scratch_dir("fp8-engine") / (model + "-" + scheme);
   Fp8Folders f{(base / "fp8").string(), (base / "dequantized").string()};
   if (fs::exists(base)) return f;
   const json golden = test::load_golden(model);
@@ -232,7 +216,7 @@ TEST(OnlineFp8, QuantizesEachFusedLinearWithOnePerTensorScale) {
     round_trip_group({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
     round_trip_group({p + "mlp.down_proj.weight"});
   }
-  const fs::path ref = scratch_dir() / "online-fp8-reference";
+  const fs::path ref = test::scratch_dir("fp8-engine") / "online-fp8-reference";
   fs::create_directories(ref);
   fs::copy_file(fs::path(dir) / "config.json", ref / "config.json");
   fs::copy_file(fs::path(dir) / "generation_config.json", ref / "generation_config.json");
@@ -274,7 +258,7 @@ std::string engine_error(const EngineConfig& c, ErrorKind* kind = nullptr) {
 // A copy of the FP8 folder whose tensors `edit` may change (U8 tensors stay F8_E4M3).
 std::string edited_copy(const std::string& src, const std::string& name,
                         const std::function<void(std::vector<std::pair<std::string, Tensor>>&)>& edit) {
-  const fs::path dst = scratch_dir() / name;
+  const fs::path dst = test::scratch_dir("fp8-engine") / name;
   fs::remove_all(dst);
   fs::create_directories(dst);
   for (const auto& e : fs::directory_iterator(src))

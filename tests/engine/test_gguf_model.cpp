@@ -5,8 +5,6 @@
 // model's tokenizer.json does; bad files are clear errors.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -35,34 +33,14 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string data_dir() {
-  const char* env = std::getenv("VLLM_TEST_DATA_DIR");
-  return env ? env : VLLM_TEST_DATA_DIR;
-}
-
-fs::path scratch_dir() {
-  fs::path d = fs::temp_directory_path() / ("vllm-gguf-engine-" + std::to_string(getpid()));
-  fs::create_directories(d);
-  return d;
-}
-
-// The GGUF files the tests write (tens of MB) go when the test binary ends.
-class RemoveScratch : public ::testing::Environment {
- public:
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(fs::temp_directory_path() / ("vllm-gguf-engine-" + std::to_string(getpid())), ec);
-  }
-};
-const ::testing::Environment* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
 
 json model_json(const std::string& model) {
-  return json::parse(std::ifstream(data_dir() + "/models/" + model + "/config.json"));
+  return json::parse(std::ifstream(test::data_dir() + "/models/" + model + "/config.json"));
 }
 
 // A config file for `j` in the scratch folder.
 std::string write_config(const json& j, const std::string& name) {
-  const fs::path p = scratch_dir() / (name + ".json");
+  const fs::path p = test::scratch_dir("gguf-engine") / (name + ".json");
   std::ofstream(p) << j.dump(2);
   return p.string();
 }
@@ -70,7 +48,7 @@ std::string write_config(const json& j, const std::string& name) {
 // The recipe weights of config `config_path` as a GGUF file of `scheme`.
 std::string recipe_gguf(const std::string& config_path, const std::string& scheme, uint64_t seed, DType dtype,
                         const std::string& name, const std::string& tokenizer = "") {
-  const fs::path out = scratch_dir() / (name + "-" + scheme + ".gguf");
+  const fs::path out = test::scratch_dir("gguf-engine") / (name + "-" + scheme + ".gguf");
   if (!fs::exists(out)) {
     GgufExportOptions o;
     o.quantize = scheme;
@@ -87,7 +65,7 @@ std::string recipe_gguf(const std::string& config_path, const std::string& schem
 // q/k row permutation), vectors as they are.
 std::string dequantized_gguf(const std::string& config_path, const std::string& scheme, uint64_t seed, DType dtype,
                              const std::string& name) {
-  const fs::path out = scratch_dir() / (name + "-" + scheme + "-dequantized.gguf");
+  const fs::path out = test::scratch_dir("gguf-engine") / (name + "-" + scheme + "-dequantized.gguf");
   const ModelConfig c = ModelConfig::from_json(json::parse(std::ifstream(config_path)), config_path);
   GgufExportOptions o;
   o.quantize = "f32";
@@ -202,7 +180,7 @@ TEST(GgufEngine, FloatGgufMatchesTheModelFolder) {
     const uint64_t seed = golden["weights"]["seed"].get<uint64_t>();
     const DType dtype = parse_dtype(golden["weights"]["dtype"].get<std::string>());
     const std::string gguf_path =
-        recipe_gguf(data_dir() + "/models/" + model + "/config.json", "f32", seed, dtype, model);
+        recipe_gguf(test::data_dir() + "/models/" + model + "/config.json", "f32", seed, dtype, model);
     std::vector<std::vector<int32_t>> prompts = golden_prompts(model);
     prompts.resize(4);
     const auto folder = test::run_greedy(engine_config(test::materialize_model(model, 1)), prompts, 12, 5, 0);
@@ -228,8 +206,8 @@ TEST(GgufEngine, QuantizedGgufMatchesItsDequantizedWeights) {
     DType dtype;
     std::vector<std::vector<int32_t>> prompts;
   };
-  const std::string llama3 = data_dir() + "/models/tiny-llama3/config.json";
-  const std::string qwen3 = data_dir() + "/models/tiny-qwen3/config.json";
+  const std::string llama3 = test::data_dir() + "/models/tiny-llama3/config.json";
+  const std::string qwen3 = test::data_dir() + "/models/tiny-qwen3/config.json";
   std::vector<std::vector<int32_t>> llama3_prompts = golden_prompts("tiny-llama3"), qwen3_prompts = golden_prompts("tiny-qwen3");
   const std::vector<Case> cases = {
       {"tiny-llama3", llama3, "q8_0", 13, DType::BF16, llama3_prompts},
@@ -305,18 +283,18 @@ TEST(GgufEngine, QuantizedEmbeddingIsHeldOnce) {
 // tokenizer.json does (and the engine uses it when no --tokenizer is given).
 TEST(GgufEngine, TokenizerFromGgufMetadata) {
   for (const std::string model : {"tiny-llama3", "tiny-qwen3", "tiny-phi"}) {
-    const std::string tok_dir = data_dir() + "/tokenizers/" + model;
+    const std::string tok_dir = test::data_dir() + "/tokenizers/" + model;
     if (!fs::exists(tok_dir)) GTEST_SKIP() << "tokenizer files not fetched";
     const json golden = test::load_golden(model);
-    const fs::path out = scratch_dir() / (model + "-tok.gguf");
+    const fs::path out = test::scratch_dir("gguf-engine") / (model + "-tok.gguf");
     GgufExportOptions o;
     o.quantize = "q8_0";
     o.tokenizer.dir = tok_dir;
-    o.tokenizer.config_path = data_dir() + "/models/" + model + "/tokenizer_config.json";
-    write_recipe_gguf(data_dir() + "/models/" + model + "/config.json", out.string(), o);
+    o.tokenizer.config_path = test::data_dir() + "/models/" + model + "/tokenizer_config.json";
+    write_recipe_gguf(test::data_dir() + "/models/" + model + "/config.json", out.string(), o);
     const gguf::GgufFile f = gguf::GgufFile::open(out.string());
     auto tok = Tokenizer::from_json(gguf::tokenizer_json(f).dump(), gguf::tokenizer_config_json(f).dump(), out.string());
-    const auto ref = Tokenizer::from_folders(tok_dir, data_dir() + "/models/" + model);
+    const auto ref = Tokenizer::from_folders(tok_dir, test::data_dir() + "/models/" + model);
     int cases = 0;
     for (const auto& c : golden["tokenizer"]["encode"]) {
       const std::string text = c["text"].get<std::string>();
@@ -354,7 +332,7 @@ TEST(GgufEngine, BadFilesAreClearErrors) {
     std::ifstream in(good, std::ios::binary);
     std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     edit(bytes);
-    const fs::path p = scratch_dir() / name;
+    const fs::path p = test::scratch_dir("gguf-engine") / name;
     std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     return p.string();
   };
@@ -382,7 +360,7 @@ TEST(GgufEngine, BadFilesAreClearErrors) {
     for (const auto& t : f.tensors())
       w.add_tensor(t.name, t.type, t.dims, std::vector<uint8_t>(f.tensor_data(t), f.tensor_data(t) + t.nbytes));
     edit(w);
-    const fs::path p = scratch_dir() / name;
+    const fs::path p = test::scratch_dir("gguf-engine") / name;
     w.write(p.string());
     return p.string();
   };
