@@ -15,6 +15,7 @@
 #include <string>
 
 #include "vllm/core/error.h"
+#include "vllm/engine/engine_core.h"
 #include "vllm/engine/llm_engine.h"
 
 using namespace vllm;
@@ -41,6 +42,8 @@ struct Run {
   double seconds = 0;
   int64_t tokens = 0;
   int64_t finished_by_length = 0;
+  double step_seconds = 0;  // inside LLMEngine::step (the engine core's step and output processing)
+  EngineCore::StepTimes core;
 };
 
 Run run_once(LLMEngine& engine, int num_seqs, int input_len, int output_len, bool constrained, int round) {
@@ -60,13 +63,20 @@ Run run_once(LLMEngine& engine, int num_seqs, int input_len, int output_len, boo
     engine.add_request(std::to_string(i), PromptInput::from_ids(std::move(prompt)), p);
   }
   Run r;
+  engine.core().set_step_timing(true);
   const auto t0 = std::chrono::steady_clock::now();
-  while (engine.has_unfinished())
-    for (auto& out : engine.step()) {
+  while (engine.has_unfinished()) {
+    const auto step_started = std::chrono::steady_clock::now();
+    std::vector<RequestOutput> outs = engine.step();
+    r.step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_started).count();
+    for (auto& out : outs) {
       if (!out.finished) continue;
       r.tokens += static_cast<int64_t>(out.outputs[0].token_ids.size());
       r.finished_by_length += out.outputs[0].finish_reason == FinishReason::kLength;
     }
+  }
+  r.core = engine.core().step_times();
+  engine.core().set_step_timing(false);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
@@ -104,6 +114,18 @@ int main(int argc, char** argv) {
     for (int m = 0; m < 2; ++m)
       std::printf("| %d %s | %lld | %.2f | %.1f | %lld |\n", n, names[m], static_cast<long long>(best[m].tokens),
                   best[m].seconds, best[m].tokens / best[m].seconds, static_cast<long long>(best[m].finished_by_length));
+    // Where a step's time goes in each mode (per engine step, microseconds): the phases that grow
+    // under the constraint are its cost. On a GPU "forward" is the launch and "device wait" the
+    // rest of the forward and the sampler.
+    std::printf("\n| per step (us) | steps | schedule | inputs | forward | masks wait | device wait | sample | output processing | whole step |\n"
+                "|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int m = 0; m < 2; ++m) {
+      const EngineCore::StepTimes& t = best[m].core;
+      const double us = 1e6 / static_cast<double>(std::max<int64_t>(1, t.steps));
+      std::printf("| %s | %lld | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", names[m],
+                  static_cast<long long>(t.steps), us * t.schedule, us * t.inputs, us * t.forward, us * t.masks_wait,
+                  us * t.device_wait, us * t.sample, us * (best[m].step_seconds - t.total), us * best[m].step_seconds);
+    }
     const double cost = 1.0 - (best[1].tokens / best[1].seconds) / (best[0].tokens / best[0].seconds);
     std::printf("\nthroughput cost of the constraint: %.1f%%\n", 100.0 * cost);
     std::printf("command: structured_throughput --model %s --device %s --dtype %s --num-seqs %d --input-len %d "

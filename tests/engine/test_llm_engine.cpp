@@ -154,6 +154,33 @@ TEST(LLMEngine, AbortFreesBlocksAndReportsAbort) {
   EXPECT_EQ(engine.core().kv_cache().usage(), 0.0);
 }
 
+// The step timing benchmarks read (structured_throughput's per-phase table): one count per step,
+// phases that add up to no more than the whole, and nothing counted while it is off.
+TEST(LLMEngine, StepTimingCountsEveryStepAndItsPhasesFitInIt) {
+  LLMEngine engine(config_for("tiny-phi"));
+  engine.core().set_step_timing(true);
+  engine.add_request("a", PromptInput::from_text("Hello, my name is"), greedy(6));
+  engine.add_request("b", PromptInput::from_text("The capital of France is"), greedy(3));
+  int steps = 0;
+  while (engine.has_unfinished()) {
+    engine.step();
+    ++steps;
+  }
+  const EngineCore::StepTimes t = engine.core().step_times();
+  EXPECT_EQ(t.steps, steps);
+  EXPECT_GT(t.forward, 0);
+  EXPECT_GT(t.total, 0);
+  for (double phase : {t.schedule, t.inputs, t.forward, t.masks_wait, t.device_wait, t.sample}) {
+    EXPECT_GE(phase, 0);
+  }
+  EXPECT_LE(t.schedule + t.inputs + t.forward + t.masks_wait + t.device_wait + t.sample, t.total * 1.0001);
+  engine.core().set_step_timing(false);
+  EXPECT_EQ(engine.core().step_times().steps, 0);
+  engine.add_request("c", PromptInput::from_text("Hi"), greedy(2));
+  while (engine.has_unfinished()) engine.step();
+  EXPECT_EQ(engine.core().step_times().steps, 0);
+}
+
 TEST(LLMEngine, BadRequestsAreRejectedUpFront) {
   LLMEngine engine(config_for("tiny-phi"));
   EXPECT_THROW(engine.add_request("e", PromptInput::from_text(""), greedy(4)), Error);

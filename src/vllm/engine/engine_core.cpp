@@ -109,7 +109,7 @@ int64_t blocks_to_hold(const KVCacheLayout& layout, int block_size, int64_t toke
 }  // namespace
 
 EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(config.seed) {
-  if (const char* e = std::getenv("VLLM_STEP_TIMING"); e && *e && std::string(e) != "0") time_steps_ = true;
+  if (const char* e = std::getenv("VLLM_STEP_TIMING"); e && *e && std::string(e) != "0") log_step_times_ = time_steps_ = true;
   // A GGUF file holds the config in its metadata (and no generation_config.json); a folder has
   // config.json and the safetensors weights.
   std::optional<gguf::GgufFile> gguf_file;
@@ -233,13 +233,14 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
 }
 
 EngineCore::~EngineCore() {
-  if (step_times_.steps > 0) {
-    const double n = static_cast<double>(step_times_.steps);
-    const double prepare = runner_->prepare_seconds();
-    VLLM_LOG_INFO("step times over {} steps (VLLM_STEP_TIMING): schedule {:.1f} us, inputs {:.1f} us, "
-                  "forward {:.1f} us, sample {:.1f} us (on a GPU, with the wait for the forward), whole step {:.1f} us",
-                  step_times_.steps, 1e6 * step_times_.schedule / n, 1e6 * prepare / n,
-                  1e6 * (step_times_.execute - prepare) / n, 1e6 * step_times_.sample / n, 1e6 * step_times_.total / n);
+  if (log_step_times_ && step_times_.steps > 0) {
+    const StepTimes& t = step_times_;
+    const double us = 1e6 / static_cast<double>(t.steps);
+    VLLM_LOG_INFO("step times over {} steps (VLLM_STEP_TIMING): schedule {:.1f} us, inputs {:.1f} us, forward {:.1f} us "
+                  "(on a GPU its launch), masks wait {:.1f} us, device wait {:.1f} us (on a GPU the forward's rest), "
+                  "sample {:.1f} us, whole step {:.1f} us",
+                  t.steps, us * t.schedule, us * t.inputs, us * t.forward, us * t.masks_wait, us * t.device_wait,
+                  us * t.sample, us * t.total);
   }
 }
 
@@ -448,10 +449,13 @@ std::vector<EngineCoreOutput> EngineCore::step() {
   step_masks_->start(std::move(constrained), model_config_.vocab_size);
   LogitsPlan plan;
   Tensor logits;
+  const double prepare_before = runner_->prepare_seconds();
+  auto t2 = t1;
   try {
     // On a GPU the forward may still run when execute returns (the masks fill meanwhile); the
     // sampler waits for it, so the step timing's "sample" holds the rest of the device work.
     logits = runner_->execute(sched, *kv_, &plan);
+    t2 = clock::now();
     step_masks_->wait();
   } catch (...) {
     // The fill reads the requests' matchers: it must end before anything can free them.
@@ -461,16 +465,20 @@ std::vector<EngineCoreOutput> EngineCore::step() {
     }
     throw;
   }
-  const auto t2 = clock::now();
+  const auto t3 = clock::now();
   scheduler_->update_computed(sched);
+  const double device_wait_before = step_times_.device_wait;
   sample(plan, logits, &outputs);
   if (time_steps_) {
-    const auto t3 = clock::now();
+    const auto t4 = clock::now();
     auto secs = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
+    const double inputs = runner_->prepare_seconds() - prepare_before;
     step_times_.schedule += secs(t1 - t0);
-    step_times_.execute += secs(t2 - t1);
-    step_times_.sample += secs(t3 - t2);
-    step_times_.total += secs(t3 - t0);
+    step_times_.inputs += inputs;
+    step_times_.forward += secs(t2 - t1) - inputs;
+    step_times_.masks_wait += secs(t3 - t2);
+    step_times_.sample += secs(t4 - t3) - (step_times_.device_wait - device_wait_before);
+    step_times_.total += secs(t4 - t0);
     ++step_times_.steps;
   }
   return outputs;

@@ -97,6 +97,24 @@ class EngineCore {
   ModelRunner& runner() { return *runner_; }
   int64_t num_kv_blocks() const { return runner_->num_blocks(); }
 
+  // Where steps' time goes (VLLM_STEP_TIMING=1 turns it on at start and logs it when the engine
+  // is destroyed; benchmarks turn it on and read it per run). Seconds, summed over `steps`.
+  struct StepTimes {
+    double schedule = 0;     // the scheduler
+    double inputs = 0;       // the model runner's input preparation (uploads included)
+    double forward = 0;      // the forward pass: all of it on the CPU, its launch on a GPU
+    double masks_wait = 0;   // structured outputs: waiting for masks still filling after the forward's launch
+    double device_wait = 0;  // the backend's sampler or the logits' download: on a GPU, the wait for the forward
+    double sample = 0;       // the rest of sampling: host sampler, accepting tokens, stop rules
+    double total = 0;
+    int64_t steps = 0;
+  };
+  void set_step_timing(bool on) {
+    time_steps_ = on;
+    step_times_ = StepTimes();
+  }
+  const StepTimes& step_times() const { return step_times_; }
+
  private:
   // Samples the step's rows (on the backend's own sampler when it has one and every row allows
   // it, else on the host) and applies the stop rules.
@@ -129,12 +147,8 @@ class EngineCore {
   bool backend_sampler_ = false;
   std::unique_ptr<StepMasks> step_masks_;  // structured outputs: the step's next-token masks
   std::unordered_map<uint64_t, uint64_t> parent_of_pending_branch_;  // branch seq id -> parent seq id
-  // VLLM_STEP_TIMING=1: where a step's time goes, logged when the engine is destroyed.
-  struct StepTimes {
-    double schedule = 0, execute = 0, sample = 0, total = 0;
-    int64_t steps = 0;
-  };
   bool time_steps_ = false;
+  bool log_step_times_ = false;  // VLLM_STEP_TIMING: log step_times_ at the end
   StepTimes step_times_;
 };
 

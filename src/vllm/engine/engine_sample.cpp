@@ -2,6 +2,7 @@
 // their log-probs, then applies the stop rules.
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstring>
 
 #include "vllm/core/error.h"
@@ -51,7 +52,9 @@ std::vector<SampleResult> EngineCore::sample_on_backend(const Tensor& logits, st
     d.min_p = static_cast<float>(p.min_p);
     d.top_k = p.top_k > 0 && p.top_k < V ? p.top_k : 0;
   }
+  const auto started = std::chrono::steady_clock::now();
   const std::vector<int32_t> tokens = runner_->backend().sample_tokens(logits, rows, masks);
+  if (time_steps_) step_times_.device_wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::vector<SampleResult> results(tokens.size());
   for (size_t k = 0; k < tokens.size(); ++k) results[k].token_id = tokens[k];
   return results;
@@ -118,7 +121,10 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& step_logits, std::vector
   }
   bool need_host = !on_host.empty();
   for (const auto& e : plan.entries) need_host |= e.num_prompt_rows > 0;
+  const auto download_started = std::chrono::steady_clock::now();
   Tensor host_logits = need_host ? runner_->backend().download_f32(step_logits) : Tensor();
+  if (time_steps_)
+    step_times_.device_wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - download_started).count();
   float* rows = need_host ? host_logits.data<float>() : nullptr;
 
   // Prompt log-probs come from the raw logits, before the sampler processes the rows.
