@@ -278,6 +278,58 @@ TEST_P(DeviceSampler, TheBitmaskIsNeverCrossed) {
   EXPECT_EQ(gpu_->sample_tokens(logits, rows, both), (std::vector<int32_t>{123, 123, 0, 0}));
 }
 
+// The engine hands its masks over as StepMasks filled them: rows wider than the vocabulary's
+// words (a tokenizer with more tokens than the model has logits) in page-locked memory from
+// empty_host. Each row then samples as its narrow mask in plain memory makes it; bits past the
+// vocabulary are never taken, even where a row allows nothing else.
+TEST_P(DeviceSampler, WideMasksInPinnedMemorySampleAsNarrowOnes) {
+  const int64_t V = 5000, words = (V + 31) / 32, wide = words + 3;
+  std::mt19937 rng(5);
+  std::vector<float> l;
+  for (int r = 0; r < 8; ++r) {
+    const std::vector<float> row = random_logits(V, 2.0f, 20 + r);
+    l.insert(l.end(), row.begin(), row.end());
+  }
+  const int64_t rows_n = 8;
+  std::vector<uint32_t> narrow(static_cast<size_t>(rows_n * words));
+  for (uint32_t& w : narrow) w = rng() & rng();
+  for (int64_t r = 0; r < rows_n; ++r) narrow[static_cast<size_t>(r * words + words - 1)] &= (1u << (V % 32)) - 1;
+  // Row 7 allows only tokens past the vocabulary.
+  std::fill(narrow.begin() + 7 * words, narrow.begin() + 8 * words, 0u);
+  Tensor pinned = gpu_->empty_host({rows_n * wide}, DType::I32);
+  auto* w = static_cast<uint32_t*>(pinned.raw());
+  for (int64_t r = 0; r < rows_n; ++r) {
+    std::copy(narrow.begin() + r * words, narrow.begin() + (r + 1) * words, w + r * wide);
+    for (int64_t k = words; k < wide; ++k) w[r * wide + k] = 0xFFFFFFFFu;
+  }
+  w[7 * wide + words - 1] = ~((1u << (V % 32)) - 1);  // ids V.. of the last vocabulary word
+  Tensor logits = upload(l, V);
+  std::vector<DeviceSamplingRow> rows(static_cast<size_t>(rows_n), params(0.8f, 0, 1.0f, 0.0f));
+  for (int64_t r = 0; r < rows_n; ++r) {
+    rows[static_cast<size_t>(r)].logits_row = r;
+    rows[static_cast<size_t>(r)].mask_row = rows_n - 1 - r;  // not in order
+    rows[static_cast<size_t>(r)].u = (static_cast<double>(r) + 0.5) / static_cast<double>(rows_n);
+    rows[static_cast<size_t>(r)].greedy = r % 3 == 0;
+  }
+  const std::vector<int32_t> from_narrow = gpu_->sample_tokens(logits, rows, narrow);
+  const std::vector<int32_t> from_wide =
+      gpu_->sample_tokens(logits, rows, std::span<const uint32_t>(w, static_cast<size_t>(rows_n * wide)), wide);
+  EXPECT_EQ(from_wide, from_narrow);
+  for (int64_t r = 0; r < rows_n; ++r) {
+    const int32_t t = from_wide[static_cast<size_t>(r)];
+    const int64_t m = rows_n - 1 - r;
+    ASSERT_GE(t, 0);
+    ASSERT_LT(t, V);
+    if (m == 7) {
+      EXPECT_EQ(t, 0) << "a row that allows no token of the vocabulary gives token 0";
+    } else {
+      EXPECT_TRUE((narrow[static_cast<size_t>(m * words + t / 32)] >> (t % 32)) & 1u) << "row " << r;
+    }
+  }
+  EXPECT_THROW(gpu_->sample_tokens(logits, rows, std::span<const uint32_t>(w, static_cast<size_t>(rows_n * wide)), words - 1),
+               Error);
+}
+
 TEST_P(DeviceSampler, BadRowsAreErrors) {
   Tensor logits = upload(std::vector<float>(100, 0.0f), 100);
   std::vector<DeviceSamplingRow> rows(1);

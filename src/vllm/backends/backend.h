@@ -144,6 +144,9 @@ class Backend {
   virtual Tensor upload(const Tensor& host, DType dtype) = 0;
   // A host copy of a device tensor, converted to float32.
   virtual Tensor download_f32(const Tensor& t) = 0;
+  // A host tensor that the backend copies to its device fastest: page-locked memory on a GPU
+  // (a direct DMA, no staging copy); plain memory elsewhere.
+  virtual Tensor empty_host(const Shape& shape, DType dtype) { return Tensor::empty(shape, dtype); }
   virtual void fill_zero(Tensor& t) = 0;
   virtual void synchronize() {}
   // Device memory the KV cache may take: total memory x gpu_memory_utilization minus what is in use
@@ -160,11 +163,13 @@ class Backend {
 
   // A sampler of the backend's own, next to the logits (the GPU's: only token ids come back).
   // sample_tokens returns one token per row (DeviceSamplingRow says the rule); masks holds the
-  // rows' token bitmasks, ceil(vocab / 32) words each, in the order mask_row counts. The default
-  // has none: the engine downloads the logits and samples on the host.
+  // rows' token bitmasks in the order mask_row counts, mask_words words each (0: ceil(vocab / 32);
+  // a wider row, as a tokenizer with more tokens than the model has logits makes, has its
+  // vocabulary's bits read). The default has none: the engine downloads the logits and samples
+  // on the host.
   virtual bool has_sampler() const { return false; }
   virtual std::vector<int32_t> sample_tokens(const Tensor& logits, std::span<const DeviceSamplingRow> rows,
-                                             std::span<const uint32_t> masks) {
+                                             std::span<const uint32_t> masks, int64_t mask_words = 0) {
     throw Error("the " + name() + " backend has no sampler of its own", ErrorKind::kInternal);
   }
 

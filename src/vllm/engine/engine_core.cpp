@@ -227,7 +227,7 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
                   layout.group_size, windows);
   }
   runner_ = std::make_unique<ModelRunner>(std::move(backend), std::move(model), num_blocks, config.block_size, layout);
-  step_masks_ = std::make_unique<StepMasks>(runner_->backend().device() != Device::kCPU);
+  step_masks_ = std::make_unique<StepMasks>(runner_->backend().device() != Device::kCPU, &runner_->backend());
   const char* env_sampler = std::getenv("VLLM_BACKEND_SAMPLER");
   backend_sampler_ = runner_->backend().has_sampler() && !(env_sampler && std::string(env_sampler) == "0");
 }

@@ -31,17 +31,21 @@ bool backend_can_sample(const SamplingParams& p, int64_t num_output_tokens) {
 
 std::vector<SampleResult> EngineCore::sample_on_backend(const Tensor& logits, std::span<const int64_t> src_rows,
                                                         std::span<const SamplingRow> srows) {
-  const int64_t V = model_config_.vocab_size, words = (V + 31) / 32;
+  const int64_t V = model_config_.vocab_size;
   std::vector<DeviceSamplingRow> rows(srows.size());
-  std::vector<uint32_t> masks;
+  // The masks go as StepMasks filled them (in page-locked memory on a GPU): no copy on the host.
+  const std::span<const uint32_t> masks = step_masks_->all();
+  const int64_t words = static_cast<int64_t>(step_masks_->words());
   for (size_t k = 0; k < srows.size(); ++k) {
     const SamplingRow& r = srows[k];
     const SamplingParams& p = *r.params;
     DeviceSamplingRow& d = rows[k];
     d.logits_row = src_rows[k];
     if (r.token_bitmask) {
-      d.mask_row = static_cast<int64_t>(masks.size()) / words;
-      masks.insert(masks.end(), r.token_bitmask, r.token_bitmask + words);
+      const int64_t offset = r.token_bitmask - masks.data();
+      VLLM_CHECK(offset >= 0 && offset < static_cast<int64_t>(masks.size()) && offset % words == 0,
+                 "a constrained row's mask is not one of the step's masks");
+      d.mask_row = offset / words;
     }
     d.greedy = p.is_greedy() ? 1 : 0;
     if (d.greedy) continue;
@@ -53,7 +57,7 @@ std::vector<SampleResult> EngineCore::sample_on_backend(const Tensor& logits, st
     d.top_k = p.top_k > 0 && p.top_k < V ? p.top_k : 0;
   }
   const auto started = std::chrono::steady_clock::now();
-  const std::vector<int32_t> tokens = runner_->backend().sample_tokens(logits, rows, masks);
+  const std::vector<int32_t> tokens = runner_->backend().sample_tokens(logits, rows, masks, words);
   if (time_steps_) step_times_.device_wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::vector<SampleResult> results(tokens.size());
   for (size_t k = 0; k < tokens.size(); ++k) results[k].token_id = tokens[k];

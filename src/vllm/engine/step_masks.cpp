@@ -5,7 +5,7 @@
 
 namespace vllm {
 
-StepMasks::StepMasks(bool overlap) : overlap_(overlap) {}
+StepMasks::StepMasks(bool overlap, Backend* host_memory) : overlap_(overlap), host_memory_(host_memory) {}
 
 StepMasks::~StepMasks() {
   if (!driver_.joinable()) return;
@@ -27,8 +27,12 @@ void StepMasks::start(std::vector<Request*> requests, int64_t vocab) {
   // are as wide as the widest matcher's, and the sampler reads the model's vocab bits of them.
   words_ = static_cast<size_t>((vocab + 31) / 32);
   for (const Request* r : requests_) words_ = std::max(words_, r->matcher->mask_words());
-  masks_.resize(requests_.size() * words_);
-  index_.clear();
+  const int64_t needed = static_cast<int64_t>(requests_.size() * words_);
+  if (!storage_.defined() || storage_.numel() < needed) {
+    const int64_t n = std::max<int64_t>(needed, storage_.defined() ? 2 * storage_.numel() : 0);
+    storage_ = host_memory_ ? host_memory_->empty_host({n}, DType::I32) : Tensor::empty({n}, DType::I32);
+    masks_ = static_cast<uint32_t*>(storage_.raw());
+  }
   for (size_t j = 0; j < requests_.size(); ++j) index_.emplace_back(requests_[j], j);
   std::sort(index_.begin(), index_.end());
   if (!overlap_) {
@@ -52,7 +56,7 @@ void StepMasks::fill_all() {
   try {
     auto fill = [&](int, int64_t begin, int64_t end) {
       for (int64_t j = begin; j < end; ++j)
-        requests_[static_cast<size_t>(j)]->matcher->fill_next_token_bitmask(masks_.data() + static_cast<size_t>(j) * words_,
+        requests_[static_cast<size_t>(j)]->matcher->fill_next_token_bitmask(masks_ + static_cast<size_t>(j) * words_,
                                                                              words_);
     };
     const int64_t n = static_cast<int64_t>(requests_.size());
@@ -87,7 +91,7 @@ void StepMasks::wait() {
 
 const uint32_t* StepMasks::mask_of(const Request* r) const {
   auto it = std::lower_bound(index_.begin(), index_.end(), std::pair<const Request*, size_t>(r, 0));
-  return it != index_.end() && it->first == r ? masks_.data() + it->second * words_ : nullptr;
+  return it != index_.end() && it->first == r ? masks_ + it->second * words_ : nullptr;
 }
 
 }  // namespace vllm

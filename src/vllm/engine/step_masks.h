@@ -10,10 +10,12 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "vllm/backends/backend.h"
 #include "vllm/core/thread_pool.h"
 #include "vllm/scheduler/request.h"
 
@@ -22,7 +24,9 @@ namespace vllm {
 class StepMasks {
  public:
   // overlap: fill beside the forward, on a pool of its own (made at the first constrained step).
-  explicit StepMasks(bool overlap);
+  // host_memory: where the masks live (its empty_host: page-locked on a GPU, so the sampler's
+  // upload is one DMA); none: plain memory.
+  explicit StepMasks(bool overlap, Backend* host_memory = nullptr);
   ~StepMasks();
   StepMasks(const StepMasks&) = delete;
   StepMasks& operator=(const StepMasks&) = delete;
@@ -34,6 +38,10 @@ class StepMasks {
   void wait();
   // The mask of `r` (after wait()), or nullptr when r was not started.
   const uint32_t* mask_of(const Request* r) const;
+  // All of the step's masks (after wait()), words() words each, in start()'s order: a sampler
+  // takes them as they are, each row's mask at (mask_of(r) - all().data()) / words().
+  std::span<const uint32_t> all() const { return {masks_, requests_.size() * words_}; }
+  size_t words() const { return words_; }
 
  private:
   void fill_all();
@@ -43,7 +51,9 @@ class StepMasks {
   std::vector<Request*> requests_;
   size_t words_ = 0;
   std::vector<std::pair<const Request*, size_t>> index_;  // sorted: request -> its mask
-  std::vector<uint32_t> masks_;  // reused: no allocation per step
+  Backend* host_memory_;
+  Tensor storage_;               // reused: grows, never shrinks, so no allocation per step
+  uint32_t* masks_ = nullptr;    // storage_'s words
   std::exception_ptr error_;
 
   std::unique_ptr<ThreadPool> pool_;

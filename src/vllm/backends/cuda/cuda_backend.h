@@ -85,7 +85,8 @@ class CudaBackend final : public Backend {
   Tensor forward_step(const ForwardInputs& in, const StepFunction& run) override;
   bool has_sampler() const override { return true; }
   std::vector<int32_t> sample_tokens(const Tensor& logits, std::span<const DeviceSamplingRow> rows,
-                                     std::span<const uint32_t> masks) override;
+                                     std::span<const uint32_t> masks, int64_t mask_words = 0) override;
+  Tensor empty_host(const Shape& shape, DType dtype) override;
 
   struct Impl;
 

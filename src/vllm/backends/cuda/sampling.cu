@@ -287,7 +287,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const T* __restrict__ 
   if (row.mask && !((row.mask[token >> 5] >> (token & 31)) & 1u)) {
     if (threadIdx.x == 0) s.found = INT64_MAX;
     __syncthreads();
-    for (int64_t w = threadIdx.x; w < mask_words; w += kThreads)
+    for (int64_t w = threadIdx.x; w < (vocab + 31) / 32; w += kThreads)
       if (row.mask[w]) atomicMin(reinterpret_cast<long long*>(&s.found), static_cast<long long>(w * 32 + __ffs(row.mask[w]) - 1));
     __syncthreads();
     token = s.found < vocab ? s.found : 0;

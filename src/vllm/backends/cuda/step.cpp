@@ -129,13 +129,14 @@ Tensor CudaBackend::forward_step(const ForwardInputs& in, const StepFunction& ru
 
 // The device sampler: the rows' parameters and bitmasks go up, token ids come back.
 std::vector<int32_t> CudaBackend::sample_tokens(const Tensor& logits, std::span<const DeviceSamplingRow> rows,
-                                                std::span<const uint32_t> masks) {
+                                                std::span<const uint32_t> masks, int64_t mask_words) {
   Impl& I = *impl_;
   const int64_t n = static_cast<int64_t>(rows.size());
   if (n == 0) return {};
   VLLM_CHECK(logits.device() == Device::kCUDA && logits.dim() == 2, "sample_tokens needs a 2-D device logits tensor");
-  const int64_t vocab = logits.size(1), words = (vocab + 31) / 32;
-  VLLM_CHECK(static_cast<int64_t>(masks.size()) % words == 0, "token bitmasks of the wrong width");
+  const int64_t vocab = logits.size(1), words = mask_words > 0 ? mask_words : (vocab + 31) / 32;
+  VLLM_CHECK(words >= (vocab + 31) / 32 && static_cast<int64_t>(masks.size()) % words == 0,
+             "token bitmasks of the wrong width");
   for (const DeviceSamplingRow& r : rows)
     VLLM_CHECK(r.logits_row >= 0 && r.logits_row < logits.size(0) &&
                    r.mask_row < static_cast<int64_t>(masks.size()) / words,
@@ -145,13 +146,27 @@ std::vector<int32_t> CudaBackend::sample_tokens(const Tensor& logits, std::span<
   Tensor dev_masks;
   if (!masks.empty()) {
     dev_masks = empty({static_cast<int64_t>(masks.size())}, DType::I32);
-    I.copy_h2d(dev_masks.raw(), masks.data(), masks.size_bytes());
+    // Page-locked masks (the engine's, from empty_host) go straight to the device; others through
+    // the staging ring (one more host copy). The copy back below waits for either to finish.
+    cudaPointerAttributes attr{};
+    const cudaError_t looked_up = cudaPointerGetAttributes(&attr, masks.data());
+    if (looked_up != cudaSuccess) cudaGetLastError();  // a pointer CUDA does not know: plain memory
+    if (looked_up == cudaSuccess && attr.type == cudaMemoryTypeHost)
+      check(cudaMemcpyAsync(dev_masks.raw(), masks.data(), masks.size_bytes(), cudaMemcpyHostToDevice, I.stream),
+            "cudaMemcpyAsync(masks)");
+    else I.copy_h2d(dev_masks.raw(), masks.data(), masks.size_bytes());
   }
   Tensor tokens = empty({n}, DType::I32);
   cuda::sample_rows(logits.dtype(), logits.raw(), vocab, static_cast<const DeviceSamplingRow*>(dev_rows.raw()), n,
                     dev_masks.defined() ? static_cast<const uint32_t*>(dev_masks.raw()) : nullptr, words,
                     tokens.data<int32_t>(), I.stream);
   return I.copy_back<int32_t>(tokens.raw(), n);
+}
+
+Tensor CudaBackend::empty_host(const Shape& shape, DType dtype) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return Tensor(impl_->pinned->get(static_cast<size_t>(n) * dtype_size(dtype)), 0, dtype, shape);
 }
 
 }  // namespace vllm
