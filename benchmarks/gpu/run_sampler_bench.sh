@@ -14,6 +14,8 @@
 #             JSON schema against the same unconstrained), the first shape in float16 with the
 #             tiny-llama3 tokenizer (the Llama-3 vocabulary): what the constraint costs
 #
+# SAMPLERS: which runs (default "0 1": the host sampler, then the device sampler), as
+# VLLM_BACKEND_SAMPLER takes them.
 # BIN: the build folder holding src/vllm/cli/vllm and tests/ (default build/gpu). Prints a
 # markdown table at the end and writes it, with every log, to $OUT (BIN/out-sampler when unset).
 set -uo pipefail
@@ -46,7 +48,7 @@ for shape in $SHAPES; do
   mkdir -p "$model"
   cp "tests/data/configs/$shape.json" "$model/config.json"
   common=(--model "$model" --load-format dummy --device cuda --dtype bfloat16)
-  for sampler in 0 1; do
+  for sampler in ${SAMPLERS:-0 1}; do
     name=$([ $sampler = 1 ] && echo device || echo host)
     if has latency; then
       for b in ${LAT_BATCHES:-1 64}; do
@@ -70,7 +72,7 @@ if has structured; then
   mkdir -p "$model"
   cp "tests/data/configs/$shape.json" "$model/config.json"
   cp tests/data/tokenizers/tiny-llama3/tokenizer.json tests/data/models/tiny-llama3/tokenizer_config.json "$model/"
-  for sampler in 0 1; do
+  for sampler in ${SAMPLERS:-0 1}; do
     name=$([ $sampler = 1 ] && echo device || echo host)
     for n in ${STRUCT_SEQS:-32 128}; do
       VLLM_BACKEND_SAMPLER=$sampler timeout 240 "$BIN/benchmarks/structured/structured_throughput" --model "$model" \
