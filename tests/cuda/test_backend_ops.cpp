@@ -1,7 +1,7 @@
 // Every Backend op of CudaBackend against CpuBackend (the reference semantics) on random inputs
 // of many shapes: odd sizes, GQA ratios, block sizes 1/16/32, decode, prefill and mixed batches,
-// long contexts (split-K decode). GPU outputs are poisoned with NaN before each op, so an element
-// left unwritten fails. Inputs are rounded to the compute dtype first (for float16 attention, to
+// long contexts (split-K decode), sliding windows (keys outside them hold NaN or are kNoBlock),
+// soft-capped scores, sinks and a layer of a second KV cache group. GPU outputs are poisoned with NaN before each op, so an element left unwritten fails. Inputs are rounded to the compute dtype first (for float16 attention, to
 // values both float16 and bfloat16 hold exactly, since the CPU's float16 KV cache is bfloat16), so
 // the two backends see the same numbers and differ only by accumulation order and output rounding.
 // Skips itself when no CUDA device is visible.
@@ -20,6 +20,7 @@
 #include "vllm/backends/cpu/cpu_moe.h"
 #include "vllm/backends/cuda/cuda_backend.h"
 #include "vllm/backends/moe_layout.h"
+#include "vllm/kv_cache/kv_cache_manager.h"
 
 using namespace vllm;
 
@@ -410,16 +411,34 @@ struct SeqSpec {
   int64_t ctx, q;
 };
 
+// Where the layer's K/V are in the step's KV cache groups.
+struct GroupSpec {
+  // The layer reads KV cache group 1 (ForwardInputs::more_kv_groups); group 0 holds a decoy: valid
+  // blocks elsewhere in a wider table, with slots there, so that reading or writing through group
+  // 0's tables or slots fails the comparison.
+  bool second_group = false;
+  // With a sliding window, the blocks wholly before the window of a sequence's first new token are
+  // kNoBlock, as KVCacheManager leaves them (false: real blocks that hold NaN, which any read
+  // spreads into the output). Either way the positions before that window in its first block
+  // hold NaN, so a kernel that reads a key outside its window fails.
+  bool passed_no_block = true;
+};
+
 class AttentionOps : public Ops {
  protected:
-  void run(const AttentionShape& s, int64_t bs, const std::vector<SeqSpec>& seqs, const std::string& label) {
-    const int64_t S = static_cast<int64_t>(seqs.size());
+  // s.sinks, when defined, is a host tensor (the CPU's); the GPU gets it through prepare_vector.
+  void run(const AttentionShape& s, int64_t bs, const std::vector<SeqSpec>& seqs, const std::string& label,
+           GroupSpec gs = {}) {
+    const int64_t S = static_cast<int64_t>(seqs.size()), W = s.sliding_window;
+    const int64_t nkv = s.num_kv_heads, hd = s.head_dim;
+    // The first key position any of the sequence's new tokens sees: the window of the first one.
+    auto window_start = [&](const SeqSpec& q) { return W > 0 ? std::max<int64_t>(0, q.ctx + 1 - W) : 0; };
     int64_t T = 0, max_blocks = 1, total_blocks = 0, max_q = 0, max_len = 0;
     for (const auto& q : seqs) {
       T += q.q;
       const int64_t nb = (q.ctx + q.q + bs - 1) / bs;
       max_blocks = std::max(max_blocks, nb);
-      total_blocks += nb;
+      total_blocks += nb - (gs.passed_no_block ? window_start(q) / bs : 0);
       max_q = std::max(max_q, q.q);
       max_len = std::max(max_len, q.ctx + q.q);
     }
@@ -430,20 +449,35 @@ class AttentionOps : public Ops {
 
     Tensor tables = Tensor::zeros({S, max_blocks}, DType::I32), slots = Tensor::empty({T}, DType::I64);
     std::vector<int32_t> qsl(static_cast<size_t>(S) + 1), lens(static_cast<size_t>(S)), pos(static_cast<size_t>(T));
+    std::vector<std::pair<int64_t, int64_t>> poisoned;  // (block, offset) of K/V rows set to NaN
     size_t next = 0;
     int64_t t = 0;
     for (int64_t i = 0; i < S; ++i) {
       const auto& q = seqs[static_cast<size_t>(i)];
-      const int64_t nb = (q.ctx + q.q + bs - 1) / bs;
-      for (int64_t b = 0; b < nb; ++b) tables.data<int32_t>()[i * max_blocks + b] = perm[next++];
+      const int64_t nb = (q.ctx + q.q + bs - 1) / bs, first = window_start(q);
+      int32_t* row = tables.data<int32_t>() + i * max_blocks;
+      for (int64_t b = 0; b < nb; ++b) {
+        const bool passed = b < first / bs;
+        row[b] = passed && gs.passed_no_block ? kNoBlock : perm[next++];
+        for (int64_t o = 0; o < bs && b * bs + o < first; ++o)
+          if (row[b] != kNoBlock) poisoned.emplace_back(row[b], o);
+      }
       qsl[static_cast<size_t>(i)] = static_cast<int32_t>(t);
       lens[static_cast<size_t>(i)] = static_cast<int32_t>(q.ctx + q.q);
       for (int64_t p = q.ctx; p < q.ctx + q.q; ++p, ++t) {
         pos[static_cast<size_t>(t)] = static_cast<int32_t>(p);
-        slots.data<int64_t>()[t] = static_cast<int64_t>(tables.data<int32_t>()[i * max_blocks + p / bs]) * bs + p % bs;
+        slots.data<int64_t>()[t] = static_cast<int64_t>(row[p / bs]) * bs + p % bs;
       }
     }
     qsl[static_cast<size_t>(S)] = static_cast<int32_t>(T);
+    // Group 0's decoy (second_group): any valid blocks, one more column, and slots through them.
+    const int64_t decoy_blocks = max_blocks + 1;
+    Tensor decoy_tables = Tensor::empty({S, decoy_blocks}, DType::I32), decoy_slots = Tensor::empty({T}, DType::I64);
+    std::uniform_int_distribution<int32_t> any_block(0, static_cast<int32_t>(num_blocks - 1));
+    for (int64_t i = 0; i < S * decoy_blocks; ++i) decoy_tables.data<int32_t>()[i] = any_block(rng_);
+    for (int64_t i = 0, tt = 0; i < S; ++i)
+      for (int64_t p = seqs[static_cast<size_t>(i)].ctx; p < lens[static_cast<size_t>(i)]; ++p, ++tt)
+        decoy_slots.data<int64_t>()[tt] = static_cast<int64_t>(decoy_tables.data<int32_t>()[i * decoy_blocks + p / bs]) * bs + p % bs;
 
     auto inputs = [&](Backend& b, bool device) {
       ForwardInputs in;
@@ -451,35 +485,59 @@ class AttentionOps : public Ops {
       in.num_seqs = S;
       in.max_query_len = max_q;
       in.max_seq_len = max_len;
-      in.max_blocks_per_seq = max_blocks;
       in.block_size = bs;
       auto put = [&](const Tensor& h, DType d) { return device ? b.upload(h, d) : h; };
       in.positions = put(ints(pos), DType::I32);
-      in.slot_mapping = put(slots, DType::I64);
       in.query_start_loc = put(ints(qsl), DType::I32);
       in.seq_lens = put(ints(lens), DType::I32);
-      in.block_tables = put(tables, DType::I32);
       in.host_query_start_loc = qsl;
       in.host_seq_lens = lens;
+      if (gs.second_group) {
+        in.max_blocks_per_seq = decoy_blocks;
+        in.slot_mapping = put(decoy_slots, DType::I64);
+        in.block_tables = put(decoy_tables, DType::I32);
+        in.more_kv_groups.push_back({put(slots, DType::I64), put(tables, DType::I32), max_blocks});
+      } else {
+        in.max_blocks_per_seq = max_blocks;
+        in.slot_mapping = put(slots, DType::I64);
+        in.block_tables = put(tables, DType::I32);
+      }
       return in;
     };
     ForwardInputs cin = inputs(*cpu_, false), gin = inputs(*gpu_, true);
 
-    // Both caches start from the same random contents (values exact in float16 and bfloat16).
-    const Shape cshape{num_blocks, s.num_kv_heads, bs, s.head_dim};
+    // Both caches start from the same random contents (values exact in float16 and bfloat16), NaN
+    // where no query may look.
+    const Shape cshape{num_blocks, nkv, bs, hd};
     Tensor k0 = rand(cshape, -1.0f, 1.0f, true), v0 = rand(cshape, -1.0f, 1.0f, true);
-    KVCacheLayer ccache{k0.to_dtype(cpu_->kv_cache_dtype()), v0.to_dtype(cpu_->kv_cache_dtype())};
-    KVCacheLayer gcache{up(k0), up(v0)};
+    for (const auto& [block, off] : poisoned)
+      for (int64_t g = 0; g < nkv; ++g) {
+        const int64_t at = ((block * nkv + g) * bs + off) * hd;
+        std::fill(k0.data<float>() + at, k0.data<float>() + at + hd, NAN);
+        std::fill(v0.data<float>() + at, v0.data<float>() + at + hd, NAN);
+      }
+    const int group = gs.second_group ? 1 : 0;
+    KVCacheLayer ccache{k0.to_dtype(cpu_->kv_cache_dtype()), v0.to_dtype(cpu_->kv_cache_dtype()), group};
+    KVCacheLayer gcache{up(k0), up(v0), group};
+    AttentionShape gshape = s;
+    if (s.sinks.defined()) gshape.sinks = gpu_->prepare_vector(s.sinks);
+    gpu_->check_attention(gshape);
     Tensor qkv = rand({T, s.qkv_width()}, -2.0f, 2.0f, true);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
-    Tensor co = nan_host({T, s.num_heads * s.head_dim}), go = nan_gpu({T, s.num_heads * s.head_dim});
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    Tensor co = nan_host({T, s.num_heads * hd}), go = nan_gpu({T, s.num_heads * hd});
     cpu_->attention(co, qkv, ccache, cin, s, scale);
-    gpu_->attention(go, up(qkv), gcache, gin, s, scale);
-    const std::string where = str(label, " nh=", s.num_heads, " nkv=", s.num_kv_heads, " hd=", s.head_dim, " bs=", bs);
+    gpu_->attention(go, up(qkv), gcache, gin, gshape, scale);
+    const std::string where =
+        str(label, " nh=", s.num_heads, " nkv=", nkv, " hd=", hd, " bs=", bs, W > 0 ? str(" window=", W) : "",
+            s.logit_softcap > 0 ? str(" softcap=", s.logit_softcap) : "", s.sinks.defined() ? " sinks" : "",
+            gs.second_group ? " group=1" : "", W > 0 && !gs.passed_no_block ? " passed=NaN blocks" : "");
     expect_close(go, co, lbl("attention ", where));
     expect_close(gcache.k, ccache.k, lbl("K cache ", where), 0.01);
     expect_close(gcache.v, ccache.v, lbl("V cache ", where), 0.01);
   }
+
+  // [n] float32 sink logits in [lo, hi) (host).
+  Tensor sinks(int64_t n, float lo, float hi) { return rand({n}, lo, hi); }
 };
 
 TEST_P(AttentionOps, DecodePrefillMixed) {
@@ -524,33 +582,214 @@ TEST_P(AttentionOps, PhiShapeBatch) {
   run({32, 32, 64}, 16, mixed, "phi mixed");
 }
 
-// Sliding windows, soft-capping and sinks are not in the CUDA kernels: a layer with any of them is
-// refused by name (kUnsupported) at load, and attention() refuses it too, rather than computing
-// plain attention.
-TEST(CudaAttention, RefusesWindowSoftcapAndSinksByName) {
+// Sliding windows against the CPU on every kernel (decode, prefill tiles, generic: head sizes 24,
+// 32, 80 take the generic path, and float32 always), with windows shorter than, equal to and
+// longer than the contexts; the window's edge falls inside prefill chunks and inside blocks.
+TEST_P(AttentionOps, SlidingWindow) {
+  struct H { int64_t nh, nkv, hd; };
+  for (H h : {H{4, 1, 64}, H{8, 2, 128}, H{4, 2, 256}, H{3, 3, 80}, H{3, 1, 32}, H{4, 2, 24}}) {
+    for (int64_t bs : {1, 16, 32}) {
+      for (int64_t W : {1, 7, 64, 300}) {
+        AttentionShape s{h.nh, h.nkv, h.hd};
+        s.sliding_window = W;
+        // Decode with ctx + 1 keys below, at and above W; prefill chunks from position 0 shorter
+        // and longer than W; chunks resuming mid-sequence next to decodes.
+        const std::vector<SeqSpec> decode = {{W - 1, 1}, {W, 1}, {0, 1}, {W / 2, 1}, {W + 37, 1}, {3 * W + 5, 1}, {299, 1}};
+        const std::vector<SeqSpec> prefill = {{0, W}, {0, W + 1}, {0, 150}, {0, 1}, {0, std::max<int64_t>(1, W / 2)}};
+        const std::vector<SeqSpec> mixed = {{W - 1, 1}, {0, 130}, {W + 20, 70}, {2 * W, 1}, {5, 64}, {200, 129}, {W, W}};
+        run(s, bs, decode, "window decode");
+        run(s, bs, prefill, "window prefill");
+        run(s, bs, mixed, "window mixed");
+        if (testing::Test::HasFailure()) return;
+      }
+    }
+  }
+}
+
+// Long contexts through split-K decode: the partitions cut the window, not the context, and the
+// keys before it are never read (NaN there).
+TEST_P(AttentionOps, SlidingWindowLongContextSplitDecode) {
+  for (int64_t bs : {16, 32}) {
+    for (int64_t W : {256, 1000, 4096, 8192}) {
+      AttentionShape s{8, 2, 64};
+      s.sliding_window = W;
+      run(s, bs, {{3000, 1}, {4999, 1}, {17, 1}}, "long window decode");
+      s = {4, 4, 128};
+      s.sliding_window = W;
+      run(s, bs, {{2047, 1}}, "long window decode single");
+      s = {4, 4, 64};
+      s.sliding_window = W;
+      run(s, bs, {{1500, 1}, {0, 300}, {900, 40}, {W + 3, 1}}, "long window mixed");
+      s = {32, 4, 128};
+      s.sliding_window = W;
+      run(s, bs, {{2500, 1}}, "long window gqa batch 1");
+      s = {8, 1, 256};
+      s.sliding_window = W;
+      run(s, bs, {{3000, 1}, {1200, 1}, {W - 1, 1}}, "long window hd 256");
+      if (testing::Test::HasFailure()) return;
+    }
+  }
+}
+
+// A layer of KV cache group 1 (a model with sliding and full layers): its own block tables (with
+// kNoBlock where the window has passed, or NaN blocks there) and its own slots, never group 0's.
+TEST_P(AttentionOps, SecondKvCacheGroupWithPassedBlocks) {
+  struct H { int64_t nh, nkv, hd; };
+  for (bool no_block : {true, false}) {
+    for (int64_t bs : {1, 16, 32}) {
+      for (int64_t W : {5, 40, 1000}) {
+        for (H h : {H{8, 2, 64}, H{4, 2, 256}, H{3, 3, 80}, H{3, 1, 32}}) {
+          AttentionShape s{h.nh, h.nkv, h.hd};
+          s.sliding_window = W;
+          const GroupSpec g1{true, no_block};
+          run(s, bs, {{300, 1}, {1500, 1}, {39, 1}, {0, 1}, {W, 1}}, "group 1 decode", g1);
+          run(s, bs, {{300, 1}, {200, 90}, {0, 70}, {1000, 5}, {40, 1}, {W - 1, 2}}, "group 1 mixed", g1);
+          run(s, bs, {{0, 100}, {64, 64}}, "group 1 prefill", g1);
+          // Group 0 itself may be a sliding group too (every layer sliding): passed blocks there.
+          run(s, bs, {{300, 1}, {200, 90}, {1000, 1}}, "group 0", GroupSpec{false, no_block});
+          if (testing::Test::HasFailure()) return;
+        }
+      }
+    }
+  }
+  // Full attention in group 1 (Gemma 3's full layers next to the sliding group 0).
+  run({8, 2, 64}, 16, {{300, 1}, {200, 90}, {2500, 1}}, "full attention", GroupSpec{true, true});
+}
+
+// Soft-capped scores (Gemma 2: tanh(s / cap) * cap after the scale). The scores here are of order
+// 1, so caps 0.5 and 2 bend them strongly and 50 (Gemma 2's) barely.
+TEST_P(AttentionOps, SoftCap) {
+  struct H { int64_t nh, nkv, hd; };
+  for (H h : {H{4, 1, 64}, H{8, 4, 256}, H{8, 2, 128}, H{3, 3, 80}, H{3, 1, 32}, H{4, 2, 24}}) {
+    for (float cap : {0.5f, 2.0f, 50.0f}) {
+      for (int64_t bs : {1, 16}) {
+        AttentionShape s{h.nh, h.nkv, h.hd};
+        s.logit_softcap = cap;
+        std::uniform_int_distribution<int64_t> ctx(0, 300), q(2, 150);
+        std::vector<SeqSpec> decode, prefill;
+        for (int i = 0; i < 5; ++i) decode.push_back({ctx(rng_) + 1, 1});
+        for (int i = 0; i < 3; ++i) prefill.push_back({0, q(rng_)});
+        const std::vector<SeqSpec> mixed = {{ctx(rng_), 1}, {0, q(rng_)}, {ctx(rng_) + 5, q(rng_)}, {7, 70}, {130, 129}};
+        run(s, bs, decode, "softcap decode");
+        run(s, bs, prefill, "softcap prefill");
+        run(s, bs, mixed, "softcap mixed");
+        if (testing::Test::HasFailure()) return;
+      }
+    }
+  }
+  for (float cap : {1.0f, 50.0f}) {
+    AttentionShape s{8, 2, 64};
+    s.logit_softcap = cap;
+    run(s, 16, {{3000, 1}, {4999, 1}, {17, 1}}, "softcap long decode");
+    s = {32, 4, 128};
+    s.logit_softcap = cap;
+    run(s, 16, {{2500, 1}}, "softcap gqa batch 1 long");
+  }
+}
+
+// Sinks (GPT-OSS: one logit per query head in the softmax's denominator). Sinks near the scores'
+// scale change every output; large ones take most of the weight; very negative ones change
+// nothing. With split-K decode a sink counted once per partition instead of once would be far off.
+TEST_P(AttentionOps, Sinks) {
+  struct H { int64_t nh, nkv, hd; };
+  struct R { float lo, hi; };
+  for (H h : {H{4, 1, 64}, H{8, 2, 128}, H{4, 2, 256}, H{3, 3, 80}, H{3, 1, 32}, H{4, 2, 24}}) {
+    for (R r : {R{-3.0f, 3.0f}, R{4.0f, 7.0f}, R{-30.0f, -20.0f}}) {
+      for (int64_t bs : {1, 16}) {
+        AttentionShape s{h.nh, h.nkv, h.hd};
+        s.sinks = sinks(h.nh, r.lo, r.hi);
+        std::uniform_int_distribution<int64_t> ctx(0, 300), q(2, 150);
+        std::vector<SeqSpec> decode, prefill;
+        for (int i = 0; i < 5; ++i) decode.push_back({ctx(rng_) + 1, 1});
+        decode.push_back({0, 1});
+        for (int i = 0; i < 3; ++i) prefill.push_back({0, q(rng_)});
+        const std::vector<SeqSpec> mixed = {{ctx(rng_), 1}, {0, q(rng_)}, {ctx(rng_) + 5, q(rng_)}, {7, 70}, {130, 129}};
+        run(s, bs, decode, "sinks decode");
+        run(s, bs, prefill, "sinks prefill");
+        run(s, bs, mixed, "sinks mixed");
+        if (testing::Test::HasFailure()) return;
+      }
+    }
+  }
+  for (int64_t bs : {16, 32}) {
+    // Sinks of the order of log(sum of the weights) over thousands of keys: comparable to the sum.
+    AttentionShape s{8, 2, 64};
+    s.sinks = sinks(8, 6.0f, 10.0f);
+    run(s, bs, {{3000, 1}, {4999, 1}, {17, 1}}, "sinks long decode");
+    run(s, bs, {{1500, 1}, {0, 300}, {900, 40}}, "sinks long mixed");
+    s = {32, 4, 128};
+    s.sinks = sinks(32, 6.0f, 10.0f);
+    run(s, bs, {{2500, 1}}, "sinks gqa batch 1 long");
+    s = {4, 4, 128};
+    s.sinks = sinks(4, -1.0f, 8.0f);
+    run(s, bs, {{2047, 1}}, "sinks long decode single");
+    if (testing::Test::HasFailure()) return;
+  }
+}
+
+// The variations together, as the models have them: GPT-OSS (window and sinks, in a second KV
+// cache group beside full-attention layers with sinks), Gemma 2 (window and soft-cap), the golden
+// tests' tiny models' shapes, and all three at once.
+TEST_P(AttentionOps, ModelCombinations) {
+  for (int64_t bs : {16, 32}) {
+    for (GroupSpec g : {GroupSpec{false, true}, GroupSpec{true, true}, GroupSpec{true, false}}) {
+      AttentionShape gptoss{8, 1, 64};
+      gptoss.sliding_window = 128;
+      gptoss.sinks = sinks(8, -1.0f, 4.0f);
+      run(gptoss, bs, {{100, 1}, {127, 1}, {128, 1}, {1000, 1}, {3000, 1}}, "gpt-oss decode", g);
+      run(gptoss, bs, {{0, 200}, {0, 128}}, "gpt-oss prefill", g);
+      run(gptoss, bs, {{500, 1}, {0, 300}, {1000, 64}, {127, 2}}, "gpt-oss mixed", g);
+      for (float cap : {50.0f, 1.0f}) {
+        AttentionShape gemma2{8, 4, 256};
+        gemma2.sliding_window = 64;
+        gemma2.logit_softcap = cap;
+        run(gemma2, bs, {{63, 1}, {64, 1}, {500, 1}, {2000, 1}}, "gemma 2 decode", g);
+        run(gemma2, bs, {{0, 150}, {70, 30}, {300, 1}}, "gemma 2 mixed", g);
+      }
+      AttentionShape all{4, 2, 128};
+      all.sliding_window = 100;
+      all.logit_softcap = 2.0f;
+      all.sinks = sinks(4, 0.0f, 5.0f);
+      run(all, bs, {{99, 1}, {2500, 1}, {0, 250}, {400, 70}}, "window softcap sinks", g);
+      // tiny-gptoss (3 heads over 1 of 32, window 12) and tiny-gemma2 (4 over 2 of 24, window 12, cap 50).
+      AttentionShape tiny_gptoss{3, 1, 32};
+      tiny_gptoss.sliding_window = 12;
+      tiny_gptoss.sinks = sinks(3, -1.0f, 2.0f);
+      run(tiny_gptoss, bs, {{11, 1}, {40, 1}, {0, 30}, {20, 9}}, "tiny-gptoss", g);
+      AttentionShape tiny_gemma2{4, 2, 24};
+      tiny_gemma2.sliding_window = 12;
+      tiny_gemma2.logit_softcap = 50.0f;
+      run(tiny_gemma2, bs, {{11, 1}, {40, 1}, {0, 30}, {20, 9}}, "tiny-gemma2", g);
+      if (testing::Test::HasFailure()) return;
+    }
+  }
+  // Full-attention layers with sinks (GPT-OSS's other half) over long contexts.
+  AttentionShape full{8, 1, 64};
+  full.sinks = sinks(8, 5.0f, 9.0f);
+  run(full, 16, {{3000, 1}, {4999, 1}, {0, 200}}, "gpt-oss full layer");
+}
+
+// Every variation is accepted at load (check_attention) and malformed ones are errors.
+TEST(CudaAttention, AcceptsWindowSoftcapAndSinks) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device visible";
   CudaBackend gpu(DType::BF16);
   AttentionShape plain;
   plain.num_heads = 4, plain.num_kv_heads = 2, plain.head_dim = 64;
   EXPECT_NO_THROW(gpu.check_attention(plain));
-  auto expect_refused = [&](const AttentionShape& s, const std::string& feature) {
-    try {
-      gpu.check_attention(s);
-      ADD_FAILURE() << "accepted " << feature;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), ErrorKind::kUnsupported) << e.what();
-      EXPECT_NE(std::string(e.what()).find(feature), std::string::npos) << e.what();
-    }
-  };
-  AttentionShape window = plain;
-  window.sliding_window = 4096;
-  expect_refused(window, "sliding-window attention (window 4096)");
-  AttentionShape softcap = plain;
-  softcap.logit_softcap = 50.0f;
-  expect_refused(softcap, "soft-capping");
-  AttentionShape sinks = plain;
-  sinks.sinks = gpu.prepare_vector(Tensor::from_floats({0.1f, 0.2f, 0.3f, 0.4f}, {4}));
-  expect_refused(sinks, "attention sinks");
+  AttentionShape all = plain;
+  all.sliding_window = 4096;
+  all.logit_softcap = 50.0f;
+  all.sinks = gpu.prepare_vector(Tensor::from_floats({0.1f, 0.2f, 0.3f, 0.4f}, {4}));
+  EXPECT_NO_THROW(gpu.check_attention(all));
+  AttentionShape host_sinks = plain;  // not uploaded
+  host_sinks.sinks = Tensor::from_floats({0.1f, 0.2f, 0.3f, 0.4f}, {4});
+  EXPECT_THROW(gpu.check_attention(host_sinks), Error);
+  AttentionShape short_sinks = plain;  // one per query head is needed
+  short_sinks.sinks = gpu.prepare_vector(Tensor::from_floats({0.1f, 0.2f}, {2}));
+  EXPECT_THROW(gpu.check_attention(short_sinks), Error);
+  AttentionShape negative = plain;
+  negative.sliding_window = -1;
+  EXPECT_THROW(gpu.check_attention(negative), Error);
 }
 
 // ---------------------------------------------------------------------------------------------

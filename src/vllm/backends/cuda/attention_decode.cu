@@ -7,6 +7,13 @@
 // merge at the end through warp shuffles and shared memory. With several partitions each writes
 // its unnormalised output and (max, sum), and the last of them to finish combines them. The new
 // token's K/V are taken from qkv (and, for decode-only batches, written to the cache here).
+//
+// The softmax's variations cost nothing when off: a sliding window only moves where the keys
+// start (the partitions cut the window, so blocks before it are never read and a long context
+// costs what the window does); soft-capping is a uniform branch after each score's reduction
+// (q is then scaled by scale / cap, and the score becomes cap * log2(e) * tanh(q·k)); sinks join
+// the denominator once per head, where the output is normalised (the direct path or the combine),
+// never per partition.
 #include "vllm/backends/cuda/common.cuh"
 
 namespace vllm::cuda {
@@ -36,19 +43,22 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
   const int64_t item = blockIdx.y;
   const int64_t seq = items ? items[item] : item;
   const int64_t L = a.seq_lens[seq];
+  // The keys the query (position L - 1) sees: [first, L), its last `window` with a window.
+  const int64_t first = a.window > 0 ? imax(0, L - a.window) : 0;
+  const int64_t n_keys = L - first;
   // This sequence's partitions: whole passes of the block (SLOTS * U keys), at most num_splits,
   // and at least 256 keys (as the host plans them for the longest sequence). Cut from its own
-  // length, not the batch's longest (a CUDA graph plans for max_model_len): a short context runs
+  // keys, not the batch's longest (a CUDA graph plans for max_model_len): a short context runs
   // as one partition that writes its output directly, without the merge's extra round trips.
   constexpr int64_t kPass = SLOTS * U;
   constexpr int64_t kMinPart = (256 + kPass - 1) / kPass * kPass;
-  const int64_t part_size = imax(kMinPart, ((L + num_splits - 1) / num_splits + kPass - 1) / kPass * kPass);
-  const int64_t start = blockIdx.z * part_size;
+  const int64_t part_size = imax(kMinPart, ((n_keys + num_splits - 1) / num_splits + kPass - 1) / kPass * kPass);
+  const int64_t start = first + blockIdx.z * part_size;
   if (blockIdx.z > 0 && start >= L) return;
   const int64_t end = imin(L, start + part_size);
   const int64_t token = a.query_start_loc[seq + 1] - 1;
   // Only the partitions that hold keys do work; when that is one, it writes the output itself.
-  const int nparts = static_cast<int>(imax(1, imin(num_splits, (L + part_size - 1) / part_size)));
+  const int nparts = static_cast<int>(imax(1, imin(num_splits, (n_keys + part_size - 1) / part_size)));
   const bool direct = nparts == 1;
 
   const T* kc = static_cast<const T*>(a.k_cache);
@@ -74,7 +84,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
   // The new token's K and V come straight from qkv; one block per KV head also stores them.
   const T* new_k = qrow + (nh + g) * D + lane * E;
   const T* new_v = qrow + (nh + nkv + g) * D + lane * E;
-  if (write_kv && L > 0 && (L - 1) / part_size == blockIdx.z && blockIdx.x % chunks == 0 && slot == 0) {
+  if (write_kv && L > 0 && (L - 1 - first) / part_size == blockIdx.z && blockIdx.x % chunks == 0 && slot == 0) {
     const int64_t s = a.slot_mapping[token];
     if (s >= 0) {
       const int64_t off = ((s / bs * nkv + g) * bs + s % bs) * D + lane * E;
@@ -83,7 +93,11 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
     }
   }
 
-  const float qs = a.scale * kLog2e;
+  // Scores are kept in base 2 (exp2f): q carries scale * log2(e), or with a soft-cap scale / cap,
+  // the tanh's argument, and the cap's log2(e) multiplies the tanh.
+  const bool capped = a.softcap > 0.0f;
+  const float qs = capped ? a.scale / a.softcap : a.scale * kLog2e;
+  const float cap_l2 = a.softcap * kLog2e;
   float q[GMAX][E], acc[GMAX][E], m[GMAX], l[GMAX];
 #pragma unroll
   for (int hh = 0; hh < GMAX; ++hh) {
@@ -141,6 +155,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
         for (int e = 0; e < E; ++e) d = fmaf(q[hh][e], kf[e], d);
 #pragma unroll
         for (int o = LK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        if (capped) d = cap_l2 * tanhf(d);
         s[u][hh] = valid[u] ? d : -INFINITY;
       }
     }
@@ -218,7 +233,8 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
       }
       const int64_t h = h0 + hh;
       if (direct) {
-        const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
+        float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
+        if (a.sinks != nullptr && M != -INFINITY) inv = sink_scale(M, lsum, a.sinks[h] * kLog2e);
         Pack<T> r;
 #pragma unroll
         for (int e = 0; e < E; ++e) r.v[e] = from_float<T>(o[e] * inv);
@@ -261,7 +277,11 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
       denom += f * __ldcg(part_ml + (base + p) * 2 + 1);
       o += f * __ldcg(part_o + (base + p) * D + d);
     }
-    static_cast<T*>(a.out)[token * nh * D + h * D + d] = from_float<T>(denom > 0.0f ? o / denom : 0.0f);
+    // The sink joins the denominator here, once, over every partition's sum.
+    const float r = a.sinks != nullptr && M != -INFINITY ? o * sink_scale(M, denom, a.sinks[h] * kLog2e)
+                    : denom > 0.0f                      ? o / denom
+                                                        : 0.0f;
+    static_cast<T*>(a.out)[token * nh * D + h * D + d] = from_float<T>(r);
   }
 }
 

@@ -1,6 +1,8 @@
 // Paged attention for any dtype and head size up to 256: one warp per (query token, head), one key
 // at a time with an online softmax in float32. The reference-grade path (float32 compute, odd
-// head sizes); the decode and prefill kernels are the fast paths.
+// head sizes); the decode and prefill kernels are the fast paths. A sliding window starts the key
+// loop at the query's window (earlier blocks are never read), a soft-cap bends each score, and a
+// sink joins the denominator at the end.
 #include "vllm/backends/cuda/common.cuh"
 
 namespace vllm::cuda {
@@ -27,11 +29,15 @@ __global__ void __launch_bounds__(128) generic_attention_kernel(AttentionArgs a,
   const int64_t g = h / (a.num_heads / nkv);
   const int64_t q_end = a.query_start_loc[seq + 1];
   const int64_t visible = a.seq_lens[seq] - (q_end - 1 - token);
+  const int64_t first = a.window > 0 ? imax(0, visible - a.window) : 0;
   const T* qrow = static_cast<const T*>(a.qkv) + token * a.width + h * hd;
   const T* kc = static_cast<const T*>(a.k_cache);
   const T* vc = static_cast<const T*>(a.v_cache);
   const int32_t* table = a.block_tables + seq * a.max_blocks_per_seq;
-  const float qs = a.scale * kLog2e;
+  // Base-2 scores: q carries scale * log2(e), or with a soft-cap scale / cap (the tanh's argument).
+  const bool capped = a.softcap > 0.0f;
+  const float qs = capped ? a.scale / a.softcap : a.scale * kLog2e;
+  const float cap_l2 = a.softcap * kLog2e;
   float q[8], acc[8];
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
@@ -40,7 +46,7 @@ __global__ void __launch_bounds__(128) generic_attention_kernel(AttentionArgs a,
     acc[i] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
-  for (int64_t j = 0; j < visible; ++j) {
+  for (int64_t j = first; j < visible; ++j) {
     const int64_t page = table[j / bs];
     const int64_t base = ((page * nkv + g) * bs + j % bs) * hd;
     float s = 0.0f;
@@ -50,6 +56,7 @@ __global__ void __launch_bounds__(128) generic_attention_kernel(AttentionArgs a,
       if (e < hd) s += q[i] * to_float(kc[base + e]);
     }
     s = warp_sum(s);
+    if (capped) s = cap_l2 * tanhf(s);
     const float m_new = fmaxf(m, s);
     const float alpha = exp2f(m - m_new), p = exp2f(s - m_new);
     l = l * alpha + p;
@@ -60,7 +67,8 @@ __global__ void __launch_bounds__(128) generic_attention_kernel(AttentionArgs a,
     }
     m = m_new;
   }
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  if (a.sinks != nullptr && m != -INFINITY) inv = sink_scale(m, l, a.sinks[h] * kLog2e);
   T* orow = static_cast<T*>(a.out) + token * a.num_heads * hd + h * hd;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {

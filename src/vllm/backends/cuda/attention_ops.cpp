@@ -1,5 +1,9 @@
-// CudaBackend's attention: the paged KV cache's block copies, the layers it refuses, and each
-// step's work lists (decode sequences, prefill tiles, generic tokens) for the kernels.
+// CudaBackend's attention: the paged KV cache's block copies, the checks of a layer's shape, and
+// each step's work lists (decode sequences, prefill tiles, generic tokens) for the kernels. Every
+// kernel runs the softmax's variations (sliding window, soft-cap, sinks) and reads the K/V of the
+// layer's KV cache group through that group's block tables.
+#include <cmath>
+
 #include "vllm/backends/cuda/backend_impl.h"
 
 namespace vllm {
@@ -26,13 +30,11 @@ void CudaBackend::copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<i
 }
 
 void CudaBackend::check_attention(const AttentionShape& s) const {
-  auto refuse = [](const std::string& feature) {
-    throw Error(feature + " is not implemented on the cuda backend yet (run this model with --device cpu)",
-                ErrorKind::kUnsupported);
-  };
-  if (s.sliding_window > 0) refuse("sliding-window attention (window " + std::to_string(s.sliding_window) + ")");
-  if (s.logit_softcap > 0) refuse("attention logit soft-capping");
-  if (s.sinks.defined()) refuse("attention sinks");
+  VLLM_CHECK(s.sliding_window >= 0 && s.logit_softcap >= 0 && std::isfinite(s.logit_softcap),
+             "attention: sliding window and soft-cap must not be negative");
+  VLLM_CHECK(!s.sinks.defined() || (s.sinks.device() == Device::kCUDA && s.sinks.dtype() == DType::F32 &&
+                                    s.sinks.numel() == s.num_heads),
+             "attention: sinks must be float32 [num_heads] on the GPU (prepare_vector)");
 }
 
 void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
@@ -45,10 +47,15 @@ void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache,
   check_act(cache.k, dt, "K cache");
   check_act(cache.v, dt, "V cache");
   VLLM_CHECK(s.num_kv_heads > 0 && s.num_heads % s.num_kv_heads == 0, "query heads must be a multiple of KV heads");
-  // Several KV cache groups come only with sliding-window layers, which check_attention refuses.
-  VLLM_CHECK(cache.group == 0, "the CUDA backend runs one KV cache group");
+  // The layer's KV cache group: where its K/V go (slot mapping) and where its keys are (block
+  // tables; a sliding group's hold kNoBlock for blocks its window has passed, which the kernels
+  // never read).
+  const KVGroupInputs kv = in.kv_group(cache.group);
+  check_dev(kv.slot_mapping, DType::I64, "attention slot mapping");
+  check_dev(kv.block_tables, DType::I32, "attention block tables");
   I.keep(out), I.keep(qkv), I.keep(cache.k), I.keep(cache.v);
-  I.keep(in.slot_mapping), I.keep(in.seq_lens), I.keep(in.query_start_loc), I.keep(in.block_tables);
+  I.keep(kv.slot_mapping), I.keep(in.seq_lens), I.keep(in.query_start_loc), I.keep(kv.block_tables);
+  if (s.sinks.defined()) I.keep(s.sinks);
   const int64_t T = in.num_tokens, S = in.num_seqs, hd = s.head_dim;
   if (T == 0) return;
 
@@ -59,15 +66,18 @@ void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache,
   a.v_cache = cache.v.raw();
   a.seq_lens = in.seq_lens.data<int32_t>();
   a.query_start_loc = in.query_start_loc.data<int32_t>();
-  a.block_tables = in.block_tables.data<int32_t>();
+  a.block_tables = kv.block_tables.data<int32_t>();
   a.width = s.qkv_width();
   a.num_heads = s.num_heads;
   a.num_kv_heads = s.num_kv_heads;
   a.head_dim = hd;
   a.block_size = in.block_size;
-  a.max_blocks_per_seq = in.max_blocks_per_seq;
-  a.slot_mapping = in.slot_mapping.data<int64_t>();
+  a.max_blocks_per_seq = kv.max_blocks_per_seq;
+  a.slot_mapping = kv.slot_mapping.data<int64_t>();
   a.scale = scale;
+  a.window = s.sliding_window;
+  a.softcap = s.logit_softcap;
+  a.sinks = s.sinks.defined() ? s.sinks.data<float>() : nullptr;
 
   const bool aligned = aligned16(qkv.raw()) && aligned16(out.raw()) && aligned16(cache.k.raw()) &&
                        aligned16(cache.v.raw());
@@ -75,11 +85,13 @@ void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache,
   const bool fast_prefill = aligned && cuda::prefill_supported(dt, hd);
   const bool decode_only = in.max_query_len <= 1;
   if (!(decode_only && fast_decode))  // the decode kernel stores a decode batch's K/V itself
-    cuda::kv_write(dt, cache.k.raw(), cache.v.raw(), qkv.raw(), in.slot_mapping.data<int64_t>(), T, s.qkv_width(),
+    cuda::kv_write(dt, cache.k.raw(), cache.v.raw(), qkv.raw(), a.slot_mapping, T, s.qkv_width(),
                    s.num_heads, s.num_kv_heads, hd, in.block_size, I.stream);
 
-  // Split-K decode over `n` sequences whose longest context is max_len.
+  // Split-K decode over `n` sequences whose longest context is max_len (a query reads at most the
+  // window's keys, so splits are planned for those).
   auto run_decode = [&](const int32_t* items, int64_t n, int64_t max_len, bool write_kv) {
+    if (s.sliding_window > 0) max_len = std::min(max_len, s.sliding_window);
     const int gmax = cuda::decode_heads_per_block(s.num_heads, s.num_kv_heads, n, I.num_sms);
     const int64_t grid_x = cuda::decode_grid_x(s.num_heads, s.num_kv_heads, gmax);
     const int64_t blocks = n * grid_x;

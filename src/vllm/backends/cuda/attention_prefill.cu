@@ -5,6 +5,12 @@
 // scores, the online softmax (base 2) and the output stay in registers in float32, with mma.sync
 // m16n8k16 products and ldmatrix fragment loads. Causal masking by visible length: row t of a
 // sequence with L keys and q new tokens sees the first L - q + (t + 1) keys.
+//
+// A sliding window W masks, besides, the keys before each row's last W, and the key tiles start
+// at the tile's first row's window (positions before it are never read: their blocks may be gone
+// from the block table), so a tile reads at most W + 64 keys. A soft-cap bends the scores before
+// the masking (a template parameter: the plain kernel does not carry the tanh's registers); sinks
+// join each row's denominator once, at the end.
 #include "vllm/backends/cuda/common.cuh"
 
 namespace vllm::cuda {
@@ -68,7 +74,9 @@ __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float x, float y) {
   return *reinterpret_cast<uint32_t*>(&h);
 }
 
-template <typename T, int D>
+// CAPPED: the layer soft-caps its scores (a compile-time choice: the tanh's registers would cost the
+// plain kernel some of its own).
+template <typename T, int D, bool CAPPED>
 __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, const int32_t* __restrict__ tiles) {
   pdl_begin();
   constexpr int STRIDE = D + 8;  // elements; 16 bytes of padding keeps ldmatrix rows on distinct banks
@@ -86,6 +94,10 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
   const int64_t ctx = a.seq_lens[seq] - qlen;
   const int rows = static_cast<int>(imin(kBM, qlen - row0));
   const int64_t kv_len = ctx + row0 + rows;
+  // The first key any row of the tile sees (its first row's window), and the tile of it.
+  const int64_t window = a.window;
+  const int64_t kv_first = window > 0 ? imax(0, ctx + row0 + 1 - window) : 0;
+  const int kt_first = static_cast<int>(kv_first / kBN);
   const int n_tiles = static_cast<int>((kv_len + kBN - 1) / kBN);
   const int32_t* table = a.block_tables + seq * a.max_blocks_per_seq;
   const T* qkv = static_cast<const T*>(a.qkv);
@@ -104,7 +116,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
       const int r = c / CPR, cc = c % CPR;
       const int64_t j = static_cast<int64_t>(kt) * kBN + r;
       T* dst = s + r * STRIDE + cc * 8;
-      if (j < kv_len) {
+      if (j < kv_len && j >= kv_first) {
         const int64_t page = table[j / bs];
         cp_async16(dst, cache + ((page * nkv + g) * bs + j % bs) * D + cc * 8);
       } else {
@@ -112,9 +124,9 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
       }
     }
   };
-  load_tile(sK, kc, 0);
+  load_tile(sK, kc, kt_first);
   cp_async_commit();
-  load_tile(sV, vc, 0);
+  load_tile(sV, vc, kt_first);
   cp_async_commit();
   cp_async_wait<2>();
   __syncthreads();
@@ -128,11 +140,16 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   const float qs = a.scale * kLog2e;
+  const float cap_in = CAPPED ? a.scale / a.softcap : 0.0f, cap_l2 = a.softcap * kLog2e;
   const int r_a = warp * 16 + (lane >> 2);
   const int64_t vis[2] = {ctx + row0 + r_a + 1, ctx + row0 + r_a + 9};
   const int64_t vis_min = ctx + row0 + 1;
+  // With a window, row r sees keys from vis - window on (lo); keys below the tile's last row's lo
+  // need the mask. Without one, lo = 0 masks nothing.
+  const int64_t lo[2] = {window > 0 ? vis[0] - window : 0, window > 0 ? vis[1] - window : 0};
+  const int64_t lo_max = window > 0 ? kv_len - window : 0;
 
-  for (int kt = 0; kt < n_tiles; ++kt) {
+  for (int kt = kt_first; kt < n_tiles; ++kt) {
     cp_async_wait<1>();
     __syncthreads();
     float s[kBN / 8][4];
@@ -149,15 +166,27 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
       }
     }
     const int64_t kbase = static_cast<int64_t>(kt) * kBN;
-    const bool need_mask = kbase + kBN > vis_min;
+    const bool need_mask = kbase + kBN > vis_min || kbase < lo_max;
+    if constexpr (CAPPED) {
 #pragma unroll
-    for (int nt = 0; nt < kBN / 8; ++nt)
+      for (int nt = 0; nt < kBN / 8; ++nt)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        float v = s[nt][i] * qs;
-        if (need_mask && kbase + nt * 8 + (lane & 3) * 2 + (i & 1) >= vis[i >> 1]) v = -INFINITY;
-        s[nt][i] = v;
-      }
+        for (int i = 0; i < 4; ++i) s[nt][i] = cap_l2 * tanhf(s[nt][i] * cap_in);
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < kBN / 8; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) s[nt][i] *= qs;
+    }
+    if (need_mask) {
+#pragma unroll
+      for (int nt = 0; nt < kBN / 8; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int64_t j = kbase + nt * 8 + (lane & 3) * 2 + (i & 1);
+          if (j >= vis[i >> 1] || j < lo[i >> 1]) s[nt][i] = -INFINITY;
+        }
+    }
 #pragma unroll
     for (int hf = 0; hf < 2; ++hf) {
       float mx = -INFINITY;
@@ -216,7 +245,9 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
     l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 2);
     const int r = r_a + hf * 8;
     if (r >= rows) continue;
-    const float inv = l[hf] > 0.0f ? 1.0f / l[hf] : 0.0f;
+    float inv = l[hf] > 0.0f ? 1.0f / l[hf] : 0.0f;
+    // Every row sees at least its own key, so m is finite.
+    if (a.sinks != nullptr) inv = sink_scale(m[hf], l[hf], a.sinks[h] * kLog2e);
     T* orow = static_cast<T*>(a.out) + (q_begin + row0 + r) * nh * D + h * D;
 #pragma unroll
     for (int nt = 0; nt < D / 8; ++nt) {
@@ -226,25 +257,32 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
   }
 }
 
-template <typename T, int D>
+template <typename T, int D, bool CAPPED>
 void launch(const AttentionArgs& a, const int32_t* tiles, int64_t n_tiles, cudaStream_t stream) {
   constexpr size_t smem = static_cast<size_t>(kBM + 2 * kBN) * (D + 8) * sizeof(T);
   static bool configured = false;
   if (!configured) {
-    check(cudaFuncSetAttribute(prefill_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+    check(cudaFuncSetAttribute(prefill_kernel<T, D, CAPPED>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(smem)),
           "cudaFuncSetAttribute(prefill)");
     configured = true;
   }
   dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(a.num_heads));
-  launch_k(prefill_kernel<T, D>, grid, kThreads, smem, stream, a, tiles);
+  launch_k(prefill_kernel<T, D, CAPPED>, grid, kThreads, smem, stream, a, tiles);
+}
+
+template <typename T, int D>
+void launch_cap(const AttentionArgs& a, const int32_t* tiles, int64_t n_tiles, cudaStream_t stream) {
+  if (a.softcap > 0.0f) launch<T, D, true>(a, tiles, n_tiles, stream);
+  else launch<T, D, false>(a, tiles, n_tiles, stream);
 }
 
 template <typename T>
 void launch_d(const AttentionArgs& a, const int32_t* tiles, int64_t n_tiles, cudaStream_t stream) {
   switch (a.head_dim) {
-    case 32: launch<T, 32>(a, tiles, n_tiles, stream); break;
-    case 64: launch<T, 64>(a, tiles, n_tiles, stream); break;
-    case 128: launch<T, 128>(a, tiles, n_tiles, stream); break;
+    case 32: launch_cap<T, 32>(a, tiles, n_tiles, stream); break;
+    case 64: launch_cap<T, 64>(a, tiles, n_tiles, stream); break;
+    case 128: launch_cap<T, 128>(a, tiles, n_tiles, stream); break;
     default: fail("prefill attention: unsupported head_dim");
   }
 }

@@ -81,6 +81,16 @@ __device__ __forceinline__ float gelu_tanh(float v) {
   return 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
 }
 
+// Attention sinks: the factor that normalises an output accumulated with weights 2^(s - m)
+// (base-2 scores, m their max, `sum` the weights' sum) when a sink logit sk (base 2) joins the
+// denominator: 1 / (sum + 2^(sk - m)), computed relative to max(m, sk) so that no exponential
+// overflows. m must be finite (at least one key).
+__device__ __forceinline__ float sink_scale(float m, float sum, float sk) {
+  const float mm = fmaxf(m, sk);
+  const float f = exp2f(m - mm);
+  return f / (sum * f + exp2f(sk - mm));
+}
+
 __host__ __device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 __host__ __device__ __forceinline__ int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 

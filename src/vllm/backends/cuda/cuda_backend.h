@@ -55,7 +55,8 @@ class CudaBackend final : public Backend {
                    float eps) override;
   void gelu_new(Tensor& out, const Tensor& x) override;
   void silu_and_mul(Tensor& out, const Tensor& gate_up) override;
-  // Sliding windows, soft-capping and sinks are not in the CUDA kernels yet: refused by name.
+  // Every attention layer runs (sliding windows, soft-capping and sinks included); this checks
+  // the shape's values (sinks: float32 [num_heads] on the GPU).
   void check_attention(const AttentionShape& shape) const override;
   void attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache, const ForwardInputs& in,
                  const AttentionShape& shape, float scale) override;

@@ -98,16 +98,24 @@ struct AttentionArgs {
   const int64_t* slot_mapping = nullptr;
   int64_t width = 0, num_heads = 0, num_kv_heads = 0, head_dim = 0, block_size = 0, max_blocks_per_seq = 0;
   float scale = 1.0f;
+  // The softmax's variations (AttentionShape): window > 0, a query at position p sees only the keys
+  // at positions > p - window (blocks before them are never read: their table entries may be
+  // kNoBlock); softcap > 0, each score s becomes tanh(s / softcap) * softcap after the scale;
+  // sinks non-null, [num_heads] float32 logits that join each head's softmax denominator only.
+  int64_t window = 0;
+  float softcap = 0.0f;
+  const float* sinks = nullptr;
 };
 
 // Decode attention: one query per item, the last token of sequence items[i] (or i when items is
-// null), over all its seq_lens keys; that token's own K/V are read from qkv, and with write_kv the
-// kernel also stores them in the cache (no separate kv_write). With num_splits > 1 each sequence's
-// own context is cut in up to num_splits partitions (whole passes of the block, so a short
-// sequence in a batch planned for long ones gets few), each written to part_o [n_items,
-// num_heads, num_splits, head_dim] and part_ml [..., 2]; the last partition block to finish
-// (counters: zeroed ints, one per (item, grid x), left zeroed) combines them; a sequence with one
-// partition writes its output directly. Blocks past a sequence's partitions exit at once.
+// null), over its seq_lens keys (the last `window` of them with a window); that token's own K/V
+// are read from qkv, and with write_kv the kernel also stores them in the cache (no separate
+// kv_write). With num_splits > 1 each sequence's own keys are cut in up to num_splits partitions
+// (whole passes of the block, so a short sequence in a batch planned for long ones gets few), each
+// written to part_o [n_items, num_heads, num_splits, head_dim] and part_ml [..., 2]; the last
+// partition block to finish (counters: zeroed ints, one per (item, grid x), left zeroed) combines
+// them (and adds the sinks); a sequence with one partition writes its output directly. Blocks
+// past a sequence's partitions exit at once.
 bool decode_supported(DType t, int64_t head_dim);
 // Query heads per decode block (1, 2, 4 or 8, sharing their KV head's loads): the whole GQA
 // group when the batch fills the GPU, fewer when n_items sequences would leave most SMs idle

@@ -33,6 +33,9 @@ Tensor CudaBackend::forward_step(const ForwardInputs& in, const StepFunction& ru
   if (!I.graphs_enabled || S == 0 || in.max_query_len != 1 || in.num_tokens != S || in.logits_indices.numel() != S ||
       S > I.graph_max_batch || in.block_size <= 0)
     return run(in);
+  // A graph's static inputs hold group 0's block tables and slot mapping only: a model with several
+  // KV cache groups (sliding-window layers beside full ones) decodes eagerly.
+  if (!in.more_kv_groups.empty()) return run(in);
   const int64_t width = (I.graph_max_model_len + in.block_size - 1) / in.block_size;
   if (in.max_blocks_per_seq > width) return run(in);
   const int64_t B = graph_batch_for(S, I.graph_max_batch);
