@@ -362,6 +362,24 @@ TEST_P(Ops, ElementWise) {
       cpu_->silu_and_mul(co, gu);
       gpu_->silu_and_mul(go, up(gu));
       expect_close(go, co, lbl("silu_and_mul", where));
+      Tensor co2 = nan_host({c.rows, c.cols}), go2 = nan_gpu({c.rows, c.cols});
+      cpu_->gelu_tanh_and_mul(co2, gu);
+      gpu_->gelu_tanh_and_mul(go2, up(gu));
+      expect_close(go2, co2, lbl("gelu_tanh_and_mul", where));
+    }
+    {
+      // Gemma's embedding normalizer and final logit soft-cap, in place; caps that bend the values
+      // strongly (2) and barely (30, Gemma 2's).
+      Tensor ca = a.to_dtype(DType::F32), ga2 = up(a);
+      cpu_->scale(ca, 11.5f);
+      gpu_->scale(ga2, 11.5f);
+      expect_close(ga2, ca, lbl("scale", where));
+      for (float cap : {2.0f, 30.0f}) {
+        Tensor gb2 = up(ca), cb = gpu_->download_f32(gb2);  // the same (rounded) input on both sides
+        cpu_->softcap(cb, cap);
+        gpu_->softcap(gb2, cap);
+        expect_close(gb2, cb, lbl(str("softcap ", cap).c_str(), where));
+      }
     }
     {
       std::vector<int32_t> rows;

@@ -382,6 +382,31 @@ void CudaBackend::silu_and_mul(Tensor& out, const Tensor& gate_up) {
   cuda::silu_and_mul(compute_dtype_, out.raw(), gate_up.raw(), out.size(0), out.size(1), I.stream);
 }
 
+void CudaBackend::gelu_tanh_and_mul(Tensor& out, const Tensor& gate_up) {
+  Impl& I = *impl_;
+  check_act(out, compute_dtype_, "gelu_tanh_and_mul output");
+  check_act(gate_up, compute_dtype_, "gelu_tanh_and_mul input");
+  VLLM_CHECK(out.dim() == 2 && gate_up.dim() == 2 && gate_up.size(0) == out.size(0) && gate_up.size(1) == 2 * out.size(1),
+             "gelu_tanh_and_mul: gate_up must be [T, 2I] for out [T, I]");
+  I.keep(out), I.keep(gate_up);
+  cuda::gelu_tanh_and_mul(compute_dtype_, out.raw(), gate_up.raw(), out.size(0), out.size(1), I.stream);
+}
+
+void CudaBackend::scale(Tensor& x, float s) {
+  Impl& I = *impl_;
+  check_act(x, compute_dtype_, "scale input");
+  I.keep(x);
+  cuda::scale(compute_dtype_, x.raw(), s, x.numel(), I.stream);
+}
+
+void CudaBackend::softcap(Tensor& x, float cap) {
+  Impl& I = *impl_;
+  check_act(x, compute_dtype_, "softcap input");
+  VLLM_CHECK(cap > 0, "softcap: the cap must be positive");
+  I.keep(x);
+  cuda::softcap(compute_dtype_, x.raw(), cap, x.numel(), I.stream);
+}
+
 void CudaBackend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) {
   Impl& I = *impl_;
   check_act(out, compute_dtype_, "gather_rows output");

@@ -55,6 +55,9 @@ class CudaBackend final : public Backend {
                    float eps) override;
   void gelu_new(Tensor& out, const Tensor& x) override;
   void silu_and_mul(Tensor& out, const Tensor& gate_up) override;
+  void gelu_tanh_and_mul(Tensor& out, const Tensor& gate_up) override;
+  void scale(Tensor& x, float s) override;
+  void softcap(Tensor& x, float cap) override;
   // Every attention layer runs (sliding windows, soft-capping and sinks included); this checks
   // the shape's values (sinks: float32 [num_heads] on the GPU).
   void check_attention(const AttentionShape& shape) const override;

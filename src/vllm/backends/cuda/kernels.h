@@ -48,6 +48,11 @@ void rotary(DType t, void* qkv, const int32_t* pos, const float* inv_freq, int64
 
 void gelu_new(DType t, void* out, const void* x, int64_t n, cudaStream_t stream);
 void silu_and_mul(DType t, void* out, const void* gate_up, int64_t rows, int64_t I, cudaStream_t stream);
+// out[r, :] = gelu_tanh(gate_up[r, :I]) * gate_up[r, I:]   (Gemma's MLP)
+void gelu_tanh_and_mul(DType t, void* out, const void* gate_up, int64_t rows, int64_t I, cudaStream_t stream);
+// In place over n elements: x *= s; x = tanh(x / cap) * cap.
+void scale(DType t, void* x, float s, int64_t n, cudaStream_t stream);
+void softcap(DType t, void* x, float cap, int64_t n, cudaStream_t stream);
 void add(DType t, void* out, const void* a, const void* b, int64_t n, cudaStream_t stream);
 // out[r, :] += bias
 void add_bias(DType t, void* out, const void* bias, int64_t rows, int64_t N, cudaStream_t stream);
