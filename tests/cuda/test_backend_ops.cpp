@@ -1,7 +1,8 @@
 // Every Backend op of CudaBackend against CpuBackend (the reference semantics) on random inputs
 // of many shapes: odd sizes, GQA ratios, block sizes 1/16/32, decode, prefill and mixed batches,
 // long contexts (split-K decode), sliding windows (keys outside them hold NaN or are kNoBlock),
-// soft-capped scores, sinks and a layer of a second KV cache group. GPU outputs are poisoned with NaN before each op, so an element left unwritten fails. Inputs are rounded to the compute dtype first (for float16 attention, to
+// soft-capped scores, sinks, a layer of a second KV cache group, GPT-OSS's biased and clamped
+// experts. GPU outputs are poisoned with NaN before each op, so an element left unwritten fails. Inputs are rounded to the compute dtype first (for float16 attention, to
 // values both float16 and bfloat16 hold exactly, since the CPU's float16 KV cache is bfloat16), so
 // the two backends see the same numbers and differ only by accumulation order and output rounding.
 // Skips itself when no CUDA device is visible.
@@ -836,6 +837,7 @@ class MoeOps : public Ops {
 
   struct Layer {
     Tensor x, router, gate_up, down;  // host float32, values of the compute dtype
+    Tensor router_bias;               // [E] (GPT-OSS) or undefined
   };
   Layer random_layer(const MoeCase& c) {
     Layer L;
@@ -853,7 +855,7 @@ class MoeOps : public Ops {
   // top_k + 1 most probable experts, every two differ by more than 1e-4 of the largest (the GPU
   // sums the logits in another order, so a closer call may go either way on either side).
   std::vector<float> cpu_logits(const Layer& L, const MoeCase& c) {
-    auto r = cpu_->prepare_linear(L.router, Tensor());
+    auto r = cpu_->prepare_linear(L.router, L.router_bias);
     Tensor logits = Tensor::empty({c.T, c.E}, DType::F32);
     cpu_->linear(logits, L.x, *r);
     return logits.to_floats();
@@ -875,13 +877,14 @@ class MoeOps : public Ops {
   }
 
   // Runs moe on `gpu` and the CPU and compares the decided tokens' rows.
-  void compare_moe(CudaBackend& gpu, const MoeCase& c, const Layer& L, const std::string& path) {
+  void compare_moe(CudaBackend& gpu, const MoeCase& c, const Layer& L, const std::string& path,
+                   const ExpertOptions& eo = {}) {
     const std::string where = lbl(path.c_str(), str(" ", moe_label(c)));
     const MoeRouting routing{c.K, c.renorm};
-    auto crouter = cpu_->prepare_linear(L.router, Tensor());
-    auto cexperts = cpu_->prepare_experts(L.gate_up, L.down, ExpertOptions{});
-    auto grouter = gpu.prepare_linear(L.router, Tensor());
-    auto gexperts = gpu.prepare_experts(L.gate_up, L.down, ExpertOptions{});
+    auto crouter = cpu_->prepare_linear(L.router, L.router_bias);
+    auto cexperts = cpu_->prepare_experts(L.gate_up, L.down, eo);
+    auto grouter = gpu.prepare_linear(L.router, L.router_bias);
+    auto gexperts = gpu.prepare_experts(L.gate_up, L.down, eo);
     Tensor co = nan_host({c.T, c.H});
     cpu_->moe(co, L.x, *crouter, *cexperts, routing);
     Tensor go = gpu.upload(nan_host({c.T, c.H}), dt());
@@ -960,6 +963,30 @@ TEST_P(MoeOps, MatchesCpuOnBothPaths) {
   }
 }
 
+// GPT-OSS's experts: a router with a bias (few tokens: the skinny router kernel; more: cuBLASLt
+// then the bias), float32 biases on both products and the clamped SwiGLU (limit 7 as GPT-OSS,
+// and 0.5, which clamps most gates and ups of these inputs; 0: biases with the plain SwiGLU).
+TEST_P(MoeOps, GptOssExpertsMatchCpuOnBothPaths) {
+  const std::vector<MoeCase> cases = {{1, 8, 2, 96, 64, true},    {3, 32, 4, 64, 80, true},  {200, 8, 2, 96, 64, true},
+                                      {33, 16, 4, 40, 24, false}, {130, 4, 2, 64, 136, true}, {5, 3, 1, 36, 20, false}};
+  for (bool tiles : {false, true}) {
+    auto gpu = gpu_path(tiles);
+    for (float limit : {7.0f, 0.5f, 0.0f}) {
+      for (const MoeCase& c : cases) {
+        ExpertOptions eo;
+        eo.gate_up_bias = rand({c.E, 2 * c.I}, -0.5f, 0.5f);
+        eo.down_bias = rand({c.E, c.H}, -0.5f, 0.5f);
+        eo.swiglu_limit = limit;
+        Layer L = random_layer(c);
+        L.router_bias = rand({c.E}, -1.0f, 1.0f);  // routing on the router's product plus its bias
+        compare_moe(*gpu, c, L, str(tiles ? "gpt-oss moe (tiles where supported)" : "gpt-oss moe (skinny)", " limit=", limit),
+                    eo);
+        if (testing::Test::HasFailure()) return;
+      }
+    }
+  }
+}
+
 TEST_P(MoeOps, UnroutedExpertsAreNotRead) {
   // Few tokens over many experts: the experts no token picks hold NaN, which any read would spread.
   const MoeCase c{3, 64, 2, 128, 64, true};
@@ -1014,16 +1041,16 @@ TEST_P(MoeOps, BadArgumentsAreErrors) {
   Tensor wrong = nan_gpu({c.T, c.H + 8});
   EXPECT_THROW(gpu_->moe(wrong, x, *router, *experts, {2, true}), Error);
   EXPECT_THROW(gpu_->prepare_experts(L.gate_up, L.gate_up, ExpertOptions{}), Error);
-  // GPT-OSS's experts (biases, clamped SwiGLU) are refused by name, not run as plain SwiGLU.
-  ExpertOptions clamped;
-  clamped.swiglu_limit = 7.0f;
-  try {
-    gpu_->prepare_experts(L.gate_up, L.down, clamped);
-    ADD_FAILURE() << "accepted a clamped SwiGLU";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported) << e.what();
-    EXPECT_NE(std::string(e.what()).find("GPT-OSS"), std::string::npos) << e.what();
-  }
+  // Biases of the wrong size and a negative SwiGLU limit.
+  ExpertOptions short_bias;
+  short_bias.gate_up_bias = rand({c.E, c.I});
+  EXPECT_THROW(gpu_->prepare_experts(L.gate_up, L.down, short_bias), Error);
+  ExpertOptions short_down_bias;
+  short_down_bias.down_bias = rand({c.E, c.H - 1});
+  EXPECT_THROW(gpu_->prepare_experts(L.gate_up, L.down, short_down_bias), Error);
+  ExpertOptions negative;
+  negative.swiglu_limit = -1.0f;
+  EXPECT_THROW(gpu_->prepare_experts(L.gate_up, L.down, negative), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(DTypes, Ops, ::testing::Values(DType::F32, DType::F16, DType::BF16),

@@ -100,16 +100,29 @@ class CudaLinearWeight final : public LinearWeight {
 // rows are one contiguous stretch for its products.
 class CudaExpertWeights final : public ExpertWeights {
  public:
-  CudaExpertWeights(Tensor gate_up, Tensor down) : gate_up_(std::move(gate_up)), down_(std::move(down)) {}
+  // Biases: float32 on the device, [E, 2I] and [E, H], or undefined; swiglu_limit > 0: the
+  // clamped SwiGLU (ExpertOptions).
+  CudaExpertWeights(Tensor gate_up, Tensor down, Tensor gate_up_bias = Tensor(), Tensor down_bias = Tensor(),
+                    float swiglu_limit = 0.0f, float swiglu_alpha = 1.702f)
+      : gate_up_(std::move(gate_up)), down_(std::move(down)), gate_up_bias_(std::move(gate_up_bias)),
+        down_bias_(std::move(down_bias)), swiglu_limit_(swiglu_limit), swiglu_alpha_(swiglu_alpha) {}
   int64_t num_experts() const override { return gate_up_.size(0); }
   int64_t hidden_size() const override { return gate_up_.size(2); }
   int64_t intermediate_size() const override { return down_.size(2); }
-  size_t bytes() const override { return gate_up_.nbytes() + down_.nbytes(); }
+  size_t bytes() const override {
+    return gate_up_.nbytes() + down_.nbytes() + (gate_up_bias_.defined() ? gate_up_bias_.nbytes() : 0) +
+           (down_bias_.defined() ? down_bias_.nbytes() : 0);
+  }
   const Tensor& gate_up() const { return gate_up_; }
   const Tensor& down() const { return down_; }
+  const float* gate_up_bias() const { return gate_up_bias_.defined() ? gate_up_bias_.data<float>() : nullptr; }
+  const float* down_bias() const { return down_bias_.defined() ? down_bias_.data<float>() : nullptr; }
+  float swiglu_limit() const { return swiglu_limit_; }
+  float swiglu_alpha() const { return swiglu_alpha_; }
 
  private:
-  Tensor gate_up_, down_;
+  Tensor gate_up_, down_, gate_up_bias_, down_bias_;
+  float swiglu_limit_, swiglu_alpha_;
 };
 
 // Byte offsets of one moe() call's buffers in the backend's MoE scratch (256-byte aligned): the

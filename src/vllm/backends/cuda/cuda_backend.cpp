@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -194,15 +195,19 @@ Tensor CudaBackend::prepare_vector(const Tensor& v) { return upload(v, DType::F3
 
 std::shared_ptr<ExpertWeights> CudaBackend::prepare_experts(const Tensor& gate_up, const Tensor& down,
                                                             const ExpertOptions& options) {
-  if (options.gate_up_bias.defined() || options.down_bias.defined() || options.swiglu_limit > 0)
-    throw Error("experts with biases and a clamped SwiGLU (GPT-OSS) are not implemented on the " + name() +
-                    " backend yet (run this model with --device cpu)",
-                ErrorKind::kUnsupported);
   VLLM_CHECK(gate_up.dim() == 3 && down.dim() == 3, "expert weights must be 3-D [experts, out, in]");
   const int64_t E = gate_up.size(0), I2 = gate_up.size(1), H = gate_up.size(2);
   VLLM_CHECK(I2 % 2 == 0 && down.size(0) == E && down.size(1) == H && down.size(2) == I2 / 2,
              "expert weights: gate_up [E, 2I, H] and down [E, H, I] disagree");
-  return std::make_shared<CudaExpertWeights>(upload(gate_up, compute_dtype_), upload(down, compute_dtype_));
+  VLLM_CHECK(!options.gate_up_bias.defined() || options.gate_up_bias.numel() == E * I2,
+             "expert weights: gate_up bias must be [E, 2I]");
+  VLLM_CHECK(!options.down_bias.defined() || options.down_bias.numel() == E * H, "expert weights: down bias must be [E, H]");
+  VLLM_CHECK(options.swiglu_limit >= 0 && std::isfinite(options.swiglu_limit), "expert weights: swiglu limit");
+  // GPT-OSS's biases stay float32, as the CPU adds them to its float32 sums.
+  auto f32 = [&](const Tensor& b) { return b.defined() ? upload(b, DType::F32) : Tensor(); };
+  return std::make_shared<CudaExpertWeights>(upload(gate_up, compute_dtype_), upload(down, compute_dtype_),
+                                             f32(options.gate_up_bias), f32(options.down_bias), options.swiglu_limit,
+                                             options.swiglu_alpha);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -166,8 +166,11 @@ constexpr int64_t kMoeMaxTopK = 32;
 // logits[T, E] (float32) = x[T, H] · router[E, H]ᵀ for a few tokens (T <= kMoeRouterMaxTokens);
 // more go through cuBLASLt with a float32 output.
 constexpr int64_t kMoeRouterMaxTokens = 8;
-void moe_router_logits(DType t, float* logits, const void* x, const void* router, int64_t T, int64_t E, int64_t H,
-                       cudaStream_t stream);
+// bias: the router's [E] bias in the compute dtype (GPT-OSS), or null.
+void moe_router_logits(DType t, float* logits, const void* x, const void* router, const void* bias, int64_t T,
+                       int64_t E, int64_t H, cudaStream_t stream);
+// logits[T, E] += bias[E] (type t): the bias of a router whose product went through cuBLASLt.
+void moe_router_bias(DType t, float* logits, const void* bias, int64_t T, int64_t E, cudaStream_t stream);
 // From b.logits: each token's softmax (float32), top_k with ties to the lower expert and optional
 // renormalisation into b.ids / b.weights (MoeRouting's contract), then the layout (counts,
 // offsets, tile_starts, active, num_active, order, pos), equal to moe::group_by_expert's.
@@ -180,6 +183,9 @@ void moe_route_and_group(const MoeBuffers& b, int64_t T, int64_t E, int64_t top_
 // previous product). One expert slot per grid row, one output column per warp, up to 8 of an
 // expert's rows at once, so an expert's weights are streamed once for up to 8 of its tokens (an
 // expert has at most T rows).
+// GPT-OSS's experts: bias (float32, [E, 2N] gated: gate then up, or [E, N]) is added to the
+// products' float32 sums, and swiglu_limit > 0 makes the gated activation the clamped SwiGLU
+// (ExpertOptions): (clamp(up, ±limit) + 1) * g * sigmoid(alpha * g), g = min(gate, limit).
 struct MoeProduct {
   void* out = nullptr;
   const void* in = nullptr;
@@ -187,6 +193,8 @@ struct MoeProduct {
   bool gated = false;
   bool gather = false;
   int64_t N = 0, Kd = 0;
+  const float* bias = nullptr;
+  float swiglu_limit = 0.0f, swiglu_alpha = 1.702f;
 };
 void moe_expert_gemv(DType t, const MoeProduct& p, const MoeBuffers& b, int64_t T, int64_t E, int64_t top_k,
                      cudaStream_t stream);

@@ -4,6 +4,9 @@
 //   router logits (float32)  ->  route + group  ->  gate/up product with SiLU-and-mul  ->  down
 //   product  ->  combine
 //
+// GPT-OSS's experts add a float32 bias to each product and clamp the SwiGLU (MoeProduct): both
+// happen in the products' epilogues, on float32 sums, as the CPU computes them.
+//
 // The grouping is moe_layout.h's: assignment a = t * top_k + k sorted by expert, tokens ascending
 // within an expert. Kernels that work per expert find theirs in the layout (an active-expert slot
 // or a row tile per grid row), so grids are sized for the worst routing and the host never needs
@@ -23,6 +26,17 @@ constexpr int kWarps = kThreads / 32;
 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
+// The gated activation: silu(g) * u, or with limit > 0 GPT-OSS's clamped SwiGLU, (clamp(u) + 1)
+// * g * sigmoid(alpha * g) with g clamped above only (ExpertOptions). limit is uniform.
+__device__ __forceinline__ float gated_act(float g, float u, float limit, float alpha) {
+  if (limit > 0.0f) {
+    g = fminf(g, limit);
+    u = fminf(fmaxf(u, -limit), limit);
+    return (u + 1.0f) * (g / (1.0f + expf(-alpha * g)));
+  }
+  return silu(g) * u;
+}
+
 // acc += w · x over one 16-byte pack of each.
 template <typename T>
 __device__ __forceinline__ void dot_pack(const uint4& w, const uint4& x, float& acc) {
@@ -37,7 +51,8 @@ __device__ __forceinline__ void dot_pack(const uint4& w, const uint4& x, float& 
 
 template <typename T, bool VEC>
 __global__ void __launch_bounds__(kThreads) router_logits_kernel(float* __restrict__ logits, const T* __restrict__ x,
-                                                                 const T* __restrict__ w, int nt, int E, int H) {
+                                                                 const T* __restrict__ w, const T* __restrict__ bias,
+                                                                 int nt, int E, int H) {
   pdl_begin();
   constexpr int MT = static_cast<int>(kMoeRouterMaxTokens);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -67,10 +82,19 @@ __global__ void __launch_bounds__(kThreads) router_logits_kernel(float* __restri
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
     if (m < nt) {  // nt is the same for the whole warp
-      const float v = warp_sum(acc[m]);
+      const float v = warp_sum(acc[m]) + (bias ? to_float(bias[e]) : 0.0f);
       if (lane == 0) logits[static_cast<int64_t>(m) * E + e] = v;
     }
   }
+}
+
+// logits[t, e] += bias[e] (a router's bias after a cuBLASLt product with a float32 output).
+template <typename T>
+__global__ void router_bias_kernel(float* __restrict__ logits, const T* __restrict__ bias, int64_t rows, int E) {
+  pdl_begin();
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows * E;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    logits[i] += to_float(bias[i % E]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,6 +311,8 @@ struct GemvArgs {
   const int32_t *offsets, *active, *num_active, *order;
   int K, N, Kd;
   bool gather;
+  const float* bias;  // MoeProduct::bias
+  float limit, alpha;
 };
 
 template <typename T, bool GATED, bool VEC, int MT>
@@ -357,12 +383,18 @@ __global__ void __launch_bounds__(kThreads, 2) expert_gemv_kernel(GemvArgs a) {
         }
       }
     }
+    const float* bias = a.bias ? a.bias + static_cast<int64_t>(e) * (GATED ? 2 * N : N) : nullptr;
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
       if (m < nt) {
-        const float g = warp_sum(ag[m]);
+        float g = warp_sum(ag[m]);
+        if (bias) g += bias[n];
         float v = g;
-        if constexpr (GATED) v = silu(g) * warp_sum(au[m]);
+        if constexpr (GATED) {
+          float u = warp_sum(au[m]);
+          if (bias) u += bias[N + n];
+          v = gated_act(g, u, a.limit, a.alpha);
+        }
         if (lane == 0) out[static_cast<int64_t>(r0 + c0 + m) * N + n] = from_float<T>(v);
       }
     }
@@ -385,6 +417,8 @@ struct GemmArgs {
   const int32_t *offsets, *tile_starts, *order;
   int K, N, Kd, E;
   bool gather;
+  const float* bias;  // MoeProduct::bias
+  float limit, alpha;
 };
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* src, bool valid) {
@@ -491,6 +525,7 @@ __global__ void __launch_bounds__(kThreads) expert_gemm_kernel(GemmArgs a) {
   float* sc = reinterpret_cast<float*>(smem_raw) + warp * 512;
   T* out = static_cast<T*>(a.out);
   const int rr = lane >> 1, cc0 = (lane & 1) * 8;
+  const float* bias = a.bias ? a.bias + static_cast<int64_t>(e) * (GATED ? 2 * N : N) : nullptr;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     wmma::store_matrix_sync(sc, acc[i][0], 16, wmma::mem_row_major);
@@ -502,13 +537,20 @@ __global__ void __launch_bounds__(kThreads) expert_gemm_kernel(GemmArgs a) {
 #pragma unroll
       for (int j = 0; j < (GATED ? 1 : 2); ++j) {
         const int col0 = GATED ? blockIdx.x * (kBN / 2) + wn * 16 + cc0 : blockIdx.x * kBN + wn * 32 + j * 16 + cc0;
+        if (col0 + 8 > N) continue;  // N is a multiple of 8: these 8 columns are all in or all out
         Pack<T> v;
 #pragma unroll
         for (int q = 0; q < 8; ++q) {
-          const float g = sc[j * 256 + rr * 16 + cc0 + q];
-          v.v[q] = from_float<T>(GATED ? silu(g) * sc[256 + rr * 16 + cc0 + q] : g);
+          float g = sc[j * 256 + rr * 16 + cc0 + q];
+          if (bias) g += bias[col0 + q];
+          if constexpr (GATED) {
+            float u = sc[256 + rr * 16 + cc0 + q];
+            if (bias) u += bias[N + col0 + q];
+            g = gated_act(g, u, a.limit, a.alpha);
+          }
+          v.v[q] = from_float<T>(g);
         }
-        if (col0 + 8 <= N) store_pack(orow + col0, v);  // N is a multiple of 8
+        store_pack(orow + col0, v);
       }
     }
     __syncwarp();
@@ -571,8 +613,8 @@ int max_slots(int64_t T, int64_t E, int64_t K) { return static_cast<int>(std::mi
 
 }  // namespace
 
-void moe_router_logits(DType t, float* logits, const void* x, const void* router, int64_t T, int64_t E, int64_t H,
-                       cudaStream_t stream) {
+void moe_router_logits(DType t, float* logits, const void* x, const void* router, const void* bias, int64_t T,
+                       int64_t E, int64_t H, cudaStream_t stream) {
   if (T == 0) return;
   if (T > kMoeRouterMaxTokens) fail("moe_router_logits: too many tokens");
   const unsigned blocks = ceil_div(E, kWarps);
@@ -580,12 +622,22 @@ void moe_router_logits(DType t, float* logits, const void* x, const void* router
     const bool vec = H % Pack<T_>::N == 0 && aligned16(x) && aligned16(router);
     if (vec)
       launch_k(router_logits_kernel<T_, true>, blocks, kThreads, 0, stream, logits, static_cast<const T_*>(x),
-               static_cast<const T_*>(router), static_cast<int>(T), static_cast<int>(E), static_cast<int>(H));
+               static_cast<const T_*>(router), static_cast<const T_*>(bias), static_cast<int>(T), static_cast<int>(E),
+               static_cast<int>(H));
     else
       launch_k(router_logits_kernel<T_, false>, blocks, kThreads, 0, stream, logits, static_cast<const T_*>(x),
-               static_cast<const T_*>(router), static_cast<int>(T), static_cast<int>(E), static_cast<int>(H));
+               static_cast<const T_*>(router), static_cast<const T_*>(bias), static_cast<int>(T), static_cast<int>(E),
+               static_cast<int>(H));
   });
   check_launch("moe_router_logits");
+}
+
+void moe_router_bias(DType t, float* logits, const void* bias, int64_t T, int64_t E, cudaStream_t stream) {
+  if (T == 0) return;
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(ceil_div(T * E, 256), 4096));
+  VLLM_DISPATCH_FLOAT(t, T_, launch_k(router_bias_kernel<T_>, blocks, 256, 0, stream, logits,
+                                      static_cast<const T_*>(bias), T, static_cast<int>(E)));
+  check_launch("moe_router_bias");
 }
 
 namespace {
@@ -634,7 +686,7 @@ void moe_expert_gemv(DType t, const MoeProduct& p, const MoeBuffers& b, int64_t 
                      cudaStream_t stream) {
   if (T == 0) return;
   GemvArgs a{p.out, p.in, p.w, b.offsets, b.active, b.num_active, b.order, static_cast<int>(K), static_cast<int>(p.N),
-             static_cast<int>(p.Kd), p.gather};
+             static_cast<int>(p.Kd), p.gather, p.bias, p.swiglu_limit, p.swiglu_alpha};
   const dim3 grid(ceil_div(p.N, kWarps), static_cast<unsigned>(max_slots(T, E, K)));
   VLLM_DISPATCH_FLOAT(t, T_, {
     const bool vec = p.Kd % Pack<T_>::N == 0 && aligned16(p.in) && aligned16(p.w);
@@ -671,7 +723,7 @@ void moe_expert_gemm(DType t, const MoeProduct& p, const MoeBuffers& b, int64_t 
   if (T == 0) return;
   if (!moe_gemm_supported(t, p)) fail("moe_expert_gemm: unsupported operands");
   GemmArgs a{p.out, p.in, p.w, b.offsets, b.tile_starts, b.order, static_cast<int>(K), static_cast<int>(p.N),
-             static_cast<int>(p.Kd), static_cast<int>(E), p.gather};
+             static_cast<int>(p.Kd), static_cast<int>(E), p.gather, p.bias, p.swiglu_limit, p.swiglu_alpha};
   const int64_t tiles = moe::max_row_tiles(T * K, E, kMoeTileRows);
   if (tiles > 65535) fail("moe_expert_gemm: too many row tiles for one launch");
   const dim3 grid(ceil_div(p.N, p.gated ? kBN / 2 : kBN), static_cast<unsigned>(tiles));

@@ -12,17 +12,22 @@ namespace {
 void moe_route(CudaBackend::Impl& I, DType dt, const cuda::MoeBuffers& b, const Tensor& x, const CudaLinearWeight& router,
                const MoeRouting& routing) {
   const int64_t T = x.size(0), H = x.size(1), E = router.out_features();
-  if (T <= cuda::kMoeRouterMaxTokens)
-    cuda::moe_router_logits(dt, b.logits, x.raw(), router.weight().raw(), T, E, H, I.stream);
-  else
+  // GPT-OSS's router has a bias (in the compute dtype, as every linear's).
+  const void* bias = router.bias().defined() ? router.bias().raw() : nullptr;
+  if (T <= cuda::kMoeRouterMaxTokens) {
+    cuda::moe_router_logits(dt, b.logits, x.raw(), router.weight().raw(), bias, T, E, H, I.stream);
+  } else {
+    // cuBLASLt's bias epilogue needs the output in the bias's dtype: the bias follows apart.
     I.gemm->run(dt, b.logits, x.raw(), router.weight().raw(), nullptr, T, E, H, DType::F32);
+    if (bias) cuda::moe_router_bias(dt, b.logits, bias, T, E, I.stream);
+  }
   cuda::moe_route_and_group(b, T, E, routing.top_k, routing.renormalize, I.stream);
 }
 
 // The checks moe() and moe_routing_state() share.
 void check_moe_args(const Tensor& x, const CudaLinearWeight& router, int64_t E, const MoeRouting& routing) {
   VLLM_CHECK(x.dim() == 2 && router.in_features() == x.size(1) && router.out_features() == E, "moe: router shape");
-  VLLM_CHECK(!router.bias().defined(), "moe: a router with a bias");
+  VLLM_CHECK(!router.bias().defined() || router.bias().numel() == E, "moe: the router's bias must be [E]");
   if (routing.top_k < 1 || routing.top_k > E)
     throw Error("moe: top_k (" + std::to_string(routing.top_k) + ") must be between 1 and the number of experts (" +
                 std::to_string(E) + ")");
@@ -56,7 +61,8 @@ void CudaBackend::moe(Tensor& out, const Tensor& x, const LinearWeight& lrouter,
   void* y = base + L.y;
   cuda::MoeProduct up, down;
   up.out = act, up.in = x.raw(), up.w = ex.gate_up().raw(), up.gated = true, up.gather = true, up.N = Iw, up.Kd = H;
-  down.out = y, down.in = act, down.w = ex.down().raw(), down.N = H, down.Kd = Iw;
+  up.bias = ex.gate_up_bias(), up.swiglu_limit = ex.swiglu_limit(), up.swiglu_alpha = ex.swiglu_alpha();
+  down.out = y, down.in = act, down.w = ex.down().raw(), down.N = H, down.Kd = Iw, down.bias = ex.down_bias();
   const bool tiles = T * K >= I.moe_gemm_min_rows * E && cuda::moe_gemm_supported(dt, up) && cuda::moe_gemm_supported(dt, down);
   if (tiles) {
     cuda::moe_expert_gemm(dt, up, b, T, E, K, I.stream);
