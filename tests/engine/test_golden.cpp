@@ -199,6 +199,15 @@ TEST_P(GoldenModel, Float16PassesCheckLogprobsClose) {
   expect_logprobs_close(read(GetParam()), dir, "float16");
 }
 
+// On the GPU every golden model runs: the tests above skip a model the test device refuses, so
+// here a refusal (a kUnsupported error at load) is a failure.
+TEST_P(GoldenModel, RunsOnTheGpu) {
+  const char* device = std::getenv("VLLM_TEST_DEVICE");
+  if (!device || std::string(device) != "cuda") GTEST_SKIP() << "checked on the GPU (VLLM_TEST_DEVICE=cuda)";
+  const std::string dir = test::materialize_model(GetParam());
+  EXPECT_EQ(test::unsupported_on_test_device(dir), "") << GetParam() << " is refused on the GPU";
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, GoldenModel,
                          ::testing::Values("tiny-phi", "tiny-llama2", "tiny-llama3", "tiny-qwen3", "tiny-qwen2", "tiny-phi3",
                                            "tiny-mixtral", "tiny-qwen3moe", "tiny-gemma3", "tiny-gemma2", "tiny-gptoss"),
