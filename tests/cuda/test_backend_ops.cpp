@@ -892,7 +892,9 @@ class MoeOps : public Ops {
     Tensor g = gpu.download_f32(go);
     const std::vector<bool> ok = decided(cpu_logits(L, c), c);
     const int64_t n_ok = std::count(ok.begin(), ok.end(), true);
-    EXPECT_GE(n_ok, c.T - std::max<int64_t>(1, c.T / 20)) << where << ": too many near-tied routings";
+    // A guard on the random layer, not on the GPU: at most a tenth of the tokens (at least 2) may
+    // be near ties, so the comparison keeps nearly every row (33 tokens over 16 experts gave 2).
+    EXPECT_GE(n_ok, c.T - std::max<int64_t>(2, c.T / 10)) << where << ": too many near-tied routings";
     std::vector<float> gk, ck;
     for (int64_t t = 0; t < c.T; ++t) {
       if (!ok[static_cast<size_t>(t)]) continue;

@@ -398,10 +398,10 @@ void EngineCore::set_output_paused(uint64_t seq_id, bool paused) {
   if (Request* r = scheduler_->find(seq_id)) r->output_paused = paused;
 }
 
-bool EngineCore::append_and_check_stop(Request& r, int32_t token) {
+bool EngineCore::append_and_check_stop(Request& r, int32_t token, bool grammar_took_token) {
   r.token_ids.push_back(token);
   const SamplingParams& p = r.params;
-  if (r.matcher && !r.matcher->accept_token(token)) {
+  if (r.matcher && !grammar_took_token) {
     // The sampler only draws allowed tokens; an empty mask (no token of this vocabulary can
     // continue the grammar) is the one way here. The output so far is all there is.
     VLLM_LOG_WARN("request {}: no token of the vocabulary continues its structured-outputs grammar", r.request_id);
@@ -457,6 +457,8 @@ std::vector<EngineCoreOutput> EngineCore::step() {
     logits = runner_->execute(sched, *kv_, &plan);
     t2 = clock::now();
     step_masks_->wait();
+    // While the forward still runs: the masks start for the device (a no-op on the CPU).
+    if (backend_sampler_ && !step_masks_->all().empty()) runner_->backend().prefetch_token_masks(step_masks_->all());
   } catch (...) {
     // The fill reads the requests' matchers: it must end before anything can free them.
     try {

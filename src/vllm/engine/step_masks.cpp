@@ -53,18 +53,21 @@ void StepMasks::start(std::vector<Request*> requests, int64_t vocab) {
 
 void StepMasks::fill_all() {
   ThreadPool& pool = pool_ ? *pool_ : ThreadPool::global();
-  try {
-    auto fill = [&](int, int64_t begin, int64_t end) {
+  std::mutex error_mutex;
+  auto fill = [&](int, int64_t begin, int64_t end) {
+    // The pool's workers must not throw: the first error is kept for wait() to rethrow.
+    try {
       for (int64_t j = begin; j < end; ++j)
         requests_[static_cast<size_t>(j)]->matcher->fill_next_token_bitmask(masks_ + static_cast<size_t>(j) * words_,
                                                                              words_);
-    };
-    const int64_t n = static_cast<int64_t>(requests_.size());
-    if (n > 1) pool.parallel_for(n, fill);
-    else fill(0, 0, n);
-  } catch (...) {
-    error_ = std::current_exception();
-  }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error_) error_ = std::current_exception();
+    }
+  };
+  const int64_t n = static_cast<int64_t>(requests_.size());
+  if (n > 1) pool.parallel_for(n, fill);
+  else fill(0, 0, n);
 }
 
 void StepMasks::drive() {
@@ -87,6 +90,28 @@ void StepMasks::wait() {
     cv_.wait(lock, [&] { return !busy_; });
   }
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
+void StepMasks::accept(std::span<Request* const> requests, std::span<const int32_t> tokens, std::vector<char>* took) {
+  const int64_t n = static_cast<int64_t>(requests.size());
+  took->assign(requests.size(), 0);
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  auto run = [&](int, int64_t begin, int64_t end) {
+    // The pool's workers must not throw: the first error is rethrown here, on the caller.
+    try {
+      for (int64_t i = begin; i < end; ++i)
+        (*took)[static_cast<size_t>(i)] = requests[static_cast<size_t>(i)]->matcher->accept_token(tokens[static_cast<size_t>(i)]);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  // Below this many rows a pool's wake-up costs more than the accepts it spreads.
+  constexpr int64_t kParallelRows = 8;
+  if (pool_ && n >= kParallelRows) pool_->parallel_for(n, run);
+  else run(0, 0, n);
+  if (error) std::rethrow_exception(error);
 }
 
 const uint32_t* StepMasks::mask_of(const Request* r) const {
