@@ -18,6 +18,7 @@
 #include "vllm/core/error.h"
 #include "vllm/core/tensor.h"
 #include "vllm/gguf/quantized_matrix.h"
+#include "vllm/loader/fp8_weights.h"
 
 namespace vllm {
 
@@ -183,6 +184,17 @@ class Backend {
   // calls prepare_linear; the CPU keeps quantized types quantized (quant_gemm.h).
   virtual std::shared_ptr<LinearWeight> prepare_quantized_linear(const std::vector<gguf::QuantizedMatrix>& parts,
                                                                  const Tensor& bias);
+  // A weight given in FP8 (e4m3 bytes and float32 scales, loader/fp8_weights.h), as an FP8
+  // checkpoint stores it or --quantization fp8 makes it: its parts (q, k and v; gate and up; or one)
+  // stacked by rows in order, each with its own scales and layout; equal widths. bias [sum of rows]
+  // or undefined. The default dequantizes each part
+  // (dequantize_fp8: weight * scale in float32), stacks them and calls prepare_linear, so that the
+  // product uses exactly the dequantized weights (the CPU's path); the CUDA backend keeps the bytes
+  // and multiplies in FP8.
+  virtual std::shared_ptr<LinearWeight> prepare_fp8_linear(const std::vector<Fp8Matrix>& parts, const Tensor& bias);
+  // Whether prepare_fp8_linear keeps the e4m3 bytes and multiplies in FP8 (for messages); the
+  // default dequantizes.
+  virtual bool keeps_fp8_weights() const { return false; }
   // Embedding table [vocab, hidden] kept in the compute dtype (rows gathered per token).
   virtual Tensor prepare_embedding(const Tensor& table) = 0;
   // An embedding table in GGUF rows (a quantized GGUF file's token_embd). The default dequantizes
@@ -307,6 +319,26 @@ inline std::shared_ptr<LinearWeight> Backend::prepare_quantized_linear(const std
     Tensor d = p.dequantize();
     std::copy(d.data<float>(), d.data<float>() + d.numel(), w.data<float>() + at * p.cols);
     at += p.rows();
+  }
+  return prepare_linear(w, bias);
+}
+
+inline std::shared_ptr<LinearWeight> Backend::prepare_fp8_linear(const std::vector<Fp8Matrix>& parts,
+                                                                const Tensor& bias) {
+  VLLM_CHECK(!parts.empty(), "a linear weight has at least one part");
+  const int64_t cols = parts[0].weight.size(1);
+  int64_t rows = 0;
+  for (const auto& p : parts) {
+    VLLM_CHECK(p.weight.dtype() == DType::U8 && p.weight.dim() == 2 && p.weight.size(1) == cols,
+               "FP8 parts are U8 matrices of one width");
+    rows += p.weight.size(0);
+  }
+  Tensor w = Tensor::empty({rows, cols}, DType::F32);
+  int64_t at = 0;
+  for (const auto& p : parts) {
+    const Tensor d = dequantize_fp8(p.weight, Float8Format::kE4M3, p.scale, p.layout, "FP8 weight scale");
+    std::copy(d.data<float>(), d.data<float>() + d.numel(), w.data<float>() + at * cols);
+    at += p.weight.size(0);
   }
   return prepare_linear(w, bias);
 }

@@ -163,11 +163,14 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
                       : load_model(config.model, model_config_, *backend);
   }
   gguf_file.reset();  // the weights keep the mapping alive as long as they need it
+  const std::string products = backend->keeps_fp8_weights()
+                                   ? "kept in e4m3, products in FP8"
+                                   : "dequantized to " + std::string(dtype_name(compute_dtype_)) + " at load";
   if (quantization == "fp8" && config.quantization == "fp8" && !model_config_.raw.contains("quantization_config"))
-    VLLM_LOG_INFO("--quantization fp8: each linear layer's weight quantized to e4m3 with a per-tensor scale{}",
-                  backend->device() == Device::kCPU ? " (the CPU computes with the dequantized values)" : "");
+    VLLM_LOG_INFO("--quantization fp8: each linear layer's weight quantized to e4m3 with a per-tensor scale, {}",
+                  products);
   else if (!quantization.empty())
-    VLLM_LOG_INFO("{} checkpoint: FP8 weights dequantized to {} at load", quantization, dtype_name(compute_dtype_));
+    VLLM_LOG_INFO("{} checkpoint: FP8 weights {}", quantization, products);
 
   int64_t num_blocks;
   // Layers with a sliding window keep block tables of their own, so their blocks can go back to

@@ -59,10 +59,9 @@ Shape fp8_scale_shape(const Fp8WeightLayout& layout, int64_t out, int64_t in) {
   return {1};
 }
 
-Tensor dequantize_fp8(const Tensor& weight, Float8Format format, const Tensor& scale, const Fp8WeightLayout& layout,
-                      const std::string& scale_name) {
+Tensor checked_fp8_scales(const Tensor& weight, const Tensor& scale, const Fp8WeightLayout& layout,
+                          const std::string& scale_name) {
   VLLM_CHECK(weight.dtype() == DType::U8 && weight.shape().size() == 2, "an FP8 weight is a U8 matrix");
-  VLLM_CHECK(format == Float8Format::kE4M3 || format == Float8Format::kE5M2, "a float8 format");
   const int64_t out = weight.size(0), in = weight.size(1);
   if (scale.dtype() != DType::F32 && scale.dtype() != DType::BF16 && scale.dtype() != DType::F16)
     throw Error("tensor '" + scale_name + "' has dtype " + std::string(dtype_name(scale.dtype())) +
@@ -72,13 +71,22 @@ Tensor dequantize_fp8(const Tensor& weight, Float8Format format, const Tensor& s
     throw Error("tensor '" + scale_name + "' has shape " + shape_str(scale.shape()) + " but the weight " +
                     shape_str(weight.shape()) + " needs " + expected_scale_shapes(layout, out, in),
                 ErrorKind::kModelLoad);
-  ScaleGrid grid;
-  grid.layout = layout;
-  grid.values = scale.to_floats();
-  if (layout.scales == Fp8ScaleLayout::kBlock) grid.block_cols_count = ceil_div(in, layout.block_cols);
-  for (float s : grid.values)
+  const std::vector<float> values = scale.to_floats();
+  for (float s : values)
     if (!std::isfinite(s))
       throw Error("tensor '" + scale_name + "' holds a non-finite scale (" + std::to_string(s) + ")", ErrorKind::kModelLoad);
+  return Tensor::from_floats(values, fp8_scale_shape(layout, out, in));
+}
+
+Tensor dequantize_fp8(const Tensor& weight, Float8Format format, const Tensor& scale, const Fp8WeightLayout& layout,
+                      const std::string& scale_name) {
+  VLLM_CHECK(weight.dtype() == DType::U8 && weight.shape().size() == 2, "an FP8 weight is a U8 matrix");
+  VLLM_CHECK(format == Float8Format::kE4M3 || format == Float8Format::kE5M2, "a float8 format");
+  const int64_t out = weight.size(0), in = weight.size(1);
+  ScaleGrid grid;
+  grid.layout = layout;
+  grid.values = checked_fp8_scales(weight, scale, layout, scale_name).to_floats();
+  if (layout.scales == Fp8ScaleLayout::kBlock) grid.block_cols_count = ceil_div(in, layout.block_cols);
   Tensor result = Tensor::empty({out, in}, DType::F32);
   const uint8_t* src = weight.data<uint8_t>();
   float* dst = result.data<float>();

@@ -23,12 +23,26 @@ struct Fp8WeightLayout {
   int64_t block_cols = 128;
 };
 
+// An FP8 weight matrix as a checkpoint stores it (or --quantization fp8 makes it): e4m3 bytes
+// (U8 [out, in]) and float32 scales of shape fp8_scale_shape(layout, out, in).
+struct Fp8Matrix {
+  Tensor weight;
+  Tensor scale;
+  Fp8WeightLayout layout;
+};
+
 // The scale shape `layout` needs for a weight [out, in] (per-tensor: [1]).
 Shape fp8_scale_shape(const Fp8WeightLayout& layout, int64_t out, int64_t in);
 
-// weight (U8 bytes of `format`, [out, in]) times its scales (F32, BF16 or F16, of a shape the
-// layout accepts), in float32: the dequantized weight as an F32 tensor [out, in]. A scale of the
+// The scales of FP8 weight `weight` (U8 [out, in]) checked and read: F32, BF16 or F16, of a shape
+// the layout accepts ([] or [1] per tensor; [out, 1] or [out] per channel; the block grid), every
+// one finite. Returns them as float32 of shape fp8_scale_shape(layout, out, in). A scale of the
 // wrong shape or dtype, or not finite, is a vllm::Error (kModelLoad) naming `scale_name`.
+Tensor checked_fp8_scales(const Tensor& weight, const Tensor& scale, const Fp8WeightLayout& layout,
+                          const std::string& scale_name);
+
+// weight (U8 bytes of `format`, [out, in]) times its scales (checked as checked_fp8_scales does),
+// in float32: the dequantized weight as an F32 tensor [out, in].
 Tensor dequantize_fp8(const Tensor& weight, Float8Format format, const Tensor& scale, const Fp8WeightLayout& layout,
                       const std::string& scale_name);
 

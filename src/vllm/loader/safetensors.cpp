@@ -14,6 +14,7 @@
 
 #include "vllm/core/error.h"
 #include "vllm/core/files.h"
+#include "vllm/loader/fp8_weights.h"
 
 namespace vllm {
 
@@ -285,7 +286,7 @@ Tensor WeightStore::get(const std::string& name) const {
   return file.get(name);
 }
 
-Tensor WeightStore::dequantized_fp8(const std::string& name, const SafetensorsFile& file, Float8Format format) const {
+Fp8Matrix WeightStore::stored_fp8(const std::string& name, const SafetensorsFile& file, Float8Format format) const {
   auto fail = [&](const std::string& what, ErrorKind kind = ErrorKind::kModelLoad) {
     throw Error("model folder " + folder_ + ": " + what, kind);
   };
@@ -308,7 +309,8 @@ Tensor WeightStore::dequantized_fp8(const std::string& name, const SafetensorsFi
   if (!where_.count(scale_name))
     fail("missing tensor '" + scale_name + "', the scale of FP8 weight '" + name + "'");
   if (scheme->activations == Fp8ActivationScheme::kStaticPerTensor) {
-    // Unused on the CPU (activations stay in the compute dtype), but part of the checkpoint.
+    // Unused (the CPU keeps activations in the compute dtype; the GPU's FP8 products scale them
+    // per token, dynamically), but part of the checkpoint.
     const std::string input_scale = module + ".input_scale";
     if (!where_.count(input_scale))
       fail("missing tensor '" + input_scale + "', the static activation scale of FP8 layer '" + module + "'");
@@ -316,11 +318,29 @@ Tensor WeightStore::dequantized_fp8(const std::string& name, const SafetensorsFi
       fail("tensor '" + input_scale + "' must hold one scale (static per-tensor activations)");
   }
   try {
-    return dequantize_fp8(weight, format, get(scale_name), scheme->weights, scale_name);
+    return Fp8Matrix{weight, checked_fp8_scales(weight, get(scale_name), scheme->weights, scale_name), scheme->weights};
   } catch (const Error& e) {
     fail(e.what(), e.kind());
   }
   return {};
+}
+
+Tensor WeightStore::dequantized_fp8(const std::string& name, const SafetensorsFile& file, Float8Format format) const {
+  const Fp8Matrix m = stored_fp8(name, file, format);
+  return dequantize_fp8(m.weight, format, m.scale, m.layout, name);
+}
+
+bool WeightStore::is_fp8(const std::string& name) const {
+  auto it = where_.find(name);
+  return it != where_.end() && files_[it->second]->float8_format(name) != Float8Format::kNone;
+}
+
+Fp8Matrix WeightStore::get_fp8(const std::string& name, const Shape& expected) const {
+  VLLM_CHECK(is_fp8(name), "get_fp8 of a tensor not stored in float8");
+  const SafetensorsFile& file = *files_[where_.at(name)];
+  Fp8Matrix m = stored_fp8(name, file, file.float8_format(name));
+  if (m.weight.shape() != expected) shape_error(name, m.weight.shape(), expected);
+  return m;
 }
 
 void WeightStore::shape_error(const std::string& name, const Shape& got, const Shape& expected) const {

@@ -81,6 +81,14 @@ class WeightStore {
   Tensor get(const std::string& name) const;
   // Like get(), and checks the shape; a mismatch is an error naming the tensor and both shapes.
   Tensor get(const std::string& name, const Shape& expected) const;
+  // Whether `name` is stored in float8 (F8_E4M3 / F8_E5M2 in a safetensors file).
+  bool is_fp8(const std::string& name) const;
+  // The FP8 checkpoint weight `name` as stored: its e4m3 bytes and its scales, read as float32
+  // (Fp8Matrix), with every check and error of get() (the config, the scale's presence, dtype,
+  // shape and values, a static activation scale) and the shape checked against `expected`. Static
+  // activation scales (input_scale) are checked but not returned: FP8 products scale activations
+  // per token, dynamically.
+  Fp8Matrix get_fp8(const std::string& name, const Shape& expected) const;
   // Whether `name` is a matrix kept in a quantized GGUF type.
   bool is_quantized(const std::string& name) const { return quantized_.count(name) > 0; }
   // The matrix `name` as GGUF rows (a float tensor as F32 / F16 / BF16 rows), shape checked.
@@ -100,6 +108,8 @@ class WeightStore {
 
  private:
   [[noreturn]] void shape_error(const std::string& name, const Shape& got, const Shape& expected) const;
+  // An FP8 checkpoint's weight with its checked scales (the checks of dequantized_fp8).
+  Fp8Matrix stored_fp8(const std::string& name, const SafetensorsFile& file, Float8Format format) const;
   Tensor dequantized_fp8(const std::string& name, const SafetensorsFile& file, Float8Format format) const;
 
   std::string folder_;

@@ -46,11 +46,28 @@ std::shared_ptr<LinearWeight> WeightLoader::linear(const std::vector<std::pair<s
     bytes_ += lw->bytes();
     return lw;
   }
+  // An FP8 checkpoint's float8 weights go to the backend as stored, each part with its own scales
+  // (a backend without FP8 products dequantizes them; a layer mixing float8 and float parts, which
+  // checkpoints do not write, is dequantized here as before).
+  bool all_fp8 = true;
+  for (const auto& [name, _] : weights) all_fp8 = all_fp8 && store_.is_fp8(name);
+  if (all_fp8) {
+    std::vector<Fp8Matrix> parts;
+    for (const auto& [name, shape] : weights) parts.push_back(store_.get_fp8(name, shape));
+    auto lw = backend_.prepare_fp8_linear(parts, b);
+    bytes_ += lw->bytes();
+    return lw;
+  }
   Tensor w = concat_rows(weights);
   // --quantization fp8: the fused weight (q, k and v together, as vLLM's merged layers) gets one
-  // per-tensor scale, and the CPU computes with its dequantized values.
-  if (store_.online_quantization() == "fp8" && !fp8_leaves_unquantized(weights[0].first))
-    w = fp8_round_trip_per_tensor(w);
+  // per-tensor scale; the backend gets its e4m3 bytes and scale (the CPU computes with their
+  // dequantized values, what fp8_round_trip_per_tensor gives).
+  if (store_.online_quantization() == "fp8" && !fp8_leaves_unquantized(weights[0].first)) {
+    Fp8Quantized q = quantize_fp8(w, Fp8WeightLayout{});
+    auto lw = backend_.prepare_fp8_linear({Fp8Matrix{std::move(q.weight), std::move(q.scale), Fp8WeightLayout{}}}, b);
+    bytes_ += lw->bytes();
+    return lw;
+  }
   auto lw = backend_.prepare_linear(w, b);
   bytes_ += lw->bytes();
   return lw;
