@@ -21,7 +21,9 @@
 #include "vllm/backends/cpu/cpu_moe.h"
 #include "vllm/backends/cuda/cuda_backend.h"
 #include "vllm/backends/moe_layout.h"
+#include "vllm/core/float8.h"
 #include "vllm/kv_cache/kv_cache_manager.h"
+#include "vllm/loader/fp8_weights.h"
 
 using namespace vllm;
 
@@ -422,6 +424,332 @@ TEST_P(Ops, RotaryAndQkNorm) {
     cpu_->qk_rms_norm(cq2, cpu_->prepare_vector(qw), cpu_->prepare_vector(kw), s, 1e-6f);
     gpu_->qk_rms_norm(gq2, gpu_->prepare_vector(qw), gpu_->prepare_vector(kw), s, 1e-6f);
     expect_close(gq2, cq2, lbl("qk_rms_norm", where));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// FP8 linear layers (CudaBackend::prepare_fp8_linear): e4m3 weights with per-tensor, per-channel
+// or block scales, fused parts with scales of their own, against a host reference of the same
+// math in float64: the dequantized weights (quantize_fp8 then dequantize_fp8, the CPU's weights)
+// times the activations as the path taken reads them: as they are (the skinny FP8 product, the
+// W8A16 fallback), or quantized per token to e4m3 (cuBLASLt's FP8 product: the reference quantizes
+// each row with quantize_fp8, the formulas quantize_rows_e4m3 runs). Each case also checks which
+// path ran, so that a shape meant for FP8 tensor cores cannot quietly take the fallback.
+
+using Fp8Path = CudaBackend::Fp8LinearPath;
+
+const char* path_name(Fp8Path p) {
+  switch (p) {
+    case Fp8Path::kNone: return "none";
+    case Fp8Path::kGemv: return "skinny FP8 product";
+    case Fp8Path::kFp8Gemm: return "FP8 tensor-core product";
+    case Fp8Path::kDequantizedGemm: return "dequantized (W8A16) product";
+  }
+  return "?";
+}
+
+Fp8WeightLayout per_tensor() { return Fp8WeightLayout{}; }
+Fp8WeightLayout per_channel() { return Fp8WeightLayout{Fp8ScaleLayout::kPerChannel}; }
+Fp8WeightLayout blocks(int64_t rows, int64_t cols) { return Fp8WeightLayout{Fp8ScaleLayout::kBlock, rows, cols}; }
+
+// The parts of one FP8 layer and the weights they stand for.
+struct Fp8Layer {
+  std::vector<Fp8Matrix> parts;
+  Tensor dequantized;  // F32 [N, K]: each part's e4m3 values times its scales
+  int64_t N = 0, K = 0;
+};
+
+struct Fp8Case {
+  std::vector<int64_t> rows;  // the fused parts' rows (q, k, v; gate, up; or one)
+  int64_t K;
+  std::vector<Fp8WeightLayout> layouts;  // one a part
+  std::vector<int64_t> Ms;
+  std::string label() const {
+    std::ostringstream o;
+    o << "rows=";
+    for (size_t p = 0; p < rows.size(); ++p) o << (p ? "+" : "") << rows[p];
+    o << " K=" << K << " [";
+    for (size_t p = 0; p < layouts.size(); ++p) {
+      const Fp8WeightLayout& l = layouts[p];
+      o << (p ? "," : "")
+        << (l.scales == Fp8ScaleLayout::kPerTensor ? std::string("tensor")
+            : l.scales == Fp8ScaleLayout::kPerChannel ? std::string("channel")
+                                                      : str("block", l.block_rows, "x", l.block_cols));
+    }
+    o << "]";
+    return o.str();
+  }
+};
+
+class Fp8Ops : public Ops {
+ protected:
+  // Random parts quantized as a checkpoint would be (quantize_fp8): each part of its own magnitude
+  // (so fused per-tensor parts have different scales) and rows of different magnitudes (so that
+  // channel and block scales differ too).
+  Fp8Layer layer(const Fp8Case& c) {
+    Fp8Layer L;
+    L.K = c.K;
+    for (int64_t r : c.rows) L.N += r;
+    L.dequantized = Tensor::empty({L.N, c.K}, DType::F32);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    int64_t at = 0;
+    for (size_t p = 0; p < c.rows.size(); ++p) {
+      const float magnitude = static_cast<float>(p + 1) / std::sqrt(static_cast<float>(c.K));
+      Tensor w = Tensor::empty({c.rows[p], c.K}, DType::F32);
+      for (int64_t r = 0; r < c.rows[p]; ++r)
+        for (int64_t k = 0; k < c.K; ++k)
+          w.data<float>()[r * c.K + k] = u(rng_) * magnitude * (1.0f + static_cast<float>(r % 7) / 3.0f);
+      Fp8Quantized q = quantize_fp8(w, c.layouts[p]);
+      const Tensor d = dequantize_fp8(q.weight, Float8Format::kE4M3, q.scale, c.layouts[p], "test scale");
+      std::copy(d.data<float>(), d.data<float>() + d.numel(), L.dequantized.data<float>() + at * c.K);
+      L.parts.push_back(Fp8Matrix{q.weight, q.scale, c.layouts[p]});
+      at += c.rows[p];
+    }
+    return L;
+  }
+
+  // out[m, n] = sum_k a[m, k] * w[n, k] + bias[n] in float64, a being x or (quantized) each row of
+  // x as e4m3 values times its per-token scale.
+  static Tensor reference(const Tensor& x, const Tensor& w, const Tensor& bias, bool quantized_activations) {
+    const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+    Tensor out = Tensor::empty({M, N}, DType::F32);
+    std::vector<double> a(static_cast<size_t>(K));
+    for (int64_t m = 0; m < M; ++m) {
+      if (quantized_activations) {
+        const Fp8Quantized q = quantize_fp8(x.slice_rows(m, m + 1), Fp8WeightLayout{});
+        const double s = q.scale.data<float>()[0];
+        for (int64_t k = 0; k < K; ++k) a[static_cast<size_t>(k)] = s * e4m3_to_f32(q.weight.data<uint8_t>()[k]);
+      } else {
+        for (int64_t k = 0; k < K; ++k) a[static_cast<size_t>(k)] = x.data<float>()[m * K + k];
+      }
+      for (int64_t n = 0; n < N; ++n) {
+        double acc = bias.defined() ? bias.data<float>()[n] : 0.0;
+        const float* wr = w.data<float>() + n * K;
+        for (int64_t k = 0; k < K; ++k) acc += a[static_cast<size_t>(k)] * wr[k];
+        out.data<float>()[m * N + n] = static_cast<float>(acc);
+      }
+    }
+    return out;
+  }
+
+  // expect_close row by row: each row's error against that row's largest reference value, so that
+  // a row of large activations does not loosen the check of the others (per-token scales).
+  void expect_rows_close(const Tensor& gpu_t, const Tensor& ref, const std::string& where) {
+    const Tensor g = gpu_->download_f32(gpu_t);
+    for (int64_t m = 0; m < ref.size(0); ++m)
+      expect_close_host(g.slice_rows(m, m + 1), ref.slice_rows(m, m + 1), str(where, " row ", m));
+  }
+
+  // The paths linear() may take: the skinny product for up to 8 rows (K % 16 == 0, blocks a power
+  // of two 16-weight chunks wide); beyond, FP8 tensor cores for per-row scales (K and N multiples
+  // of 16: cuBLASLt's FP8 products want 16-byte aligned rows; another N may take either way), the
+  // W8A16 fallback for blocks and the rest.
+  static std::vector<Fp8Path> expected_paths(const Fp8Case& c, int64_t M) {
+    bool has_blocks = false, pow2_chunks = true;
+    for (const auto& l : c.layouts)
+      if (l.scales == Fp8ScaleLayout::kBlock) {
+        has_blocks = true;
+        const int64_t chunks = l.block_cols / 16;
+        pow2_chunks = pow2_chunks && l.block_cols % 16 == 0 && (chunks & (chunks - 1)) == 0;
+      }
+    int64_t N = 0;
+    for (int64_t r : c.rows) N += r;
+    if (M <= 8 && c.K % 16 == 0 && (!has_blocks || pow2_chunks)) return {Fp8Path::kGemv};
+    if (!has_blocks && c.K % 16 == 0)
+      return N % 16 == 0 ? std::vector<Fp8Path>{Fp8Path::kFp8Gemm}
+                         : std::vector<Fp8Path>{Fp8Path::kFp8Gemm, Fp8Path::kDequantizedGemm};
+    return {Fp8Path::kDequantizedGemm};
+  }
+
+  // Runs one case at every M, with and without a bias.
+  void check_case(const Fp8Case& c) {
+    const Fp8Layer L = layer(c);
+    for (bool with_bias : {false, true}) {
+      const Tensor bias = with_bias ? rand({L.N}, -0.5f, 0.5f) : Tensor();
+      auto gw = gpu_->prepare_fp8_linear(L.parts, bias);
+      ASSERT_EQ(gw->out_features(), L.N);
+      ASSERT_EQ(gw->in_features(), L.K);
+      for (int64_t M : c.Ms) {
+        Tensor x = rand({M, L.K}, -2.0f, 2.0f);
+        // A row of zeros (its scale is 1 and its codes are 0) and a row of large values.
+        if (M > 3) std::fill(x.data<float>() + 3 * L.K, x.data<float>() + 4 * L.K, 0.0f);
+        if (M > 4)
+          for (int64_t k = 0; k < L.K; ++k) x.data<float>()[4 * L.K + k] = round_to(x.data<float>()[4 * L.K + k] * 300.0f, dt());
+        Tensor go = nan_gpu({M, L.N});
+        gpu_->linear(go, up(x), *gw);
+        const std::string where = str("fp8 linear ", c.label(), " M=", M, with_bias ? " bias" : "");
+        const Fp8Path path = gpu_->last_fp8_linear_path();
+        if (dt() == DType::F32) {
+          // float32 compute keeps the dequantized weights and the float32 product.
+          EXPECT_EQ(path, Fp8Path::kNone) << where;
+          expect_rows_close(go, reference(x, L.dequantized, bias, false), where);
+          continue;
+        }
+        const std::vector<Fp8Path> expected = expected_paths(c, M);
+        EXPECT_NE(std::find(expected.begin(), expected.end(), path), expected.end())
+            << where << ": took the " << path_name(path) << ", expected the " << path_name(expected[0]);
+        expect_rows_close(go, reference(x, L.dequantized, bias, path == Fp8Path::kFp8Gemm), lbl(path_name(path), " " + where));
+      }
+    }
+  }
+};
+
+TEST_P(Fp8Ops, PerTensorAndPerChannel) {
+  const std::vector<int64_t> all_m{1, 2, 7, 8, 9, 64, 300};
+  for (const Fp8Case& c : {
+           Fp8Case{{1008}, 336, {per_tensor()}, all_m},
+           Fp8Case{{1008}, 1024, {per_channel()}, all_m},
+           // q, k and v with three per-tensor scales: one scale per output row on the GPU.
+           Fp8Case{{208, 64, 64}, 512, {per_tensor(), per_tensor(), per_tensor()}, all_m},
+           // gate and up, per channel; a per-tensor part beside a per-channel one.
+           Fp8Case{{688, 688}, 256, {per_channel(), per_channel()}, all_m},
+           Fp8Case{{96, 96}, 160, {per_tensor(), per_channel()}, all_m},
+           // More rows than the chip's resident warps (the skinny product walks them in rounds),
+           // and a projection of a real model's proportions.
+           Fp8Case{{9008}, 512, {per_channel()}, {1, 5, 8, 16}},
+           Fp8Case{{2048, 512, 512}, 2048, {per_tensor(), per_tensor(), per_tensor()}, {1, 4, 8, 64}},
+       })
+    check_case(c);
+}
+
+TEST_P(Fp8Ops, BlockScales) {
+  const std::vector<int64_t> all_m{1, 2, 7, 8, 9, 64, 300};
+  for (const Fp8Case& c : {
+           // Ragged last block row and column (300 = 2 x 128 + 44, 400 = 3 x 128 + 16).
+           Fp8Case{{300}, 400, {blocks(128, 128)}, all_m},
+           // Fused parts whose rows are not whole blocks: each keeps its own grid rows.
+           Fp8Case{{200, 72, 72}, 384, {blocks(128, 128), blocks(128, 128), blocks(128, 128)}, all_m},
+           // Small blocks (two 16-weight chunks wide); a per-tensor part beside block parts.
+           Fp8Case{{100, 60}, 208, {blocks(16, 32), per_tensor()}, all_m},
+           // Blocks 48 wide (three chunks): no skinny product, the W8A16 fallback at every M.
+           Fp8Case{{64}, 96, {blocks(32, 48)}, {1, 8, 9}},
+       })
+    check_case(c);
+}
+
+// K not a multiple of 16: neither FP8 product takes it (16-byte rows), the fallback does.
+TEST_P(Fp8Ops, InputWidthNotAMultipleOf16) {
+  check_case(Fp8Case{{72}, 40, {per_tensor()}, {1, 8, 9, 33}});
+  check_case(Fp8Case{{48, 24}, 200, {per_channel(), per_channel()}, {2, 17}});
+}
+
+// An output width cuBLASLt's FP8 product may not take (333 columns of 16-bit output: rows of 666
+// bytes; also the per-tensor q, k, v below, 344 rows): whichever product runs matches its
+// reference, and the test says which ran.
+TEST_P(Fp8Ops, OddOutputWidth) {
+  check_case(Fp8Case{{200, 72, 72}, 512, {per_tensor(), per_tensor(), per_tensor()}, {1, 9, 64}});
+  const Fp8Case c{{333}, 336, {per_tensor()}, {1, 9, 64}};
+  const Fp8Layer L = layer(c);
+  auto gw = gpu_->prepare_fp8_linear(L.parts, rand({L.N}));
+  for (int64_t M : c.Ms) {
+    Tensor x = rand({M, L.K}, -2.0f, 2.0f), go = nan_gpu({M, L.N});
+    gpu_->linear(go, up(x), *gw);
+    const Fp8Path path = gpu_->last_fp8_linear_path();
+    if (dt() != DType::F32 && M <= 8) {
+      EXPECT_EQ(path, Fp8Path::kGemv) << "M=" << M;
+    }
+    if (dt() != DType::F32 && M > 8) {
+      EXPECT_TRUE(path == Fp8Path::kFp8Gemm || path == Fp8Path::kDequantizedGemm) << path_name(path);
+    }
+    std::printf("[ fp8      ] %s N=333 M=%lld: %s\n", dname(dt()).c_str(), static_cast<long long>(M), path_name(path));
+    expect_rows_close(go, reference(x, L.dequantized, Tensor(), path == Fp8Path::kFp8Gemm), str("odd N M=", M));
+  }
+}
+
+// With an identity weight every output is one activation, exactly: the skinny product gives x
+// itself, the FP8 product x's per-token e4m3 value times its scale (quantize_fp8's bytes: round to
+// nearest even, saturation at 448, an all-zero row's scale 1), each within one rounding of the
+// output dtype. The sums of the other tests would hide an activation rounded the wrong way.
+TEST_P(Fp8Ops, IdentityWeightShowsTheActivationsTheProductRead) {
+  if (dt() == DType::F32) GTEST_SKIP() << "float32 compute dequantizes FP8 weights";
+  const int64_t K = 256;
+  Tensor eye = Tensor::empty({K, K}, DType::F32);
+  std::fill(eye.data<float>(), eye.data<float>() + eye.numel(), 0.0f);
+  for (int64_t k = 0; k < K; ++k) eye.data<float>()[k * K + k] = 1.0f;
+  Fp8Quantized q = quantize_fp8(eye, Fp8WeightLayout{});
+  auto gw = gpu_->prepare_fp8_linear({Fp8Matrix{q.weight, q.scale, Fp8WeightLayout{}}}, Tensor());
+  const float ulp = dt() == DType::F16 ? 1.0f / 1024 : 1.0f / 128;
+  for (int64_t M : {1, 8, 64}) {
+    // Values over many binades, ties of e4m3 rounding among them, a zero row.
+    Tensor x = rand({M, K}, -1.0f, 1.0f);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = round_to(x.data<float>()[i] * std::ldexp(1.0f, static_cast<int>(i % 13) - 6), dt());
+    if (M > 2) std::fill(x.data<float>() + 2 * K, x.data<float>() + 3 * K, 0.0f);
+    Tensor go = nan_gpu({M, K});
+    gpu_->linear(go, up(x), *gw);
+    const Fp8Path path = gpu_->last_fp8_linear_path();
+    const Tensor ref = reference(x, eye, Tensor(), path == Fp8Path::kFp8Gemm);
+    const Tensor g = gpu_->download_f32(go);
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      const float want = ref.data<float>()[i], got = g.data<float>()[i];
+      // One rounding of the output, relative; fp16's subnormal spacing absolute.
+      ASSERT_LE(std::fabs(got - want), ulp * std::fabs(want) + 6e-8f)
+          << path_name(path) << " M=" << M << " element " << i << ": got " << got << ", want " << want << " (x "
+          << x.data<float>()[i] << ")";
+    }
+  }
+}
+
+// An FP8 weight holds half the bytes of the same weight in 16 bits (plus its scales).
+TEST_P(Fp8Ops, DeviceBytesAreHalfOfSixteenBit) {
+  if (dt() == DType::F32) GTEST_SKIP() << "float32 compute dequantizes FP8 weights";
+  for (const Fp8Case& c : {Fp8Case{{4096}, 4096, {per_tensor()}, {}}, Fp8Case{{4096, 1024, 1024}, 4096, {per_channel(), per_channel(), per_channel()}, {}},
+                           Fp8Case{{4096}, 4096, {blocks(128, 128)}, {}}}) {
+    const Fp8Layer L = layer(c);
+    auto fp8 = gpu_->prepare_fp8_linear(L.parts, Tensor());
+    auto plain = gpu_->prepare_linear(L.dequantized, Tensor());
+    const double ratio = static_cast<double>(fp8->bytes()) / static_cast<double>(plain->bytes());
+    EXPECT_GE(ratio, 0.5) << c.label();
+    EXPECT_LE(ratio, 0.51) << c.label() << ": " << fp8->bytes() << " bytes against " << plain->bytes();
+  }
+}
+
+// The fused decode steps on FP8 weights: for up to 8 rows the skinny FP8 product with the epilogue
+// (bit for bit the unfused sequence on the GPU), beyond that the plain ops; Phi's fused norm and
+// two products take the separate steps.
+TEST_P(Fp8Ops, FusedDecodeSteps) {
+  if (dt() == DType::F32) GTEST_SKIP() << "float32 compute dequantizes FP8 weights";
+  for (const Fp8Case& c : {Fp8Case{{512}, 256, {per_channel()}, {1, 3, 8, 17}}, Fp8Case{{300}, 400, {blocks(128, 128)}, {1, 5, 9}}}) {
+    const Fp8Layer L = layer(c);
+    const Tensor b = rand({L.N}, -0.5f, 0.5f);
+    auto gw = gpu_->prepare_fp8_linear(L.parts, b);
+    for (int64_t M : c.Ms) {
+      const std::string where = str(c.label(), " M=", M);
+      Tensor x = up(rand({M, L.K})), res = rand({M, L.N}), other = up(rand({M, L.N}));
+      Tensor fused = nan_gpu({M, L.N}), unfused = nan_gpu({M, L.N});
+      gpu_->linear_gelu_new(fused, x, *gw);
+      gpu_->linear(unfused, x, *gw);
+      gpu_->gelu_new(unfused, unfused);
+      Tensor fres = up(res), scratch = nan_gpu({M, L.N}), ures = up(res), uscratch = nan_gpu({M, L.N});
+      gpu_->linear_add_residual(fres, scratch, x, *gw, other);
+      gpu_->linear(uscratch, x, *gw);
+      gpu_->add(ures, ures, other);
+      gpu_->add(ures, ures, uscratch);
+      for (auto [a, e, what] : {std::tuple{&fused, &unfused, "gelu"}, std::tuple{&fres, &ures, "residual"}}) {
+        const Tensor ha = gpu_->download_f32(*a), he = gpu_->download_f32(*e);
+        for (int64_t i = 0; i < ha.numel(); ++i) {
+          ASSERT_TRUE(std::isfinite(ha.data<float>()[i])) << what << " " << where << " at " << i;
+          ASSERT_EQ(ha.data<float>()[i], he.data<float>()[i]) << "fused " << what << " differs from unfused, " << where << " at " << i;
+        }
+      }
+    }
+  }
+  // layer_norm_qkv_mlp_up with FP8 weights: the norm, then the two products.
+  const Fp8Layer q = layer(Fp8Case{{96, 32, 32}, 128, {per_tensor(), per_tensor(), per_tensor()}, {}});
+  const Fp8Layer u = layer(Fp8Case{{256}, 128, {per_channel()}, {}});
+  auto wq = gpu_->prepare_fp8_linear(q.parts, rand({q.N})), wu = gpu_->prepare_fp8_linear(u.parts, rand({u.N}));
+  Tensor nw = gpu_->prepare_vector(rand({128}, 0.5f, 1.5f)), nb = gpu_->prepare_vector(rand({128}));
+  for (int64_t M : {1, 3, 12}) {
+    Tensor h = up(rand({M, 128}, -2.0f, 2.0f));
+    Tensor x = nan_gpu({M, 128}), oq = nan_gpu({M, q.N}), ou = nan_gpu({M, u.N});
+    gpu_->layer_norm_qkv_mlp_up(x, oq, ou, h, nw, nb, 1e-5f, *wq, *wu);
+    Tensor rx = nan_gpu({M, 128}), rq = nan_gpu({M, q.N}), ru = nan_gpu({M, u.N});
+    gpu_->layer_norm(rx, h, nw, nb, 1e-5f);
+    gpu_->linear(rq, rx, *wq);
+    gpu_->linear_gelu_new(ru, rx, *wu);
+    for (auto [a, e] : {std::pair{&oq, &rq}, std::pair{&ou, &ru}}) {
+      const Tensor ha = gpu_->download_f32(*a), he = gpu_->download_f32(*e);
+      for (int64_t i = 0; i < ha.numel(); ++i) ASSERT_EQ(ha.data<float>()[i], he.data<float>()[i]) << "M=" << M << " at " << i;
+    }
   }
 }
 
@@ -1056,6 +1384,8 @@ TEST_P(MoeOps, BadArgumentsAreErrors) {
 }
 
 INSTANTIATE_TEST_SUITE_P(DTypes, Ops, ::testing::Values(DType::F32, DType::F16, DType::BF16),
+                         [](const auto& info) { return dname(info.param); });
+INSTANTIATE_TEST_SUITE_P(DTypes, Fp8Ops, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return dname(info.param); });
 INSTANTIATE_TEST_SUITE_P(DTypes, MoeOps, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return dname(info.param); });

@@ -1,7 +1,7 @@
 // The CUDA backend's private parts, shared by its source files (cuda_backend.cpp: memory, weights
-// and the element-wise ops; moe_ops.cpp; attention_ops.cpp: attention and its work planning;
-// step.cpp: decode graphs and the device sampler): the stream, the staging and pinned buffers,
-// the prepared weights, and CudaBackend::Impl.
+// and the element-wise ops; fp8_ops.cpp: FP8 linear layers; moe_ops.cpp; attention_ops.cpp:
+// attention and its work planning; step.cpp: decode graphs and the device sampler): the stream,
+// the staging and pinned buffers, the prepared weights, and CudaBackend::Impl.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -82,17 +82,47 @@ class PinnedPool : public std::enable_shared_from_this<PinnedPool> {
   std::multimap<size_t, void*> free_;
 };
 
+// A linear layer's weight [N, K] on the device: in the compute dtype, or in FP8 (FP8 checkpoints,
+// --quantization fp8: fp8_ops.cpp) as e4m3 bytes (U8) with float32 scales, cuda::Fp8Weight's two
+// layouts: one scale per output row (per-tensor and per-channel checkpoints; fused parts with
+// different per-tensor scales become rows of their own scales), or a grid of blocks block_cols
+// wide with each output row's grid row in row_map (each fused part keeps its own grid rows).
+// The bias is in the compute dtype either way.
 class CudaLinearWeight final : public LinearWeight {
  public:
+  struct Fp8Scales {
+    Tensor scales;        // F32: [N] per row, or the block grid [grid rows, grid_cols]
+    Tensor row_map;       // I32 [N] with blocks, else undefined
+    int64_t block_cols = 0;  // 0: per row
+    int64_t grid_cols = 0;
+  };
   CudaLinearWeight(Tensor w, Tensor b) : w_(std::move(w)), b_(std::move(b)) {}
+  CudaLinearWeight(Tensor w, Tensor b, Fp8Scales fp8) : w_(std::move(w)), b_(std::move(b)), fp8_(std::move(fp8)) {}
   int64_t out_features() const override { return w_.size(0); }
   int64_t in_features() const override { return w_.size(1); }
-  size_t bytes() const override { return w_.nbytes() + (b_.defined() ? b_.nbytes() : 0); }
+  size_t bytes() const override {
+    size_t n = w_.nbytes() + (b_.defined() ? b_.nbytes() : 0);
+    if (fp8_.scales.defined()) n += fp8_.scales.nbytes();
+    if (fp8_.row_map.defined()) n += fp8_.row_map.nbytes();
+    return n;
+  }
   const Tensor& weight() const { return w_; }
   const Tensor& bias() const { return b_; }
+  bool is_fp8() const { return w_.dtype() == DType::U8; }
+  // The kernels' view of an FP8 weight.
+  cuda::Fp8Weight fp8() const {
+    cuda::Fp8Weight f;
+    f.w = static_cast<const uint8_t*>(w_.raw());
+    f.scales = fp8_.scales.data<float>();
+    f.row_map = fp8_.row_map.defined() ? fp8_.row_map.data<int32_t>() : nullptr;
+    f.block_cols = fp8_.block_cols;
+    f.grid_cols = fp8_.grid_cols;
+    return f;
+  }
 
  private:
   Tensor w_, b_;
+  Fp8Scales fp8_;
 };
 
 // The experts of one layer on the device, in the compute dtype, laid out as given: gate_up
@@ -216,6 +246,13 @@ struct CudaBackend::Impl {
   // few rows it is bound by its arithmetic, not by the weights' bytes.
   int64_t moe_gemm_min_rows = 4;
   Tensor attn_counters;  // int32 completion counters of split decode attention (kept zeroed)
+  // FP8 linear layers (fp8_ops.cpp): whether FP8 weights stay in FP8 (VLLM_CUDA_FP8=0 dequantizes
+  // them at load instead, the baseline of FP8 measurements); the scratch of their products
+  // (activations quantized per token, or a weight dequantized for W8A16), grown to the largest
+  // step's, never while capturing; and the path the last FP8 product took (for the op tests).
+  bool use_fp8 = true;
+  Tensor fp8_scratch;
+  CudaBackend::Fp8LinearPath fp8_last_path = CudaBackend::Fp8LinearPath::kNone;
   // The last mixed batch's attention work lists (decode sequences, prefill tiles, generic tokens).
   struct StepLists {
     std::vector<int32_t> qsl, lens;
@@ -299,6 +336,15 @@ struct CudaBackend::Impl {
     if (capturing && t.defined()) capturing->refs.push_back(t);
   }
 
+  char* fp8_scratch_for(size_t bytes) {
+    if (!fp8_scratch.defined() || fp8_scratch.nbytes() < bytes) {
+      VLLM_CHECK(capturing == nullptr, "the FP8 scratch must not grow during graph capture");
+      fp8_scratch = Tensor(alloc(bytes), 0, DType::U8, {static_cast<int64_t>(bytes)});
+    }
+    keep(fp8_scratch);
+    return static_cast<char*>(fp8_scratch.raw());
+  }
+
   char* moe_scratch_for(size_t bytes) {
     if (!moe_scratch.defined() || moe_scratch.nbytes() < bytes) {
       VLLM_CHECK(capturing == nullptr, "the MoE scratch must not grow during graph capture");
@@ -318,5 +364,15 @@ struct CudaBackend::Impl {
     return out;
   }
 };
+
+namespace cuda_detail {
+
+// FP8 linear layers (fp8_ops.cpp). Whether linear() on an FP8 weight takes the skinny FP8 product
+// for x (few rows), which the fused decode steps reuse with their epilogues.
+bool fp8_gemv_applies(const CudaBackend::Impl& I, DType dt, const Tensor& x, const CudaLinearWeight& w);
+// out = x · Wᵀ + bias for an FP8 weight W (shapes and dtypes checked by the caller).
+void fp8_linear(CudaBackend::Impl& I, DType dt, Tensor& out, const Tensor& x, const CudaLinearWeight& w);
+
+}  // namespace cuda_detail
 
 }  // namespace vllm

@@ -1,6 +1,7 @@
 // The CUDA backend: activations, KV cache and weights in the compute dtype (float32, float16 or
-// bfloat16) on one GPU, norm vectors in float32; matrix products through cuBLASLt (float32
-// accumulation), everything else in the kernels of this folder. All work goes to one stream; the
+// bfloat16) on one GPU, except FP8 linear weights (e4m3, fp8_ops.cpp); norm vectors in float32;
+// matrix products through cuBLASLt (float32 accumulation) and the skinny decode kernels,
+// everything else in the kernels of this folder. All work goes to one stream; the
 // only synchronisation in a step is the copy of the logits back to the host.
 //
 // This header needs no CUDA headers, so engine code can include it.
@@ -36,6 +37,16 @@ class CudaBackend final : public Backend {
   size_t available_kv_bytes(double gpu_memory_utilization) override;
 
   std::shared_ptr<LinearWeight> prepare_linear(const Tensor& w, const Tensor& bias) override;
+  // FP8 weights stay e4m3 on the device (half the bytes of float16), scaled per output row or per
+  // 128x128 block (fp8_ops.cpp). linear() on them: up to kFp8GemvMaxRows rows (decode), a skinny
+  // product that converts the weights in registers; more rows, the activations quantized per token
+  // to e4m3 (dynamic scales: a checkpoint's static input_scale is not used) and cuBLASLt's FP8
+  // product with both scale vectors and the bias in its epilogue; block-scaled weights at many rows,
+  // and shapes the FP8 product cannot take (K not a multiple of 16, no cuBLASLt plan), the weight
+  // dequantized to the compute dtype in scratch and the 16-bit product (W8A16). float32 compute
+  // keeps dequantized weights (the default prepare_fp8_linear), as does VLLM_CUDA_FP8=0.
+  std::shared_ptr<LinearWeight> prepare_fp8_linear(const std::vector<Fp8Matrix>& parts, const Tensor& bias) override;
+  bool keeps_fp8_weights() const override;
   Tensor prepare_embedding(const Tensor& table) override;
   Tensor prepare_vector(const Tensor& v) override;
 
@@ -84,6 +95,11 @@ class CudaBackend final : public Backend {
   };
   MoeRoutingState moe_routing_state(const Tensor& x, const LinearWeight& router, int64_t num_experts,
                                     const MoeRouting& routing);
+
+  // For the op tests: the way the last linear() on an FP8 weight went (the FP8 product quantizes the
+  // activations, the others do not, so the tests compare each with its own reference).
+  enum class Fp8LinearPath { kNone, kGemv, kFp8Gemm, kDequantizedGemm };
+  Fp8LinearPath last_fp8_linear_path() const;
 
   void configure_graphs(bool enable, int64_t max_model_len, int64_t max_batch) override;
   Tensor forward_step(const ForwardInputs& in, const StepFunction& run) override;

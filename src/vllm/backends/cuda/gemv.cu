@@ -21,6 +21,11 @@
 //     row itself (LayerNorm, in shared memory, as norm.cu's register kernel computes it) and
 //     multiplies it with two matrices, the QKV projection and fc1 + GELU, as one row space: one
 //     ramp and one tail instead of three kernels' (the norm, and two GEMVs).
+//
+// FP8 weights (gemv_fp8_kernel) take the same walk with half the bytes: a 16-byte load holds 16
+// e4m3 weights, converted in registers and scaled per row or per block.
+#include <cuda_fp8.h>
+
 #include <cstdlib>
 #include <string>
 
@@ -308,7 +313,220 @@ void launch_norm_pair(const GemvNormPair& a, int64_t M, int64_t K, cudaStream_t 
   launch<T, GemvEpilogue::kNone, true>(a.out1, a.x, a.w1, a.bias1, nullptr, M, a.n1, K, np, s);
 }
 
+// ---------------------------------------------------------------------------------------------
+// FP8 weights (Fp8Weight): gemv_kernel's walk (tiles of 16-byte weight loads, two in flight per
+// warp, W warps a row, one wave of blocks, loads issued before pdl_begin) over rows of K / 16 loads,
+// each holding 16 e4m3 weights: half the bytes of a 16-bit row, which is the whole point at decode.
+// A load's weights become float32 in registers (e4m3 -> half pairs, exact, one cvt a pair on
+// Hopper, then half -> float) and meet the activations in float32 FMAs. A per-row scale multiplies
+// the row's sum once; a block scale multiplies each 16-weight chunk's sum (a chunk never straddles
+// two blocks: block_cols is a multiple of 16, and blocks hold a power of two chunks so that the
+// chunk's block is a shift). M is the kernel's bound on the activation rows (1, 2, 4 or 8); `rows_m`
+// of them are read and written.
+
+// Four blocks an SM (64 registers) hold one activation row without spilling; two rows spilled at
+// 64 and take three blocks (85), as four rows do; eight rows need about 100 (two blocks).
+constexpr int fp8_min_blocks_per_sm(int M) { return M == 1 ? 4 : (M <= 4 ? 3 : 2); }
+
+// The 16 weights of a 16-byte load as float32 (every e4m3 value is exactly a half); byte j of the
+// load is weight j.
+__device__ __forceinline__ void e4m3x16_to_float(const uint4& v, float (&f)[16]) {
+  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const auto pair = static_cast<__nv_fp8x2_storage_t>(words[q] >> (16 * h));
+      const float2 fv = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3)));
+      f[q * 4 + h * 2] = fv.x;
+      f[q * 4 + h * 2 + 1] = fv.y;
+    }
+  }
+}
+
+// Block b, round j: its kWarps / W row groups take rows (j * gridDim.x + b) * R + r, as gemv_kernel.
+template <typename T, int M, GemvEpilogue EPI, bool BLOCKS>
+__global__ void __launch_bounds__(kThreads, fp8_min_blocks_per_sm(M))
+    gemv_fp8_kernel(T* __restrict__ out, const T* __restrict__ x, Fp8Weight fw, int chunk_shift,
+                    const T* __restrict__ bias, const T* __restrict__ other, int rows_m, int64_t N, int64_t K, int W,
+                    int rounds) {
+  static_assert(Pack<T>::N == 8, "16-bit activations: a load of 16 weights meets two packs of x");
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int part = warp % W, R = kWarps / W;
+  // 32-bit indices, as gemv_kernel (kp and N are below 2^31).
+  const int kp = static_cast<int>(K / 16), stride = W * 32, offset = part * 32 + lane;
+  constexpr int kTile = kLoads / 2;
+  const int chunk = kTile * stride, per_row = (kp + chunk - 1) / chunk, tiles = rounds * per_row;
+  const int rows = static_cast<int>(N);
+  auto row_of = [&](int t) { return (t / per_row * static_cast<int>(gridDim.x) + static_cast<int>(blockIdx.x)) * R + warp / W; };
+  const uint4* weights = reinterpret_cast<const uint4*>(fw.w);
+
+  auto load = [&](uint4 (&wv)[kTile], int t) {
+    const int n = row_of(t), base = t % per_row * chunk;
+    const uint4* wr = weights + static_cast<int64_t>(n < rows ? n : 0) * kp;
+#pragma unroll
+    for (int u = 0; u < kTile; ++u) {
+      const int i = base + offset + u * stride;
+      wv[u] = n < rows && i < kp ? __ldcs(wr + i) : make_uint4(0, 0, 0, 0);
+    }
+  };
+  float acc[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  auto consume = [&](const uint4 (&wv)[kTile], int t) {
+    const int n = row_of(t);
+    if (n >= rows) return;
+    const int base = t % per_row * chunk;
+    const float* block_scales = BLOCKS ? fw.scales + static_cast<int64_t>(__ldg(fw.row_map + n)) * fw.grid_cols : nullptr;
+#pragma unroll
+    for (int u = 0; u < kTile; ++u) {
+      const int i = base + offset + u * stride;
+      if (i < kp) {
+        float wf[16];
+        e4m3x16_to_float(wv[u], wf);
+        const float s = BLOCKS ? __ldg(block_scales + (i >> chunk_shift)) : 1.0f;
+#pragma unroll
+        for (int m = 0; m < M; ++m) {
+          if (m < rows_m) {
+            const uint4* xr = reinterpret_cast<const uint4*>(x + m * K) + 2 * i;
+            const uint4 xa = __ldg(xr), xb = __ldg(xr + 1);
+            const Pack<T>& pa = *reinterpret_cast<const Pack<T>*>(&xa);
+            const Pack<T>& pb = *reinterpret_cast<const Pack<T>*>(&xb);
+            float d = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; ++e) d = fmaf(wf[e], to_float(pa.v[e]), d);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) d = fmaf(wf[8 + e], to_float(pb.v[e]), d);
+            acc[m] = BLOCKS ? fmaf(d, s, acc[m]) : acc[m] + d;
+          }
+        }
+      }
+    }
+  };
+  __shared__ float partial[2][kWarps][M];
+  // At a row's last tile: sum the row over its W warps, scale it (per-row scales) and write it with
+  // the epilogue, exactly as gemv_kernel's finish.
+  auto finish = [&](int t) {
+    if (t % per_row != per_row - 1) return;
+    const int buf = (t / per_row) & 1;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float v = warp_sum(acc[m]);
+      if (lane == 0) partial[buf][warp][m] = v;
+      acc[m] = 0.0f;
+    }
+    if (W > 1) __syncthreads();
+    else __syncwarp();
+    const int row = row_of(t);
+    if (row < rows && part == 0 && lane < rows_m) {
+      const int m = lane;
+      float s = 0.0f;
+      for (int q = 0; q < W; ++q) s += partial[buf][warp + q][m];
+      if (!BLOCKS) s *= __ldg(fw.scales + row);
+      const T r = from_float<T>(s + (bias ? to_float(bias[row]) : 0.0f));
+      T* o = out + m * N + row;
+      if constexpr (EPI == GemvEpilogue::kNone) {
+        *o = r;
+      } else if constexpr (EPI == GemvEpilogue::kGelu) {
+        *o = from_float<T>(gelu_tanh(to_float(r)));
+      } else {
+        const T h = from_float<T>(to_float(*o) + to_float(other[m * N + row]));
+        *o = from_float<T>(to_float(h) + to_float(r));
+      }
+    }
+  };
+
+  uint4 wa[kTile], wb[kTile];
+  load(wa, 0);
+  if (tiles > 1) load(wb, 1);
+  pdl_begin();  // x (and `other`, `out` for the residual) come from earlier kernels
+  // Every warp of the block walks the same tiles, so the barrier in finish() is reached by all.
+  for (int t = 0; t < tiles; t += 2) {
+    consume(wa, t);
+    if (t + 2 < tiles) load(wa, t + 2);
+    finish(t);
+    if (t + 1 < tiles) {
+      consume(wb, t + 1);
+      if (t + 3 < tiles) load(wb, t + 3);
+      finish(t + 1);
+    }
+  }
+}
+
+template <typename T, int M, GemvEpilogue EPI, bool BLOCKS>
+void launch_fp8_m(T* o, const T* x, const Fp8Weight& fw, int chunk_shift, const T* b, const T* other, int rows_m,
+                  int64_t N, int64_t K, cudaStream_t s) {
+  const auto kernel = gemv_fp8_kernel<T, M, EPI, BLOCKS>;
+  // One count per instantiation (the bound M sets the registers, hence the blocks an SM holds).
+  static const int64_t resident = [&] {
+    int dev = 0, sms = 0, per_sm = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0), "occupancy");
+    return static_cast<int64_t>(std::max(1, per_sm)) * sms;
+  }();
+  const Split sp = choose_split(N, K / 16, resident);
+  launch_k(kernel, sp.blocks, kThreads, 0, s, o, x, fw, chunk_shift, b, other, rows_m, N, K, sp.W, sp.rounds);
+}
+
+template <typename T, GemvEpilogue EPI, bool BLOCKS>
+void launch_fp8(void* out, const void* x, const Fp8Weight& fw, int chunk_shift, const void* bias, const void* other,
+                int64_t M, int64_t N, int64_t K, cudaStream_t s) {
+  auto o = static_cast<T*>(out);
+  auto xx = static_cast<const T*>(x);
+  auto bb = static_cast<const T*>(bias);
+  auto ot = static_cast<const T*>(other);
+  const int rows_m = static_cast<int>(M);
+  if (M <= 1) launch_fp8_m<T, 1, EPI, BLOCKS>(o, xx, fw, chunk_shift, bb, ot, rows_m, N, K, s);
+  else if (M <= 2) launch_fp8_m<T, 2, EPI, BLOCKS>(o, xx, fw, chunk_shift, bb, ot, rows_m, N, K, s);
+  else if (M <= 4) launch_fp8_m<T, 4, EPI, BLOCKS>(o, xx, fw, chunk_shift, bb, ot, rows_m, N, K, s);
+  else launch_fp8_m<T, 8, EPI, BLOCKS>(o, xx, fw, chunk_shift, bb, ot, rows_m, N, K, s);
+}
+
+template <typename T, bool BLOCKS>
+void launch_fp8_epilogue(GemvEpilogue epi, void* out, const void* x, const Fp8Weight& fw, int chunk_shift,
+                         const void* bias, const void* other, int64_t M, int64_t N, int64_t K, cudaStream_t s) {
+  switch (epi) {
+    case GemvEpilogue::kNone: launch_fp8<T, GemvEpilogue::kNone, BLOCKS>(out, x, fw, chunk_shift, bias, other, M, N, K, s); break;
+    case GemvEpilogue::kGelu: launch_fp8<T, GemvEpilogue::kGelu, BLOCKS>(out, x, fw, chunk_shift, bias, other, M, N, K, s); break;
+    case GemvEpilogue::kResidual:
+      launch_fp8<T, GemvEpilogue::kResidual, BLOCKS>(out, x, fw, chunk_shift, bias, other, M, N, K, s);
+      break;
+  }
+}
+
+// log2(block_cols / 16), or -1 where a block is not a power of two chunks of 16 weights.
+int fp8_chunk_shift(int64_t block_cols) {
+  if (block_cols <= 0 || block_cols % 16 != 0) return -1;
+  const int64_t chunks = block_cols / 16;
+  if ((chunks & (chunks - 1)) != 0) return -1;
+  int shift = 0;
+  while ((int64_t{1} << shift) < chunks) ++shift;
+  return shift;
+}
+
 }  // namespace
+
+bool gemv_fp8_supported(DType t, int64_t M, int64_t N, int64_t K, const void* x, const Fp8Weight& w) {
+  return (t == DType::F16 || t == DType::BF16) && M >= 1 && M <= kFp8GemvMaxRows && K % 16 == 0 && aligned16(x) &&
+         aligned16(w.w) && w.scales != nullptr && N < (int64_t{1} << 30) && K / 16 < (int64_t{1} << 30) &&
+         (w.block_cols == 0 || (w.row_map != nullptr && fp8_chunk_shift(w.block_cols) >= 0));
+}
+
+void gemv_fp8(DType t, void* out, const void* x, const Fp8Weight& w, const void* bias, int64_t M, int64_t N, int64_t K,
+              cudaStream_t stream, GemvEpilogue epi, const void* other) {
+  if (!gemv_fp8_supported(t, M, N, K, x, w)) fail("gemv_fp8: unsupported shape, dtype or alignment");
+  const bool blocks = w.block_cols > 0;
+  const int shift = blocks ? fp8_chunk_shift(w.block_cols) : 0;
+  if (t == DType::F16) {
+    if (blocks) launch_fp8_epilogue<__half, true>(epi, out, x, w, shift, bias, other, M, N, K, stream);
+    else launch_fp8_epilogue<__half, false>(epi, out, x, w, shift, bias, other, M, N, K, stream);
+  } else {
+    if (blocks) launch_fp8_epilogue<__nv_bfloat16, true>(epi, out, x, w, shift, bias, other, M, N, K, stream);
+    else launch_fp8_epilogue<__nv_bfloat16, false>(epi, out, x, w, shift, bias, other, M, N, K, stream);
+  }
+  check_launch("gemv_fp8");
+}
 
 bool gemv_supported(DType t, int64_t M, int64_t N, int64_t K, const void* x, const void* w) {
   return (t == DType::F16 || t == DType::BF16) && M >= 1 && M <= 4 && K % 8 == 0 && aligned16(x) && aligned16(w) &&

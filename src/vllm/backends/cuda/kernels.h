@@ -92,6 +92,38 @@ struct GemvNormPair {
 bool gemv_norm_pair_supported(DType t, int64_t M, int64_t K, const GemvNormPair& a);
 void gemv_norm_pair(DType t, const GemvNormPair& a, int64_t M, int64_t K, cudaStream_t stream);
 
+// FP8 weights (fp8.cu, gemv.cu): e4m3 bytes [N, K], row-major, with float32 scales. Without
+// block_cols, output row n is scaled by scales[n] (per-tensor and per-channel checkpoint scales,
+// fused parts with different per-tensor scales). With block_cols > 0, the scales are a grid of
+// blocks, block_cols inputs wide: w[n, k] is scaled by scales[row_map[n] * grid_cols + k /
+// block_cols] (row_map: the grid row of each output row, so that fused parts keep their own grids
+// whatever their row counts).
+struct Fp8Weight {
+  const uint8_t* w = nullptr;
+  const float* scales = nullptr;
+  const int32_t* row_map = nullptr;
+  int64_t block_cols = 0;
+  int64_t grid_cols = 0;
+};
+
+// out[n, k] = e4m3(w[n, k]) * scale, in the compute dtype t (W8A16: prefill with block-scaled weights,
+// and shapes the FP8 products cannot take).
+void dequantize_fp8(DType t, void* out, const Fp8Weight& w, int64_t N, int64_t K, cudaStream_t stream);
+
+// Dynamic per-token quantization of activations x [M, K] (t), as quantize_fp8 (loader/fp8_weights.h)
+// does a group: scales[m] = amax(|x[m, :]|) / 448 (1 for an all-zero row) and xq[m, k] =
+// e4m3(clamp(x[m, k] * (1 / scales[m]), -448, 448)), rounded to nearest even. K % 16 == 0 and x
+// 16-byte aligned (the FP8 products' own requirements).
+void quantize_rows_e4m3(DType t, uint8_t* xq, float* scales, const void* x, int64_t M, int64_t K, cudaStream_t stream);
+
+// Skinny products with an FP8 weight for up to kFp8GemvMaxRows rows: out[M, N] = x[M, K] · Wᵀ + bias,
+// W the dequantized weight; weights converted in registers, float32 sums, the epilogue as gemv's.
+// 16-bit types; K % 16 == 0 (16-byte rows of weights), block_cols (if any) a multiple of 16.
+constexpr int64_t kFp8GemvMaxRows = 8;
+bool gemv_fp8_supported(DType t, int64_t M, int64_t N, int64_t K, const void* x, const Fp8Weight& w);
+void gemv_fp8(DType t, void* out, const void* x, const Fp8Weight& w, const void* bias, int64_t M, int64_t N, int64_t K,
+              cudaStream_t stream, GemvEpilogue epi = GemvEpilogue::kNone, const void* other = nullptr);
+
 struct AttentionArgs {
   void* out = nullptr;  // [T, num_heads * head_dim]
   const void* qkv = nullptr;

@@ -42,7 +42,21 @@ struct Plan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
   bool bias_in_epilogue = false;
+  bool usable = true;  // FP8 plans: false once cuBLASLt found no algorithm or refused one when run
 };
+
+void destroy(Plan& p) {
+  if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+  if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+  if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+  if (p.op) cublasLtMatmulDescDestroy(p.op);
+  p = Plan{};
+}
+
+template <typename V>
+bool set_attr(cublasLtMatmulDesc_t op, cublasLtMatmulDescAttributes_t attr, const V& value) {
+  return cublasLtMatmulDescSetAttribute(op, attr, &value, sizeof(value)) == CUBLAS_STATUS_SUCCESS;
+}
 
 }  // namespace
 
@@ -53,16 +67,99 @@ struct LtGemm::Impl {
   // (dtype, M, N, K, has_bias, align x, align w, align out, align bias, output dtype)
   using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t, uint32_t, uint32_t, uint32_t, int>;
   std::map<Key, Plan> plans;
+  std::map<Key, Plan> fp8_plans;  // keyed as plans, with the output dtype in both dtype fields
 
   ~Impl() {
-    for (auto& [k, p] : plans) {
-      cublasLtMatrixLayoutDestroy(p.a);
-      cublasLtMatrixLayoutDestroy(p.b);
-      cublasLtMatrixLayoutDestroy(p.c);
-      cublasLtMatmulDescDestroy(p.op);
-    }
+    for (auto& [k, p] : plans) destroy(p);
+    for (auto& [k, p] : fp8_plans) destroy(p);
     if (workspace) cudaFree(workspace);
     if (handle) cublasLtDestroy(handle);
+  }
+
+  // The FP8 plan (see linear.h): e4m3 operands in the "TN" layout FP8 needs (W transposed, x
+  // not), float32 compute and scale types, outer-vector scales (the weight's per row of op(A), the
+  // activations' per column of op(B)), optionally the bias in the epilogue. Returns false (p left
+  // empty) where cuBLASLt takes none of it: an older library, an output type or shape it has no
+  // kernel for.
+  bool make_fp8_plan(Plan& p, DType t, int64_t M, int64_t N, int64_t K, bool bias, const Key& key, const float* x_scales,
+                     const float* w_scales) {
+#if CUBLAS_VERSION >= 120900
+    const cudaDataType_t out_ty = cuda_type(t);
+    if (cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS) {
+      p = Plan{};
+      return false;
+    }
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    const int8_t fast_accumulation = 0;
+    const int32_t outer = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    bool ok = set_attr(p.op, CUBLASLT_MATMUL_DESC_TRANSA, ta) && set_attr(p.op, CUBLASLT_MATMUL_DESC_TRANSB, tb) &&
+              set_attr(p.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, fast_accumulation) &&
+              set_attr(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, outer) &&
+              set_attr(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, outer) &&
+              set_attr(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, w_scales) &&
+              set_attr(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, x_scales);
+    if (ok && bias)
+      ok = set_attr(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, epi) &&
+           set_attr(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, static_cast<int32_t>(out_ty));
+    // Column-major view, as the plain products: C[N, M] = op(A)[N, K] · B[K, M], with W stored
+    // as A = [K, N] (ld K, transposed) and x as B = [K, M] (ld K).
+    ok = ok &&
+         cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, static_cast<uint64_t>(K), static_cast<uint64_t>(N), K) ==
+             CUBLAS_STATUS_SUCCESS &&
+         cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, static_cast<uint64_t>(K), static_cast<uint64_t>(M), K) ==
+             CUBLAS_STATUS_SUCCESS &&
+         cublasLtMatrixLayoutCreate(&p.c, out_ty, static_cast<uint64_t>(N), static_cast<uint64_t>(M), N) ==
+             CUBLAS_STATUS_SUCCESS;
+    if (!ok) {
+      destroy(p);
+      return false;
+    }
+    cublasLtMatmulPreference_t pref;
+    check_lt(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
+    size_t ws = kWorkspaceBytes;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+    uint32_t ax = std::get<5>(key), aw = std::get<6>(key), ao = std::get<7>(key);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aw, sizeof(aw));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ax, sizeof(ax));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ao, sizeof(ao));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ao, sizeof(ao));
+    cublasLtMatmulHeuristicResult_t res{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, p.op, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+      destroy(p);
+      return false;
+    }
+    p.algo = res.algo;
+    p.bias_in_epilogue = bias;
+    return true;
+#else
+    (void)p, (void)t, (void)M, (void)N, (void)K, (void)bias, (void)key, (void)x_scales, (void)w_scales;
+    return false;
+#endif
+  }
+
+  static Key fp8_key(DType t, const void* out, const void* xq, const void* wq, const void* bias, int64_t M, int64_t N,
+                     int64_t K) {
+    return {static_cast<int>(t), M, N, K, bias != nullptr, alignment(xq), alignment(wq), alignment(out),
+            bias ? alignment(bias) : 0u, static_cast<int>(t)};
+  }
+
+  // The FP8 plan for this product, made on first use (with the bias in the epilogue where cuBLASLt
+  // takes it, else without); null where there is none.
+  Plan* fp8_plan(const Key& key, DType t, int64_t M, int64_t N, int64_t K, bool bias, const float* x_scales,
+                 const float* w_scales) {
+    auto it = fp8_plans.find(key);
+    if (it == fp8_plans.end()) {
+      Plan p;
+      if (!make_fp8_plan(p, t, M, N, K, bias, key, x_scales, w_scales) &&
+          (!bias || !make_fp8_plan(p, t, M, N, K, false, key, x_scales, w_scales)))
+        p.usable = false;
+      it = fp8_plans.emplace(key, p).first;
+    }
+    return it->second.usable ? &it->second : nullptr;
   }
 
   // Builds the plan; returns false when cuBLASLt offers no algorithm with the bias epilogue.
@@ -143,6 +240,47 @@ void LtGemm::run(DType t, void* out, const void* x, const void* w, const void* b
                           kWorkspaceBytes, I.stream),
            "Matmul");
   if (has_bias && !p.bias_in_epilogue) add_bias(t, out, bias, M, N, I.stream);
+}
+
+bool LtGemm::fp8_supported(DType t, const void* out, const void* xq, const float* x_scales, const void* wq,
+                           const float* w_scales, const void* bias, int64_t M, int64_t N, int64_t K) {
+  if (t != DType::F16 && t != DType::BF16) return false;
+  if (M <= 0 || N <= 0 || K <= 0 || K % 16 != 0 || alignment(xq) < 16 || alignment(wq) < 16) return false;
+  const Impl::Key key = Impl::fp8_key(t, out, xq, wq, bias, M, N, K);
+  return impl_->fp8_plan(key, t, M, N, K, bias != nullptr, x_scales, w_scales) != nullptr;
+}
+
+bool LtGemm::run_fp8(DType t, void* out, const void* xq, const float* x_scales, const void* wq, const float* w_scales,
+                     const void* bias, int64_t M, int64_t N, int64_t K) {
+  Impl& I = *impl_;
+  const Impl::Key key = Impl::fp8_key(t, out, xq, wq, bias, M, N, K);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Plan* p = I.fp8_plan(key, t, M, N, K, bias != nullptr, x_scales, w_scales);
+    if (!p) return false;
+    bool ok = set_attr(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, w_scales) &&
+              set_attr(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, x_scales);
+    if (ok && p->bias_in_epilogue) ok = set_attr(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
+    const float alpha = 1.0f, beta = 0.0f;
+    ok = ok && cublasLtMatmul(I.handle, p->op, &alpha, wq, p->a, xq, p->b, &beta, out, p->c, out, p->c, &p->algo,
+                              I.workspace, kWorkspaceBytes, I.stream) == CUBLAS_STATUS_SUCCESS;
+    if (ok) {
+      if (bias && !p->bias_in_epilogue) add_bias(t, out, bias, M, N, I.stream);
+      return true;
+    }
+    // Refused when run. A plan with the bias in its epilogue gets one more try without it (the
+    // bias then added by a kernel); otherwise the shape has no FP8 product from now on.
+    const bool retry = p->bias_in_epilogue;
+    destroy(*p);
+    p->usable = false;
+    if (retry) {
+      Plan plain;
+      if (!I.make_fp8_plan(plain, t, M, N, K, false, key, x_scales, w_scales)) return false;
+      *p = plain;
+    } else {
+      return false;
+    }
+  }
+  return false;
 }
 
 }  // namespace vllm::cuda
