@@ -111,6 +111,12 @@ std::vector<GenerationResult> run_greedy(EngineConfig config, const std::vector<
                                          int64_t* num_preemptions) {
   // VLLM_TEST_DEVICE=cuda runs the engine tests on the GPU backend.
   if (const char* device = std::getenv("VLLM_TEST_DEVICE"); device && *device) config.device = device;
+  return run_greedy_on(std::move(config), prompts, max_tokens, logprobs, prompt_logprobs, num_preemptions);
+}
+
+std::vector<GenerationResult> run_greedy_on(EngineConfig config, const std::vector<std::vector<int32_t>>& prompts,
+                                            int max_tokens, int logprobs, int prompt_logprobs,
+                                            int64_t* num_preemptions) {
   EngineCore engine(config);
   std::map<uint64_t, size_t> index;
   std::vector<GenerationResult> results(prompts.size());

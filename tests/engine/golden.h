@@ -42,10 +42,16 @@ std::string unsupported_on_test_device(const std::string& dir);
 // sliding layers: ceil(tokens / block_size).
 int64_t kv_pool_blocks(const std::string& dir, int64_t tokens, int block_size, int64_t chunk);
 
-// Runs every prompt through one engine (all queued at once) with greedy sampling.
+// Runs every prompt through one engine (all queued at once) with greedy sampling, on
+// VLLM_TEST_DEVICE when it is set.
 std::vector<GenerationResult> run_greedy(EngineConfig config, const std::vector<std::vector<int32_t>>& prompts,
                                          int max_tokens, int logprobs, int prompt_logprobs,
                                          int64_t* num_preemptions = nullptr);
+// The same on config.device whatever VLLM_TEST_DEVICE says (tests that compare two devices, or
+// check what only the CPU promises).
+std::vector<GenerationResult> run_greedy_on(EngineConfig config, const std::vector<std::vector<int32_t>>& prompts,
+                                            int max_tokens, int logprobs, int prompt_logprobs,
+                                            int64_t* num_preemptions = nullptr);
 
 // The check_logprobs_close rule: returns "" if `ours` agrees with `golden` greedy ids under it,
 // else a description of the first violation. Also returns the first divergence step (or n).

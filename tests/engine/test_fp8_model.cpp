@@ -1,12 +1,16 @@
-// FP8 checkpoints and --quantization fp8 in the engine (CPU: weights dequantized at load):
+// FP8 checkpoints and --quantization fp8 in the engine. On the CPU (weights dequantized at load):
 // the FP8 folders vllm-make-model writes (compressed-tensors per-tensor and per-channel, native
 // fp8 with 128x128 blocks) compute what a plain float32 folder of their dequantized weights
 // computes, and stay within check_logprobs_close of the unquantized model's transformers golden;
 // batching changes nothing; --quantization fp8 quantizes each fused linear weight with one
-// per-tensor scale, as vLLM's online FP8; bad FP8 folders and flags are clear errors.
+// per-tensor scale, as vLLM's online FP8; bad FP8 folders and flags are clear errors. These run on
+// the CPU whatever VLLM_TEST_DEVICE says (their equalities are the CPU's). With
+// VLLM_TEST_DEVICE=cuda, Fp8OnTheGpu runs the same folders and flag on the GPU in bfloat16 and
+// float16, with FP8 products, against the CPU's float32 run of the dequantized weights.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <filesystem>
@@ -16,9 +20,11 @@
 
 #include "golden.h"
 #include "routing_margin.h"
+#include "vllm/backends/cpu/cpu_backend.h"
 #include "vllm/core/error.h"
 #include "vllm/engine/engine_core.h"
 #include "vllm/loader/fp8_weights.h"
+#include "vllm/loader/quantization_config.h"
 #include "vllm/loader/safetensors.h"
 #include "vllm/models/fp8_export.h"
 #include "vllm/models/random_weights.h"
@@ -53,12 +59,19 @@ Fp8Folders fp8_folders(const std::string& model, const std::string& scheme) {
   return f;
 }
 
+// The CPU in float32 (the default "auto" would take a GPU where there is one).
 EngineConfig engine_config(const std::string& dir) {
   EngineConfig c;
   c.model = dir;
+  c.device = "cpu";
   c.dtype = "float32";
   c.num_kv_blocks = 1024;
   return c;
+}
+
+std::vector<test::GenerationResult> run_greedy(const EngineConfig& c, const std::vector<std::vector<int32_t>>& prompts,
+                                               int max_tokens, int logprobs) {
+  return test::run_greedy_on(c, prompts, max_tokens, logprobs, 0);
 }
 
 std::vector<std::vector<int32_t>> golden_prompts(const json& golden) {
@@ -123,13 +136,13 @@ TEST_P(Fp8Checkpoint, ComputesWhatItsDequantizedWeightsCompute) {
   const Fp8Folders f = fp8_folders(model, scheme);
   const auto prompts = golden_prompts(golden);
   // Top-20 log-probs, as the golden's and test_golden's check_logprobs_close use.
-  const auto fp8 = test::run_greedy(engine_config(f.fp8), prompts, 32, 20, 0);
-  const auto plain = test::run_greedy(engine_config(f.dequantized), prompts, 32, 20, 0);
+  const auto fp8 = run_greedy(engine_config(f.fp8), prompts, 32, 20);
+  const auto plain = run_greedy(engine_config(f.dequantized), prompts, 32, 20);
   expect_same_outputs(fp8, plain, 1e-4, model + " " + scheme + " vs dequantized float32");
   expect_close_to_golden(golden, model, fp8, model + " " + scheme);
   // Batching changes nothing: one prompt at a time gives the same tokens and log-probs, bit for bit.
   for (size_t p = 0; p < 3; ++p) {
-    const auto alone = test::run_greedy(engine_config(f.fp8), {prompts[p]}, 32, 20, 0);
+    const auto alone = run_greedy(engine_config(f.fp8), {prompts[p]}, 32, 20);
     expect_same_outputs({fp8[p]}, alone, 0.0, model + " " + scheme + " alone, prompt " + std::to_string(p));
   }
 }
@@ -178,12 +191,70 @@ TEST(Fp8Folder, LayoutOfTheWrittenCheckpoints) {
   EXPECT_EQ(bl.get("model.layers.0.mlp.down_proj.weight_scale_inv").shape(), (Shape{(w[0] + 127) / 128, (w[1] + 127) / 128}));
 }
 
-// --quantization fp8 on a float folder: every linear layer's weight, fused as vLLM fuses it (q, k
-// and v; gate and up), gets one per-tensor scale; the LM head stays float. The reference folder
-// holds exactly those round-tripped weights, computed here from the recipe tensors.
-TEST(OnlineFp8, QuantizesEachFusedLinearWithOnePerTensorScale) {
-  const std::string model = "tiny-llama3";
-  const json golden = test::load_golden(model);
+// WeightStore::get_fp8 (what the loader hands the backend) returns a checkpoint's weight as stored
+// and its scales as float32 of the layout's shape: dequantized, exactly what get() returns.
+TEST(Fp8Folder, StoredWeightsAndScalesAreWhatGetDequantizes) {
+  for (const std::string scheme : {"fp8", "fp8-channel", "fp8-block"}) {
+    const Fp8Folders f = fp8_folders("tiny-llama3", scheme);
+    WeightStore store = WeightStore::open_folder(f.fp8);
+    store.set_fp8_checkpoint(*parse_quantization_config(json::parse(std::ifstream(f.fp8 + "/config.json")), "config.json"));
+    SafetensorsFile st(f.fp8 + "/model.safetensors");
+    for (const std::string name : {"model.layers.0.self_attn.k_proj.weight", "model.layers.1.mlp.down_proj.weight"}) {
+      ASSERT_TRUE(store.is_fp8(name)) << name;
+      const Tensor raw = st.get(name);
+      const Fp8Matrix m = store.get_fp8(name, raw.shape());
+      ASSERT_EQ(m.weight.shape(), raw.shape());
+      EXPECT_EQ(std::memcmp(m.weight.raw(), raw.raw(), raw.nbytes()), 0) << scheme << " " << name;
+      EXPECT_EQ(m.scale.dtype(), DType::F32);
+      EXPECT_EQ(m.scale.shape(), fp8_scale_shape(m.layout, raw.size(0), raw.size(1))) << scheme;
+      const Tensor d = dequantize_fp8(m.weight, Float8Format::kE4M3, m.scale, m.layout, "scale");
+      const Tensor g = store.get(name);
+      ASSERT_EQ(d.numel(), g.numel());
+      for (int64_t i = 0; i < d.numel(); ++i) ASSERT_EQ(d.data<float>()[i], g.data<float>()[i]) << scheme << " " << name << " " << i;
+      // The shape is checked as get(name, shape) checks it.
+      try {
+        store.get_fp8(name, {raw.size(0) + 1, raw.size(1)});
+        ADD_FAILURE() << "a wrong shape was accepted";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("tensor '" + name + "' has shape"), std::string::npos) << e.what();
+      }
+    }
+    EXPECT_FALSE(store.is_fp8("lm_head.weight"));
+    EXPECT_FALSE(store.is_fp8("model.layers.0.input_layernorm.weight"));
+  }
+}
+
+// The CPU's FP8 layers (Backend::prepare_fp8_linear's default) multiply by exactly the dequantized
+// weights: bit for bit what prepare_linear of them gives, fused parts of different layouts too.
+TEST(Fp8Backend, CpuDefaultIsTheDequantizedWeight) {
+  CpuBackend cpu(DType::F32);
+  Tensor w1 = Tensor::empty({40, 64}, DType::F32), w2 = Tensor::empty({24, 64}, DType::F32);
+  for (int64_t i = 0; i < w1.numel(); ++i) w1.data<float>()[i] = std::sin(0.37f * static_cast<float>(i));
+  for (int64_t i = 0; i < w2.numel(); ++i) w2.data<float>()[i] = 3.0f * std::cos(0.11f * static_cast<float>(i));
+  const Fp8WeightLayout tensor{}, block{Fp8ScaleLayout::kBlock, 16, 16};
+  Fp8Quantized q1 = quantize_fp8(w1, tensor), q2 = quantize_fp8(w2, block);
+  const Tensor d1 = dequantize_fp8(q1.weight, Float8Format::kE4M3, q1.scale, tensor, "s1");
+  const Tensor d2 = dequantize_fp8(q2.weight, Float8Format::kE4M3, q2.scale, block, "s2");
+  Tensor stacked = Tensor::empty({64, 64}, DType::F32);
+  std::memcpy(stacked.data<float>(), d1.raw(), d1.nbytes());
+  std::memcpy(stacked.data<float>() + d1.numel(), d2.raw(), d2.nbytes());
+  Tensor bias = Tensor::empty({64}, DType::F32), x = Tensor::empty({5, 64}, DType::F32);
+  for (int64_t i = 0; i < 64; ++i) bias.data<float>()[i] = 0.01f * static_cast<float>(i);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::sin(1.3f * static_cast<float>(i));
+  auto fp8 = cpu.prepare_fp8_linear({Fp8Matrix{q1.weight, q1.scale, tensor}, Fp8Matrix{q2.weight, q2.scale, block}}, bias);
+  auto plain = cpu.prepare_linear(stacked, bias);
+  Tensor o1 = Tensor::empty({5, 64}, DType::F32), o2 = Tensor::empty({5, 64}, DType::F32);
+  cpu.linear(o1, x, *fp8);
+  cpu.linear(o2, x, *plain);
+  for (int64_t i = 0; i < o1.numel(); ++i) ASSERT_EQ(o1.data<float>()[i], o2.data<float>()[i]) << i;
+}
+
+// The reference of --quantization fp8 on a model's float folder: a folder of its weights with every
+// linear layer's weight, fused as vLLM fuses it (q, k and v; gate and up), round-tripped through
+// e4m3 with one per-tensor scale; the LM head stays float. Computed here from the recipe tensors.
+std::string online_fp8_reference(const std::string& model) {
+  const fs::path ref = test::scratch_dir("fp8-engine") / ("online-fp8-reference-" + model);
+  if (fs::exists(ref / "model.safetensors")) return ref.string();
   const std::string dir = test::materialize_model(model, 1);
   const ModelConfig c = ModelConfig::from_folder(dir);
   WeightStore store = WeightStore::open_folder(dir);
@@ -216,21 +287,31 @@ TEST(OnlineFp8, QuantizesEachFusedLinearWithOnePerTensorScale) {
     round_trip_group({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
     round_trip_group({p + "mlp.down_proj.weight"});
   }
-  const fs::path ref = test::scratch_dir("fp8-engine") / "online-fp8-reference";
   fs::create_directories(ref);
-  fs::copy_file(fs::path(dir) / "config.json", ref / "config.json");
-  fs::copy_file(fs::path(dir) / "generation_config.json", ref / "generation_config.json");
+  fs::copy_file(fs::path(dir) / "config.json", ref / "config.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(fs::path(dir) / "generation_config.json", ref / "generation_config.json",
+                fs::copy_options::overwrite_existing);
   write_safetensors((ref / "model.safetensors").string(), {tensors.begin(), tensors.end()});
+  return ref.string();
+}
+
+// --quantization fp8 on a float folder: every linear layer's weight, fused as vLLM fuses it (q, k
+// and v; gate and up), gets one per-tensor scale; the LM head stays float.
+TEST(OnlineFp8, QuantizesEachFusedLinearWithOnePerTensorScale) {
+  const std::string model = "tiny-llama3";
+  const json golden = test::load_golden(model);
+  const std::string dir = test::materialize_model(model, 1);
+  const std::string ref = online_fp8_reference(model);
 
   const auto prompts = golden_prompts(golden);
   EngineConfig online = engine_config(dir);
   online.quantization = "fp8";
-  const auto got = test::run_greedy(online, prompts, 32, 20, 0);
-  expect_same_outputs(got, test::run_greedy(engine_config(ref.string()), prompts, 32, 20, 0), 1e-4,
+  const auto got = run_greedy(online, prompts, 32, 20);
+  expect_same_outputs(got, run_greedy(engine_config(ref), prompts, 32, 20), 1e-4,
                       "--quantization fp8 vs round-tripped weights");
   expect_close_to_golden(golden, model, got, "--quantization fp8 " + model);
   // The unquantized model differs (the flag did something).
-  const auto plain = test::run_greedy(engine_config(dir), prompts, 1, 5, 0);
+  const auto plain = run_greedy(engine_config(dir), prompts, 1, 5);
   EXPECT_NE(plain[0].logprobs[0].logprob, got[0].logprobs[0].logprob);
 }
 
@@ -239,7 +320,7 @@ TEST(OnlineFp8, MixtureOfExpertsStaysCloseToTheGolden) {
   EngineConfig online = engine_config(test::materialize_model(model, 1));
   online.quantization = "fp8";
   const json golden = test::load_golden(model);
-  expect_close_to_golden(golden, model, test::run_greedy(online, golden_prompts(golden), 32, 20, 0), "--quantization fp8 " + model);
+  expect_close_to_golden(golden, model, run_greedy(online, golden_prompts(golden), 32, 20), "--quantization fp8 " + model);
 }
 
 // ---- errors ----
@@ -359,5 +440,106 @@ TEST(Fp8Errors, ConfigAndFlags) {
   EXPECT_NO_THROW(check_kv_cache_dtype("auto", Device::kCPU));
   EXPECT_NO_THROW(check_kv_cache_dtype("auto", Device::kCUDA));
 }
+
+// ---- on the GPU ----
+
+bool on_gpu() {
+  const char* device = std::getenv("VLLM_TEST_DEVICE");
+  return device && std::string(device) == "cuda";
+}
+
+// vLLM's check_logprobs_close of `ours` against `ref` (a run's greedy tokens and top log-probs),
+// prompt by prompt. For a mixture-of-experts model a divergence outside it is accepted only at a
+// routing near-tie of the reference model (in `reference_dir`), as expect_close_to_golden does.
+void expect_close_to_reference(const std::vector<test::GenerationResult>& ref, const std::string& reference_dir,
+                               const std::vector<test::GenerationResult>& ours,
+                               const std::vector<std::vector<int32_t>>& prompts, const std::string& label) {
+  ASSERT_EQ(ref.size(), ours.size()) << label;
+  size_t identical = 0, total = 0;
+  for (size_t p = 0; p < ref.size(); ++p) {
+    std::vector<std::vector<std::pair<int32_t, double>>> ref_top;
+    for (const TokenLogprobs& step : ref[p].logprobs) {
+      std::vector<std::pair<int32_t, double>> s;
+      for (const auto& e : step.top) s.emplace_back(e.token_id, e.logprob);
+      ref_top.push_back(std::move(s));
+    }
+    size_t diverge = 0;
+    const std::string err = test::check_logprobs_close(ref[p].ids, ref_top, ours[p], &diverge);
+    identical += diverge;
+    total += ref[p].ids.size();
+    if (err.empty()) continue;
+    std::vector<int32_t> ids = prompts[p];
+    ids.insert(ids.end(), ref[p].ids.begin(), ref[p].ids.begin() + static_cast<std::ptrdiff_t>(diverge));
+    const double margin = test::last_token_routing_margin(reference_dir, ids);
+    EXPECT_LT(margin, 0.05) << label << " prompt " << p << ": " << err << " (router margin " << margin << ")";
+    if (margin < 0.05) std::printf("%s prompt %zu: %s, at a routing near-tie (margin %.4f)\n", label.c_str(), p, err.c_str(), margin);
+  }
+  std::printf("%s: greedy tokens identical to the reference for %zu of %zu steps\n", label.c_str(), identical, total);
+}
+
+// The bytes of a model's weights as `c` loads them.
+size_t weight_bytes(const EngineConfig& c) {
+  EngineCore engine(c);
+  return engine.runner().model().weight_bytes();
+}
+
+// (model, scheme: an FP8 folder's, or "online" for --quantization fp8 on the float folder, compute dtype)
+class Fp8OnTheGpu : public ::testing::TestWithParam<std::tuple<std::string, std::string, std::string>> {};
+
+// VLLM_TEST_DEVICE=cuda: the model runs on the GPU in 16-bit compute with its linear layers in FP8
+// (skinny FP8 products at decode; FP8 tensor cores with activations quantized per token, or W8A16
+// for block scales, at prefill), and stays within check_logprobs_close of the float32 model of its
+// dequantized weights on the CPU: the FP8 weights are the same numbers, the GPU adds 16-bit
+// activations and (prefill) e4m3 activations. Its weights take fewer bytes than the same model's
+// 16-bit weights do: the layers did stay in FP8.
+TEST_P(Fp8OnTheGpu, StaysCloseToTheDequantizedFloat32Model) {
+  if (!on_gpu()) GTEST_SKIP() << "runs on the GPU (VLLM_TEST_DEVICE=cuda)";
+  const auto& [model, scheme, dtype] = GetParam();
+  const json golden = test::load_golden(model);
+  const auto prompts = golden_prompts(golden);
+  const bool online = scheme == "online";
+  std::string fp8_dir, reference_dir;
+  if (online) {
+    fp8_dir = test::materialize_model(model, 1);
+    reference_dir = online_fp8_reference(model);
+  } else {
+    const Fp8Folders f = fp8_folders(model, scheme);
+    fp8_dir = f.fp8;
+    reference_dir = f.dequantized;
+  }
+  EngineConfig gpu = engine_config(fp8_dir);
+  gpu.device = "cuda";
+  gpu.dtype = dtype;
+  if (online) gpu.quantization = "fp8";
+  const std::string label = model + " " + scheme + " " + dtype + " on the GPU";
+  const auto ours = run_greedy(gpu, prompts, 32, 20);
+  const auto ref = run_greedy(engine_config(reference_dir), prompts, 32, 20);
+  expect_close_to_reference(ref, reference_dir, ours, prompts, label);
+
+  EngineConfig sixteen_bit = engine_config(online ? fp8_dir : reference_dir);
+  sixteen_bit.device = "cuda";
+  sixteen_bit.dtype = dtype;
+  const size_t fp8_bytes = weight_bytes(gpu), plain_bytes = weight_bytes(sixteen_bit);
+  EXPECT_LT(fp8_bytes, plain_bytes) << label << ": the FP8 layers were not kept in FP8";
+  std::printf("%s: weights %zu bytes, %zu in %s\n", label.c_str(), fp8_bytes, plain_bytes, dtype.c_str());
+}
+
+std::string gpu_case_name(const ::testing::TestParamInfo<std::tuple<std::string, std::string, std::string>>& info) {
+  std::string name = std::get<0>(info.param) + "_" + std::get<1>(info.param) + "_" + std::get<2>(info.param);
+  for (char& c : name)
+    if (c == '-') c = '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Checkpoints, Fp8OnTheGpu,
+                         ::testing::Combine(::testing::Values("tiny-llama3", "tiny-qwen3", "tiny-qwen3moe"),
+                                            ::testing::Values("fp8", "fp8-channel", "fp8-block"),
+                                            ::testing::Values("bfloat16", "float16")),
+                         gpu_case_name);
+// --quantization fp8 (online_fp8_reference knows the dense models' layer names).
+INSTANTIATE_TEST_SUITE_P(Online, Fp8OnTheGpu,
+                         ::testing::Combine(::testing::Values("tiny-llama3", "tiny-qwen3"), ::testing::Values("online"),
+                                            ::testing::Values("bfloat16", "float16")),
+                         gpu_case_name);
 
 }  // namespace
