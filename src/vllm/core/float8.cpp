@@ -1,6 +1,7 @@
 #include "vllm/core/float8.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace vllm {
@@ -50,29 +51,25 @@ float e4m3_to_f32(uint8_t bits) { return tables().e4m3[bits]; }
 float e5m2_to_f32(uint8_t bits) { return tables().e5m2[bits]; }
 
 uint8_t f32_to_e4m3(float f) {
-  const uint8_t sign = std::signbit(f) ? 0x80 : 0x00;
-  if (std::isnan(f)) return static_cast<uint8_t>(sign | 0x7f);
-  float a = std::fabs(f);
-  if (a >= kFloat8E4M3Max) return static_cast<uint8_t>(sign | 0x7e);  // 448, infinities included
-  // The spacing of e4m3 values around a: 2^-9 for subnormals (exponent field 0, scale 2^-6 / 8),
-  // else 2^(e - 3) for a in [2^e, 2^(e+1)). a / spacing is then exact in float, and rounding it to
-  // the nearest integer, ties to even (the default rounding mode), rounds a to the format.
-  int e = 0;
-  std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1): a in [2^(e-1), 2^e)
-  const int unbiased = e - 1;
-  const int step_exp = unbiased < -6 ? -9 : unbiased - 3;
-  const float steps = std::nearbyint(std::ldexp(a, -step_exp));  // integer multiple of the spacing
-  a = std::ldexp(steps, step_exp);
-  if (a == 0.0f) return sign;
-  // Re-encode the rounded value (rounding may have carried into the next binade).
-  std::frexp(a, &e);
-  const int ue = e - 1;
-  if (ue < -6) {  // subnormal: a = mant * 2^-9
-    const int mant = static_cast<int>(std::ldexp(a, 9));
-    return static_cast<uint8_t>(sign | mant);
+  // On the float's bits (a load of --quantization fp8 quantizes billions of weights): equal, for
+  // all 2^32 inputs, to rounding a / spacing with nearbyint (checked when this replaced that).
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  const auto sign = static_cast<uint8_t>((bits >> 24) & 0x80u);
+  const uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) return static_cast<uint8_t>(sign | 0x7f);  // NaN
+  if (magnitude >= 0x43e00000u) return static_cast<uint8_t>(sign | 0x7e);  // 448 and beyond, infinities included
+  if (magnitude < 0x3c800000u) {
+    // Below 2^-6: subnormals, multiples of 2^-9. a * 2^9 is exact, and its nearest integer (ties to
+    // even, the default rounding mode) is the code; 8 is the smallest normal, 2^-6 (code 0x08).
+    float a;
+    std::memcpy(&a, &magnitude, sizeof a);
+    return static_cast<uint8_t>(sign | static_cast<uint8_t>(std::nearbyint(a * 512.0f)));
   }
-  const int mant = static_cast<int>(std::ldexp(a, -ue) * 8.0f) - 8;  // a = (1 + mant/8) * 2^ue
-  return static_cast<uint8_t>(sign | ((ue + 7) << 3) | mant);
+  // Normal: round the 23 mantissa bits to 3, ties to even (a carry moves into the exponent), and
+  // rebias the exponent from 127 to 7.
+  const uint32_t rounded = magnitude + 0x7ffffu + ((magnitude >> 20) & 1u);
+  return static_cast<uint8_t>(sign | ((rounded >> 20) - (120u << 3)));
 }
 
 }  // namespace vllm
