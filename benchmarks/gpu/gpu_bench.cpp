@@ -6,6 +6,8 @@
 //                                  1 gelu, 2 residual), back to back with programmatic dependent
 //                                  launch as in a decode step, over 8 weight copies (more than L2);
 //                                  GB/s of weights read. VLLM_GEMV_W forces the warps per row.
+//   gpu_bench gemv_fp8 N K [M B]   the same with FP8 weights (cuda::gemv_fp8: e4m3 bytes, one scale
+//                                  per row, or 128x128 block scales with B=1); GB/s of e4m3 bytes.
 // Each prints one line "name value unit"; times are medians of event-timed repetitions.
 #include <cuda_runtime_api.h>
 
@@ -199,6 +201,77 @@ int gemv_bench(int64_t N, int64_t K, int64_t M, int epi) {
   return 0;
 }
 
+int gemv_fp8_bench(int64_t N, int64_t K, int64_t M, bool blocks) {
+  CudaBackend be(DType::F16);  // sets up programmatic dependent launch as the engine does
+  constexpr int kCopies = 8;
+  const size_t wbytes = static_cast<size_t>(N * K);
+  std::vector<void*> w(kCopies);
+  // e4m3 bytes of magnitude below 1 (exponent field under 7), either sign; activations float16.
+  std::vector<uint8_t> host(wbytes);
+  uint32_t st = 12345;
+  for (auto& h : host) {
+    st = st * 1664525u + 1013904223u;
+    h = static_cast<uint8_t>((st >> 16) & 0xb7u);
+  }
+  for (auto& p : w) {
+    ck(cudaMalloc(&p, wbytes), "cudaMalloc");
+    ck(cudaMemcpy(p, host.data(), wbytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  }
+  const int64_t grid_cols = (K + 127) / 128, grid_rows = (N + 127) / 128;
+  std::vector<float> scales(static_cast<size_t>(blocks ? grid_rows * grid_cols : N), 0.01f);
+  std::vector<int32_t> row_map(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) row_map[static_cast<size_t>(n)] = static_cast<int32_t>(n / 128);
+  std::vector<uint16_t> xh(static_cast<size_t>(M * K), 0x3555);  // float16 0.333
+  void *x = nullptr, *out = nullptr, *sc = nullptr, *map = nullptr;
+  ck(cudaMalloc(&x, xh.size() * 2), "cudaMalloc");
+  ck(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+  ck(cudaMalloc(&out, static_cast<size_t>(M * N) * 2), "cudaMalloc");
+  ck(cudaMalloc(&sc, scales.size() * 4), "cudaMalloc");
+  ck(cudaMemcpy(sc, scales.data(), scales.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+  ck(cudaMalloc(&map, row_map.size() * 4), "cudaMalloc");
+  ck(cudaMemcpy(map, row_map.data(), row_map.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+  cudaStream_t stream;
+  ck(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  auto run = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      cuda::Fp8Weight fw;
+      fw.w = static_cast<const uint8_t*>(w[i % kCopies]);
+      fw.scales = static_cast<const float*>(sc);
+      fw.row_map = blocks ? static_cast<const int32_t*>(map) : nullptr;
+      fw.block_cols = blocks ? 128 : 0;
+      fw.grid_cols = blocks ? grid_cols : 0;
+      cuda::gemv_fp8(DType::F16, out, x, fw, nullptr, M, N, K, stream);
+    }
+  };
+  run(16);
+  ck(cudaStreamSynchronize(stream), "warm-up");
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<double> us;
+  const int reps = 64;
+  for (int r = 0; r < 7; ++r) {
+    cudaEventRecord(e0, stream);
+    run(reps);
+    cudaEventRecord(e1, stream);
+    ck(cudaEventSynchronize(e1), "gemv_fp8");
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    us.push_back(1e3 * t / reps);
+  }
+  const double m = median(us);
+  std::printf("gemv_fp8 N=%lld K=%lld M=%lld %s: %.2f us, %.0f GB/s of weights\n", static_cast<long long>(N),
+              static_cast<long long>(K), static_cast<long long>(M), blocks ? "blocks" : "per-row", m,
+              static_cast<double>(wbytes) / (m * 1e-6) / 1e9);
+  for (auto p : w) cudaFree(p);
+  cudaFree(x);
+  cudaFree(out);
+  cudaFree(sc);
+  cudaFree(map);
+  cudaStreamDestroy(stream);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -216,6 +289,10 @@ int main(int argc, char** argv) {
     auto arg = [&](int i, int64_t d) { return argc > i ? std::atoll(argv[i]) : d; };
     return gemv_bench(arg(2, 2048), arg(3, 2048), arg(4, 1), static_cast<int>(arg(5, 0)));
   }
-  std::fprintf(stderr, "usage: gpu_bench copy | attn [B CTX NH NKV HD BS] | gemv N K [M EPI]\n");
+  if (mode == "gemv_fp8" && argc > 3) {
+    auto arg = [&](int i, int64_t d) { return argc > i ? std::atoll(argv[i]) : d; };
+    return gemv_fp8_bench(arg(2, 2048), arg(3, 2048), arg(4, 1), arg(5, 0) != 0);
+  }
+  std::fprintf(stderr, "usage: gpu_bench copy | attn [B CTX NH NKV HD BS] | gemv N K [M EPI] | gemv_fp8 N K [M B]\n");
   return 2;
 }
