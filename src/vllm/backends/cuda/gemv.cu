@@ -247,17 +247,19 @@ Split choose_split(int64_t N, int64_t kp, int64_t resident) {
   return best;
 }
 
-template <typename K>
-int64_t resident_blocks(K kernel) {
-  static int64_t cached = 0;  // one per kernel instantiation
-  if (cached == 0) {
+// The blocks of `Kernel` the whole GPU holds at once, asked once per kernel: a template on the
+// kernel itself, since its variants (rows, epilogue) share one function type and a static per
+// type would keep whichever variant ran first.
+template <auto Kernel>
+int64_t resident_blocks() {
+  static const int64_t blocks = [] {
     int dev = 0, sms = 0, per_sm = 0;
     check(cudaGetDevice(&dev), "cudaGetDevice");
     check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0), "occupancy");
-    cached = static_cast<int64_t>(std::max(1, per_sm)) * sms;
-  }
-  return cached;
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, 0), "occupancy");
+    return static_cast<int64_t>(std::max(1, per_sm)) * sms;
+  }();
+  return blocks;
 }
 
 template <typename T, int M, GemvEpilogue EPI, bool NP>
@@ -267,7 +269,7 @@ void launch_m(T* o, const T* x, const T* w, const T* b, const T* other, int64_t 
   // The normalised rows' shared memory (at most 48 KiB, gemv_norm_pair_supported) never limits
   // the blocks an SM holds below what the registers allow, so the occupancy query leaves it out.
   const size_t smem = NP ? static_cast<size_t>(M * K) * sizeof(T) : 0;
-  const Split sp = choose_split(N + (NP ? np.n2 : 0), K / Pack<T>::N, resident_blocks(kernel));
+  const Split sp = choose_split(N + (NP ? np.n2 : 0), K / Pack<T>::N, resident_blocks<gemv_kernel<T, M, EPI, NP>>());
   launch_k(kernel, sp.blocks, kThreads, smem, s, o, x, w, b, other, N, K, sp.W, sp.rounds, np);
 }
 
