@@ -640,7 +640,8 @@ TEST_P(Fp8Ops, OddOutputWidth) {
   check_case(Fp8Case{{200, 72, 72}, 512, {per_tensor(), per_tensor(), per_tensor()}, {1, 9, 64}});
   const Fp8Case c{{333}, 336, {per_tensor()}, {1, 9, 64}};
   const Fp8Layer L = layer(c);
-  auto gw = gpu_->prepare_fp8_linear(L.parts, rand({L.N}));
+  const Tensor bias = rand({L.N});
+  auto gw = gpu_->prepare_fp8_linear(L.parts, bias);
   for (int64_t M : c.Ms) {
     Tensor x = rand({M, L.K}, -2.0f, 2.0f), go = nan_gpu({M, L.N});
     gpu_->linear(go, up(x), *gw);
@@ -652,7 +653,7 @@ TEST_P(Fp8Ops, OddOutputWidth) {
       EXPECT_TRUE(path == Fp8Path::kFp8Gemm || path == Fp8Path::kDequantizedGemm) << path_name(path);
     }
     std::printf("[ fp8      ] %s N=333 M=%lld: %s\n", dname(dt()).c_str(), static_cast<long long>(M), path_name(path));
-    expect_rows_close(go, reference(x, L.dequantized, Tensor(), path == Fp8Path::kFp8Gemm), str("odd N M=", M));
+    expect_rows_close(go, reference(x, L.dequantized, bias, path == Fp8Path::kFp8Gemm), str("odd N M=", M));
   }
 }
 

@@ -169,9 +169,6 @@ class Backend {
   // vocabulary's bits read). The default has none: the engine downloads the logits and samples
   // on the host.
   virtual bool has_sampler() const { return false; }
-  // The step's token masks, known before its logits: a GPU starts copying them beside the forward
-  // (from page-locked memory, empty_host's), and sample_tokens given the same span uses that copy.
-  virtual void prefetch_token_masks(std::span<const uint32_t> masks) {}
   virtual std::vector<int32_t> sample_tokens(const Tensor& logits, std::span<const DeviceSamplingRow> rows,
                                              std::span<const uint32_t> masks, int64_t mask_words = 0) {
     throw Error("the " + name() + " backend has no sampler of its own", ErrorKind::kInternal);

@@ -401,10 +401,12 @@ void EngineCore::set_output_paused(uint64_t seq_id, bool paused) {
   if (Request* r = scheduler_->find(seq_id)) r->output_paused = paused;
 }
 
-bool EngineCore::append_and_check_stop(Request& r, int32_t token, bool grammar_took_token) {
+bool EngineCore::append_and_check_stop(Request& r, int32_t token) {
   r.token_ids.push_back(token);
   const SamplingParams& p = r.params;
-  if (r.matcher && !grammar_took_token) {
+  // Serially, on the engine thread: on the masks' pool the accepts of a step's rows cost more than
+  // they do here (measured on an H100, 32 and 128 JSON-schema rows, docs/benchmarks.md).
+  if (r.matcher && !r.matcher->accept_token(token)) {
     // The sampler only draws allowed tokens; an empty mask (no token of this vocabulary can
     // continue the grammar) is the one way here. The output so far is all there is.
     VLLM_LOG_WARN("request {}: no token of the vocabulary continues its structured-outputs grammar", r.request_id);
@@ -460,8 +462,6 @@ std::vector<EngineCoreOutput> EngineCore::step() {
     logits = runner_->execute(sched, *kv_, &plan);
     t2 = clock::now();
     step_masks_->wait();
-    // While the forward still runs: the masks start for the device (a no-op on the CPU).
-    if (backend_sampler_ && !step_masks_->all().empty()) runner_->backend().prefetch_token_masks(step_masks_->all());
   } catch (...) {
     // The fill reads the requests' matchers: it must end before anything can free them.
     try {

@@ -188,23 +188,11 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& step_logits, std::vector
     out.num_cached_tokens = std::max<int64_t>(0, r.num_cached_tokens);
     return out;
   };
-  // Structured outputs: the constrained rows' matchers take their tokens, all at once.
-  std::vector<Request*> constrained;
-  std::vector<int32_t> constrained_tokens;
-  std::vector<size_t> constrained_index(targets.size(), 0);
-  for (size_t t = 0; t < targets.size(); ++t)
-    if (targets[t].request->matcher) {
-      constrained_index[t] = constrained.size();
-      constrained.push_back(targets[t].request);
-      constrained_tokens.push_back(sampled[t].token_id);
-    }
-  std::vector<char> grammar_took;
-  if (!constrained.empty()) step_masks_->accept(constrained, constrained_tokens, &grammar_took);
   auto append_sampled = [&](Request& r, size_t target, EngineCoreOutput& out) {
     const SampleResult& s = sampled[target];
     if (s.has_logprobs) out.new_logprobs.push_back(to_logprobs(s));
     out.new_token_ids.push_back(s.token_id);
-    if (append_and_check_stop(r, s.token_id, r.matcher && grammar_took[constrained_index[target]])) {
+    if (append_and_check_stop(r, s.token_id)) {
       out.finished = true;
       out.finish_reason = r.finish_reason;
       out.stop_reason = r.stop_reason;

@@ -92,28 +92,6 @@ void StepMasks::wait() {
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
 
-void StepMasks::accept(std::span<Request* const> requests, std::span<const int32_t> tokens, std::vector<char>* took) {
-  const int64_t n = static_cast<int64_t>(requests.size());
-  took->assign(requests.size(), 0);
-  std::mutex error_mutex;
-  std::exception_ptr error;
-  auto run = [&](int, int64_t begin, int64_t end) {
-    // The pool's workers must not throw: the first error is rethrown here, on the caller.
-    try {
-      for (int64_t i = begin; i < end; ++i)
-        (*took)[static_cast<size_t>(i)] = requests[static_cast<size_t>(i)]->matcher->accept_token(tokens[static_cast<size_t>(i)]);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
-    }
-  };
-  // Below this many rows a pool's wake-up costs more than the accepts it spreads.
-  constexpr int64_t kParallelRows = 8;
-  if (pool_ && n >= kParallelRows) pool_->parallel_for(n, run);
-  else run(0, 0, n);
-  if (error) std::rethrow_exception(error);
-}
-
 const uint32_t* StepMasks::mask_of(const Request* r) const {
   auto it = std::lower_bound(index_.begin(), index_.end(), std::pair<const Request*, size_t>(r, 0));
   return it != index_.end() && it->first == r ? masks_ + it->second * words_ : nullptr;

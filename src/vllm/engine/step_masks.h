@@ -38,11 +38,6 @@ class StepMasks {
   void wait();
   // The mask of `r` (after wait()), or nullptr when r was not started.
   const uint32_t* mask_of(const Request* r) const;
-  // After sampling: each request's matcher takes its token (tokens[i] for requests[i], every
-  // request distinct); took[i] says whether it could. In parallel on the masks' pool when there
-  // are enough rows to pay for waking it (an accept walks a token's bytes through the grammar,
-  // about a microsecond: serially, the constraint's largest cost in a GPU step). Call after wait().
-  void accept(std::span<Request* const> requests, std::span<const int32_t> tokens, std::vector<char>* took);
   // All of the step's masks (after wait()), words() words each, in start()'s order: a sampler
   // takes them as they are, each row's mask at (mask_of(r) - all().data()) / words().
   std::span<const uint32_t> all() const { return {masks_, requests_.size() * words_}; }

@@ -260,15 +260,6 @@ struct CudaBackend::Impl {
     bool fast_decode = false, fast_prefill = false;
     Tensor device;
   } lists;
-  // Token masks copied beside the forward (prefetch_token_masks) on a stream of their own into a
-  // buffer that only grows; the sampler's stream waits for masks_copied. One step's masks at a
-  // time: the sampler's copy back ends the step before the next prefetch rewrites the buffer.
-  cudaStream_t copy_stream = nullptr;
-  cudaEvent_t masks_copied = nullptr;
-  void* mask_buf = nullptr;
-  size_t mask_buf_bytes = 0;
-  const uint32_t* prefetched_masks = nullptr;  // the host span the buffer holds, until sample_tokens
-  size_t prefetched_bytes = 0;
   // Graphs.
   bool graphs_enabled = false;
   int64_t graph_max_model_len = 0, graph_max_batch = 0;
@@ -278,12 +269,6 @@ struct CudaBackend::Impl {
   ~Impl() {
     graphs.clear();
     if (stream) cudaStreamSynchronize(stream);
-    if (copy_stream) {
-      cudaStreamSynchronize(copy_stream);
-      cudaStreamDestroy(copy_stream);
-    }
-    if (masks_copied) cudaEventDestroy(masks_copied);
-    if (mask_buf) cudaFree(mask_buf);
     if (staging) cudaFreeHost(staging);
   }
 

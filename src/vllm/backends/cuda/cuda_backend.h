@@ -107,7 +107,6 @@ class CudaBackend final : public Backend {
   std::vector<int32_t> sample_tokens(const Tensor& logits, std::span<const DeviceSamplingRow> rows,
                                      std::span<const uint32_t> masks, int64_t mask_words = 0) override;
   Tensor empty_host(const Shape& shape, DType dtype) override;
-  void prefetch_token_masks(std::span<const uint32_t> masks) override;
 
   struct Impl;
 

@@ -148,10 +148,7 @@ std::vector<int32_t> CudaBackend::sample_tokens(const Tensor& logits, std::span<
   I.copy_h2d(dev_rows.raw(), rows.data(), rows.size_bytes());
   Tensor dev_masks;
   const uint32_t* mask_ptr = nullptr;
-  if (!masks.empty() && masks.data() == I.prefetched_masks && masks.size_bytes() == I.prefetched_bytes) {
-    check(cudaStreamWaitEvent(I.stream, I.masks_copied, 0), "cudaStreamWaitEvent(masks)");
-    mask_ptr = static_cast<const uint32_t*>(I.mask_buf);
-  } else if (!masks.empty()) {
+  if (!masks.empty()) {
     dev_masks = empty({static_cast<int64_t>(masks.size())}, DType::I32);
     // Page-locked masks (the engine's, from empty_host) go straight to the device; others through
     // the staging ring (one more host copy). The copy back below waits for either to finish.
@@ -164,43 +161,11 @@ std::vector<int32_t> CudaBackend::sample_tokens(const Tensor& logits, std::span<
     else I.copy_h2d(dev_masks.raw(), masks.data(), masks.size_bytes());
     mask_ptr = static_cast<const uint32_t*>(dev_masks.raw());
   }
-  I.prefetched_masks = nullptr;  // used (or passed over) once
   Tensor tokens = empty({n}, DType::I32);
   cuda::sample_rows(logits.dtype(), logits.raw(), vocab, static_cast<const DeviceSamplingRow*>(dev_rows.raw()), n,
                     mask_ptr, words,
                     tokens.data<int32_t>(), I.stream);
   return I.copy_back<int32_t>(tokens.raw(), n);
-}
-
-void CudaBackend::prefetch_token_masks(std::span<const uint32_t> masks) {
-  Impl& I = *impl_;
-  I.prefetched_masks = nullptr;
-  if (masks.empty() || I.capturing) return;
-  // Only page-locked memory copies asynchronously; other masks go the usual way in sample_tokens.
-  cudaPointerAttributes attr{};
-  if (cudaPointerGetAttributes(&attr, masks.data()) != cudaSuccess) {
-    cudaGetLastError();
-    return;
-  }
-  if (attr.type != cudaMemoryTypeHost) return;
-  if (!I.copy_stream) {
-    check(cudaStreamCreateWithFlags(&I.copy_stream, cudaStreamNonBlocking), "cudaStreamCreate(copy)");
-    check(cudaEventCreateWithFlags(&I.masks_copied, cudaEventDisableTiming), "cudaEventCreate(masks)");
-  }
-  if (I.mask_buf_bytes < masks.size_bytes()) {
-    // Grows rarely (a step with more constrained rows than any before), in the copy stream's
-    // order: the old buffer's last reader, the previous step's sampler, has finished.
-    if (I.mask_buf) check(cudaFreeAsync(I.mask_buf, I.copy_stream), "cudaFreeAsync(masks)");
-    I.mask_buf = nullptr;
-    const size_t bytes = std::max(masks.size_bytes(), 2 * I.mask_buf_bytes);
-    check(cudaMallocAsync(&I.mask_buf, bytes, I.copy_stream), "cudaMallocAsync(masks)");
-    I.mask_buf_bytes = bytes;
-  }
-  check(cudaMemcpyAsync(I.mask_buf, masks.data(), masks.size_bytes(), cudaMemcpyHostToDevice, I.copy_stream),
-        "cudaMemcpyAsync(prefetched masks)");
-  check(cudaEventRecord(I.masks_copied, I.copy_stream), "cudaEventRecord(masks)");
-  I.prefetched_masks = masks.data();
-  I.prefetched_bytes = masks.size_bytes();
 }
 
 Tensor CudaBackend::empty_host(const Shape& shape, DType dtype) {
