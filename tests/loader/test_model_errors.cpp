@@ -171,6 +171,20 @@ TEST_F(BadModelFolder, WrongTypedConfigKey) {
   EXPECT_NE(e.find("'num_hidden_layers' must be an integer"), std::string::npos) << e;
 }
 
+// A head so narrow that partial_rotary_factor leaves no rotary pair (head_dim 1 x 0.5 = 0): found
+// by fuzz_model_config; the config is refused, naming the key, not accepted with no rotation.
+TEST_F(BadModelFolder, PartialRotaryFactorThatLeavesNoRotaryDimension) {
+  json c = read_json("config.json");
+  c["num_attention_heads"] = c["hidden_size"];
+  c["num_key_value_heads"] = c["hidden_size"];
+  c.erase("head_dim");
+  c["partial_rotary_factor"] = 0.5;
+  write_json("config.json", c);
+  std::string e = load_error();
+  EXPECT_NE(e.find("partial_rotary_factor"), std::string::npos) << e;
+  EXPECT_NE(e.find("at least 2"), std::string::npos) << e;
+}
+
 TEST_F(BadModelFolder, UnsupportedArchitecture) {
   json c = read_json("config.json");
   c["architectures"] = {"GPTNeoXForCausalLM"};

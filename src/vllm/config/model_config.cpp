@@ -220,8 +220,8 @@ void validate(const ModelConfig& c, const std::string& source) {
   };
   if (!std::isfinite(c.partial_rotary_factor) || c.partial_rotary_factor <= 0 || c.partial_rotary_factor > 1)
     fail("partial_rotary_factor", "must be in (0, 1], not " + json(c.partial_rotary_factor).dump());
-  if (c.rotary_dim() % 2 != 0)
-    fail("partial_rotary_factor", "must give an even rotary dimension (head_dim " + std::to_string(c.head_dim) + " x " +
+  if (c.rotary_dim() < 2 || c.rotary_dim() % 2 != 0)
+    fail("partial_rotary_factor", "must give an even rotary dimension of at least 2 (head_dim " + std::to_string(c.head_dim) + " x " +
                                       json(c.partial_rotary_factor).dump() + " = " + std::to_string(c.rotary_dim()) + ")");
   positive_number(c.raw.contains("rms_norm_eps") ? "rms_norm_eps" : "layer_norm_eps", c.norm_eps);
   auto check_rope = [&](const RopeConfig& r, const std::string& rope) {
