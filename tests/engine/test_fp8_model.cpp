@@ -9,6 +9,7 @@
 // float16, with FP8 products, against the CPU's float32 run of the dequantized weights.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -221,6 +222,47 @@ TEST(Fp8Folder, StoredWeightsAndScalesAreWhatGetDequantizes) {
     }
     EXPECT_FALSE(store.is_fp8("lm_head.weight"));
     EXPECT_FALSE(store.is_fp8("model.layers.0.input_layernorm.weight"));
+  }
+}
+
+// quantize_fp8 (parallel over rows, each row converted on its own) gives the bytes and scales of
+// the plain definition: per scale group, scale = amax / 448 (1 if all zero) and byte =
+// e4m3(clamp(x / scale)), for every layout, float32 / float16 / bfloat16 input and partial blocks.
+TEST(Fp8Quantize, MatchesThePlainDefinitionForEveryLayoutAndInputType) {
+  const int64_t out = 75, in = 200;  // partial 32 x 64 blocks in both directions
+  Tensor w = Tensor::empty({out, in}, DType::F32);
+  for (int64_t i = 0; i < w.numel(); ++i)
+    w.data<float>()[i] = (i % 97 == 0) ? 0.0f : std::sin(0.37f * static_cast<float>(i)) * (1.0f + static_cast<float>(i % 13));
+  for (int64_t c = 0; c < in; ++c) w.data<float>()[3 * in + c] = 0.0f;  // an all-zero row (scale 1 per channel)
+  for (const Fp8WeightLayout layout : {Fp8WeightLayout{}, Fp8WeightLayout{Fp8ScaleLayout::kPerChannel, 128, 128},
+                                       Fp8WeightLayout{Fp8ScaleLayout::kBlock, 32, 64}}) {
+    for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+      const Tensor input = w.to_dtype(dt), x = input.to_dtype(DType::F32);
+      const Fp8Quantized q = quantize_fp8(input, layout);
+      const Shape grid = fp8_scale_shape(layout, out, in);
+      ASSERT_EQ(q.scale.shape(), grid);
+      auto group_of = [&](int64_t r, int64_t c) -> int64_t {
+        if (layout.scales == Fp8ScaleLayout::kPerTensor) return 0;
+        if (layout.scales == Fp8ScaleLayout::kPerChannel) return r;
+        return (r / layout.block_rows) * grid[1] + c / layout.block_cols;
+      };
+      std::vector<float> amax(static_cast<size_t>(q.scale.numel()), 0.0f);
+      for (int64_t r = 0; r < out; ++r)
+        for (int64_t c = 0; c < in; ++c) {
+          float& m = amax[static_cast<size_t>(group_of(r, c))];
+          m = std::max(m, std::fabs(x.data<float>()[r * in + c]));
+        }
+      for (size_t g = 0; g < amax.size(); ++g) {
+        const float want = amax[g] > 0.0f ? amax[g] / kFloat8E4M3Max : 1.0f;
+        ASSERT_EQ(q.scale.data<float>()[g], want) << "group " << g << " dtype " << dtype_name(dt);
+      }
+      for (int64_t r = 0; r < out; ++r)
+        for (int64_t c = 0; c < in; ++c) {
+          const float inverse = 1.0f / q.scale.data<float>()[group_of(r, c)];
+          const float v = std::clamp(x.data<float>()[r * in + c] * inverse, -kFloat8E4M3Max, kFloat8E4M3Max);
+          ASSERT_EQ(q.weight.data<uint8_t>()[r * in + c], f32_to_e4m3(v)) << r << "," << c << " " << dtype_name(dt);
+        }
+    }
   }
 }
 

@@ -58,6 +58,34 @@ TEST(StepMasks, FillsEachRequestsOwnMaskWithOrWithoutOverlap) {
   }
 }
 
+// The engine defers a sampled token's accept (Request::pending_accept) to the next fill: the
+// fill gives the matcher its token first and fills the mask of the state after it; a token the
+// matcher refuses leaves an empty mask (its draw then aborts the request), and nothing is taken twice.
+TEST(StepMasks, TheFillTakesEachRequestsPendingTokenFirst) {
+  auto vocab = structured::TokenVocabulary::from_token_bytes({"a", "b", "ab", "{", "}", "\"", " ", "ba", "<eos>"}, {}, {8});
+  auto grammar = structured::CompiledGrammar::from_gbnf(R"(root ::= "{" ("a" | "b")+ "}")", vocab);
+  for (bool overlap : {false, true}) {
+    Request opened, refused, none;
+    for (Request* r : {&opened, &refused, &none}) r->matcher.emplace(grammar);
+    opened.pending_accept = 3;   // "{": allowed at the start
+    refused.pending_accept = 4;  // "}": not allowed at the start
+    StepMasks masks(overlap);
+    masks.start({&opened, &refused, &none}, 9);
+    masks.wait();
+    EXPECT_EQ(opened.pending_accept, -1);
+    EXPECT_EQ(refused.pending_accept, -1);
+    // After "{": a, b, ab, ba; not "{" again.
+    const uint32_t after_open = masks.mask_of(&opened)[0];
+    EXPECT_EQ(after_open, (1u << 0) | (1u << 1) | (1u << 2) | (1u << 7)) << overlap;
+    EXPECT_EQ(masks.mask_of(&refused)[0], 0u) << overlap;
+    EXPECT_EQ(masks.mask_of(&none)[0], 1u << 3) << overlap;
+    // A second fill without a new pending token leaves the state where it is.
+    masks.start({&opened}, 9);
+    masks.wait();
+    EXPECT_EQ(masks.mask_of(&opened)[0], after_open) << overlap;
+  }
+}
+
 // all() is every started mask in start()'s order, words() words each: what the device sampler
 // takes without a copy.
 TEST(StepMasks, AllIsEveryStartedMaskInOrder) {

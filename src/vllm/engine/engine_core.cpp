@@ -387,7 +387,9 @@ void EngineCore::replace_last_token(uint64_t seq_id, int32_t token) {
     throw Error("only a sampled token whose K/V are not computed yet can be replaced", ErrorKind::kInternal);
   if (token < 0 || token >= model_config_.vocab_size) throw Error("Token id " + std::to_string(token) + " is out of vocabulary");
   if (r.matcher) {
-    // The matcher took the token being replaced: take the new one in its place.
+    // The matcher took the token being replaced (or is about to): take the new one in its place.
+    if (!r.accept_pending_token())
+      throw Error("the request's structured-outputs grammar refused its last token", ErrorKind::kInternal);
     r.matcher->rollback(1);
     if (!r.matcher->accept_token(token))
       throw Error("token " + std::to_string(token) + " is not allowed by the request's structured-outputs grammar");
@@ -401,12 +403,28 @@ void EngineCore::set_output_paused(uint64_t seq_id, bool paused) {
   if (Request* r = scheduler_->find(seq_id)) r->output_paused = paused;
 }
 
-bool EngineCore::append_and_check_stop(Request& r, int32_t token) {
+bool EngineCore::append_and_check_stop(Request& r, int32_t token, const uint32_t* mask) {
   r.token_ids.push_back(token);
   const SamplingParams& p = r.params;
-  // Serially, on the engine thread: on the masks' pool the accepts of a step's rows cost more than
-  // they do here (measured on an H100, 32 and 128 JSON-schema rows, docs/benchmarks.md).
-  if (r.matcher && !r.matcher->accept_token(token)) {
+  // Structured outputs: the matcher takes a token exactly when the mask it was drawn under allows
+  // it, so the mask decides here, and the accept itself waits for the next mask's fill (beside
+  // the next forward pass, in parallel over the requests) instead of costing the engine thread
+  // about a microsecond a row between the GPU's steps. Without a mask, the matcher takes it now.
+  bool allowed = true, terminates = false;
+  if (r.matcher) {
+    if (mask != nullptr) {
+      // (A mask's fill took the last pending token; a request sampled only under a fresh mask.)
+      allowed = r.accept_pending_token() && ((mask[token >> 5] >> (token & 31)) & 1u) != 0;
+      if (allowed) {
+        r.pending_accept = token;
+        terminates = r.matcher->is_stop_token(token);
+      }
+    } else {
+      allowed = r.accept_pending_token() && r.matcher->accept_token(token);
+      terminates = allowed && r.matcher->is_terminated();
+    }
+  }
+  if (!allowed) {
     // The sampler only draws allowed tokens; an empty mask (no token of this vocabulary can
     // continue the grammar) is the one way here. The output so far is all there is.
     VLLM_LOG_WARN("request {}: no token of the vocabulary continues its structured-outputs grammar", r.request_id);
@@ -430,7 +448,7 @@ bool EngineCore::append_and_check_stop(Request& r, int32_t token) {
   }
   // A grammar that took its stop token is complete even where EOS does not stop (ignore_eos):
   // nothing but stop tokens could follow.
-  if (r.matcher && r.matcher->is_terminated()) {
+  if (terminates) {
     r.finish_reason = FinishReason::kStop;
     return true;
   }

@@ -192,7 +192,7 @@ void EngineCore::sample(const LogitsPlan& plan, Tensor& step_logits, std::vector
     const SampleResult& s = sampled[target];
     if (s.has_logprobs) out.new_logprobs.push_back(to_logprobs(s));
     out.new_token_ids.push_back(s.token_id);
-    if (append_and_check_stop(r, s.token_id)) {
+    if (append_and_check_stop(r, s.token_id, srows[target].token_bitmask)) {
       out.finished = true;
       out.finish_reason = r.finish_reason;
       out.stop_reason = r.stop_reason;

@@ -57,9 +57,14 @@ void StepMasks::fill_all() {
   auto fill = [&](int, int64_t begin, int64_t end) {
     // The pool's workers must not throw: the first error is kept for wait() to rethrow.
     try {
-      for (int64_t j = begin; j < end; ++j)
-        requests_[static_cast<size_t>(j)]->matcher->fill_next_token_bitmask(masks_ + static_cast<size_t>(j) * words_,
-                                                                             words_);
+      for (int64_t j = begin; j < end; ++j) {
+        Request& r = *requests_[static_cast<size_t>(j)];
+        uint32_t* mask = masks_ + static_cast<size_t>(j) * words_;
+        // First the token the engine deferred (its last step's mask allowed it, so the matcher
+        // takes it); should the matcher refuse it, the empty mask aborts the request at its draw.
+        if (r.accept_pending_token()) r.matcher->fill_next_token_bitmask(mask, words_);
+        else std::fill(mask, mask + words_, 0u);
+      }
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!error_) error_ = std::current_exception();

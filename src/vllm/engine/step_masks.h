@@ -31,8 +31,9 @@ class StepMasks {
   StepMasks(const StepMasks&) = delete;
   StepMasks& operator=(const StepMasks&) = delete;
 
-  // Begins a step's masks: one for each request (each has a matcher, whose state must not
-  // change until wait()), each at least ceil(vocab / 32) words. Nothing to do: no work at all.
+  // Begins a step's masks: one for each request (each has a matcher, which is the fill's until
+  // wait(): it first takes the request's pending token), each at least ceil(vocab / 32) words.
+  // Nothing to do: no work at all.
   void start(std::vector<Request*> requests, int64_t vocab);
   // Waits for the masks (rethrowing what a fill threw). Safe to call twice, or with no start.
   void wait();

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "vllm/core/error.h"
+#include "vllm/core/thread_pool.h"
 
 namespace vllm {
 
@@ -99,39 +101,68 @@ Tensor dequantize_fp8(const Tensor& weight, Float8Format format, const Tensor& s
 Fp8Quantized quantize_fp8(const Tensor& weight, const Fp8WeightLayout& layout) {
   VLLM_CHECK(weight.shape().size() == 2, "an FP8 weight is a matrix");
   const int64_t out = weight.size(0), in = weight.size(1);
-  const Tensor w = weight.dtype() == DType::F32 ? weight : weight.to_dtype(DType::F32);
-  const float* x = w.data<float>();
+  const DType dt = weight.dtype();
+  const Tensor w = dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 ? weight : weight.to_dtype(DType::F32);
   const Shape scale_shape = fp8_scale_shape(layout, out, in);
   Fp8Quantized q{Tensor::empty({out, in}, DType::U8), Tensor::empty(scale_shape, DType::F32)};
-  // Each group: [r0, r1) x [c0, c1).
-  auto quantize_group = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* scale_out) {
-    float amax = 0.0f;
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[r * in + c]));
-    const float scale = amax > 0.0f ? amax / kFloat8E4M3Max : 1.0f;
-    const float inverse = 1.0f / scale;
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t c = c0; c < c1; ++c) {
-        const float v = std::clamp(x[r * in + c] * inverse, -kFloat8E4M3Max, kFloat8E4M3Max);
-        q.weight.data<uint8_t>()[r * in + c] = f32_to_e4m3(v);
-      }
-    *scale_out = scale;
-  };
-  float* s = q.scale.data<float>();
-  switch (layout.scales) {
-    case Fp8ScaleLayout::kPerTensor: quantize_group(0, out, 0, in, s); break;
-    case Fp8ScaleLayout::kPerChannel:
-      for (int64_t r = 0; r < out; ++r) quantize_group(r, r + 1, 0, in, s + r);
-      break;
-    case Fp8ScaleLayout::kBlock: {
-      const int64_t bc = scale_shape[1];
-      for (int64_t br = 0; br < scale_shape[0]; ++br)
-        for (int64_t b = 0; b < bc; ++b)
-          quantize_group(br * layout.block_rows, std::min(out, (br + 1) * layout.block_rows), b * layout.block_cols,
-                         std::min(in, (b + 1) * layout.block_cols), s + br * bc + b);
-      break;
+  // A model's weights are gigabytes (--quantization fp8 at load): rows are read in parallel, each
+  // converted to float32 on its own, never the whole matrix at once.
+  ThreadPool& pool = ThreadPool::global();
+  auto row_f32 = [&](int64_t r, std::vector<float>& buf) -> const float* {
+    if (w.dtype() == DType::F32) return w.data<float>() + r * in;
+    buf.resize(static_cast<size_t>(in));
+    const uint16_t* h = static_cast<const uint16_t*>(w.raw()) + r * in;
+    if (w.dtype() == DType::F16) {
+      for (int64_t c = 0; c < in; ++c) buf[static_cast<size_t>(c)] = f16_to_f32(h[c]);
+    } else {
+      for (int64_t c = 0; c < in; ++c) buf[static_cast<size_t>(c)] = bf16_to_f32(h[c]);
     }
+    return buf.data();
+  };
+  // The absolute maximum of each scale group, then its scale (amax / 448, 1 for an all-zero group).
+  const int64_t group_cols = layout.scales == Fp8ScaleLayout::kBlock ? layout.block_cols : in;
+  const int64_t grid_cols = layout.scales == Fp8ScaleLayout::kBlock ? scale_shape[1] : 1;
+  const int64_t group_rows = layout.scales == Fp8ScaleLayout::kPerTensor ? out
+                             : layout.scales == Fp8ScaleLayout::kPerChannel ? 1
+                                                                          : layout.block_rows;
+  float* scale = q.scale.data<float>();
+  auto amax_rows = [&](int64_t r0, int64_t r1, float* amax /* grid_cols */) {
+    std::vector<float> buf;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* x = row_f32(r, buf);
+      for (int64_t c = 0; c < in; ++c) {
+        float& m = amax[c / group_cols];
+        m = std::max(m, std::fabs(x[c]));
+      }
+    }
+  };
+  if (layout.scales == Fp8ScaleLayout::kPerTensor) {
+    std::vector<float> partial(static_cast<size_t>(pool.num_threads()), 0.0f);
+    pool.parallel_for(out, [&](int t, int64_t r0, int64_t r1) { amax_rows(r0, r1, &partial[static_cast<size_t>(t)]); });
+    scale[0] = *std::max_element(partial.begin(), partial.end());
+  } else {
+    // Each row group owns its row of the grid.
+    const int64_t groups = scale_shape[0];
+    std::fill(scale, scale + groups * grid_cols, 0.0f);
+    pool.parallel_for(groups, [&](int, int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g)
+        amax_rows(g * group_rows, std::min(out, (g + 1) * group_rows), scale + g * grid_cols);
+    });
   }
+  for (int64_t i = 0; i < q.scale.numel(); ++i) scale[i] = scale[i] > 0.0f ? scale[i] / kFloat8E4M3Max : 1.0f;
+  // The bytes: x / scale, saturated to e4m3's largest finite value.
+  uint8_t* bytes = q.weight.data<uint8_t>();
+  pool.parallel_for(out, [&](int, int64_t r0, int64_t r1) {
+    std::vector<float> buf, inverse(static_cast<size_t>(grid_cols));
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* x = row_f32(r, buf);
+      const float* row_scales = layout.scales == Fp8ScaleLayout::kPerTensor ? scale : scale + (r / group_rows) * grid_cols;
+      for (int64_t g = 0; g < grid_cols; ++g) inverse[static_cast<size_t>(g)] = 1.0f / row_scales[g];
+      for (int64_t c = 0; c < in; ++c)
+        bytes[r * in + c] =
+            f32_to_e4m3(std::clamp(x[c] * inverse[static_cast<size_t>(c / group_cols)], -kFloat8E4M3Max, kFloat8E4M3Max));
+    }
+  });
   return q;
 }
 

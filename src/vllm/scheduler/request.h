@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -59,6 +60,17 @@ struct Request {
   bool idle() const { return paused || output_paused; }
   // Structured outputs: the state of this sequence under its constraint (a fork copies it).
   std::optional<structured::GrammarMatcher> matcher;
+  // The token sampled last under the constraint that the matcher has not taken yet (-1: none).
+  // The engine knows from the step's mask that the matcher will take it, so it defers the accept
+  // to the next mask's fill, which runs beside the forward pass instead of on the engine thread.
+  int32_t pending_accept = -1;
+
+  // Gives the matcher its pending token. False: the matcher refused it (state unchanged).
+  bool accept_pending_token() {
+    if (pending_accept < 0) return true;
+    const int32_t token = std::exchange(pending_accept, -1);
+    return matcher->accept_token(token);
+  }
 
   int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
   int64_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }

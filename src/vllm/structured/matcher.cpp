@@ -290,6 +290,8 @@ bool GrammarMatcher::accept_token(int32_t id) {
   return m.accept(m.v->token_bytes(id));
 }
 
+bool GrammarMatcher::is_stop_token(int32_t id) const { return impl_->is_stop(id); }
+
 bool GrammarMatcher::accept_bytes(std::string_view bytes) { return impl_->accept(bytes); }
 
 void GrammarMatcher::fill_next_token_bitmask(uint32_t* words) { impl_->fill(words, mask_words()); }

@@ -68,6 +68,8 @@ class GrammarMatcher {
   bool can_terminate() const;
   // Whether a stop token was accepted.
   bool is_terminated() const;
+  // Whether `id` is one of the stop ids (accepting one, where the mask allows it, terminates).
+  bool is_stop_token(int32_t id) const;
   // Undoes the last `num_tokens` accepted tokens (accept_token or accept_bytes calls). Throws
   // vllm::Error (kInvalidArgument) past num_rollback_available().
   void rollback(int num_tokens);
