@@ -629,7 +629,7 @@ TEST_P(Fp8KvCacheOnTheGpu, StaysCloseToTheFloat32CpuRun) {
   const auto saturated = run_greedy(gpu, prompts, 32, 20);
   double moved = 0;
   for (size_t p = 0; p < plain.size(); ++p)
-    moved = std::max(moved, std::fabs(saturated[p].logprobs[0].top[0].logprob - plain[p].logprobs[0].top[0].logprob));
+    moved = std::max<double>(moved, std::fabs(saturated[p].logprobs[0].top[0].logprob - plain[p].logprobs[0].top[0].logprob));
   EXPECT_GT(moved, 1e-3) << model << ": saturating KV scales changed nothing; are the checkpoint's scales read?";
 }
 
