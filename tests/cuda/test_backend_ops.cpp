@@ -865,12 +865,35 @@ class AttentionOps : public Ops {
         std::fill(v0.data<float>() + at, v0.data<float>() + at + hd, NAN);
       }
     const int group = gs.second_group ? 1 : 0;
+    // An FP8 KV cache (gpu_->use_fp8_kv_cache()): the GPU's cache gets the e4m3 bytes of k0 / k_scale
+    // (v0 / v_scale), the CPU's what they decode to times the scale, so both hold the same numbers.
+    const bool fp8 = gpu_->fp8_kv_cache();
+    Tensor kb, vb;
+    if (fp8) {
+      kb = to_e4m3(k0, fp8_k_scale_);
+      vb = to_e4m3(v0, fp8_v_scale_);
+      k0 = from_e4m3(kb, fp8_k_scale_);
+      v0 = from_e4m3(vb, fp8_v_scale_);
+    }
     KVCacheLayer ccache{k0.to_dtype(cpu_->kv_cache_dtype()), v0.to_dtype(cpu_->kv_cache_dtype()), group};
-    KVCacheLayer gcache{up(k0), up(v0), group};
+    KVCacheLayer gcache{fp8 ? gpu_->upload(kb, DType::U8) : up(k0), fp8 ? gpu_->upload(vb, DType::U8) : up(v0), group};
+    if (fp8) {
+      gcache.k_scale = fp8_k_scale_;
+      gcache.v_scale = fp8_v_scale_;
+    }
     AttentionShape gshape = s;
     if (s.sinks.defined()) gshape.sinks = gpu_->prepare_vector(s.sinks);
     gpu_->check_attention(gshape);
     Tensor qkv = rand({T, s.qkv_width()}, -2.0f, 2.0f, true);
+    if (fp8) {  // the step's own K/V too: values the GPU's quantization keeps exactly
+      const int64_t k_begin = s.num_heads * hd, v_begin = k_begin + nkv * hd, end = v_begin + nkv * hd;
+      for (int64_t r = 0; r < T; ++r)
+        for (int64_t c = k_begin; c < end; ++c) {
+          float& x = qkv.data<float>()[r * s.qkv_width() + c];
+          const float sc = c < v_begin ? fp8_k_scale_ : fp8_v_scale_;
+          x = e4m3_to_f32(f32_to_e4m3(x / sc)) * sc;
+        }
+    }
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     Tensor co = nan_host({T, s.num_heads * hd}), go = nan_gpu({T, s.num_heads * hd});
     cpu_->attention(co, qkv, ccache, cin, s, scale);
@@ -878,11 +901,40 @@ class AttentionOps : public Ops {
     const std::string where =
         str(label, " nh=", s.num_heads, " nkv=", nkv, " hd=", hd, " bs=", bs, W > 0 ? str(" window=", W) : "",
             s.logit_softcap > 0 ? str(" softcap=", s.logit_softcap) : "", s.sinks.defined() ? " sinks" : "",
-            gs.second_group ? " group=1" : "", W > 0 && !gs.passed_no_block ? " passed=NaN blocks" : "");
+            gs.second_group ? " group=1" : "", W > 0 && !gs.passed_no_block ? " passed=NaN blocks" : "",
+            fp8 ? str(" fp8 kv k_scale=", fp8_k_scale_, " v_scale=", fp8_v_scale_) : "");
     expect_close(go, co, lbl("attention ", where));
-    expect_close(gcache.k, ccache.k, lbl("K cache ", where), 0.01);
-    expect_close(gcache.v, ccache.v, lbl("V cache ", where), 0.01);
+    if (fp8) {  // the bytes decoded (the CPU's cache holds the same values, NaN where poisoned)
+      expect_close_host(from_e4m3(bytes(gcache.k), fp8_k_scale_), ccache.k, lbl("K cache ", where), 0.01);
+      expect_close_host(from_e4m3(bytes(gcache.v), fp8_v_scale_), ccache.v, lbl("V cache ", where), 0.01);
+    } else {
+      expect_close(gcache.k, ccache.k, lbl("K cache ", where), 0.01);
+      expect_close(gcache.v, ccache.v, lbl("V cache ", where), 0.01);
+    }
   }
+
+  // Host float32 -> e4m3 bytes of x / scale (U8), and back (times the scale).
+  static Tensor to_e4m3(const Tensor& x, float scale) {
+    Tensor b = Tensor::empty(x.shape(), DType::U8);
+    for (int64_t i = 0; i < x.numel(); ++i) b.data<uint8_t>()[i] = f32_to_e4m3(x.data<float>()[i] / scale);
+    return b;
+  }
+  static Tensor from_e4m3(const Tensor& b, float scale) {
+    Tensor x = Tensor::empty(b.shape(), DType::F32);
+    for (int64_t i = 0; i < b.numel(); ++i) x.data<float>()[i] = e4m3_to_f32(b.data<uint8_t>()[i]) * scale;
+    return x;
+  }
+  // A U8 device tensor's bytes on the host.
+  Tensor bytes(const Tensor& dev) {
+    Tensor f = gpu_->download_f32(dev);
+    Tensor b = Tensor::empty(dev.shape(), DType::U8);
+    for (int64_t i = 0; i < f.numel(); ++i) b.data<uint8_t>()[i] = static_cast<uint8_t>(f.data<float>()[i]);
+    return b;
+  }
+  // The FP8 KV cache's scales for the next runs. Powers of two in 16-bit compute: e4m3 * scale is
+  // then a float16 and a bfloat16 value (the CPU's 16-bit cache is bfloat16), so the CPU holds
+  // exactly what the GPU decodes; any scale in float32.
+  float fp8_k_scale_ = 1.0f, fp8_v_scale_ = 1.0f;
 
   // [n] float32 sink logits in [lo, hi) (host).
   Tensor sinks(int64_t n, float lo, float hi) { return rand({n}, lo, hi); }
@@ -1115,6 +1167,72 @@ TEST_P(AttentionOps, ModelCombinations) {
   AttentionShape full{8, 1, 64};
   full.sinks = sinks(8, 5.0f, 9.0f);
   run(full, 16, {{3000, 1}, {4999, 1}, {0, 200}}, "gpt-oss full layer");
+}
+
+// --kv-cache-dtype fp8: K/V stored as e4m3(x / scale) and read as e4m3 * scale by every kernel
+// (decode with and without split-K, prefill tiles, the generic path for head sizes 32/80 and
+// float32), with scales other than 1 (K and V different) and, last, scales so small that values
+// saturate at +-448. The CPU reference runs on the same e4m3-rounded K/V.
+TEST_P(AttentionOps, Fp8KvCache) {
+  gpu_->use_fp8_kv_cache();
+  ASSERT_EQ(gpu_->kv_cache_dtype(), DType::U8);
+  const bool f32 = dt() == DType::F32;
+  fp8_k_scale_ = f32 ? 0.37f : 0.5f;
+  fp8_v_scale_ = f32 ? 1.7f : 0.25f;
+  struct H { int64_t nh, nkv, hd; };
+  for (H h : {H{2, 2, 64}, H{4, 1, 64}, H{8, 2, 128}, H{3, 3, 80}, H{2, 1, 32}, H{4, 2, 256}}) {
+    AttentionShape s{h.nh, h.nkv, h.hd};
+    for (int64_t bs : {1, 16}) {
+      run(s, bs, {{17, 1}, {300, 1}, {1, 1}, {64, 1}}, "fp8 decode");
+      run(s, bs, {{0, 150}, {0, 1}, {0, 64}}, "fp8 prefill");
+      run(s, bs, {{40, 1}, {0, 99}, {70, 30}, {130, 129}, {5, 1}}, "fp8 mixed");
+      if (testing::Test::HasFailure()) return;
+    }
+  }
+  run({8, 2, 64}, 16, {{3000, 1}, {4999, 1}, {17, 1}}, "fp8 long decode");
+  run({32, 4, 128}, 16, {{2500, 1}}, "fp8 gqa batch 1 long");
+  AttentionShape window{4, 2, 128};
+  window.sliding_window = 64;
+  run(window, 16, {{63, 1}, {500, 1}, {2000, 1}}, "fp8 window decode");
+  run(window, 16, {{0, 150}, {70, 30}, {300, 1}}, "fp8 window mixed", GroupSpec{true, true});
+  AttentionShape all{4, 2, 64};
+  all.sliding_window = 100;
+  all.logit_softcap = 2.0f;
+  all.sinks = sinks(4, 0.0f, 5.0f);
+  run(all, 16, {{99, 1}, {2500, 1}, {0, 250}, {400, 70}}, "fp8 window softcap sinks");
+  // Saturation: |x| / scale beyond 448 stores +-448 (K and V here reach 2 / 2^-8 = 512).
+  fp8_k_scale_ = 1.0f / 256;
+  fp8_v_scale_ = 1.0f / 128;
+  run({4, 2, 64}, 16, {{40, 1}, {0, 70}, {300, 1}}, "fp8 saturating");
+  run({3, 3, 80}, 16, {{40, 1}, {0, 70}}, "fp8 saturating generic");
+}
+
+// copy_blocks moves an FP8 cache's blocks byte for byte; attention refuses a cache of another dtype.
+TEST_P(AttentionOps, Fp8KvCacheCopyBlocksAndChecks) {
+  gpu_->use_fp8_kv_cache();
+  const Shape shape{6, 2, 16, 64};
+  Tensor hk = Tensor::empty(shape, DType::U8), hv = Tensor::empty(shape, DType::U8);
+  for (int64_t i = 0; i < hk.numel(); ++i) {
+    hk.data<uint8_t>()[i] = static_cast<uint8_t>(i * 7 % 251);
+    hv.data<uint8_t>()[i] = static_cast<uint8_t>(i * 13 % 241);
+  }
+  KVCacheLayer layer{gpu_->upload(hk, DType::U8), gpu_->upload(hv, DType::U8)};
+  gpu_->copy_blocks(layer, {{1, 4}, {2, 1}, {0, 5}});
+  Tensor gk = bytes(layer.k), gv = bytes(layer.v);
+  const int64_t per_block = hk.numel() / 6;
+  auto expect_block = [&](const Tensor& got, const Tensor& host, int64_t dst, int64_t src, const char* what) {
+    for (int64_t i = 0; i < per_block; ++i)
+      ASSERT_EQ(got.data<uint8_t>()[dst * per_block + i], host.data<uint8_t>()[src * per_block + i]) << what << " block " << dst;
+  };
+  for (const Tensor* t : {&gk, &gv}) {
+    const Tensor& h = t == &gk ? hk : hv;
+    expect_block(*t, h, 4, 1, "copied");
+    expect_block(*t, h, 1, 2, "copied");
+    expect_block(*t, h, 5, 0, "copied");
+    expect_block(*t, h, 3, 3, "untouched");
+  }
+  KVCacheLayer wrong{up(rand(shape)), up(rand(shape))};  // a compute-dtype cache
+  EXPECT_THROW(gpu_->copy_blocks(wrong, {{0, 1}}), std::exception);
 }
 
 // Every variation is accepted at load (check_attention) and malformed ones are errors.

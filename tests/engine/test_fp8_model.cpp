@@ -481,6 +481,46 @@ TEST(Fp8Errors, ConfigAndFlags) {
   EXPECT_NE(e.find("'int4' is not supported (accepted values: auto, fp8, fp8_e4m3)"), std::string::npos) << e;
   EXPECT_NO_THROW(check_kv_cache_dtype("auto", Device::kCPU));
   EXPECT_NO_THROW(check_kv_cache_dtype("auto", Device::kCUDA));
+  EXPECT_NO_THROW(check_kv_cache_dtype("fp8", Device::kCUDA));
+  EXPECT_NO_THROW(check_kv_cache_dtype("fp8_e4m3", Device::kCUDA));
+  EXPECT_THROW(check_kv_cache_dtype("fp8_e5m2", Device::kCUDA), Error);
+  CpuBackend cpu(DType::F32);
+  EXPECT_THROW(cpu.use_fp8_kv_cache(), Error);
+  EXPECT_FALSE(cpu.fp8_kv_cache());
+}
+
+// The FP8 KV cache's per-layer scales under every name vLLM reads (model.h's read_kv_scales): its
+// own k_scale / v_scale, compressed-tensors' k_proj.output_scale, the older kv_scale for both,
+// ModelOpt's k_proj.k_scale alone (then for both); 1 without any; bad values are named errors.
+TEST(Fp8KvCache, ReadsTheCheckpointsScalesByVllmsNames) {
+  ModelConfig c;
+  c.num_hidden_layers = 5;
+  auto one = [](float v) { return Tensor::from_floats({v}, {1}); };
+  const std::string p = "model.layers.";
+  std::map<std::string, Tensor> t{
+      {p + "1.self_attn.k_scale", one(0.5f)},           {p + "1.self_attn.v_scale", one(0.25f)},
+      {p + "2.self_attn.k_proj.output_scale", one(2.0f)}, {p + "2.self_attn.v_proj.output_scale", one(3.0f)},
+      {p + "3.self_attn.kv_scale", one(1.5f)},          {p + "4.self_attn.k_proj.k_scale", one(0.75f)},
+  };
+  const std::vector<KVScales> s = read_kv_scales(WeightStore::from_memory("scales", t, {}), c);
+  ASSERT_EQ(s.size(), 5u);
+  const std::vector<std::pair<float, float>> want{{1.0f, 1.0f}, {0.5f, 0.25f}, {2.0f, 3.0f}, {1.5f, 1.5f}, {0.75f, 0.75f}};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(s[i].k, want[i].first) << "layer " << i;
+    EXPECT_EQ(s[i].v, want[i].second) << "layer " << i;
+  }
+  auto error = [&](const std::string& name, const Tensor& value) {
+    try {
+      read_kv_scales(WeightStore::from_memory("scales", {{name, value}}, {}), c);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  std::string e = error(p + "0.self_attn.k_scale", Tensor::from_floats({1.0f, 2.0f}, {2}));
+  EXPECT_NE(e.find("KV cache scale model.layers.0.self_attn.k_scale must hold one number"), std::string::npos) << e;
+  e = error(p + "0.self_attn.v_scale", one(-1.0f));
+  EXPECT_NE(e.find("model.layers.0.self_attn.v_scale must be positive and finite"), std::string::npos) << e;
 }
 
 // ---- on the GPU ----
@@ -572,6 +612,113 @@ std::string gpu_case_name(const ::testing::TestParamInfo<std::tuple<std::string,
     if (c == '-') c = '_';
   return name;
 }
+
+// ---- the FP8 KV cache on the GPU ----
+
+// A copy of `dir` whose checkpoint also holds every layer's self_attn.k_scale / v_scale (a third
+// file in the index), as an FP8-KV checkpoint has them.
+std::string with_kv_scales(const std::string& dir, float k_scale, float v_scale) {
+  const fs::path out = test::scratch_dir("fp8-kv") / (fs::path(dir).filename().string() + "-k" + std::to_string(k_scale) +
+                                                      "-v" + std::to_string(v_scale));
+  fs::remove_all(out);
+  fs::create_directories(out);
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file()) fs::copy_file(e.path(), out / e.path().filename());
+  const ModelConfig c = ModelConfig::from_folder(dir);
+  std::vector<std::pair<std::string, Tensor>> scales;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".self_attn.";
+    scales.emplace_back(p + "k_scale", Tensor::from_floats({k_scale}, {1}));
+    scales.emplace_back(p + "v_scale", Tensor::from_floats({v_scale}, {1}));
+  }
+  write_safetensors((out / "kv_scales.safetensors").string(), scales);
+  json index;
+  const fs::path index_path = out / "model.safetensors.index.json";
+  if (fs::exists(index_path)) {
+    index = json::parse(std::ifstream(index_path));
+  } else {
+    for (const std::string& name : WeightStore::open_folder(dir).names()) index["weight_map"][name] = "model.safetensors";
+  }
+  for (const auto& [name, t] : scales) index["weight_map"][name] = "kv_scales.safetensors";
+  std::ofstream(index_path) << index.dump();
+  return out.string();
+}
+
+class Fp8KvCacheOnTheGpu : public ::testing::TestWithParam<std::string> {};
+
+// VLLM_TEST_DEVICE=cuda: --kv-cache-dtype fp8 in bfloat16 (e4m3 K/V with scales 1, then with the
+// checkpoint's per-layer k_scale / v_scale) stays within check_logprobs_close of the float32 CPU
+// run; scales that saturate almost every value do change the outputs (the kernels read them).
+TEST_P(Fp8KvCacheOnTheGpu, StaysCloseToTheFloat32CpuRun) {
+  if (!on_gpu()) GTEST_SKIP() << "runs on the GPU (VLLM_TEST_DEVICE=cuda)";
+  const std::string model = GetParam();
+  const json golden = test::load_golden(model);
+  const auto prompts = golden_prompts(golden);
+  const std::string dir = test::materialize_model(model, 1);
+  const auto ref = run_greedy(engine_config(dir), prompts, 32, 20);
+  EngineConfig gpu = engine_config(dir);
+  gpu.device = "cuda";
+  gpu.dtype = "bfloat16";
+  gpu.kv_cache_dtype = "fp8";
+  const auto plain = run_greedy(gpu, prompts, 32, 20);
+  expect_close_to_reference(ref, dir, plain, prompts, model + " fp8 kv cache (scales 1) on the GPU");
+  gpu.kv_cache_dtype = "fp8_e4m3";
+  gpu.model = with_kv_scales(dir, 0.125f, 0.0625f);
+  const auto scaled = run_greedy(gpu, prompts, 32, 20);
+  expect_close_to_reference(ref, dir, scaled, prompts, model + " fp8 kv cache (k_scale 0.125, v_scale 0.0625) on the GPU");
+  gpu.model = with_kv_scales(dir, 1e-4f, 1e-4f);  // |x| > 0.045 saturates
+  const auto saturated = run_greedy(gpu, prompts, 32, 20);
+  double moved = 0;
+  for (size_t p = 0; p < plain.size(); ++p)
+    moved = std::max<double>(moved, std::fabs(saturated[p].logprobs[0].top[0].logprob - plain[p].logprobs[0].top[0].logprob));
+  EXPECT_GT(moved, 1e-3) << model << ": saturating KV scales changed nothing; are the checkpoint's scales read?";
+}
+
+// Half the bytes per KV block of a bfloat16 cache, so at the same memory budget the engine sizes
+// (available_kv_bytes / bytes_per_block) twice the blocks; the cache tensors are e4m3 bytes.
+TEST(Fp8KvCacheOnTheGpuBlocks, HalfTheBytesPerBlock) {
+  if (!on_gpu()) GTEST_SKIP() << "runs on the GPU (VLLM_TEST_DEVICE=cuda)";
+  EngineConfig c = engine_config(test::materialize_model("tiny-llama3", 1));
+  c.device = "cuda";
+  c.dtype = "bfloat16";
+  size_t auto_bytes = 0, fp8_bytes = 0;
+  {
+    EngineCore engine(c);
+    auto_bytes = engine.runner().bytes_per_block();
+    EXPECT_EQ(engine.runner().backend().kv_cache_dtype(), DType::BF16);
+  }
+  c.kv_cache_dtype = "fp8";
+  {
+    EngineCore engine(c);
+    fp8_bytes = engine.runner().bytes_per_block();
+    EXPECT_EQ(engine.runner().backend().kv_cache_dtype(), DType::U8);
+  }
+  ASSERT_GT(fp8_bytes, 0u);
+  EXPECT_EQ(auto_bytes, 2 * fp8_bytes);
+  const double budget = 64.0 * (1 << 20);  // any budget: blocks = budget / bytes per block
+  EXPECT_GE(std::floor(budget / static_cast<double>(fp8_bytes)), 1.9 * std::floor(budget / static_cast<double>(auto_bytes)));
+  // With --gpu-memory-utilization sizing (no fixed block count) the pool is at least as large.
+  c.num_kv_blocks.reset();
+  c.max_model_len = 256;
+  int64_t blocks_auto = 0, blocks_fp8 = 0;
+  c.kv_cache_dtype = "auto";
+  blocks_auto = EngineCore(c).num_kv_blocks();
+  c.kv_cache_dtype = "fp8";
+  blocks_fp8 = EngineCore(c).num_kv_blocks();
+  EXPECT_GE(blocks_fp8, blocks_auto);
+  std::printf("tiny-llama3 bf16: %zu bytes per block auto, %zu fp8; pool %lld blocks auto, %lld fp8 (capped at 4x max_num_seqs "
+              "full sequences)\n",
+              auto_bytes, fp8_bytes, static_cast<long long>(blocks_auto), static_cast<long long>(blocks_fp8));
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, Fp8KvCacheOnTheGpu,
+                         ::testing::Values("tiny-llama3", "tiny-qwen3", "tiny-phi", "tiny-gemma2", "tiny-gemma3",
+                                           "tiny-gptoss", "tiny-qwen3moe"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Checkpoints, Fp8OnTheGpu,
                          ::testing::Combine(::testing::Values("tiny-llama3", "tiny-qwen3", "tiny-qwen3moe"),

@@ -157,8 +157,11 @@ constexpr double kRoutingNearTie = 0.01;
 // rule is accepted where a routing near-tie explains it: in float32, on the reference's own tokens
 // up to that step, the last token's router put two experts within kRoutingNearTie of the k-th
 // place (the bf16 run took the other one, and its outputs moved by far more than rounding).
-void expect_logprobs_close(const Golden& g, const std::string& dir, const std::string& dtype) {
-  auto results = test::run_greedy(base_config(dir, dtype), g.prompts, 32, 20, 0);
+void expect_logprobs_close(const Golden& g, const std::string& dir, const std::string& dtype,
+                           const std::string& kv_cache_dtype = "auto") {
+  EngineConfig c = base_config(dir, dtype);
+  c.kv_cache_dtype = kv_cache_dtype;
+  auto results = test::run_greedy(c, g.prompts, 32, 20, 0);
   for (size_t p = 0; p < g.prompts.size(); ++p) {
     size_t diverge = 0;
     const std::string err = test::check_logprobs_close(g.greedy[p], g.top[p], results[p], &diverge);
@@ -197,6 +200,16 @@ TEST_P(GoldenModel, Float16PassesCheckLogprobsClose) {
   const std::string dir = test::materialize_model(GetParam());
   if (const std::string why = test::unsupported_on_test_device(dir); !why.empty()) GTEST_SKIP() << why;
   expect_logprobs_close(read(GetParam()), dir, "float16");
+}
+
+// --kv-cache-dtype fp8 (e4m3 K/V, scales 1: the golden checkpoints have none) in bfloat16: the same
+// rule against the reference. A GPU configuration (the CPU refuses the flag).
+TEST_P(GoldenModel, Fp8KvCacheBfloat16PassesCheckLogprobsClose) {
+  const char* device = std::getenv("VLLM_TEST_DEVICE");
+  if (!device || std::string(device) != "cuda") GTEST_SKIP() << "checked on the GPU (VLLM_TEST_DEVICE=cuda)";
+  const std::string dir = test::materialize_model(GetParam());
+  if (const std::string why = test::unsupported_on_test_device(dir); !why.empty()) GTEST_SKIP() << why;
+  expect_logprobs_close(read(GetParam()), dir, "bfloat16", "fp8");
 }
 
 // On the GPU every golden model runs: the tests above skip a model the test device refuses, so

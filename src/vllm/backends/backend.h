@@ -92,6 +92,11 @@ struct KVCacheLayer {
   // The layer's KV cache group (kv_cache/kv_cache_layout.h): which block tables and slot mapping
   // of the step it reads and writes through. Layers of different groups may share k and v.
   int group = 0;
+  // An FP8 KV cache (Backend::kv_cache_dtype() U8, --kv-cache-dtype fp8) holds e4m3(k / k_scale)
+  // and e4m3(v / v_scale), read back as e4m3 * scale: the layer's per-tensor scales (vLLM's
+  // k_scale / v_scale, from the checkpoint or 1). Other caches ignore them.
+  float k_scale = 1.0f;
+  float v_scale = 1.0f;
 };
 
 // One KV cache group's view of a step: where each token's K/V goes and the sequences' blocks.
@@ -138,6 +143,11 @@ class Backend {
   virtual Device device() const = 0;
   virtual DType activation_dtype() const = 0;
   virtual DType kv_cache_dtype() const = 0;
+  // --kv-cache-dtype fp8 / fp8_e4m3: from now on the KV cache is e4m3 bytes (kv_cache_dtype()
+  // U8, half the bytes of a 16-bit cache), scaled per layer (KVCacheLayer::k_scale / v_scale).
+  // Call before the model and its KV cache are made. The default refuses (kUnsupported).
+  virtual void use_fp8_kv_cache();
+  bool fp8_kv_cache() const { return kv_cache_dtype() == DType::U8; }
 
   // Memory.
   virtual Tensor empty(const Shape& shape, DType dtype) = 0;
@@ -286,6 +296,11 @@ class Backend {
 inline void Backend::gelu_tanh_and_mul(Tensor&, const Tensor&) {
   throw Error("the gelu_tanh-and-multiply MLP (Gemma) is not implemented on the " + name() +
                   " backend yet (run this model with --device cpu)",
+              ErrorKind::kUnsupported);
+}
+
+inline void Backend::use_fp8_kv_cache() {
+  throw Error("--kv-cache-dtype fp8: the " + name() + " backend supports --kv-cache-dtype auto only",
               ErrorKind::kUnsupported);
 }
 

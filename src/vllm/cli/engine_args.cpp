@@ -37,7 +37,7 @@ void add_engine_args(CLI::App* app, EngineConfig& c) {
   app->add_option("--quantization,-q", c.quantization,
                   "fp8: quantize a float checkpoint's linear layers to FP8 (per-tensor scales) at load; default: "
                   "the checkpoint's own quantization_config (compressed-tensors or fp8)");
-  app->add_option("--kv-cache-dtype", c.kv_cache_dtype, "KV cache dtype: auto (the compute dtype)")->capture_default_str();
+  app->add_option("--kv-cache-dtype", c.kv_cache_dtype, "KV cache dtype: auto (the compute dtype), or fp8 / fp8_e4m3 (CUDA: e4m3 with the checkpoint's per-layer k_scale / v_scale, else 1)")->capture_default_str();
 }
 
 namespace {

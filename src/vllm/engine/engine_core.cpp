@@ -40,8 +40,7 @@ void check_kv_cache_dtype(const std::string& kv_cache_dtype, Device device) {
   if (device == Device::kCPU)
     throw Error("--kv-cache-dtype " + kv_cache_dtype + ": the CPU backend supports --kv-cache-dtype auto only",
                 ErrorKind::kUnsupported);
-  throw Error("--kv-cache-dtype " + kv_cache_dtype + " is not implemented on the CUDA backend yet (use auto)",
-              ErrorKind::kUnsupported);
+  // CUDA: e4m3 K/V with per-layer scales (Backend::use_fp8_kv_cache).
 }
 
 namespace {
@@ -153,6 +152,10 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
     throw Error("--load-format '" + config.load_format + "' is not supported (choose auto, safetensors or dummy)",
                 ErrorKind::kUnsupported);
   auto backend = make_backend(config.device, compute_dtype_);
+  if (config.kv_cache_dtype != "auto") {  // fp8 / fp8_e4m3 on CUDA (check_kv_cache_dtype)
+    backend->use_fp8_kv_cache();
+    VLLM_LOG_INFO("--kv-cache-dtype {}: KV cache in e4m3 (1 byte per element), scaled per layer", config.kv_cache_dtype);
+  }
   std::unique_ptr<CausalLM> model;
   if (config.load_format == "dummy") {
     VLLM_LOG_INFO("--load-format dummy: random weights from the recipe (seed 0, {}), made in memory",

@@ -29,6 +29,10 @@ ModelRunner::ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<Causa
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     KVCacheLayer layer = slot_tensors_[static_cast<size_t>(layout_.layer_slot[static_cast<size_t>(l)])];
     layer.group = layout_.layer_group[static_cast<size_t>(l)];
+    if (static_cast<size_t>(l) < model_->kv_scales().size()) {  // an FP8 KV cache's (CausalLM::kv_scales)
+      layer.k_scale = model_->kv_scales()[static_cast<size_t>(l)].k;
+      layer.v_scale = model_->kv_scales()[static_cast<size_t>(l)].v;
+    }
     kv_cache_.push_back(std::move(layer));
   }
 }

@@ -12,6 +12,12 @@
 
 namespace vllm {
 
+// One attention layer's FP8 KV cache scales (KVCacheLayer::k_scale / v_scale).
+struct KVScales {
+  float k = 1.0f;
+  float v = 1.0f;
+};
+
 class CausalLM {
  public:
   virtual ~CausalLM() = default;
@@ -29,6 +35,9 @@ class CausalLM {
     s.head_dim = config_.head_dim;
     return s;
   }
+  // Per layer: the FP8 KV cache's scales (read_kv_scales), or empty: 1 everywhere.
+  const std::vector<KVScales>& kv_scales() const { return kv_scales_; }
+  void set_kv_scales(std::vector<KVScales> scales) { kv_scales_ = std::move(scales); }
   size_t weight_bytes() const { return weight_bytes_; }
   // The weight bytes one token reads in a batch-1 decode step, for bandwidth bounds: everything
   // but the embedding table (one row of it) and, in mixture-of-experts layers, only top_k of the
@@ -50,6 +59,7 @@ class CausalLM {
  private:
   size_t weight_bytes_ = 0;
   size_t weight_bytes_per_token_ = 0;
+  std::vector<KVScales> kv_scales_;
 };
 
 // One parameter tensor as Hugging Face names it.
@@ -78,6 +88,14 @@ std::vector<int64_t> layer_sliding_windows(const ModelConfig& config);
 // Loads the model of a folder (config.json + safetensors) onto the backend.
 std::unique_ptr<CausalLM> load_model(const std::string& dir, const ModelConfig& config, Backend& backend);
 // The model of `config` from any store of its tensors (a folder's, or recipe_weight_store()'s).
+// With an FP8 KV cache (backend.fp8_kv_cache()), the model also gets the checkpoint's KV scales.
 std::unique_ptr<CausalLM> load_model(const WeightStore& store, const ModelConfig& config, Backend& backend);
+
+// Per layer, the scales of an FP8 KV cache as vLLM reads them from a checkpoint, under
+// model.layers.<i>.self_attn.: k_scale / v_scale (also under attn.), ModelOpt's k_proj.k_scale /
+// v_proj.v_scale, compressed-tensors' k_proj.output_scale / v_proj.output_scale, or the older
+// kv_scale (both). One of the two alone serves for both (vLLM's rule); none: 1, vLLM's default.
+// Each is a single positive finite number (shape [] or [1]); anything else is an error naming it.
+std::vector<KVScales> read_kv_scales(const WeightStore& store, const ModelConfig& config);
 
 }  // namespace vllm

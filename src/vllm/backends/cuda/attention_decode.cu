@@ -14,7 +14,13 @@
 // (q is then scaled by scale / cap, and the score becomes cap * log2(e) * tanh(q·k)); sinks join
 // the denominator once per head, where the output is normalised (the direct path or the combine),
 // never per partition.
+//
+// An FP8 cache (C = KvFp8, --kv-cache-dtype fp8) gives each lane 8 bytes of a key instead of 16;
+// they are converted in registers, the K scale rides on q and the V scale on the merged output.
+// The new token's K/V are quantized as kv_write does before they join (and, with write_kv, are
+// stored), so every key goes through the same rounding.
 #include "vllm/backends/cuda/common.cuh"
+#include "vllm/backends/cuda/kv_fp8.cuh"
 
 namespace vllm::cuda {
 
@@ -23,12 +29,15 @@ namespace {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kThreads = 128;
 
-template <typename T, int LK, int GMAX>
+// C: the cache's element type, T or KvFp8.
+template <typename T, typename C, int LK, int GMAX>
 __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const int32_t* __restrict__ items,
                                                           int num_splits, float* __restrict__ part_o,
                                                           float* __restrict__ part_ml, int* __restrict__ counters,
                                                           bool write_kv) {
   constexpr int E = 8, D = LK * E, SLOTS = kThreads / LK, U = GMAX <= 2 ? 4 : 2, NW = kThreads / 32;
+  constexpr bool kFp8 = kIsKvFp8<C>;
+  using Raw = std::conditional_t<kFp8, uint2, uint4>;  // one lane's 8 elements of a key
   __shared__ float sm_m[NW][GMAX], sm_l[NW][GMAX];
   __shared__ __align__(16) float sm_acc[NW][GMAX][D];
   __shared__ bool sm_last;
@@ -61,8 +70,8 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
   const int nparts = static_cast<int>(imax(1, imin(num_splits, (n_keys + part_size - 1) / part_size)));
   const bool direct = nparts == 1;
 
-  const T* kc = static_cast<const T*>(a.k_cache);
-  const T* vc = static_cast<const T*>(a.v_cache);
+  const C* kc = static_cast<const C*>(a.k_cache);
+  const C* vc = static_cast<const C*>(a.v_cache);
   const int32_t* table = a.block_tables + seq * a.max_blocks_per_seq;
   // The cached keys and values were written by earlier steps, and the inputs uploaded before the
   // step's first kernel: start fetching the first round of them into L2 while the kernel before
@@ -84,19 +93,30 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
   // The new token's K and V come straight from qkv; one block per KV head also stores them.
   const T* new_k = qrow + (nh + g) * D + lane * E;
   const T* new_v = qrow + (nh + nkv + g) * D + lane * E;
+  Raw new_kr{}, new_vr{};  // an FP8 cache's: the new token's K/V as the cache holds them
+  if constexpr (kFp8) {
+    new_kr = kv_quantize8(new_k, a.k_scale);
+    new_vr = kv_quantize8(new_v, a.v_scale);
+  }
   if (write_kv && L > 0 && (L - 1 - first) / part_size == blockIdx.z && blockIdx.x % chunks == 0 && slot == 0) {
     const int64_t s = a.slot_mapping[token];
     if (s >= 0) {
       const int64_t off = ((s / bs * nkv + g) * bs + s % bs) * D + lane * E;
-      *reinterpret_cast<uint4*>(static_cast<T*>(const_cast<void*>(a.k_cache)) + off) = *reinterpret_cast<const uint4*>(new_k);
-      *reinterpret_cast<uint4*>(static_cast<T*>(const_cast<void*>(a.v_cache)) + off) = *reinterpret_cast<const uint4*>(new_v);
+      if constexpr (kFp8) {
+        *reinterpret_cast<uint2*>(static_cast<C*>(const_cast<void*>(a.k_cache)) + off) = new_kr;
+        *reinterpret_cast<uint2*>(static_cast<C*>(const_cast<void*>(a.v_cache)) + off) = new_vr;
+      } else {
+        *reinterpret_cast<uint4*>(static_cast<T*>(const_cast<void*>(a.k_cache)) + off) = *reinterpret_cast<const uint4*>(new_k);
+        *reinterpret_cast<uint4*>(static_cast<T*>(const_cast<void*>(a.v_cache)) + off) = *reinterpret_cast<const uint4*>(new_v);
+      }
     }
   }
 
   // Scores are kept in base 2 (exp2f): q carries scale * log2(e), or with a soft-cap scale / cap,
   // the tanh's argument, and the cap's log2(e) multiplies the tanh.
   const bool capped = a.softcap > 0.0f;
-  const float qs = capped ? a.scale / a.softcap : a.scale * kLog2e;
+  float qs = capped ? a.scale / a.softcap : a.scale * kLog2e;
+  if constexpr (kFp8) qs *= a.k_scale;
   const float cap_l2 = a.softcap * kLog2e;
   float q[GMAX][E], acc[GMAX][E], m[GMAX], l[GMAX];
 #pragma unroll
@@ -116,38 +136,45 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
   }
 
   for (int64_t base = start; base < end; base += SLOTS * U) {
-    uint4 kv[U], vv[U];
+    Raw kv[U], vv[U];
     bool valid[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t j = base + u * SLOTS + slot;
       valid[u] = j < end;
       if (valid[u]) {
-        const T* pk;
-        const T* pv;
         if (j == L - 1) {
-          pk = new_k;
-          pv = new_v;
+          if constexpr (kFp8) {
+            kv[u] = new_kr;
+            vv[u] = new_vr;
+          } else {
+            kv[u] = __ldg(reinterpret_cast<const uint4*>(new_k));
+            vv[u] = __ldg(reinterpret_cast<const uint4*>(new_v));
+          }
         } else {
           const int64_t page = table[j / bs];
           const int64_t off = ((page * nkv + g) * bs + j % bs) * D + lane * E;
-          pk = kc + off;
-          pv = vc + off;
+          kv[u] = __ldg(reinterpret_cast<const Raw*>(kc + off));
+          vv[u] = __ldg(reinterpret_cast<const Raw*>(vc + off));
         }
-        kv[u] = __ldg(reinterpret_cast<const uint4*>(pk));
-        vv[u] = __ldg(reinterpret_cast<const uint4*>(pv));
       } else {
-        kv[u] = make_uint4(0, 0, 0, 0);
-        vv[u] = make_uint4(0, 0, 0, 0);
+        kv[u] = Raw{};
+        vv[u] = Raw{};
       }
     }
     float s[U][GMAX];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const Pack<T>& kp = *reinterpret_cast<const Pack<T>*>(&kv[u]);
       float kf[E];
+      if constexpr (kFp8) {
+        const uint8_t* kb = reinterpret_cast<const uint8_t*>(&kv[u]);
 #pragma unroll
-      for (int e = 0; e < E; ++e) kf[e] = to_float(kp.v[e]);
+        for (int e = 0; e < E; ++e) kf[e] = kv_fp8_to_float(kb[e]);
+      } else {
+        const Pack<T>& kp = *reinterpret_cast<const Pack<T>*>(&kv[u]);
+#pragma unroll
+        for (int e = 0; e < E; ++e) kf[e] = to_float(kp.v[e]);
+      }
 #pragma unroll
       for (int hh = 0; hh < GMAX; ++hh) {
         float d = 0.0f;
@@ -174,9 +201,15 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
       for (int u = 0; u < U; ++u) {
         const float p = exp2f(s[u][hh] - m_new);
         l[hh] += p;
-        const Pack<T>& vp = *reinterpret_cast<const Pack<T>*>(&vv[u]);
+        if constexpr (kFp8) {
+          const uint8_t* vb = reinterpret_cast<const uint8_t*>(&vv[u]);
 #pragma unroll
-        for (int e = 0; e < E; ++e) acc[hh][e] = fmaf(p, to_float(vp.v[e]), acc[hh][e]);
+          for (int e = 0; e < E; ++e) acc[hh][e] = fmaf(p, kv_fp8_to_float(vb[e]), acc[hh][e]);
+        } else {
+          const Pack<T>& vp = *reinterpret_cast<const Pack<T>*>(&vv[u]);
+#pragma unroll
+          for (int e = 0; e < E; ++e) acc[hh][e] = fmaf(p, to_float(vp.v[e]), acc[hh][e]);
+        }
       }
       m[hh] = m_new;
     }
@@ -230,6 +263,10 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
         lsum += f * sm_l[w][hh];
 #pragma unroll
         for (int e = 0; e < E; ++e) o[e] += f * sm_acc[w][hh][lane * E + e];
+      }
+      if constexpr (kFp8) {  // the V scale, once per output (the partials carry it into the merge)
+#pragma unroll
+        for (int e = 0; e < E; ++e) o[e] *= a.v_scale;
       }
       const int64_t h = h0 + hh;
       if (direct) {
@@ -285,7 +322,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttentionArgs a, const
   }
 }
 
-template <typename T, int LK>
+template <typename T, typename C, int LK>
 void launch_lk(const AttentionArgs& a, const int32_t* items, int64_t n_items, int num_splits, int gmax,
                float* part_o, float* part_ml, int* counters, bool write_kv, cudaStream_t stream) {
   const int64_t group = a.num_heads / a.num_kv_heads;
@@ -293,7 +330,7 @@ void launch_lk(const AttentionArgs& a, const int32_t* items, int64_t n_items, in
     constexpr int GMAX = decltype(gmax_tag)::value;
     const int64_t chunks = (group + GMAX - 1) / GMAX;
     dim3 grid(static_cast<unsigned>(a.num_kv_heads * chunks), static_cast<unsigned>(n_items), static_cast<unsigned>(num_splits));
-    launch_k(decode_kernel<T, LK, GMAX>, grid, kThreads, 0, stream, a, items, num_splits, part_o, part_ml, counters,
+    launch_k(decode_kernel<T, C, LK, GMAX>, grid, kThreads, 0, stream, a, items, num_splits, part_o, part_ml, counters,
                                                                write_kv);
   };
   switch (gmax) {
@@ -305,15 +342,22 @@ void launch_lk(const AttentionArgs& a, const int32_t* items, int64_t n_items, in
   }
 }
 
+template <typename T, typename C>
+void launch_c(const AttentionArgs& a, const int32_t* items, int64_t n_items, int num_splits, int gmax, float* part_o,
+              float* part_ml, int* counters, bool write_kv, cudaStream_t stream) {
+  switch (a.head_dim) {
+    case 64: launch_lk<T, C, 8>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream); break;
+    case 128: launch_lk<T, C, 16>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream); break;
+    case 256: launch_lk<T, C, 32>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream); break;
+    default: fail("decode attention: unsupported head_dim");
+  }
+}
+
 template <typename T>
 void launch(const AttentionArgs& a, const int32_t* items, int64_t n_items, int num_splits, int gmax, float* part_o,
             float* part_ml, int* counters, bool write_kv, cudaStream_t stream) {
-  switch (a.head_dim) {
-    case 64: launch_lk<T, 8>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream); break;
-    case 128: launch_lk<T, 16>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream); break;
-    case 256: launch_lk<T, 32>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream); break;
-    default: fail("decode attention: unsupported head_dim");
-  }
+  if (a.kv_fp8) launch_c<T, KvFp8>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream);
+  else launch_c<T, T>(a, items, n_items, num_splits, gmax, part_o, part_ml, counters, write_kv, stream);
   check_launch("decode_attention");
 }
 

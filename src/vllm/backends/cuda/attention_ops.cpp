@@ -1,7 +1,8 @@
 // CudaBackend's attention: the paged KV cache's block copies, the checks of a layer's shape, and
 // each step's work lists (decode sequences, prefill tiles, generic tokens) for the kernels. Every
 // kernel runs the softmax's variations (sliding window, soft-cap, sinks) and reads the K/V of the
-// layer's KV cache group through that group's block tables.
+// layer's KV cache group through that group's block tables. An FP8 KV cache (use_fp8_kv_cache)
+// is e4m3 bytes, written and read with the layer's KVCacheLayer::k_scale / v_scale.
 #include <cmath>
 
 #include "vllm/backends/cuda/backend_impl.h"
@@ -13,7 +14,7 @@ using namespace cuda_detail;
 void CudaBackend::copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) {
   Impl& I = *impl_;
   for (Tensor* t : {&cache.k, &cache.v}) {
-    check_dev(*t, compute_dtype_, "copy_blocks cache");
+    check_dev(*t, kv_cache_dtype(), "copy_blocks cache");
     I.keep(*t);
     const int64_t num_blocks = t->size(0);
     const size_t block_bytes = t->nbytes() / static_cast<size_t>(num_blocks);  // a block is contiguous
@@ -44,8 +45,11 @@ void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache,
   const DType dt = compute_dtype_;
   check_act(out, dt, "attention output");
   check_act(qkv, dt, "attention qkv");
-  check_act(cache.k, dt, "K cache");
-  check_act(cache.v, dt, "V cache");
+  check_dev(cache.k, kv_cache_dtype(), "K cache");
+  check_dev(cache.v, kv_cache_dtype(), "V cache");
+  if (fp8_kv_)
+    VLLM_CHECK(std::isfinite(cache.k_scale) && cache.k_scale > 0 && std::isfinite(cache.v_scale) && cache.v_scale > 0,
+               "attention: an FP8 KV cache's k_scale and v_scale must be positive and finite");
   VLLM_CHECK(s.num_kv_heads > 0 && s.num_heads % s.num_kv_heads == 0, "query heads must be a multiple of KV heads");
   // The layer's KV cache group: where its K/V go (slot mapping) and where its keys are (block
   // tables; a sliding group's hold kNoBlock for blocks its window has passed, which the kernels
@@ -78,6 +82,11 @@ void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache,
   a.window = s.sliding_window;
   a.softcap = s.logit_softcap;
   a.sinks = s.sinks.defined() ? s.sinks.data<float>() : nullptr;
+  a.kv_fp8 = fp8_kv_;
+  if (fp8_kv_) {  // per-layer constants: a captured graph keeps them
+    a.k_scale = cache.k_scale;
+    a.v_scale = cache.v_scale;
+  }
 
   const bool aligned = aligned16(qkv.raw()) && aligned16(out.raw()) && aligned16(cache.k.raw()) &&
                        aligned16(cache.v.raw());
@@ -86,7 +95,7 @@ void CudaBackend::attention(Tensor& out, const Tensor& qkv, KVCacheLayer& cache,
   const bool decode_only = in.max_query_len <= 1;
   if (!(decode_only && fast_decode))  // the decode kernel stores a decode batch's K/V itself
     cuda::kv_write(dt, cache.k.raw(), cache.v.raw(), qkv.raw(), a.slot_mapping, T, s.qkv_width(),
-                   s.num_heads, s.num_kv_heads, hd, in.block_size, I.stream);
+                   s.num_heads, s.num_kv_heads, hd, in.block_size, I.stream, a.kv_fp8, a.k_scale, a.v_scale);
 
   // Split-K decode over `n` sequences whose longest context is max_len (a query reads at most the
   // window's keys, so splits are planned for those).

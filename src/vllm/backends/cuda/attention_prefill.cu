@@ -11,7 +11,12 @@
 // from the block table), so a tile reads at most W + 64 keys. A soft-cap bends the scores before
 // the masking (a template parameter: the plain kernel does not carry the tanh's registers); sinks
 // join each row's denominator once, at the end.
+//
+// An FP8 cache (C = KvFp8, --kv-cache-dtype fp8) is converted to T as its tiles are loaded into
+// shared memory (8-byte loads, exact: every e4m3 value is a float16 / bfloat16), without cp.async;
+// the K scale rides on the scores' scale and the V scale on the output's normaliser.
 #include "vllm/backends/cuda/common.cuh"
+#include "vllm/backends/cuda/kv_fp8.cuh"
 
 namespace vllm::cuda {
 
@@ -75,8 +80,8 @@ __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float x, float y) {
 }
 
 // CAPPED: the layer soft-caps its scores (a compile-time choice: the tanh's registers would cost the
-// plain kernel some of its own).
-template <typename T, int D, bool CAPPED>
+// plain kernel some of its own). C: the cache's element type, T or KvFp8.
+template <typename T, typename C, int D, bool CAPPED>
 __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, const int32_t* __restrict__ tiles) {
   pdl_begin();
   constexpr int STRIDE = D + 8;  // elements; 16 bytes of padding keeps ldmatrix rows on distinct banks
@@ -101,8 +106,8 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
   const int n_tiles = static_cast<int>((kv_len + kBN - 1) / kBN);
   const int32_t* table = a.block_tables + seq * a.max_blocks_per_seq;
   const T* qkv = static_cast<const T*>(a.qkv);
-  const T* kc = static_cast<const T*>(a.k_cache);
-  const T* vc = static_cast<const T*>(a.v_cache);
+  const C* kc = static_cast<const C*>(a.k_cache);
+  const C* vc = static_cast<const C*>(a.v_cache);
 
   for (int c = tid; c < kBM * CPR; c += kThreads) {
     const int r = c / CPR, cc = c % CPR;
@@ -111,14 +116,19 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
     else *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
   }
   cp_async_commit();
-  auto load_tile = [&](T* s, const T* cache, int kt) {
+  auto load_tile = [&](T* s, const C* cache, int kt) {
     for (int c = tid; c < kBN * CPR; c += kThreads) {
       const int r = c / CPR, cc = c % CPR;
       const int64_t j = static_cast<int64_t>(kt) * kBN + r;
       T* dst = s + r * STRIDE + cc * 8;
       if (j < kv_len && j >= kv_first) {
         const int64_t page = table[j / bs];
-        cp_async16(dst, cache + ((page * nkv + g) * bs + j % bs) * D + cc * 8);
+        if constexpr (kIsKvFp8<C>) {
+          const uint2 raw = __ldg(reinterpret_cast<const uint2*>(cache + ((page * nkv + g) * bs + j % bs) * D + cc * 8));
+          store_pack(dst, kv_dequantize8<T>(raw));
+        } else {
+          cp_async16(dst, cache + ((page * nkv + g) * bs + j % bs) * D + cc * 8);
+        }
       } else {
         *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
       }
@@ -139,8 +149,13 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  const float qs = a.scale * kLog2e;
-  const float cap_in = CAPPED ? a.scale / a.softcap : 0.0f, cap_l2 = a.softcap * kLog2e;
+  float qs = a.scale * kLog2e;
+  float cap_in = CAPPED ? a.scale / a.softcap : 0.0f;
+  const float cap_l2 = a.softcap * kLog2e;
+  if constexpr (kIsKvFp8<C>) {  // q·k of the stored keys times k_scale
+    qs *= a.k_scale;
+    cap_in *= a.k_scale;
+  }
   const int r_a = warp * 16 + (lane >> 2);
   const int64_t vis[2] = {ctx + row0 + r_a + 1, ctx + row0 + r_a + 9};
   const int64_t vis_min = ctx + row0 + 1;
@@ -248,6 +263,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
     float inv = l[hf] > 0.0f ? 1.0f / l[hf] : 0.0f;
     // Every row sees at least its own key, so m is finite.
     if (a.sinks != nullptr) inv = sink_scale(m[hf], l[hf], a.sinks[h] * kLog2e);
+    if constexpr (kIsKvFp8<C>) inv *= a.v_scale;
     T* orow = static_cast<T*>(a.out) + (q_begin + row0 + r) * nh * D + h * D;
 #pragma unroll
     for (int nt = 0; nt < D / 8; ++nt) {
@@ -257,32 +273,38 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(AttentionArgs a, cons
   }
 }
 
-template <typename T, int D, bool CAPPED>
+template <typename T, typename C, int D, bool CAPPED>
 void launch(const AttentionArgs& a, const int32_t* tiles, int64_t n_tiles, cudaStream_t stream) {
   constexpr size_t smem = static_cast<size_t>(kBM + 2 * kBN) * (D + 8) * sizeof(T);
   static bool configured = false;
   if (!configured) {
-    check(cudaFuncSetAttribute(prefill_kernel<T, D, CAPPED>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    check(cudaFuncSetAttribute(prefill_kernel<T, C, D, CAPPED>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(smem)),
           "cudaFuncSetAttribute(prefill)");
     configured = true;
   }
   dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(a.num_heads));
-  launch_k(prefill_kernel<T, D, CAPPED>, grid, kThreads, smem, stream, a, tiles);
+  launch_k(prefill_kernel<T, C, D, CAPPED>, grid, kThreads, smem, stream, a, tiles);
+}
+
+template <typename T, typename C, int D>
+void launch_cap(const AttentionArgs& a, const int32_t* tiles, int64_t n_tiles, cudaStream_t stream) {
+  if (a.softcap > 0.0f) launch<T, C, D, true>(a, tiles, n_tiles, stream);
+  else launch<T, C, D, false>(a, tiles, n_tiles, stream);
 }
 
 template <typename T, int D>
-void launch_cap(const AttentionArgs& a, const int32_t* tiles, int64_t n_tiles, cudaStream_t stream) {
-  if (a.softcap > 0.0f) launch<T, D, true>(a, tiles, n_tiles, stream);
-  else launch<T, D, false>(a, tiles, n_tiles, stream);
+void launch_kv(const AttentionArgs& a, const int32_t* tiles, int64_t n_tiles, cudaStream_t stream) {
+  if (a.kv_fp8) launch_cap<T, KvFp8, D>(a, tiles, n_tiles, stream);
+  else launch_cap<T, T, D>(a, tiles, n_tiles, stream);
 }
 
 template <typename T>
 void launch_d(const AttentionArgs& a, const int32_t* tiles, int64_t n_tiles, cudaStream_t stream) {
   switch (a.head_dim) {
-    case 32: launch_cap<T, 32>(a, tiles, n_tiles, stream); break;
-    case 64: launch_cap<T, 64>(a, tiles, n_tiles, stream); break;
-    case 128: launch_cap<T, 128>(a, tiles, n_tiles, stream); break;
+    case 32: launch_kv<T, 32>(a, tiles, n_tiles, stream); break;
+    case 64: launch_kv<T, 64>(a, tiles, n_tiles, stream); break;
+    case 128: launch_kv<T, 128>(a, tiles, n_tiles, stream); break;
     default: fail("prefill attention: unsupported head_dim");
   }
 }

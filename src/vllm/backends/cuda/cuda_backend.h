@@ -1,5 +1,6 @@
 // The CUDA backend: activations, KV cache and weights in the compute dtype (float32, float16 or
-// bfloat16) on one GPU, except FP8 linear weights (e4m3, fp8_ops.cpp); norm vectors in float32;
+// bfloat16) on one GPU, except FP8 linear weights (e4m3, fp8_ops.cpp) and an FP8 KV cache
+// (--kv-cache-dtype fp8: e4m3 bytes with per-layer scales); norm vectors in float32;
 // matrix products through cuBLASLt (float32 accumulation) and the skinny decode kernels,
 // everything else in the kernels of this folder. All work goes to one stream; the
 // only synchronisation in a step is the copy of the logits back to the host.
@@ -26,7 +27,11 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   Device device() const override { return Device::kCUDA; }
   DType activation_dtype() const override { return compute_dtype_; }
-  DType kv_cache_dtype() const override { return compute_dtype_; }
+  // The compute dtype, or U8 (e4m3 bytes) after use_fp8_kv_cache().
+  DType kv_cache_dtype() const override { return fp8_kv_ ? DType::U8 : compute_dtype_; }
+  // --kv-cache-dtype fp8: K/V written as e4m3(x / scale) with the layer's scales (saturating at
+  // +-448) and read back as e4m3 * scale by every attention kernel (attention_ops.cpp).
+  void use_fp8_kv_cache() override { fp8_kv_ = true; }
   DType compute_dtype() const { return compute_dtype_; }
 
   Tensor empty(const Shape& shape, DType dtype) override;
@@ -112,6 +117,7 @@ class CudaBackend final : public Backend {
 
  private:
   DType compute_dtype_;
+  bool fp8_kv_ = false;
   std::unique_ptr<Impl> impl_;
 };
 

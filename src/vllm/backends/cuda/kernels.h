@@ -58,8 +58,11 @@ void add(DType t, void* out, const void* a, const void* b, int64_t n, cudaStream
 void add_bias(DType t, void* out, const void* bias, int64_t rows, int64_t N, cudaStream_t stream);
 
 // Writes each token's K and V heads from qkv into the paged caches at slot_mapping[t] (negative: skip).
+// kv_fp8: the caches hold e4m3 bytes, e4m3(k / k_scale) and e4m3(v / v_scale), saturated to +-448
+// (the scales are ignored otherwise).
 void kv_write(DType t, void* k_cache, void* v_cache, const void* qkv, const int64_t* slots, int64_t T, int64_t width,
-              int64_t num_heads, int64_t num_kv_heads, int64_t head_dim, int64_t block_size, cudaStream_t stream);
+              int64_t num_heads, int64_t num_kv_heads, int64_t head_dim, int64_t block_size, cudaStream_t stream,
+              bool kv_fp8 = false, float k_scale = 1.0f, float v_scale = 1.0f);
 
 // What a skinny product does after r = round(x · Wᵀ + bias): kNone stores r; kGelu stores
 // gelu_new(r); kResidual updates out in place to round(round(out + other) + r), the two residual
@@ -142,6 +145,12 @@ struct AttentionArgs {
   int64_t window = 0;
   float softcap = 0.0f;
   const float* sinks = nullptr;
+  // An FP8 KV cache: k_cache / v_cache hold e4m3 bytes, read as e4m3 * k_scale (v_scale); a new
+  // token's K/V are stored that way too (kv_write, or the decode kernel) and every kernel reads
+  // them back through the same rounding. Otherwise the caches are in the compute dtype.
+  bool kv_fp8 = false;
+  float k_scale = 1.0f;
+  float v_scale = 1.0f;
 };
 
 // Decode attention: one query per item, the last token of sequence items[i] (or i when items is
