@@ -406,6 +406,7 @@ size_t weight_bytes(const EngineConfig& c) {
 struct GpuCase {
   std::string name, scheme;
 };
+void PrintTo(const GpuCase& c, std::ostream* os) { *os << c.name << " " << c.scheme; }
 
 // (case, compute dtype)
 class GgufOnTheGpu : public ::testing::TestWithParam<std::tuple<GpuCase, std::string>> {};
