@@ -8,6 +8,9 @@
 //                                  GB/s of weights read. VLLM_GEMV_W forces the warps per row.
 //   gpu_bench gemv_fp8 N K [M B]   the same with FP8 weights (cuda::gemv_fp8: e4m3 bytes, one scale
 //                                  per row, or 128x128 block scales with B=1); GB/s of e4m3 bytes.
+//   gpu_bench gemv_gguf TYPE N K [M]   the same with GGUF blocks (cuda::gemv_gguf, TYPE Q8_0, Q4_0,
+//                                  Q4_K, Q5_K or Q6_K; float16 activations); GB/s of the blocks'
+//                                  bytes (compare the time, or gemv's GB/s, for the fp16 weight).
 // Each prints one line "name value unit"; times are medians of event-timed repetitions.
 #include <cuda_runtime_api.h>
 
@@ -19,6 +22,8 @@
 
 #include "vllm/backends/cuda/cuda_backend.h"
 #include "vllm/backends/cuda/kernels.h"
+#include "vllm/gguf/block_formats.h"
+#include "vllm/gguf/ggml_types.h"
 
 using namespace vllm;
 
@@ -272,6 +277,89 @@ int gemv_fp8_bench(int64_t N, int64_t K, int64_t M, bool blocks) {
   return 0;
 }
 
+int gemv_gguf_bench(const std::string& type_name, int64_t N, int64_t K, int64_t M) {
+  using gguf::GgmlType;
+  const auto type = gguf::ggml_type_from_name(type_name);
+  cuda::GgufKind kind;
+  if (type == GgmlType::kQ8_0) kind = cuda::GgufKind::kQ8_0;
+  else if (type == GgmlType::kQ4_0) kind = cuda::GgufKind::kQ4_0;
+  else if (type == GgmlType::kQ4_K) kind = cuda::GgufKind::kQ4_K;
+  else if (type == GgmlType::kQ5_K) kind = cuda::GgufKind::kQ5_K;
+  else if (type == GgmlType::kQ6_K) kind = cuda::GgufKind::kQ6_K;
+  else {
+    std::fprintf(stderr, "gemv_gguf: TYPE is one of Q8_0, Q4_0, Q4_K, Q5_K, Q6_K\n");
+    return 2;
+  }
+  if (K % cuda::gguf_block_elems(kind) != 0) {
+    std::fprintf(stderr, "gemv_gguf: K must be a multiple of %lld for %s\n",
+                 static_cast<long long>(cuda::gguf_block_elems(kind)), type_name.c_str());
+    return 2;
+  }
+  CudaBackend be(DType::F16);  // sets up programmatic dependent launch as the engine does
+  constexpr int kCopies = 8;
+  const size_t row_bytes = gguf::ggml_row_bytes(*type, K), wbytes = row_bytes * static_cast<size_t>(N);
+  // 16 distinct rows of random weights (quantizing every row of a large matrix takes long on the
+  // host; the kernel's time does not depend on the values), repeated.
+  constexpr int64_t kRows = 16;
+  std::vector<uint8_t> rows(row_bytes * kRows), host(wbytes);
+  std::vector<float> f(static_cast<size_t>(K));
+  uint32_t st = 12345;
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (auto& v : f) {
+      st = st * 1664525u + 1013904223u;
+      v = (static_cast<float>((st >> 8) & 0xFFFF) / 65536.0f - 0.5f) * 0.05f;
+    }
+    gguf::quantize_row(*type, f.data(), rows.data() + static_cast<size_t>(r) * row_bytes, K);
+  }
+  for (int64_t n = 0; n < N; ++n)
+    std::copy(rows.begin() + static_cast<std::ptrdiff_t>(n % kRows * static_cast<int64_t>(row_bytes)),
+              rows.begin() + static_cast<std::ptrdiff_t>((n % kRows + 1) * static_cast<int64_t>(row_bytes)),
+              host.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(n) * row_bytes));
+  std::vector<void*> w(kCopies);
+  for (auto& p : w) {
+    ck(cudaMalloc(&p, wbytes), "cudaMalloc");
+    ck(cudaMemcpy(p, host.data(), wbytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  }
+  std::vector<uint16_t> xh(static_cast<size_t>(M * K), 0x3555);  // float16 0.333
+  void *x = nullptr, *out = nullptr;
+  ck(cudaMalloc(&x, xh.size() * 2), "cudaMalloc");
+  ck(cudaMemcpy(x, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+  ck(cudaMalloc(&out, static_cast<size_t>(M * N) * 2), "cudaMalloc");
+  cudaStream_t stream;
+  ck(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  auto run = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      const cuda::GgufSegment seg{kind, static_cast<const uint8_t*>(w[i % kCopies]), N, 0};
+      cuda::gemv_gguf(DType::F16, out, x, seg, nullptr, M, N, K, stream);
+    }
+  };
+  run(16);
+  ck(cudaStreamSynchronize(stream), "warm-up");
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<double> us;
+  const int reps = 64;
+  for (int r = 0; r < 7; ++r) {
+    cudaEventRecord(e0, stream);
+    run(reps);
+    cudaEventRecord(e1, stream);
+    ck(cudaEventSynchronize(e1), "gemv_gguf");
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    us.push_back(1e3 * t / reps);
+  }
+  const double m = median(us);
+  std::printf("gemv_gguf %s N=%lld K=%lld M=%lld: %.2f us, %.0f GB/s of blocks (%.1f MB)\n", type_name.c_str(),
+              static_cast<long long>(N), static_cast<long long>(K), static_cast<long long>(M), m,
+              static_cast<double>(wbytes) / (m * 1e-6) / 1e9, static_cast<double>(wbytes) / 1e6);
+  for (auto p : w) cudaFree(p);
+  cudaFree(x);
+  cudaFree(out);
+  cudaStreamDestroy(stream);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -293,6 +381,12 @@ int main(int argc, char** argv) {
     auto arg = [&](int i, int64_t d) { return argc > i ? std::atoll(argv[i]) : d; };
     return gemv_fp8_bench(arg(2, 2048), arg(3, 2048), arg(4, 1), arg(5, 0) != 0);
   }
-  std::fprintf(stderr, "usage: gpu_bench copy | attn [B CTX NH NKV HD BS] | gemv N K [M EPI] | gemv_fp8 N K [M B]\n");
+  if (mode == "gemv_gguf" && argc > 4) {
+    auto arg = [&](int i, int64_t d) { return argc > i ? std::atoll(argv[i]) : d; };
+    return gemv_gguf_bench(argv[2], arg(3, 2048), arg(4, 2048), arg(5, 1));
+  }
+  std::fprintf(stderr,
+               "usage: gpu_bench copy | attn [B CTX NH NKV HD BS] | gemv N K [M EPI] | gemv_fp8 N K [M B] | "
+               "gemv_gguf TYPE N K [M]\n");
   return 2;
 }

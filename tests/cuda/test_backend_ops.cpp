@@ -22,6 +22,8 @@
 #include "vllm/backends/cuda/cuda_backend.h"
 #include "vllm/backends/moe_layout.h"
 #include "vllm/core/float8.h"
+#include "vllm/gguf/block_formats.h"
+#include "vllm/gguf/quantized_matrix.h"
 #include "vllm/kv_cache/kv_cache_manager.h"
 #include "vllm/loader/fp8_weights.h"
 
@@ -1502,9 +1504,207 @@ TEST_P(MoeOps, BadArgumentsAreErrors) {
   EXPECT_THROW(gpu_->prepare_experts(L.gate_up, L.down, negative), Error);
 }
 
+// GGUF linear layers (CudaBackend::prepare_quantized_linear): parts of GGUF block types, quantized
+// by the project's quantizers (gguf::quantize_row), kept in their blocks on the GPU. Against the
+// float64 product with the dequantized float32 weights (QuantizedMatrix::dequantize, the plain
+// dequantizer): the skinny product dequantizes in registers (float32 sums), the product of more
+// rows dequantizes to the compute dtype first (so its bfloat16 weights are rounded once more,
+// within the dtype's tolerance). Each case also checks which path ran.
+using GgufPath = CudaBackend::GgufLinearPath;
+using gguf::GgmlType;
+
+const char* path_name(GgufPath p) {
+  switch (p) {
+    case GgufPath::kNone: return "none";
+    case GgufPath::kGemv: return "skinny GGUF product";
+    case GgufPath::kDequantizedGemm: return "dequantized product";
+  }
+  return "?";
+}
+
+struct GgufPart {
+  GgmlType type;
+  int64_t rows;
+};
+
+struct GgufLayer {
+  std::vector<gguf::QuantizedMatrix> parts;
+  Tensor dequantized;  // [N, K] float32
+  int64_t N = 0, K = 0;
+};
+
+std::string gguf_label(const std::vector<GgufPart>& parts, int64_t K) {
+  std::ostringstream o;
+  for (size_t i = 0; i < parts.size(); ++i) o << (i ? "+" : "") << gguf::ggml_type_name(parts[i].type) << "x" << parts[i].rows;
+  o << " K=" << K;
+  return o.str();
+}
+
+class GgufOps : public Ops {
+ protected:
+  // Random parts, each of its own magnitude and with rows of different magnitudes, quantized to
+  // their types (float types keep their values, rounded to the type).
+  GgufLayer layer(const std::vector<GgufPart>& parts, int64_t K) {
+    GgufLayer L;
+    L.K = K;
+    for (const auto& p : parts) L.N += p.rows;
+    L.dequantized = Tensor::empty({L.N, K}, DType::F32);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    int64_t at = 0;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const float magnitude = static_cast<float>(i + 1) / std::sqrt(static_cast<float>(K));
+      std::vector<float> w(static_cast<size_t>(parts[i].rows * K));
+      for (int64_t r = 0; r < parts[i].rows; ++r)
+        for (int64_t k = 0; k < K; ++k)
+          w[static_cast<size_t>(r * K + k)] = u(rng_) * magnitude * (1.0f + static_cast<float>(r % 5) / 2.0f);
+      gguf::QuantizedMatrix q;
+      q.type = parts[i].type;
+      q.cols = K;
+      q.data = Tensor::empty({parts[i].rows, static_cast<int64_t>(q.row_bytes())}, DType::U8);
+      for (int64_t r = 0; r < parts[i].rows; ++r)
+        gguf::quantize_row(q.type, w.data() + r * K, q.data.data<uint8_t>() + static_cast<size_t>(r) * q.row_bytes(), K);
+      const Tensor d = q.dequantize();
+      std::copy(d.data<float>(), d.data<float>() + d.numel(), L.dequantized.data<float>() + at * K);
+      L.parts.push_back(std::move(q));
+      at += parts[i].rows;
+    }
+    return L;
+  }
+
+  // out[m, n] = x[m, :] · w[n, :] + bias[n] in float64.
+  static Tensor reference(const Tensor& x, const Tensor& w, const Tensor& bias) {
+    const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+    Tensor out = Tensor::empty({M, N}, DType::F32);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double acc = bias.defined() ? bias.data<float>()[n] : 0.0;
+        const float* wr = w.data<float>() + n * K;
+        const float* xr = x.data<float>() + m * K;
+        for (int64_t k = 0; k < K; ++k) acc += static_cast<double>(xr[k]) * wr[k];
+        out.data<float>()[m * N + n] = static_cast<float>(acc);
+      }
+    return out;
+  }
+
+  // One layer at each M, with and without a bias. `kept`: whether the blocks stay quantized (a
+  // layer with a quantized part), else the weight is an ordinary one and no GGUF path runs.
+  void check_case(const std::vector<GgufPart>& parts, int64_t K, const std::vector<int64_t>& Ms, bool kept = true) {
+    const GgufLayer L = layer(parts, K);
+    for (bool with_bias : {false, true}) {
+      const Tensor bias = with_bias ? rand({L.N}, -0.5f, 0.5f) : Tensor();
+      auto gw = gpu_->prepare_quantized_linear(L.parts, bias);
+      ASSERT_EQ(gw->out_features(), L.N);
+      ASSERT_EQ(gw->in_features(), L.K);
+      for (int64_t M : Ms) {
+        const std::string where = str("gguf linear ", gguf_label(parts, K), " M=", M, with_bias ? " bias" : "");
+        const Tensor x = rand({M, K}, -1.0f, 1.0f);
+        Tensor go = nan_gpu({M, L.N});
+        const GgufPath before = gpu_->last_gguf_linear_path();
+        gpu_->linear(go, up(x), *gw);
+        const GgufPath path = gpu_->last_gguf_linear_path();
+        if (kept) {
+          const GgufPath want = M <= 8 ? GgufPath::kGemv : GgufPath::kDequantizedGemm;
+          EXPECT_EQ(path, want) << where << ": took the " << path_name(path) << ", expected the " << path_name(want);
+        } else {
+          EXPECT_EQ(path, before) << where << ": a weight of float parts took a GGUF path";
+        }
+        expect_close(go, reference(x, L.dequantized, bias), lbl(path_name(path), " " + where));
+      }
+    }
+  }
+};
+
+const std::vector<int64_t> kGgufMs{1, 3, 8, 64};
+
+// Each type alone: odd row counts, widths of an odd number of blocks, and a decode-sized shape
+// (several warps a row for few rows, one warp a row for many).
+TEST_P(GgufOps, EachType) {
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    check_case({{t, 301}}, 224, kGgufMs);
+    check_case({{t, 33}}, 2080, kGgufMs);
+  }
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    check_case({{t, 301}}, 768, kGgufMs);
+    check_case({{t, 7}}, 4096, kGgufMs);
+  }
+}
+
+TEST_P(GgufOps, LargeShapes) {
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) check_case({{t, 4096}}, 1280, {1, 8, 9});
+  check_case({{GgmlType::kQ4_K, 1024}}, 11008, {1, 5});
+}
+
+// Parts of different types in one layer (Q4_K_M's q and k with a Q6_K v; Q8_0 beside Q4_0), and
+// float parts beside quantized ones (kept in the compute dtype as a segment of their own).
+TEST_P(GgufOps, MixedParts) {
+  check_case({{GgmlType::kQ4_K, 200}, {GgmlType::kQ4_K, 72}, {GgmlType::kQ6_K, 72}}, 512, kGgufMs);
+  check_case({{GgmlType::kQ6_K, 40}, {GgmlType::kQ5_K, 24}, {GgmlType::kQ4_K, 24}}, 256, kGgufMs);
+  check_case({{GgmlType::kQ8_0, 64}, {GgmlType::kF16, 32}, {GgmlType::kQ4_0, 48}}, 256, kGgufMs);
+  check_case({{GgmlType::kF32, 40}, {GgmlType::kBF16, 8}, {GgmlType::kQ5_K, 24}}, 512, kGgufMs);
+}
+
+// A layer of float parts only is an ordinary weight (the dense product, no GGUF path).
+TEST_P(GgufOps, FloatPartsOnlyTakeThePlainPath) {
+  check_case({{GgmlType::kF16, 96}, {GgmlType::kF32, 32}}, 256, {1, 9}, false);
+}
+
+// The fused decode steps on GGUF weights: for up to 8 rows the skinny product with the epilogue,
+// bit for bit the GPU's unfused sequence; beyond that the plain ops. Phi's fused norm and two
+// products take the separate steps, equal to them.
+TEST_P(GgufOps, FusedDecodeSteps) {
+  const GgufLayer L = layer({{GgmlType::kQ4_K, 256}, {GgmlType::kQ6_K, 64}}, 512);
+  const Tensor b = rand({L.N}, -0.5f, 0.5f);
+  auto gw = gpu_->prepare_quantized_linear(L.parts, b);
+  for (int64_t M : {1, 3, 8, 17}) {
+    const std::string where = str("M=", M);
+    Tensor x = up(rand({M, L.K})), res = rand({M, L.N}), other = up(rand({M, L.N}));
+    Tensor fused = nan_gpu({M, L.N}), unfused = nan_gpu({M, L.N});
+    gpu_->linear_gelu_new(fused, x, *gw);
+    gpu_->linear(unfused, x, *gw);
+    gpu_->gelu_new(unfused, unfused);
+    Tensor fres = up(res), scratch = nan_gpu({M, L.N}), ures = up(res), uscratch = nan_gpu({M, L.N});
+    gpu_->linear_add_residual(fres, scratch, x, *gw, other);
+    gpu_->linear(uscratch, x, *gw);
+    gpu_->add(ures, ures, other);
+    gpu_->add(ures, ures, uscratch);
+    for (auto [a, e, what] : {std::tuple{&fused, &unfused, "gelu"}, std::tuple{&fres, &ures, "residual"}}) {
+      const Tensor ha = gpu_->download_f32(*a), he = gpu_->download_f32(*e);
+      for (int64_t i = 0; i < ha.numel(); ++i)
+        ASSERT_EQ(ha.data<float>()[i], he.data<float>()[i]) << what << " fused differs from unfused, " << where << " at " << i;
+    }
+    // Phi's parallel block input side: the separate steps on GGUF weights.
+    const GgufLayer U = layer({{GgmlType::kQ8_0, 96}}, 512);
+    auto gu = gpu_->prepare_quantized_linear(U.parts, Tensor());
+    Tensor nw = gpu_->prepare_vector(rand({L.K}, 0.5f, 1.5f)), nb = gpu_->prepare_vector(rand({L.K}, -0.1f, 0.1f));
+    Tensor xn = nan_gpu({M, L.K}), qkv = nan_gpu({M, L.N}), upo = nan_gpu({M, U.N});
+    gpu_->layer_norm_qkv_mlp_up(xn, qkv, upo, x, nw, nb, 1e-5f, *gw, *gu);
+    Tensor xn2 = nan_gpu({M, L.K}), qkv2 = nan_gpu({M, L.N}), upo2 = nan_gpu({M, U.N});
+    gpu_->layer_norm(xn2, x, nw, nb, 1e-5f);
+    gpu_->linear(qkv2, xn2, *gw);
+    gpu_->linear_gelu_new(upo2, xn2, *gu);
+    expect_close_host(gpu_->download_f32(qkv), gpu_->download_f32(qkv2), "norm pair qkv " + where, 0.01);
+    expect_close_host(gpu_->download_f32(upo), gpu_->download_f32(upo2), "norm pair up " + where, 0.01);
+  }
+}
+
+// A Q4_K weight holds 4.5 bits a weight: about 0.28 of the same weight in 16 bits (bytes() counts
+// the blocks); Q8_0 8.5 bits.
+TEST_P(GgufOps, DeviceBytesAreTheBlocks) {
+  if (dt() == DType::F32) GTEST_SKIP() << "compared with 16-bit weights";
+  for (auto [t, ratio] : {std::pair{GgmlType::kQ4_K, 4.5 / 16}, std::pair{GgmlType::kQ8_0, 8.5 / 16}}) {
+    const GgufLayer L = layer({{t, 1024}}, 2048);
+    auto q = gpu_->prepare_quantized_linear(L.parts, Tensor());
+    auto plain = gpu_->prepare_linear(L.dequantized, Tensor());
+    const double r = static_cast<double>(q->bytes()) / static_cast<double>(plain->bytes());
+    EXPECT_NEAR(r, ratio, 0.01) << gguf::ggml_type_name(t) << ": " << q->bytes() << " bytes against " << plain->bytes();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(DTypes, Ops, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return dname(info.param); });
 INSTANTIATE_TEST_SUITE_P(DTypes, Fp8Ops, ::testing::Values(DType::F32, DType::F16, DType::BF16),
+                         [](const auto& info) { return dname(info.param); });
+INSTANTIATE_TEST_SUITE_P(DTypes, GgufOps, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return dname(info.param); });
 INSTANTIATE_TEST_SUITE_P(DTypes, MoeOps, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return dname(info.param); });

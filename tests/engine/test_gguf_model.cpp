@@ -2,17 +2,21 @@
 // from a model folder; a quantized GGUF (weights kept in their blocks, int8 activations) agrees
 // with a float GGUF of its own weights dequantized, the only difference being the activations'
 // quantization; batching never changes a result; the GGUF's tokenizer metadata tokenizes as the
-// model's tokenizer.json does; bad files are clear errors.
+// model's tokenizer.json does; bad files are clear errors. With VLLM_TEST_DEVICE=cuda,
+// GgufOnTheGpu runs quantized GGUFs on the GPU (blocks kept on the device) against the CPU's
+// float32 run of their dequantized weights.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <random>
 #include <fstream>
 #include <map>
+#include <tuple>
 
 #include "golden.h"
 #include "vllm/core/error.h"
@@ -386,3 +390,104 @@ TEST(GgufEngine, BadFilesAreClearErrors) {
   }));
   EXPECT_NE(e.find("tensor 'blk.0.ffn_gate.weight' has type Q2_K, which this build cannot read"), std::string::npos) << e;
 }
+
+namespace {
+
+bool on_gpu() {
+  const char* device = std::getenv("VLLM_TEST_DEVICE");
+  return device && std::string(device) == "cuda";
+}
+
+size_t weight_bytes(const EngineConfig& c) {
+  EngineCore engine(c);
+  return engine.runner().model().weight_bytes();
+}
+
+struct GpuCase {
+  std::string name, scheme;
+};
+void PrintTo(const GpuCase& c, std::ostream* os) { *os << c.name << " " << c.scheme; }
+
+// (case, compute dtype)
+class GgufOnTheGpu : public ::testing::TestWithParam<std::tuple<GpuCase, std::string>> {};
+
+}  // namespace
+
+// VLLM_TEST_DEVICE=cuda: a quantized GGUF runs on the GPU with its weights in their blocks (the
+// skinny product that dequantizes in registers at decode, the dequantized weight and cuBLASLt at
+// prefill), against the CPU's float32 run of the same weights dequantized (a float GGUF): the GPU
+// computes with exactly those weights, so in float32 the greedy tokens are the CPU's and the
+// log-probs agree to float32 rounding; in bfloat16 the run stays within check_logprobs_close and
+// within twice (plus 0.02) what bfloat16 compute of the float GGUF on the GPU moves the log-probs.
+// Its weights take fewer bytes on the GPU than the float GGUF's.
+TEST_P(GgufOnTheGpu, MatchesTheCpuOnItsDequantizedWeights) {
+  if (!on_gpu()) GTEST_SKIP() << "runs on the GPU (VLLM_TEST_DEVICE=cuda)";
+  const auto& [c, dtype] = GetParam();
+  std::string config_path;
+  uint64_t seed = 0;
+  DType weights_dtype = DType::BF16;
+  std::vector<std::vector<int32_t>> prompts;
+  if (c.name == "wide-llama") {
+    config_path = write_config(wide_llama(), "wide-llama");
+    seed = 5;
+    prompts = random_prompts(1024, 6, 1);
+  } else if (c.name == "wide-phi") {
+    config_path = write_config(wide_phi(), "wide-phi");
+    seed = 6;
+    weights_dtype = DType::F16;
+    prompts = random_prompts(768, 6, 2);
+  } else {
+    // The seeds QuantizedGgufMatchesItsDequantizedWeights uses (recipe_gguf keeps one file a name).
+    config_path = test::data_dir() + "/models/" + c.name + "/config.json";
+    seed = c.name == "tiny-llama3" ? 13 : 14;
+    prompts = golden_prompts(c.name);
+  }
+  const std::string q = recipe_gguf(config_path, c.scheme, seed, weights_dtype, c.name);
+  const std::string d = dequantized_gguf(config_path, c.scheme, seed, weights_dtype, c.name);
+  const std::string label = c.name + " " + c.scheme + " " + dtype + " on the GPU";
+
+  EngineConfig cpu = engine_config(d);
+  cpu.device = "cpu";
+  const auto ref = test::run_greedy_on(cpu, prompts, 16, 5, 0);
+  EngineConfig gpu = engine_config(q);
+  gpu.device = "cuda";
+  gpu.dtype = dtype;
+  const auto ours = test::run_greedy_on(gpu, prompts, 16, 5, 0);
+  if (dtype == "float32") {
+    expect_close(ref, ours, 1e-3, label);
+    for (size_t p = 0; p < prompts.size(); ++p) {
+      EXPECT_EQ(ours[p].ids, ref[p].ids) << label << " prompt " << p;
+    }
+  } else {
+    EngineConfig plain = engine_config(d);
+    plain.device = "cuda";
+    plain.dtype = dtype;
+    const auto yardstick = test::run_greedy_on(plain, prompts, 16, 5, 0);
+    double diff = 0;
+    for (size_t p = 0; p < ref.size(); ++p) diff = std::max(diff, max_logprob_diff(ref[p], yardstick[p]));
+    std::printf("%s: %s compute of the float GGUF on the GPU moves top-5 log-probs by up to %.3f\n", label.c_str(),
+                dtype.c_str(), diff);
+    expect_close(ref, ours, 2 * diff + 0.02, label);
+  }
+
+  EngineConfig dense = engine_config(d);
+  dense.device = "cuda";
+  dense.dtype = dtype;
+  const size_t quantized_bytes = weight_bytes(gpu), dense_bytes = weight_bytes(dense);
+  EXPECT_LT(quantized_bytes, dense_bytes) << label << ": the GGUF blocks were not kept";
+  std::printf("%s: weights %zu bytes, %zu for the float GGUF in %s\n", label.c_str(), quantized_bytes, dense_bytes,
+              dtype.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Files, GgufOnTheGpu,
+    ::testing::Combine(::testing::Values(GpuCase{"tiny-llama3", "q8_0"}, GpuCase{"tiny-qwen3", "q4_k"},
+                                         GpuCase{"wide-llama", "q4_k_m"}, GpuCase{"wide-llama", "q5_k"},
+                                         GpuCase{"wide-llama", "q4_0"}, GpuCase{"wide-phi", "q4_k"}),
+                       ::testing::Values("float32", "bfloat16")),
+    [](const ::testing::TestParamInfo<std::tuple<GpuCase, std::string>>& info) {
+      std::string name = std::get<0>(info.param).name + "_" + std::get<0>(info.param).scheme + "_" + std::get<1>(info.param);
+      for (char& ch : name)
+        if (ch == '-') ch = '_';
+      return name;
+    });

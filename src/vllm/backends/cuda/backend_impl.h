@@ -87,9 +87,14 @@ class PinnedPool : public std::enable_shared_from_this<PinnedPool> {
 // layouts: one scale per output row (per-tensor and per-channel checkpoints; fused parts with
 // different per-tensor scales become rows of their own scales), or a grid of blocks block_cols
 // wide with each output row's grid row in row_map (each fused part keeps its own grid rows).
-// The bias is in the compute dtype either way.
+// Or a GGUF file's blocks (gguf_ops.cpp): the bytes of its segments (U8, each segment at a
+// 256-byte aligned offset) with their kinds and rows. The bias is in the compute dtype in every case.
 class CudaLinearWeight final : public LinearWeight {
  public:
+  struct Gguf {
+    std::vector<cuda::GgufSegment> segments;  // pointers into the weight's bytes
+    int64_t rows = 0, cols = 0;
+  };
   struct Fp8Scales {
     Tensor scales;        // F32: [N] per row, or the block grid [grid rows, grid_cols]
     Tensor row_map;       // I32 [N] with blocks, else undefined
@@ -98,8 +103,10 @@ class CudaLinearWeight final : public LinearWeight {
   };
   CudaLinearWeight(Tensor w, Tensor b) : w_(std::move(w)), b_(std::move(b)) {}
   CudaLinearWeight(Tensor w, Tensor b, Fp8Scales fp8) : w_(std::move(w)), b_(std::move(b)), fp8_(std::move(fp8)) {}
-  int64_t out_features() const override { return w_.size(0); }
-  int64_t in_features() const override { return w_.size(1); }
+  CudaLinearWeight(Tensor bytes, Tensor b, Gguf gguf)
+      : w_(std::move(bytes)), b_(std::move(b)), gguf_(std::move(gguf)), is_gguf_(true) {}
+  int64_t out_features() const override { return is_gguf_ ? gguf_.rows : w_.size(0); }
+  int64_t in_features() const override { return is_gguf_ ? gguf_.cols : w_.size(1); }
   size_t bytes() const override {
     size_t n = w_.nbytes() + (b_.defined() ? b_.nbytes() : 0);
     if (fp8_.scales.defined()) n += fp8_.scales.nbytes();
@@ -108,7 +115,9 @@ class CudaLinearWeight final : public LinearWeight {
   }
   const Tensor& weight() const { return w_; }
   const Tensor& bias() const { return b_; }
-  bool is_fp8() const { return w_.dtype() == DType::U8; }
+  bool is_fp8() const { return !is_gguf_ && w_.dtype() == DType::U8; }
+  bool is_gguf() const { return is_gguf_; }
+  const Gguf& gguf() const { return gguf_; }
   // The kernels' view of an FP8 weight.
   cuda::Fp8Weight fp8() const {
     cuda::Fp8Weight f;
@@ -123,6 +132,8 @@ class CudaLinearWeight final : public LinearWeight {
  private:
   Tensor w_, b_;
   Fp8Scales fp8_;
+  Gguf gguf_;
+  bool is_gguf_ = false;
 };
 
 // The experts of one layer on the device, in the compute dtype, laid out as given: gate_up
@@ -253,6 +264,12 @@ struct CudaBackend::Impl {
   bool use_fp8 = true;
   Tensor fp8_scratch;
   CudaBackend::Fp8LinearPath fp8_last_path = CudaBackend::Fp8LinearPath::kNone;
+  // GGUF linear layers (gguf_ops.cpp): whether quantized GGUF weights stay in their blocks
+  // (VLLM_CUDA_GGUF=0 dequantizes them at load instead, the baseline of their measurements), and
+  // the path the last product on one took (for the op tests). Their products at many rows
+  // dequantize the weight into fp8_scratch (the one scratch of dequantized weights).
+  bool use_gguf = true;
+  CudaBackend::GgufLinearPath gguf_last_path = CudaBackend::GgufLinearPath::kNone;
   // The last mixed batch's attention work lists (decode sequences, prefill tiles, generic tokens).
   struct StepLists {
     std::vector<int32_t> qsl, lens;
@@ -357,6 +374,14 @@ namespace cuda_detail {
 bool fp8_gemv_applies(const CudaBackend::Impl& I, DType dt, const Tensor& x, const CudaLinearWeight& w);
 // out = x · Wᵀ + bias for an FP8 weight W (shapes and dtypes checked by the caller).
 void fp8_linear(CudaBackend::Impl& I, DType dt, Tensor& out, const Tensor& x, const CudaLinearWeight& w);
+
+// GGUF linear layers (gguf_ops.cpp). Whether linear() on a GGUF weight takes the skinny product
+// (few rows), which the fused decode steps reuse with their epilogues.
+bool gguf_gemv_applies(const CudaBackend::Impl& I, DType dt, const Tensor& x, const CudaLinearWeight& w);
+// out = x · Wᵀ + bias for a GGUF weight W (shapes and dtypes checked by the caller); epi (and
+// other) only where gguf_gemv_applies.
+void gguf_linear(CudaBackend::Impl& I, DType dt, Tensor& out, const Tensor& x, const CudaLinearWeight& w,
+                 cuda::GemvEpilogue epi = cuda::GemvEpilogue::kNone, const Tensor* other = nullptr);
 
 }  // namespace cuda_detail
 

@@ -74,6 +74,7 @@ CudaBackend::CudaBackend(DType compute_dtype, int device) : compute_dtype_(compu
   I.gemm = std::make_unique<cuda::LtGemm>(I.stream);
   if (const char* e = std::getenv("VLLM_CUDA_GEMV")) I.use_gemv = std::string(e) != "0";
   if (const char* e = std::getenv("VLLM_CUDA_FP8")) I.use_fp8 = std::string(e) != "0";
+  if (const char* e = std::getenv("VLLM_CUDA_GGUF")) I.use_gguf = std::string(e) != "0";
   if (const char* e = std::getenv("VLLM_MOE_GEMM_ROWS"); e && *e) I.moe_gemm_min_rows = std::max(0LL, std::atoll(e));
   cudaDeviceProp prop{};
   const bool have_prop = cudaGetDeviceProperties(&prop, device) == cudaSuccess;
@@ -235,6 +236,7 @@ void CudaBackend::linear(Tensor& out, const Tensor& x, const LinearWeight& lw) {
   VLLM_CHECK(K == w.in_features() && out.size(0) == M && out.size(1) == N, "linear shapes");
   I.keep(out), I.keep(x);
   if (w.is_fp8()) return fp8_linear(I, compute_dtype_, out, x, w);
+  if (w.is_gguf()) return gguf_linear(I, compute_dtype_, out, x, w);
   const void* bias = w.bias().defined() ? w.bias().raw() : nullptr;
   if (I.use_gemv && cuda::gemv_supported(compute_dtype_, M, N, K, x.raw(), w.weight().raw()))
     cuda::gemv(compute_dtype_, out.raw(), x.raw(), w.weight().raw(), bias, M, N, K, I.stream);
@@ -246,8 +248,9 @@ void CudaBackend::linear_gelu_new(Tensor& out, const Tensor& x, const LinearWeig
   Impl& I = *impl_;
   const auto& w = static_cast<const CudaLinearWeight&>(lw);
   const int64_t M = x.size(0), K = x.size(1), N = w.out_features();
-  const bool fused = w.is_fp8() ? fp8_gemv_applies(I, compute_dtype_, x, w)
-                                : I.use_gemv && cuda::gemv_supported(compute_dtype_, M, N, K, x.raw(), w.weight().raw());
+  const bool fused = w.is_fp8()    ? fp8_gemv_applies(I, compute_dtype_, x, w)
+                     : w.is_gguf() ? gguf_gemv_applies(I, compute_dtype_, x, w)
+                                   : I.use_gemv && cuda::gemv_supported(compute_dtype_, M, N, K, x.raw(), w.weight().raw());
   if (!fused) return Backend::linear_gelu_new(out, x, lw);
   check_act(out, compute_dtype_, "linear output");
   check_act(x, compute_dtype_, "linear input");
@@ -256,6 +259,8 @@ void CudaBackend::linear_gelu_new(Tensor& out, const Tensor& x, const LinearWeig
   const void* bias = w.bias().defined() ? w.bias().raw() : nullptr;
   if (w.is_fp8())
     cuda::gemv_fp8(compute_dtype_, out.raw(), x.raw(), w.fp8(), bias, M, N, K, I.stream, cuda::GemvEpilogue::kGelu);
+  else if (w.is_gguf())
+    gguf_linear(I, compute_dtype_, out, x, w, cuda::GemvEpilogue::kGelu);
   else
     cuda::gemv(compute_dtype_, out.raw(), x.raw(), w.weight().raw(), bias, M, N, K, I.stream, cuda::GemvEpilogue::kGelu);
 }
@@ -266,8 +271,8 @@ void CudaBackend::layer_norm_qkv_mlp_up(Tensor& x, Tensor& qkv, Tensor& up, cons
   Impl& I = *impl_;
   const auto& wq = static_cast<const CudaLinearWeight&>(lw_qkv);
   const auto& wu = static_cast<const CudaLinearWeight&>(lw_up);
-  // FP8 weights take the separate steps (the norm, then the skinny FP8 products).
-  if (wq.is_fp8() || wu.is_fp8())
+  // FP8 and GGUF weights take the separate steps (the norm, then their skinny products).
+  if (wq.is_fp8() || wu.is_fp8() || wq.is_gguf() || wu.is_gguf())
     return Backend::layer_norm_qkv_mlp_up(x, qkv, up, hidden, norm_w, norm_b, eps, lw_qkv, lw_up);
   const int64_t M = hidden.size(0), K = hidden.size(1);
   cuda::GemvNormPair a;
@@ -302,8 +307,9 @@ void CudaBackend::linear_add_residual(Tensor& residual, Tensor& scratch, const T
   Impl& I = *impl_;
   const auto& w = static_cast<const CudaLinearWeight&>(lw);
   const int64_t M = x.size(0), K = x.size(1), N = w.out_features();
-  const bool fused = w.is_fp8() ? fp8_gemv_applies(I, compute_dtype_, x, w)
-                                : I.use_gemv && cuda::gemv_supported(compute_dtype_, M, N, K, x.raw(), w.weight().raw());
+  const bool fused = w.is_fp8()    ? fp8_gemv_applies(I, compute_dtype_, x, w)
+                     : w.is_gguf() ? gguf_gemv_applies(I, compute_dtype_, x, w)
+                                   : I.use_gemv && cuda::gemv_supported(compute_dtype_, M, N, K, x.raw(), w.weight().raw());
   if (!fused) return Backend::linear_add_residual(residual, scratch, x, lw, other);
   check_act(residual, compute_dtype_, "residual");
   check_act(other, compute_dtype_, "residual addend");
@@ -315,6 +321,8 @@ void CudaBackend::linear_add_residual(Tensor& residual, Tensor& scratch, const T
   if (w.is_fp8())
     cuda::gemv_fp8(compute_dtype_, residual.raw(), x.raw(), w.fp8(), bias, M, N, K, I.stream,
                    cuda::GemvEpilogue::kResidual, other.raw());
+  else if (w.is_gguf())
+    gguf_linear(I, compute_dtype_, residual, x, w, cuda::GemvEpilogue::kResidual, &other);
   else
     cuda::gemv(compute_dtype_, residual.raw(), x.raw(), w.weight().raw(), bias, M, N, K, I.stream,
                cuda::GemvEpilogue::kResidual, other.raw());

@@ -1,6 +1,7 @@
 // The CUDA backend: activations, KV cache and weights in the compute dtype (float32, float16 or
-// bfloat16) on one GPU, except FP8 linear weights (e4m3, fp8_ops.cpp) and an FP8 KV cache
-// (--kv-cache-dtype fp8: e4m3 bytes with per-layer scales); norm vectors in float32;
+// bfloat16) on one GPU, except FP8 linear weights (e4m3, fp8_ops.cpp), quantized GGUF ones
+// (their blocks, gguf_ops.cpp) and an FP8 KV cache (--kv-cache-dtype fp8: e4m3 bytes with
+// per-layer scales); norm vectors in float32;
 // matrix products through cuBLASLt (float32 accumulation) and the skinny decode kernels,
 // everything else in the kernels of this folder. All work goes to one stream; the
 // only synchronisation in a step is the copy of the logits back to the host.
@@ -52,6 +53,14 @@ class CudaBackend final : public Backend {
   // keeps dequantized weights (the default prepare_fp8_linear), as does VLLM_CUDA_FP8=0.
   std::shared_ptr<LinearWeight> prepare_fp8_linear(const std::vector<Fp8Matrix>& parts, const Tensor& bias) override;
   bool keeps_fp8_weights() const override;
+  // GGUF weights of quantized types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) stay in their blocks on the
+  // device (gguf_ops.cpp), each part's rows with its type; float parts of such a layer are kept in
+  // the compute dtype beside them, and a layer of float parts only is an ordinary weight (the
+  // default). linear() on them: up to 8 rows (decode), a skinny product per run of one type that
+  // dequantizes in registers; more rows, the weight dequantized to the compute dtype in scratch
+  // and the cuBLASLt product. VLLM_CUDA_GGUF=0 dequantizes at load instead (the default).
+  std::shared_ptr<LinearWeight> prepare_quantized_linear(const std::vector<gguf::QuantizedMatrix>& parts,
+                                                         const Tensor& bias) override;
   Tensor prepare_embedding(const Tensor& table) override;
   Tensor prepare_vector(const Tensor& v) override;
 
@@ -105,6 +114,9 @@ class CudaBackend final : public Backend {
   // activations, the others do not, so the tests compare each with its own reference).
   enum class Fp8LinearPath { kNone, kGemv, kFp8Gemm, kDequantizedGemm };
   Fp8LinearPath last_fp8_linear_path() const;
+  // For the op tests: the way the last linear() on a GGUF weight went.
+  enum class GgufLinearPath { kNone, kGemv, kDequantizedGemm };
+  GgufLinearPath last_gguf_linear_path() const;
 
   void configure_graphs(bool enable, int64_t max_model_len, int64_t max_batch) override;
   Tensor forward_step(const ForwardInputs& in, const StepFunction& run) override;

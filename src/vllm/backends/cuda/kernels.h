@@ -127,6 +127,30 @@ bool gemv_fp8_supported(DType t, int64_t M, int64_t N, int64_t K, const void* x,
 void gemv_fp8(DType t, void* out, const void* x, const Fp8Weight& w, const void* bias, int64_t M, int64_t N, int64_t K,
               cudaStream_t stream, GemvEpilogue epi = GemvEpilogue::kNone, const void* other = nullptr);
 
+// GGUF block types (gguf.cu): a linear weight kept as a GGUF file stores it, in segments of rows
+// of one kind (gguf_ops.cpp). kDense: rows of the compute dtype (the float parts of a layer whose
+// other parts are quantized). A segment's rows are output columns col0 .. col0 + rows - 1.
+enum class GgufKind { kQ8_0, kQ4_0, kQ4_K, kQ5_K, kQ6_K, kDense };
+struct GgufSegment {
+  GgufKind kind = GgufKind::kQ8_0;
+  const uint8_t* w = nullptr;  // rows x (K / block elements) blocks, as the file stores them
+  int64_t rows = 0;
+  int64_t col0 = 0;
+};
+// Elements a block of the kind holds (K must be a multiple).
+int64_t gguf_block_elems(GgufKind kind);
+// Skinny product with one segment for up to kGgufGemvMaxRows rows: out[m, col0 + r] = x[m, :] ·
+// dequantized row r + bias[col0 + r], out [M, N] (row stride N), the epilogue as gemv's; the
+// blocks are dequantized in registers, float32 sums. Any float compute dtype; K % 32 == 0 and
+// x 16-byte aligned.
+constexpr int64_t kGgufGemvMaxRows = 8;
+bool gemv_gguf_supported(DType t, int64_t M, int64_t N, int64_t K, const void* x);
+void gemv_gguf(DType t, void* out, const void* x, const GgufSegment& s, const void* bias, int64_t M, int64_t N,
+               int64_t K, cudaStream_t stream, GemvEpilogue epi = GemvEpilogue::kNone, const void* other = nullptr);
+// The segment's rows dequantized into rows col0 .. col0 + rows - 1 of out [*, K] (type t, 16-byte
+// aligned), for the cuBLASLt product of larger batches.
+void dequantize_gguf(DType t, void* out, const GgufSegment& s, int64_t K, cudaStream_t stream);
+
 struct AttentionArgs {
   void* out = nullptr;  // [T, num_heads * head_dim]
   const void* qkv = nullptr;

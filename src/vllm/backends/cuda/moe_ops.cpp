@@ -29,6 +29,7 @@ void check_moe_args(const Tensor& x, const CudaLinearWeight& router, int64_t E, 
   VLLM_CHECK(x.dim() == 2 && router.in_features() == x.size(1) && router.out_features() == E, "moe: router shape");
   VLLM_CHECK(!router.bias().defined() || router.bias().numel() == E, "moe: the router's bias must be [E]");
   VLLM_CHECK(!router.is_fp8(), "moe: an FP8 router (routers stay float, as in vLLM)");
+  VLLM_CHECK(!router.is_gguf(), "moe: a quantized GGUF router (routers stay float)");
   if (routing.top_k < 1 || routing.top_k > E)
     throw Error("moe: top_k (" + std::to_string(routing.top_k) + ") must be between 1 and the number of experts (" +
                 std::to_string(E) + ")");
