@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,30 @@ void ck(cudaError_t e, const char* what) {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// The median time of one call of run(n)'s work (n calls), over 7 rounds of 64 on `stream` between
+// events, after 16 calls of warm-up.
+double median_us_per_call(cudaStream_t stream, const std::function<void(int)>& run, const char* what) {
+  run(16);
+  ck(cudaStreamSynchronize(stream), "warm-up");
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<double> us;
+  const int reps = 64;
+  for (int r = 0; r < 7; ++r) {
+    cudaEventRecord(e0, stream);
+    run(reps);
+    cudaEventRecord(e1, stream);
+    ck(cudaEventSynchronize(e1), what);
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    us.push_back(1e3 * t / reps);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return median(us);
 }
 
 int copy_bench() {
@@ -176,23 +201,7 @@ int gemv_bench(int64_t N, int64_t K, int64_t M, int epi) {
   auto run = [&](int n) {
     for (int i = 0; i < n; ++i) cuda::gemv(DType::F16, out, x, w[i % kCopies], bias, M, N, K, stream, e, other);
   };
-  run(16);
-  ck(cudaStreamSynchronize(stream), "warm-up");
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  std::vector<double> us;
-  const int reps = 64;
-  for (int r = 0; r < 7; ++r) {
-    cudaEventRecord(e0, stream);
-    run(reps);
-    cudaEventRecord(e1, stream);
-    ck(cudaEventSynchronize(e1), "gemv");
-    float t = 0;
-    cudaEventElapsedTime(&t, e0, e1);
-    us.push_back(1e3 * t / reps);
-  }
-  const double m = median(us);
+  const double m = median_us_per_call(stream, run, "gemv");
   const char* forced = std::getenv("VLLM_GEMV_W");
   std::printf("gemv N=%lld K=%lld M=%lld epi=%d W=%s: %.2f us, %.0f GB/s of weights\n", static_cast<long long>(N),
               static_cast<long long>(K), static_cast<long long>(M), epi, forced ? forced : "auto", m,
@@ -248,23 +257,7 @@ int gemv_fp8_bench(int64_t N, int64_t K, int64_t M, bool blocks) {
       cuda::gemv_fp8(DType::F16, out, x, fw, nullptr, M, N, K, stream);
     }
   };
-  run(16);
-  ck(cudaStreamSynchronize(stream), "warm-up");
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  std::vector<double> us;
-  const int reps = 64;
-  for (int r = 0; r < 7; ++r) {
-    cudaEventRecord(e0, stream);
-    run(reps);
-    cudaEventRecord(e1, stream);
-    ck(cudaEventSynchronize(e1), "gemv_fp8");
-    float t = 0;
-    cudaEventElapsedTime(&t, e0, e1);
-    us.push_back(1e3 * t / reps);
-  }
-  const double m = median(us);
+  const double m = median_us_per_call(stream, run, "gemv_fp8");
   std::printf("gemv_fp8 N=%lld K=%lld M=%lld %s: %.2f us, %.0f GB/s of weights\n", static_cast<long long>(N),
               static_cast<long long>(K), static_cast<long long>(M), blocks ? "blocks" : "per-row", m,
               static_cast<double>(wbytes) / (m * 1e-6) / 1e9);
@@ -333,23 +326,7 @@ int gemv_gguf_bench(const std::string& type_name, int64_t N, int64_t K, int64_t 
       cuda::gemv_gguf(DType::F16, out, x, seg, nullptr, M, N, K, stream);
     }
   };
-  run(16);
-  ck(cudaStreamSynchronize(stream), "warm-up");
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  std::vector<double> us;
-  const int reps = 64;
-  for (int r = 0; r < 7; ++r) {
-    cudaEventRecord(e0, stream);
-    run(reps);
-    cudaEventRecord(e1, stream);
-    ck(cudaEventSynchronize(e1), "gemv_gguf");
-    float t = 0;
-    cudaEventElapsedTime(&t, e0, e1);
-    us.push_back(1e3 * t / reps);
-  }
-  const double m = median(us);
+  const double m = median_us_per_call(stream, run, "gemv_gguf");
   std::printf("gemv_gguf %s N=%lld K=%lld M=%lld: %.2f us, %.0f GB/s of blocks (%.1f MB)\n", type_name.c_str(),
               static_cast<long long>(N), static_cast<long long>(K), static_cast<long long>(M), m,
               static_cast<double>(wbytes) / (m * 1e-6) / 1e9, static_cast<double>(wbytes) / 1e6);

@@ -115,24 +115,7 @@ struct LtGemm::Impl {
       destroy(p);
       return false;
     }
-    cublasLtMatmulPreference_t pref;
-    check_lt(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
-    size_t ws = kWorkspaceBytes;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-    uint32_t ax = std::get<5>(key), aw = std::get<6>(key), ao = std::get<7>(key);
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aw, sizeof(aw));
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ax, sizeof(ax));
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ao, sizeof(ao));
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ao, sizeof(ao));
-    cublasLtMatmulHeuristicResult_t res{};
-    int found = 0;
-    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, p.op, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
-      destroy(p);
-      return false;
-    }
-    p.algo = res.algo;
+    if (!pick_algo(p, key)) return false;
     p.bias_in_epilogue = bias;
     return true;
 #else
@@ -179,6 +162,14 @@ struct LtGemm::Impl {
     check_lt(cublasLtMatrixLayoutCreate(&p.a, ty, static_cast<uint64_t>(K), static_cast<uint64_t>(N), K), "layout A");
     check_lt(cublasLtMatrixLayoutCreate(&p.b, ty, static_cast<uint64_t>(K), static_cast<uint64_t>(M), K), "layout B");
     check_lt(cublasLtMatrixLayoutCreate(&p.c, out_ty, static_cast<uint64_t>(N), static_cast<uint64_t>(M), N), "layout C");
+    if (!pick_algo(p, key)) return false;
+    p.bias_in_epilogue = bias;
+    return true;
+  }
+
+  // cuBLASLt's first algorithm for the plan's descriptors, within our workspace and the key's
+  // operand alignments (x, w, out); false (the plan destroyed) where it offers none.
+  bool pick_algo(Plan& p, const Key& key) {
     cublasLtMatmulPreference_t pref;
     check_lt(cublasLtMatmulPreferenceCreate(&pref), "PreferenceCreate");
     size_t ws = kWorkspaceBytes;
@@ -190,18 +181,13 @@ struct LtGemm::Impl {
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ao, sizeof(ao));
     cublasLtMatmulHeuristicResult_t res{};
     int found = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, p.op, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, p.op, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
-      cublasLtMatrixLayoutDestroy(p.a);
-      cublasLtMatrixLayoutDestroy(p.b);
-      cublasLtMatrixLayoutDestroy(p.c);
-      cublasLtMatmulDescDestroy(p.op);
-      p = Plan{};
+      destroy(p);
       return false;
     }
     p.algo = res.algo;
-    p.bias_in_epilogue = bias;
     return true;
   }
 };
