@@ -10,6 +10,8 @@
 
 namespace vllm {
 
+struct KVCacheEvent;  // kv_cache_events.h
+
 // 128-bit XXH3 of (parent hash, the block's token ids, extra keys).
 struct BlockHash {
   uint64_t low = 0;
@@ -44,10 +46,16 @@ class BlockPool {
 
   // The cached block holding exactly `tokens` under `hash` after `parent`, if any.
   std::optional<int32_t> lookup(const BlockHash& hash, const BlockHash& parent, const int32_t* tokens) const;
-  // Registers a full block's content for reuse (first writer wins on duplicates).
-  void cache(int32_t block, const BlockHash& hash, const BlockHash& parent, const int32_t* tokens);
-  // Forgets every cached hash (blocks in use keep their data, but become uncached).
+  // Registers a full block's content for reuse (first writer wins on duplicates). Returns whether
+  // the block entered the cache. `reported`: the caller records its BlockStored event, so the
+  // pool records a BlockRemoved event when the block leaves the cache.
+  bool cache(int32_t block, const BlockHash& hash, const BlockHash& parent, const int32_t* tokens,
+             bool reported = false);
+  // Forgets every cached hash (blocks in use keep their data, but become uncached); records
+  // AllBlocksCleared when events are recorded.
   void reset_cache();
+  // Where the pool appends its KV cache events (BlockRemoved, AllBlocksCleared); null: none.
+  void set_event_sink(std::vector<KVCacheEvent>* sink) { events_ = sink; }
 
   int32_t ref_count(int32_t block) const { return blocks_[static_cast<size_t>(block)].ref_count; }
   bool is_cached(int32_t block) const { return blocks_[static_cast<size_t>(block)].cached; }
@@ -60,6 +68,7 @@ class BlockPool {
     int32_t prev = -1, next = -1;  // free queue links
     bool in_free_queue = false;
     bool cached = false;
+    bool reported = false;  // its BlockStored event was recorded: its eviction is reported too
     BlockHash hash, parent;
   };
   void push_back_free(int32_t b);
@@ -72,6 +81,7 @@ class BlockPool {
   std::vector<int32_t> tokens_;  // block_size tokens per block, valid while cached
   int32_t head_ = -1, tail_ = -1, num_free_ = 0;
   std::unordered_map<BlockHash, int32_t, BlockHashHasher> cached_;
+  std::vector<KVCacheEvent>* events_ = nullptr;
 };
 
 }  // namespace vllm

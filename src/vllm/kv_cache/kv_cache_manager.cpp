@@ -162,11 +162,28 @@ bool KVCacheManager::allocate_slots(uint64_t seq_id, const std::vector<int32_t>&
     // passed blocks keep their place in the chain but are not registered again).
     const int64_t full = std::min<int64_t>(total_tokens, static_cast<int64_t>(tokens.size())) / block_size_;
     BlockHash parent = table.hashes.empty() ? root_hash(salt, static_cast<int>(g)) : table.hashes.back();
+    // Events: each run of blocks newly cached here is one BlockStored (as vLLM's
+    // cache_full_blocks), its first block's parent named unless it starts the prompt.
+    const bool report = events_enabled_ && g == 0;
+    size_t run = events_.size();  // index of the BlockStored being extended; size(): none
     for (int64_t b = static_cast<int64_t>(table.hashes.size()); b < full; ++b) {
       const int32_t* t = tokens.data() + b * block_size_;
       const BlockHash h = hash_block(parent, t, static_cast<size_t>(block_size_), 0);
       const int32_t block = table.blocks[static_cast<size_t>(b)];
-      if (block != kNoBlock) pool_.cache(block, h, parent, t);
+      const bool stored = block != kNoBlock && pool_.cache(block, h, parent, t, report);
+      if (report && stored) {
+        if (run == events_.size()) {
+          KVCacheEvent e;
+          e.kind = KVCacheEvent::Kind::kBlockStored;
+          if (b > 0) e.parent_block_hash = parent;
+          e.block_size = block_size_;
+          events_.push_back(std::move(e));
+        }
+        events_[run].block_hashes.push_back(h);
+        events_[run].token_ids.insert(events_[run].token_ids.end(), t, t + block_size_);
+      } else {
+        run = events_.size();
+      }
       table.hashes.push_back(h);
       parent = h;
     }
@@ -246,6 +263,17 @@ std::string KVCacheManager::check_invariants() const {
     if (pool_.ref_count(b) == 0 && !seen[static_cast<size_t>(b)]) return "free block " + std::to_string(b) + " is lost";
   if (n != pool_.num_free_blocks()) return "free count " + std::to_string(pool_.num_free_blocks()) + " != queue length";
   return "";
+}
+
+void KVCacheManager::enable_events() {
+  events_enabled_ = true;
+  pool_.set_event_sink(&events_);
+}
+
+std::vector<KVCacheEvent> KVCacheManager::take_events() {
+  std::vector<KVCacheEvent> out;
+  out.swap(events_);
+  return out;
 }
 
 PrefixCacheStats KVCacheManager::take_stats() {
