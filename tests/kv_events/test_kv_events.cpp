@@ -275,6 +275,18 @@ TEST(KVCacheManagerEvents, NothingRecordedUnlessEnabled) {
   EXPECT_TRUE(kv.take_events().empty());
 }
 
+TEST(KVCacheManagerEvents, AMovedManagerKeepsItsEvents) {
+  KVCacheManager kv(4, 2, true);
+  kv.enable_events();
+  ASSERT_TRUE(kv.allocate_slots(1, {1, 2, 3}, 0, 0, 3));
+  KVCacheManager moved = std::move(kv);  // the events live in the pool, not behind a pointer
+  ASSERT_TRUE(moved.allocate_slots(2, {4, 5, 6}, 0, 0, 3));
+  const std::vector<KVCacheEvent> ev = moved.take_events();
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0].token_ids, (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(ev[1].token_ids, (std::vector<int32_t>{4, 5}));
+}
+
 TEST(ZmqEventPublisher, SubscriberGetsTopicSequenceAndBatch) {
   KVEventsConfig c = parse_kv_events_config(R"({"enable_kv_cache_events": true, "topic": "kv-events"})");
   c.endpoint = unique_ipc("pub");

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "vllm/core/error.h"
-#include "vllm/kv_cache/kv_cache_events.h"
 
 namespace vllm {
 
@@ -58,11 +57,11 @@ void BlockPool::uncache(int32_t b) {
   auto it = cached_.find(blk.hash);
   if (it != cached_.end() && it->second == b) cached_.erase(it);
   blk.cached = false;
-  if (blk.reported && events_) {
+  if (blk.reported && record_events_) {
     KVCacheEvent e;
     e.kind = KVCacheEvent::Kind::kBlockRemoved;
     e.block_hashes.push_back(blk.hash);
-    events_->push_back(std::move(e));
+    events_.push_back(std::move(e));
   }
   blk.reported = false;
 }
@@ -129,11 +128,17 @@ bool BlockPool::cache(int32_t block, const BlockHash& hash, const BlockHash& par
 void BlockPool::reset_cache() {
   for (size_t b = 0; b < blocks_.size(); ++b) blocks_[b].cached = blocks_[b].reported = false;
   cached_.clear();
-  if (events_) {
+  if (record_events_) {
     KVCacheEvent e;
     e.kind = KVCacheEvent::Kind::kAllBlocksCleared;
-    events_->push_back(std::move(e));
+    events_.push_back(std::move(e));
   }
+}
+
+std::vector<KVCacheEvent> BlockPool::take_events() {
+  std::vector<KVCacheEvent> out;
+  out.swap(events_);
+  return out;
 }
 
 std::vector<int32_t> BlockPool::free_queue() const {

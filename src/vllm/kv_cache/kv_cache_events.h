@@ -9,7 +9,7 @@
 #include <optional>
 #include <vector>
 
-#include "vllm/kv_cache/block_pool.h"
+#include "vllm/kv_cache/block_hash.h"
 
 namespace vllm {
 

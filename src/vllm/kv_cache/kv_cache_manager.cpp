@@ -164,29 +164,32 @@ bool KVCacheManager::allocate_slots(uint64_t seq_id, const std::vector<int32_t>&
     BlockHash parent = table.hashes.empty() ? root_hash(salt, static_cast<int>(g)) : table.hashes.back();
     // Events: each run of blocks newly cached here is one BlockStored (as vLLM's
     // cache_full_blocks), its first block's parent named unless it starts the prompt.
-    const bool report = events_enabled_ && g == 0;
-    size_t run = events_.size();  // index of the BlockStored being extended; size(): none
+    const bool report = g == 0 && pool_.recording_events();
+    KVCacheEvent run;  // the BlockStored being extended (no hashes yet: none)
+    auto end_run = [&] {
+      if (!run.block_hashes.empty()) pool_.add_event(std::move(run));
+      run = KVCacheEvent();
+    };
     for (int64_t b = static_cast<int64_t>(table.hashes.size()); b < full; ++b) {
       const int32_t* t = tokens.data() + b * block_size_;
       const BlockHash h = hash_block(parent, t, static_cast<size_t>(block_size_), 0);
       const int32_t block = table.blocks[static_cast<size_t>(b)];
       const bool stored = block != kNoBlock && pool_.cache(block, h, parent, t, report);
       if (report && stored) {
-        if (run == events_.size()) {
-          KVCacheEvent e;
-          e.kind = KVCacheEvent::Kind::kBlockStored;
-          if (b > 0) e.parent_block_hash = parent;
-          e.block_size = block_size_;
-          events_.push_back(std::move(e));
+        if (run.block_hashes.empty()) {
+          run.kind = KVCacheEvent::Kind::kBlockStored;
+          if (b > 0) run.parent_block_hash = parent;
+          run.block_size = block_size_;
         }
-        events_[run].block_hashes.push_back(h);
-        events_[run].token_ids.insert(events_[run].token_ids.end(), t, t + block_size_);
+        run.block_hashes.push_back(h);
+        run.token_ids.insert(run.token_ids.end(), t, t + block_size_);
       } else {
-        run = events_.size();
+        end_run();
       }
       table.hashes.push_back(h);
       parent = h;
     }
+    end_run();
   }
   return true;
 }
@@ -263,17 +266,6 @@ std::string KVCacheManager::check_invariants() const {
     if (pool_.ref_count(b) == 0 && !seen[static_cast<size_t>(b)]) return "free block " + std::to_string(b) + " is lost";
   if (n != pool_.num_free_blocks()) return "free count " + std::to_string(pool_.num_free_blocks()) + " != queue length";
   return "";
-}
-
-void KVCacheManager::enable_events() {
-  events_enabled_ = true;
-  pool_.set_event_sink(&events_);
-}
-
-std::vector<KVCacheEvent> KVCacheManager::take_events() {
-  std::vector<KVCacheEvent> out;
-  out.swap(events_);
-  return out;
 }
 
 PrefixCacheStats KVCacheManager::take_stats() {

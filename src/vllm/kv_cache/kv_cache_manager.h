@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "vllm/kv_cache/block_pool.h"
-#include "vllm/kv_cache/kv_cache_events.h"
 
 namespace vllm {
 
@@ -94,10 +93,10 @@ class KVCacheManager {
   // KV cache events for routers (vLLM's --kv-events-config): from now on, record the blocks of
   // group 0 (the first group's hash chain: the full-attention layers, or all of them) entering
   // and leaving the prefix cache, and resets. Off by default: then nothing is recorded.
-  void enable_events();
-  bool events_enabled() const { return events_enabled_; }
+  void enable_events() { pool_.record_events(true); }
+  bool events_enabled() const { return pool_.recording_events(); }
   // The events recorded since the last call, in the order they happened.
-  std::vector<KVCacheEvent> take_events();
+  std::vector<KVCacheEvent> take_events() { return pool_.take_events(); }
   size_t num_sequences() const { return seqs_.size(); }
   // Checks every bookkeeping invariant (reference counts equal block-table membership, the free
   // queue holds exactly the unreferenced blocks, once each). Returns "" or the first violation.
@@ -123,8 +122,6 @@ class KVCacheManager {
   PrefixCacheStats recent_, total_;
   std::vector<std::pair<int32_t, int32_t>> pending_copies_;
   int64_t num_block_copies_total_ = 0;
-  bool events_enabled_ = false;
-  std::vector<KVCacheEvent> events_;
 };
 
 }  // namespace vllm
