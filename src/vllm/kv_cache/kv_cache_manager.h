@@ -91,8 +91,9 @@ class KVCacheManager {
   void reset_prefix_cache() { pool_.reset_cache(); }
 
   // KV cache events for routers (vLLM's --kv-events-config): from now on, record the blocks of
-  // group 0 (the first group's hash chain: the full-attention layers, or all of them) entering
-  // and leaving the prefix cache, and resets. Off by default: then nothing is recorded.
+  // group 0's hash chain (all layers, or a group of full-attention layers when some layers slide:
+  // kv_cache_layout.h puts them first) entering and leaving the prefix cache, and resets. Off by
+  // default: then nothing is recorded.
   void enable_events() { pool_.record_events(true); }
   bool events_enabled() const { return pool_.recording_events(); }
   // The events recorded since the last call, in the order they happened.
