@@ -20,9 +20,9 @@ if [ "${VLLM_SKIP_APT:-0}" != 1 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
     build-essential cmake ninja-build pkg-config ccache git ca-certificates \
     nlohmann-json3-dev libpcre2-dev libutf8proc-dev libxxhash-dev libssl-dev \
-    libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev libboost-dev \
+    libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev libboost-dev libzmq3-dev cppzmq-dev \
     libgtest-dev libgmock-dev libbenchmark-dev \
-    python3-dev pybind11-dev python3-pytest python3-numpy curl >/dev/null
+    python3-dev pybind11-dev python3-pytest python3-numpy python3-zmq python3-msgpack curl >/dev/null
   # Node.js and npm (the test clients): Debian's, unless this machine already has its own
   # (Debian's nodejs and npm packages conflict with other installs of Node.js).
   if ! command -v npm >/dev/null; then

@@ -1,6 +1,6 @@
 # Sourced by the GPU scripts (run_gpu_bench.sh, run_moe_bench.sh): the device image lacks most
 # Debian -dev packages this build needs (pcre2, utf8proc, xxhash, nlohmann-json, CLI11,
-# spdlog/fmt, Boost, GoogleTest, OpenSSL, curl): carry their .debs in .devdeps/ (ignored by git;
+# spdlog/fmt, Boost, GoogleTest, OpenSSL, curl, ZeroMQ): carry their .debs in .devdeps/ (ignored by git;
 # scripts/fetch_devdeps.sh) and they are unpacked into a private prefix that CMake, pkg-config and
 # the loader search first. Sets `extra` to the CMake arguments that point there.
 extra=()

@@ -41,6 +41,7 @@ _SUPPORTED_KWARGS = {
     "load_format",
     "quantization",
     "kv_cache_dtype",
+    "kv_events_config",
 }
 
 # Engine arguments whose only meaningful values are the ones vllm-cpp always has: any other
@@ -111,7 +112,9 @@ class LLM:
             load_format ("auto", "safetensors", or "dummy": the recipe's random weights, made in
             memory from config.json alone), quantization ("fp8": online FP8 of a float checkpoint;
             default: the checkpoint's quantization_config, compressed-tensors or fp8) and
-            kv_cache_dtype ("auto"; fp8 is refused on the CPU).
+            kv_cache_dtype ("auto"; fp8 is refused on the CPU) and kv_events_config (vLLM's
+            KVEventsConfig fields as a dict or JSON text: KV cache events published over ZeroMQ
+            for routers, docs/kv_events.md).
             Arguments that only tune vLLM internals are accepted with a warning; values that
             vllm-cpp cannot honour raise ValueError.
     """
@@ -173,6 +176,8 @@ class LLM:
 
         ignored = []
         for key, value in kwargs.items():
+            if key == "kv_events_config" and value is not None and not isinstance(value, (str, dict)):
+                value = dict(vars(value))  # a KVEventsConfig-like object: its fields
             if key in _SUPPORTED_KWARGS:
                 if value is not None:
                     args[key] = value
@@ -548,6 +553,11 @@ class LLM:
         )
 
     # --- misc ----------------------------------------------------------------------------------
+
+    def reset_prefix_cache(self) -> bool:
+        """Forgets every cached prefix (as vLLM's; with kv_events_config, subscribers get
+        AllBlocksCleared). Returns True."""
+        return self._engine.reset_prefix_cache()
 
     def shutdown(self) -> None:
         """Frees the model and the KV cache now (the LLM is unusable afterwards)."""

@@ -38,6 +38,10 @@ void add_engine_args(CLI::App* app, EngineConfig& c) {
                   "fp8: quantize a float checkpoint's linear layers to FP8 (per-tensor scales) at load; default: "
                   "the checkpoint's own quantization_config (compressed-tensors or fp8)");
   app->add_option("--kv-cache-dtype", c.kv_cache_dtype, "KV cache dtype: auto (the compute dtype), or fp8 / fp8_e4m3 (CUDA: e4m3 with the checkpoint's per-layer k_scale / v_scale, else 1)")->capture_default_str();
+  app->add_option("--kv-events-config", c.kv_events_config,
+                  "Publish KV cache events for routers, as vLLM: a JSON object such as "
+                  "'{\"enable_kv_cache_events\": true, \"publisher\": \"zmq\", \"endpoint\": \"tcp://*:5557\", "
+                  "\"topic\": \"kv-events\"}' (docs/kv_events.md)");
 }
 
 namespace {

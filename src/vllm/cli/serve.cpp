@@ -10,6 +10,7 @@
 #include "vllm/core/error.h"
 #include "vllm/core/files.h"
 #include "vllm/core/logging.h"
+#include "vllm/kv_events/kv_events_config.h"
 #include "vllm/parsers/reasoning_parser.h"
 #include "vllm/parsers/tool_parser.h"
 #include "vllm/server/api_server.h"
@@ -244,6 +245,7 @@ int run_serve(ServeArgs& a) {
   if (s.max_prompts_per_request < 0) throw Error("--max-prompts-per-request must be 0 (no limit) or positive");
   if (s.max_waiting_requests < 0) throw Error("--max-waiting-requests must be 0 (no limit) or positive");
   if (!(s.stalled_client_timeout_s > 0)) throw Error("--stalled-client-timeout must be positive");
+  (void)kv_events::parse_kv_events_config(a.engine.kv_events_config);  // a bad one fails before the model loads
   s.version = VLLM_VERSION;
   VLLM_LOG_INFO("vLLM API server version {}", s.version);
   VLLM_LOG_INFO("serving model {} (from {}) as {}", model.empty() ? "(default)" : model, a.engine.model,

@@ -34,6 +34,8 @@ struct EngineConfig {
   std::string quantization;
   // vLLM's --kv-cache-dtype: auto (the compute dtype); fp8 / fp8_e4m3 are the CUDA backend's.
   std::string kv_cache_dtype = "auto";
+  // vLLM's --kv-events-config: a JSON object (kv_events/kv_events_config.h); "" publishes nothing.
+  std::string kv_events_config;
 };
 
 }  // namespace vllm

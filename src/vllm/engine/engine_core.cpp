@@ -10,6 +10,8 @@
 #include "vllm/core/error.h"
 #include "vllm/core/logging.h"
 #include "vllm/gguf/gguf_model.h"
+#include "vllm/kv_events/kv_events_config.h"
+#include "vllm/kv_events/publisher.h"
 #include "vllm/loader/quantization_config.h"
 #include "vllm/loader/safetensors.h"
 #include "vllm/models/gguf_loader.h"
@@ -109,6 +111,15 @@ int64_t blocks_to_hold(const KVCacheLayout& layout, int block_size, int64_t toke
 
 EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(config.seed) {
   if (const char* e = std::getenv("VLLM_STEP_TIMING"); e && *e && std::string(e) != "0") log_step_times_ = time_steps_ = true;
+  // --kv-events-config first: a bad config or an endpoint that cannot be bound fails before the
+  // weights are read.
+  const kv_events::KVEventsConfig kv_events_config = kv_events::parse_kv_events_config(config.kv_events_config);
+  if (kv_events_config.publishes()) {
+    kv_event_publisher_ = std::make_unique<kv_events::ZmqEventPublisher>(kv_events_config);
+    if (!config.enable_prefix_caching)
+      VLLM_LOG_WARN("--kv-events-config: prefix caching is off (--no-enable-prefix-caching), so no block enters "
+                    "the cache and no KV cache event will be published");
+  }
   // A GGUF file holds the config in its metadata (and no generation_config.json); a folder has
   // config.json and the safetensors weights.
   std::optional<gguf::GgufFile> gguf_file;
@@ -221,6 +232,7 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
 
   kv_ = std::make_unique<KVCacheManager>(static_cast<int32_t>(num_blocks), config.block_size, config.enable_prefix_caching,
                                          layout.group_windows);
+  if (kv_event_publisher_) kv_->enable_events();
   scheduler_ = std::make_unique<Scheduler>(sc, *kv_);
   VLLM_LOG_INFO("model {} ({}), {} on {}: weights {:.1f} MiB, KV cache {} blocks of {} tokens ({:.1f} MiB)",
                 config.model, model_config_.architecture, dtype_name(compute_dtype_), backend->name(),
@@ -236,6 +248,17 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   step_masks_ = std::make_unique<StepMasks>(runner_->backend().device() != Device::kCPU, &runner_->backend());
   const char* env_sampler = std::getenv("VLLM_BACKEND_SAMPLER");
   backend_sampler_ = runner_->backend().has_sampler() && !(env_sampler && std::string(env_sampler) == "0");
+}
+
+void EngineCore::publish_kv_events() {
+  if (!kv_event_publisher_) return;
+  std::vector<KVCacheEvent> events = kv_->take_events();
+  if (!events.empty()) kv_event_publisher_->publish(std::move(events), kv_events::unix_time_seconds());
+}
+
+void EngineCore::reset_prefix_cache() {
+  kv_->reset_prefix_cache();
+  publish_kv_events();
 }
 
 EngineCore::~EngineCore() {
@@ -464,7 +487,10 @@ std::vector<EngineCoreOutput> EngineCore::step() {
   std::vector<EngineCoreOutput> outputs;
   SchedulerOutput sched = scheduler_->schedule();
   for (Request* r : sched.unschedulable) finish_unschedulable(*r, &outputs);
-  if (sched.empty()) return outputs;
+  if (sched.empty()) {
+    publish_kv_events();
+    return outputs;
+  }
   const auto t1 = clock::now();
   // Structured outputs: the masks of the constrained rows that sample this step (their prompts
   // complete with it), filled while a GPU runs the forward.
@@ -495,6 +521,9 @@ std::vector<EngineCoreOutput> EngineCore::step() {
   scheduler_->update_computed(sched);
   const double device_wait_before = step_times_.device_wait;
   sample(plan, logits, &outputs);
+  // The step's prefix cache changes (blocks cached by the scheduler's allocations, blocks they
+  // evicted) go out as one batch, as vLLM's scheduler publishes them once per step.
+  publish_kv_events();
   if (time_steps_) {
     const auto t4 = clock::now();
     auto secs = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };

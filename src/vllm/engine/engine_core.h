@@ -18,6 +18,10 @@
 
 namespace vllm {
 
+namespace kv_events {
+class ZmqEventPublisher;
+}
+
 // The log-probability of one token, with the top alternatives of its distribution.
 struct TokenLogprobs {
   int32_t token = 0;
@@ -73,6 +77,11 @@ class EngineCore {
   // One scheduling + model step. Returns outputs of every request that produced something.
   std::vector<EngineCoreOutput> step();
   bool has_unfinished() const { return scheduler_->has_unfinished(); }
+  // Forgets the prefix cache (blocks in use keep their data); with --kv-events-config, publishes
+  // AllBlocksCleared at once.
+  void reset_prefix_cache();
+  // The KV cache events publisher (--kv-events-config), or null when nothing is published.
+  kv_events::ZmqEventPublisher* kv_event_publisher() { return kv_event_publisher_.get(); }
 
   // Beam search's primitives, on a request that has sampled a token not yet computed:
   // a new sequence with the same tokens, parameters and blocks (shared by reference);
@@ -131,6 +140,8 @@ class EngineCore {
   Request& fork(Request& parent, uint64_t child_seq_id, std::string request_id, SamplingParams params,
                 const Request& after);
   Request& running_request(uint64_t seq_id);
+  // Hands the KV cache events recorded since the last call to the publisher, as one batch.
+  void publish_kv_events();
 
   EngineConfig config_;
   ModelConfig model_config_;
@@ -139,6 +150,7 @@ class EngineCore {
   int64_t max_model_len_ = 0;
   std::optional<int32_t> eos_token_id_;
   std::unique_ptr<KVCacheManager> kv_;
+  std::unique_ptr<kv_events::ZmqEventPublisher> kv_event_publisher_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ModelRunner> runner_;
   uint64_t next_seq_id_ = 1;

@@ -57,6 +57,13 @@ void BlockPool::uncache(int32_t b) {
   auto it = cached_.find(blk.hash);
   if (it != cached_.end() && it->second == b) cached_.erase(it);
   blk.cached = false;
+  if (blk.reported && record_events_) {
+    KVCacheEvent e;
+    e.kind = KVCacheEvent::Kind::kBlockRemoved;
+    e.block_hashes.push_back(blk.hash);
+    events_.push_back(std::move(e));
+  }
+  blk.reported = false;
 }
 
 std::vector<int32_t> BlockPool::allocate(int32_t n) {
@@ -102,22 +109,36 @@ std::optional<int32_t> BlockPool::lookup(const BlockHash& hash, const BlockHash&
   return it->second;
 }
 
-void BlockPool::cache(int32_t block, const BlockHash& hash, const BlockHash& parent, const int32_t* tokens) {
-  if (!enable_caching_) return;
+bool BlockPool::cache(int32_t block, const BlockHash& hash, const BlockHash& parent, const int32_t* tokens,
+                      bool reported) {
+  if (!enable_caching_) return false;
   Block& blk = blocks_[static_cast<size_t>(block)];
-  if (blk.cached) return;
-  if (cached_.count(hash)) return;  // another block already holds this content
+  if (blk.cached) return false;
+  if (cached_.count(hash)) return false;  // another block already holds this content
   blk.cached = true;
+  blk.reported = reported;
   blk.hash = hash;
   blk.parent = parent;
   std::memcpy(&tokens_[static_cast<size_t>(block) * static_cast<size_t>(block_size_)], tokens,
               static_cast<size_t>(block_size_) * sizeof(int32_t));
   cached_.emplace(hash, block);
+  return true;
 }
 
 void BlockPool::reset_cache() {
-  for (size_t b = 0; b < blocks_.size(); ++b) blocks_[b].cached = false;
+  for (size_t b = 0; b < blocks_.size(); ++b) blocks_[b].cached = blocks_[b].reported = false;
   cached_.clear();
+  if (record_events_) {
+    KVCacheEvent e;
+    e.kind = KVCacheEvent::Kind::kAllBlocksCleared;
+    events_.push_back(std::move(e));
+  }
+}
+
+std::vector<KVCacheEvent> BlockPool::take_events() {
+  std::vector<KVCacheEvent> out;
+  out.swap(events_);
+  return out;
 }
 
 std::vector<int32_t> BlockPool::free_queue() const {

@@ -8,21 +8,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vllm/kv_cache/block_hash.h"
+#include "vllm/kv_cache/kv_cache_events.h"
+
 namespace vllm {
-
-// 128-bit XXH3 of (parent hash, the block's token ids, extra keys).
-struct BlockHash {
-  uint64_t low = 0;
-  uint64_t high = 0;
-  bool operator==(const BlockHash& o) const { return low == o.low && high == o.high; }
-};
-
-struct BlockHashHasher {
-  size_t operator()(const BlockHash& h) const { return static_cast<size_t>(h.low ^ (h.high * 0x9E3779B97F4A7C15ull)); }
-};
-
-// hash(parent, tokens, extra): chained so that a block's hash names its whole prefix.
-BlockHash hash_block(const BlockHash& parent, const int32_t* tokens, size_t num_tokens, uint64_t extra_key);
 
 class BlockPool {
  public:
@@ -44,10 +33,22 @@ class BlockPool {
 
   // The cached block holding exactly `tokens` under `hash` after `parent`, if any.
   std::optional<int32_t> lookup(const BlockHash& hash, const BlockHash& parent, const int32_t* tokens) const;
-  // Registers a full block's content for reuse (first writer wins on duplicates).
-  void cache(int32_t block, const BlockHash& hash, const BlockHash& parent, const int32_t* tokens);
-  // Forgets every cached hash (blocks in use keep their data, but become uncached).
+  // Registers a full block's content for reuse (first writer wins on duplicates). Returns whether
+  // the block entered the cache. `reported`: the caller records its BlockStored event, so the
+  // pool records a BlockRemoved event when the block leaves the cache.
+  bool cache(int32_t block, const BlockHash& hash, const BlockHash& parent, const int32_t* tokens,
+             bool reported = false);
+  // Forgets every cached hash (blocks in use keep their data, but become uncached); records
+  // AllBlocksCleared when events are recorded.
   void reset_cache();
+
+  // KV cache events (kv_cache_events.h): while recording, the pool records BlockRemoved for each
+  // reported block it evicts and AllBlocksCleared at a reset; the caller adds its BlockStored
+  // events, so that all of them stay in the order they happened.
+  void record_events(bool on) { record_events_ = on; }
+  bool recording_events() const { return record_events_; }
+  void add_event(KVCacheEvent event) { events_.push_back(std::move(event)); }
+  std::vector<KVCacheEvent> take_events();
 
   int32_t ref_count(int32_t block) const { return blocks_[static_cast<size_t>(block)].ref_count; }
   bool is_cached(int32_t block) const { return blocks_[static_cast<size_t>(block)].cached; }
@@ -60,6 +61,7 @@ class BlockPool {
     int32_t prev = -1, next = -1;  // free queue links
     bool in_free_queue = false;
     bool cached = false;
+    bool reported = false;  // its BlockStored event was recorded: its eviction is reported too
     BlockHash hash, parent;
   };
   void push_back_free(int32_t b);
@@ -72,6 +74,8 @@ class BlockPool {
   std::vector<int32_t> tokens_;  // block_size tokens per block, valid while cached
   int32_t head_ = -1, tail_ = -1, num_free_ = 0;
   std::unordered_map<BlockHash, int32_t, BlockHashHasher> cached_;
+  bool record_events_ = false;
+  std::vector<KVCacheEvent> events_;
 };
 
 }  // namespace vllm

@@ -162,14 +162,34 @@ bool KVCacheManager::allocate_slots(uint64_t seq_id, const std::vector<int32_t>&
     // passed blocks keep their place in the chain but are not registered again).
     const int64_t full = std::min<int64_t>(total_tokens, static_cast<int64_t>(tokens.size())) / block_size_;
     BlockHash parent = table.hashes.empty() ? root_hash(salt, static_cast<int>(g)) : table.hashes.back();
+    // Events: each run of blocks newly cached here is one BlockStored (as vLLM's
+    // cache_full_blocks), its first block's parent named unless it starts the prompt.
+    const bool report = g == 0 && pool_.recording_events();
+    KVCacheEvent run;  // the BlockStored being extended (no hashes yet: none)
+    auto end_run = [&] {
+      if (!run.block_hashes.empty()) pool_.add_event(std::move(run));
+      run = KVCacheEvent();
+    };
     for (int64_t b = static_cast<int64_t>(table.hashes.size()); b < full; ++b) {
       const int32_t* t = tokens.data() + b * block_size_;
       const BlockHash h = hash_block(parent, t, static_cast<size_t>(block_size_), 0);
       const int32_t block = table.blocks[static_cast<size_t>(b)];
-      if (block != kNoBlock) pool_.cache(block, h, parent, t);
+      const bool stored = block != kNoBlock && pool_.cache(block, h, parent, t, report);
+      if (report && stored) {
+        if (run.block_hashes.empty()) {
+          run.kind = KVCacheEvent::Kind::kBlockStored;
+          if (b > 0) run.parent_block_hash = parent;
+          run.block_size = block_size_;
+        }
+        run.block_hashes.push_back(h);
+        run.token_ids.insert(run.token_ids.end(), t, t + block_size_);
+      } else {
+        end_run();
+      }
       table.hashes.push_back(h);
       parent = h;
     }
+    end_run();
   }
   return true;
 }

@@ -89,6 +89,15 @@ class KVCacheManager {
   PrefixCacheStats take_stats();  // since the last call
   const PrefixCacheStats& total_stats() const { return total_; }
   void reset_prefix_cache() { pool_.reset_cache(); }
+
+  // KV cache events for routers (vLLM's --kv-events-config): from now on, record the blocks of
+  // group 0's hash chain (all layers, or a group of full-attention layers when some layers slide:
+  // kv_cache_layout.h puts them first) entering and leaving the prefix cache, and resets. Off by
+  // default: then nothing is recorded.
+  void enable_events() { pool_.record_events(true); }
+  bool events_enabled() const { return pool_.recording_events(); }
+  // The events recorded since the last call, in the order they happened.
+  std::vector<KVCacheEvent> take_events() { return pool_.take_events(); }
   size_t num_sequences() const { return seqs_.size(); }
   // Checks every bookkeeping invariant (reference counts equal block-table membership, the free
   // queue holds exactly the unreferenced blocks, once each). Returns "" or the first violation.

@@ -52,7 +52,7 @@ EngineConfig config_from_args(const json& args) {
                                  "max_num_batched_tokens", "max_model_len", "enable_chunked_prefill",
                                  "enable_prefix_caching", "scheduling_policy", "seed", "max_logprobs",
                                  "generation_config", "enforce_eager", "load_format", "quantization",
-                                 "kv_cache_dtype"};
+                                 "kv_cache_dtype", "kv_events_config"};
   for (const auto& [key, value] : args.items()) {
     bool known = false;
     for (const char* k : kKnown) known |= key == k;
@@ -84,6 +84,9 @@ EngineConfig config_from_args(const json& args) {
   read_arg(args, "load_format", c.load_format);
   read_arg(args, "quantization", c.quantization);
   read_arg(args, "kv_cache_dtype", c.kv_cache_dtype);
+  // vLLM takes a KVEventsConfig, a dict or its JSON text; the Python side passes a dict or text.
+  if (auto it = args.find("kv_events_config"); it != args.end() && !it->is_null())
+    c.kv_events_config = it->is_string() ? it->get<std::string>() : it->dump();
   return c;
 }
 
@@ -199,6 +202,14 @@ class PyEngine {
 
   bool has_request(const std::string& request_id) {
     return locked([&](LLMEngine& e) { return e.has_request(request_id); });
+  }
+
+  // vLLM's LLM.reset_prefix_cache (with --kv-events-config, AllBlocksCleared goes out at once).
+  bool reset_prefix_cache() {
+    return locked([&](LLMEngine& e) {
+      e.core().reset_prefix_cache();
+      return true;
+    });
   }
 
   ~PyEngine() { close(); }
@@ -367,6 +378,7 @@ void bind_engine(py::module_& m) {
            py::arg("ignore_eos") = false, py::arg("temperature") = 0.0, py::arg("length_penalty") = 1.0,
            "Beam search in the engine (LLM.beam_search): token-id prompts in, each prompt's best beams out.")
       .def("has_request", &PyEngine::has_request, py::arg("request_id"))
+      .def("reset_prefix_cache", &PyEngine::reset_prefix_cache, "Forgets the prefix cache; returns True.")
       .def("close", &PyEngine::close)
       .def("tokenizer", &PyEngine::tokenizer)
       .def("generation_defaults", &PyEngine::generation_defaults)
