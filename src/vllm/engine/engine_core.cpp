@@ -435,19 +435,15 @@ bool EngineCore::append_and_check_stop(Request& r, int32_t token, const uint32_t
   // Structured outputs: the matcher takes a token exactly when the mask it was drawn under allows
   // it, so the mask decides here, and the accept itself waits for the next mask's fill (beside
   // the next forward pass, in parallel over the requests) instead of costing the engine thread
-  // about a microsecond a row between the GPU's steps. Without a mask, the matcher takes it now.
+  // about a microsecond a row between the GPU's steps.
   bool allowed = true, terminates = false;
   if (r.matcher) {
-    if (mask != nullptr) {
-      // (A mask's fill took the last pending token; a request sampled only under a fresh mask.)
-      allowed = r.accept_pending_token() && ((mask[token >> 5] >> (token & 31)) & 1u) != 0;
-      if (allowed) {
-        r.pending_accept = token;
-        terminates = r.matcher->is_stop_token(token);
-      }
-    } else {
-      allowed = r.accept_pending_token() && r.matcher->accept_token(token);
-      terminates = allowed && r.matcher->is_terminated();
+    VLLM_CHECK(mask != nullptr, "a constrained row is sampled under its step's mask");
+    // (A mask's fill took the last pending token; a request sampled only under a fresh mask.)
+    allowed = r.accept_pending_token() && ((mask[token >> 5] >> (token & 31)) & 1u) != 0;
+    if (allowed) {
+      r.pending_accept = token;
+      terminates = r.matcher->is_stop_token(token);
     }
   }
   if (!allowed) {

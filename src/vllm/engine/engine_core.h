@@ -133,8 +133,9 @@ class EngineCore {
   std::vector<SampleResult> sample_on_backend(const Tensor& logits, std::span<const int64_t> src_rows,
                                               std::span<const SamplingRow> srows);
   // Appends a token and applies vLLM's stop rules; returns true if the request finished. A
-  // constrained request passes the mask the token was drawn under (see Request::pending_accept).
-  bool append_and_check_stop(Request& r, int32_t token, const uint32_t* mask = nullptr);
+  // constrained request passes the mask the token was drawn under (see Request::pending_accept);
+  // others pass nullptr.
+  bool append_and_check_stop(Request& r, int32_t token, const uint32_t* mask);
   // A copy of `parent` under a new seq id, sharing its KV blocks, queued right after `after`
   // (the parent or an earlier fork of it).
   Request& fork(Request& parent, uint64_t child_seq_id, std::string request_id, SamplingParams params,
