@@ -367,7 +367,9 @@ inline void Backend::moe(Tensor&, const Tensor&, const LinearWeight&, const Expe
 }
 
 // The backend for --device: "cpu", "cuda" or "auto". compute_dtype is the model's compute dtype.
-std::unique_ptr<Backend> make_backend(const std::string& device, DType compute_dtype);
+// cpu_threads > 0 gives a CPU backend a thread pool of its own of that many threads (a share of
+// the cores); 0 uses the process-wide pool (VLLM_NUM_THREADS, or every usable core).
+std::unique_ptr<Backend> make_backend(const std::string& device, DType compute_dtype, int cpu_threads = 0);
 // Whether make_backend("auto", ...) picks the GPU (a CUDA build with a visible device).
 bool auto_device_is_cuda();
 

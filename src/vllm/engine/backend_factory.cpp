@@ -16,8 +16,12 @@ bool auto_device_is_cuda() {
 #endif
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device, DType compute_dtype) {
-  if (device == "cpu") return std::make_unique<CpuBackend>(compute_dtype);
+std::unique_ptr<Backend> make_backend(const std::string& device, DType compute_dtype, int cpu_threads) {
+  auto cpu = [&]() -> std::unique_ptr<Backend> {
+    if (cpu_threads > 0) return std::make_unique<CpuBackend>(compute_dtype, cpu_threads);
+    return std::make_unique<CpuBackend>(compute_dtype);
+  };
+  if (device == "cpu") return cpu();
   if (device == "cuda") {
 #ifdef VLLM_HAVE_CUDA
     if (cuda_device_count() == 0) throw Error("--device cuda: no CUDA GPU is visible", ErrorKind::kUnsupported);
@@ -28,7 +32,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device, DType compute_d
   }
   if (device == "auto") {
     if (auto_device_is_cuda()) return make_backend("cuda", compute_dtype);
-    return std::make_unique<CpuBackend>(compute_dtype);
+    return cpu();
   }
   throw Error("--device must be auto, cpu or cuda, not '" + device + "'");
 }

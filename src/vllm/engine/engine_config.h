@@ -12,6 +12,11 @@ struct EngineConfig {
   std::string tokenizer;             // folder with tokenizer files ("" = the model folder)
   std::string dtype = "auto";        // auto | float32 | bfloat16 | float16
   std::string device = "auto";       // auto | cpu | cuda
+  // CPU threads of this engine's backend: 0 uses the process-wide pool (VLLM_NUM_THREADS, or every
+  // usable core); > 0 gives it a pool of its own (a data-parallel replica's share of the cores).
+  int cpu_threads = 0;
+  // vLLM's --tensor-parallel-size: every layer split over this many ranks (one backend each).
+  int tensor_parallel_size = 1;
   int block_size = 16;
   double kv_cache_space_gib = 4.0;   // CPU KV cache size (vLLM's VLLM_CPU_KVCACHE_SPACE)
   double gpu_memory_utilization = 0.9;

@@ -162,7 +162,7 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   if (config.load_format != "auto" && config.load_format != "safetensors" && config.load_format != "dummy")
     throw Error("--load-format '" + config.load_format + "' is not supported (choose auto, safetensors or dummy)",
                 ErrorKind::kUnsupported);
-  auto backend = make_backend(config.device, compute_dtype_);
+  auto backend = make_backend(config.device, compute_dtype_, config.cpu_threads);
   if (config.kv_cache_dtype != "auto") {  // fp8 / fp8_e4m3 on CUDA (check_kv_cache_dtype)
     backend->use_fp8_kv_cache();
     VLLM_LOG_INFO("--kv-cache-dtype {}: KV cache in e4m3 (1 byte per element), scaled per layer", config.kv_cache_dtype);

@@ -91,6 +91,12 @@ CpuBackend::CpuBackend(DType compute_dtype, ThreadPool& pool) : compute_dtype_(c
     throw Error("compute dtype must be float32, bfloat16 or float16");
 }
 
+CpuBackend::CpuBackend(DType compute_dtype, int num_threads)
+    : compute_dtype_(compute_dtype), own_pool_(std::make_unique<ThreadPool>(num_threads)), pool_(*own_pool_) {
+  if (compute_dtype != DType::F32 && compute_dtype != DType::BF16 && compute_dtype != DType::F16)
+    throw Error("compute dtype must be float32, bfloat16 or float16");
+}
+
 Tensor CpuBackend::download_f32(const Tensor& t) {
   if (t.dtype() == DType::F32) return t;  // already host float32; callers copy what they keep
   return t.to_dtype(DType::F32);

@@ -13,6 +13,9 @@ namespace vllm {
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(DType compute_dtype, ThreadPool& pool = ThreadPool::global());
+  // With a pool of its own of `num_threads` threads (a tensor-parallel rank's or a data-parallel
+  // replica's share of the cores).
+  CpuBackend(DType compute_dtype, int num_threads);
 
   std::string name() const override { return "cpu"; }
   Device device() const override { return Device::kCPU; }
@@ -64,6 +67,7 @@ class CpuBackend final : public Backend {
 
  private:
   DType compute_dtype_;
+  std::unique_ptr<ThreadPool> own_pool_;  // set by the num_threads constructor; pool_ is then it
   ThreadPool& pool_;
   // The GGUF type of each quantized embedding table handed out (by its data address): a U8 table
   // given to embedding() is looked up here. Written at load, read per forward pass.
