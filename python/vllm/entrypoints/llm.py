@@ -94,7 +94,8 @@ class LLM:
             weights, tokenizer files). None: the default model of the set-up (models/default).
         tokenizer: A folder with the tokenizer files (default: the model folder).
         trust_remote_code: Accepted for compatibility; vllm-cpp runs no model code.
-        tensor_parallel_size: Must be 1 (vllm-cpp runs on one device).
+        tensor_parallel_size: Split every layer over this many ranks (on the CPU: threads sharing
+            the cores and memory; the greedy tokens are those of tensor_parallel_size=1).
         dtype: "auto", "float32", "float16" (or "half") or "bfloat16".
         seed: The seed of the engine's random generator for sampling.
         max_model_len: The context length (default: the model's).
@@ -140,11 +141,8 @@ class LLM:
         max_num_batched_tokens: Optional[int] = None,
         **kwargs: Any,
     ) -> None:
-        if tensor_parallel_size != 1:
-            raise ValueError(
-                f"tensor_parallel_size={tensor_parallel_size} is not supported by vllm-cpp, which "
-                "runs a model on one device; use tensor_parallel_size=1"
-            )
+        if isinstance(tensor_parallel_size, bool) or not isinstance(tensor_parallel_size, int) or tensor_parallel_size < 1:
+            raise ValueError(f"tensor_parallel_size must be a positive integer, got {tensor_parallel_size!r}")
         if not 0.0 < gpu_memory_utilization <= 1.0:
             raise ValueError(f"GPU memory utilization must be less than 1.0. Got {gpu_memory_utilization}.")
         if swap_space < 0:
@@ -156,6 +154,7 @@ class LLM:
             "seed": 0 if seed is None else int(seed),
             "gpu_memory_utilization": float(gpu_memory_utilization),
             "enforce_eager": bool(enforce_eager),
+            "tensor_parallel_size": tensor_parallel_size,
         }
         if tokenizer is not None:
             args["tokenizer"] = resolve_model(tokenizer, download_dir, None)

@@ -17,6 +17,7 @@
 #include "vllm/backends/device_sampling.h"
 #include "vllm/core/error.h"
 #include "vllm/core/tensor.h"
+#include "vllm/distributed/communicator.h"
 #include "vllm/gguf/quantized_matrix.h"
 #include "vllm/loader/fp8_weights.h"
 
@@ -214,6 +215,29 @@ class Backend {
 
   // out[T, H] = table[ids[t]]
   virtual void embedding(Tensor& out, const Tensor& ids, const Tensor& table) = 0;
+
+  // Tensor parallelism: this backend runs one rank of a model whose layers are split over
+  // several (distributed/tensor_shard.h); the model's collectives go through its communicator.
+  // Without one, the backend is the only rank and the collectives do nothing.
+  void set_communicator(std::shared_ptr<Communicator> comm) { communicator_ = std::move(comm); }
+  int tp_rank() const { return communicator_ ? communicator_->rank() : 0; }
+  int tp_size() const { return communicator_ ? communicator_->world_size() : 1; }
+  // In place: x becomes the sum of every rank's x (after a row-parallel product), the same bits on all.
+  void all_reduce(Tensor& x) {
+    if (tp_size() > 1) communicator_->all_reduce_sum(x);
+  }
+  // Rank 0's out [R, V] gets every rank's local [R, V_r] side by side (a vocabulary-parallel LM head).
+  void gather_columns(Tensor& out, const Tensor& local) { communicator_->gather_columns(out, local); }
+  // A rank failed mid-step: the other ranks' collectives throw instead of waiting for it.
+  void abort_collectives() {
+    if (communicator_) communicator_->abort();
+  }
+  // A rank's share of a vocabulary-parallel embedding: out[t] = table[ids[t] - first_id] where
+  // that is a row of the table, zeros elsewhere (the all-reduce that follows adds the rank that
+  // holds the row). The default refuses: tensor parallelism is the CPU backend's for now.
+  virtual void vocab_parallel_embedding(Tensor& out, const Tensor& ids, const Tensor& table, int64_t first_id) {
+    throw Error("--tensor-parallel-size > 1 is not implemented on the " + name() + " backend yet", ErrorKind::kUnsupported);
+  }
   // out[T, N] = x[T, K] · Wᵀ + bias
   virtual void linear(Tensor& out, const Tensor& x, const LinearWeight& w) = 0;
   // out = LayerNorm(x) * weight + bias, over the last dimension
@@ -291,6 +315,9 @@ class Backend {
   // For each (src, dst) pair, in order: block dst of the layer's K and V caches becomes a copy of
   // block src (copy-on-write of a KV block that forked sequences shared).
   virtual void copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) = 0;
+
+ private:
+  std::shared_ptr<Communicator> communicator_;
 };
 
 inline void Backend::gelu_tanh_and_mul(Tensor&, const Tensor&) {

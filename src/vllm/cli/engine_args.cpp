@@ -13,6 +13,9 @@ void add_engine_args(CLI::App* app, EngineConfig& c) {
   app->add_option("--tokenizer", c.tokenizer, "Tokenizer folder (default: the model's)");
   app->add_option("--dtype", c.dtype, "Compute dtype: auto, float32, bfloat16, float16")->capture_default_str();
   app->add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
+  app->add_option("--tensor-parallel-size", c.tensor_parallel_size,  // and -tp (main.cpp)
+                  "Split every layer over this many ranks (CPU: threads sharing the cores and memory)")
+      ->capture_default_str();
   app->add_option("--block-size", c.block_size, "Tokens per KV cache block")->capture_default_str();
   app->add_option("--kv-cache-space", c.kv_cache_space_gib, "KV cache size on the CPU, in GiB")->capture_default_str();
   app->add_option("--gpu-memory-utilization", c.gpu_memory_utilization, "Fraction of GPU memory to use")

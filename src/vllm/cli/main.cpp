@@ -2,6 +2,9 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "vllm/cli/commands.h"
 #include "vllm/core/error.h"
@@ -34,8 +37,16 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // vLLM's two-letter short flags, which CLI11 cannot declare (its short names are one letter).
+  std::vector<std::string> args(argv, argv + argc);
+  for (std::string& a : args)
+    for (const auto& [alias, flag] : {std::pair<std::string, std::string>{"-tp", "--tensor-parallel-size"},
+                                      {"-dp", "--data-parallel-size"}})
+      if (a == alias || a.rfind(alias + "=", 0) == 0) a = flag + a.substr(alias.size());
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) arg_ptrs.push_back(a.data());
   try {
-    app.parse(argc, argv);
+    app.parse(argc, arg_ptrs.data());
   } catch (const CLI::ExtrasError& e) {
     // Name the closest known flag, like argparse's suggestions in vLLM, of the innermost command
     // given (`vllm bench serve`, not `vllm bench`).

@@ -9,6 +9,8 @@
 
 #include "vllm/core/error.h"
 #include "vllm/core/logging.h"
+#include "vllm/core/thread_pool.h"
+#include "vllm/distributed/in_process_group.h"
 #include "vllm/gguf/gguf_model.h"
 #include "vllm/kv_events/kv_events_config.h"
 #include "vllm/kv_events/publisher.h"
@@ -162,20 +164,52 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   if (config.load_format != "auto" && config.load_format != "safetensors" && config.load_format != "dummy")
     throw Error("--load-format '" + config.load_format + "' is not supported (choose auto, safetensors or dummy)",
                 ErrorKind::kUnsupported);
-  auto backend = make_backend(config.device, compute_dtype_, config.cpu_threads);
-  if (config.kv_cache_dtype != "auto") {  // fp8 / fp8_e4m3 on CUDA (check_kv_cache_dtype)
-    backend->use_fp8_kv_cache();
-    VLLM_LOG_INFO("--kv-cache-dtype {}: KV cache in e4m3 (1 byte per element), scaled per layer", config.kv_cache_dtype);
+  // --tensor-parallel-size N: N ranks, each a backend with its share of the threads and of every
+  // layer, meeting in the all-reduces of an in-process group (distributed/).
+  const int tp = config.tensor_parallel_size;
+  if (tp < 1) throw Error("--tensor-parallel-size must be at least 1, not " + std::to_string(tp));
+  int rank_threads = config.cpu_threads;
+  std::shared_ptr<InProcessGroup> group;
+  if (tp > 1) {
+    if (config.device == "cuda" || (config.device == "auto" && auto_device_is_cuda()))
+      throw Error("--tensor-parallel-size " + std::to_string(tp) +
+                      " runs on the CPU backend for now (--device cpu: its ranks are threads sharing memory); "
+                      "GPU ranks over NCCL are not built yet",
+                  ErrorKind::kUnsupported);
+    if (gguf_file)
+      throw Error("--tensor-parallel-size > 1 is not supported for GGUF files yet (their weights stay in "
+                  "quantized blocks, which are not split)",
+                  ErrorKind::kUnsupported);
+    const int total = config.cpu_threads > 0 ? config.cpu_threads : ThreadPool::default_num_threads();
+    rank_threads = std::max(1, total / tp);
+    group = InProcessGroup::create(tp);
+    VLLM_LOG_INFO("tensor parallelism: {} ranks of {} threads each", tp, rank_threads);
   }
-  std::unique_ptr<CausalLM> model;
-  if (config.load_format == "dummy") {
-    VLLM_LOG_INFO("--load-format dummy: random weights from the recipe (seed 0, {}), made in memory",
-                  dtype_name(compute_dtype_));
-    model = load_model(recipe_weight_store(model_config_, 0, compute_dtype_), model_config_, *backend);
-  } else {
-    model = gguf_file ? load_gguf_model(*gguf_file, model_config_, *backend)
-                      : load_model(config.model, model_config_, *backend);
+  std::vector<ModelRunner::Rank> ranks;
+  for (int r = 0; r < tp; ++r) {
+    std::unique_ptr<Backend> rank_backend = make_backend(config.device, compute_dtype_, rank_threads);
+    if (group) rank_backend->set_communicator(group->communicator(r));
+    if (config.kv_cache_dtype != "auto") {  // fp8 / fp8_e4m3 on CUDA (check_kv_cache_dtype)
+      rank_backend->use_fp8_kv_cache();
+      if (r == 0)
+        VLLM_LOG_INFO("--kv-cache-dtype {}: KV cache in e4m3 (1 byte per element), scaled per layer", config.kv_cache_dtype);
+    }
+    std::unique_ptr<CausalLM> rank_model;
+    if (config.load_format == "dummy") {
+      if (r == 0)
+        VLLM_LOG_INFO("--load-format dummy: random weights from the recipe (seed 0, {}), made in memory",
+                      dtype_name(compute_dtype_));
+      rank_model = load_model(recipe_weight_store(model_config_, 0, compute_dtype_), model_config_, *rank_backend);
+    } else {
+      rank_model = gguf_file ? load_gguf_model(*gguf_file, model_config_, *rank_backend)
+                             : load_model(config.model, model_config_, *rank_backend);
+    }
+    ranks.push_back({std::move(rank_backend), std::move(rank_model)});
   }
+  Backend* backend = ranks[0].backend.get();  // rank 0's: it samples, and sizes the KV cache on a GPU
+  CausalLM* model = ranks[0].model.get();
+  size_t weight_bytes = 0;
+  for (const ModelRunner::Rank& r : ranks) weight_bytes += r.model->weight_bytes();
   gguf_file.reset();  // the weights keep the mapping alive as long as they need it
   const std::string products = backend->keeps_fp8_weights()
                                    ? "kept in e4m3, products in FP8"
@@ -190,8 +224,10 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   // Layers with a sliding window keep block tables of their own, so their blocks can go back to
   // the pool once the window has passed them; a block spans one layer of each group's size.
   const KVCacheLayout layout = plan_kv_cache_layout(layer_sliding_windows(model_config_));
-  const size_t per_block =
-      ModelRunner::block_bytes(model_config_, layout.group_size, config.block_size, backend->kv_cache_dtype());
+  size_t per_block = 0;  // a block spans every rank's share of the KV heads
+  for (const ModelRunner::Rank& r : ranks)
+    per_block += ModelRunner::block_bytes(r.model->shard_config(), layout.group_size, config.block_size,
+                                          r.backend->kv_cache_dtype());
   if (backend->device() == Device::kCUDA) backend->configure_graphs(!config.enforce_eager, max_model_len_, config.max_num_seqs);
   if (config.num_kv_blocks) {
     num_blocks = *config.num_kv_blocks;
@@ -236,7 +272,7 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   scheduler_ = std::make_unique<Scheduler>(sc, *kv_);
   VLLM_LOG_INFO("model {} ({}), {} on {}: weights {:.1f} MiB, KV cache {} blocks of {} tokens ({:.1f} MiB)",
                 config.model, model_config_.architecture, dtype_name(compute_dtype_), backend->name(),
-                static_cast<double>(model->weight_bytes()) / (1 << 20), num_blocks, config.block_size,
+                static_cast<double>(weight_bytes) / (1 << 20), num_blocks, config.block_size,
                 static_cast<double>(per_block) * static_cast<double>(num_blocks) / (1 << 20));
   if (layout.num_groups() > 1) {
     std::string windows;
@@ -244,7 +280,7 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
     VLLM_LOG_INFO("KV cache: {} groups of {} layers, each with its own block tables (windows: {})", layout.num_groups(),
                   layout.group_size, windows);
   }
-  runner_ = std::make_unique<ModelRunner>(std::move(backend), std::move(model), num_blocks, config.block_size, layout);
+  runner_ = std::make_unique<ModelRunner>(std::move(ranks), num_blocks, config.block_size, layout);
   step_masks_ = std::make_unique<StepMasks>(runner_->backend().device() != Device::kCPU, &runner_->backend());
   const char* env_sampler = std::getenv("VLLM_BACKEND_SAMPLER");
   backend_sampler_ = runner_->backend().has_sampler() && !(env_sampler && std::string(env_sampler) == "0");

@@ -14,27 +14,68 @@ size_t ModelRunner::block_bytes(const ModelConfig& c, int64_t kv_tensors, int bl
 }
 
 size_t ModelRunner::bytes_per_block() const {
-  return block_bytes(model_->config(), layout_.group_size, block_size_, backend_->kv_cache_dtype());
+  size_t bytes = 0;
+  for (const RankState& r : ranks_)
+    bytes += block_bytes(r.model->shard_config(), layout_.group_size, block_size_, r.backend->kv_cache_dtype());
+  return bytes;
+}
+
+struct ModelRunner::HostStep {
+  ForwardInputs shape;  // the counts and host copies; the device tensors are each rank's upload
+  Tensor ids, pos, qsl, lens, rows;
+  std::vector<Tensor> tables, slots;  // per KV cache group
+  std::vector<int64_t> max_blocks;
+};
+
+ForwardInputs ModelRunner::upload(Backend& b, const HostStep& h) {
+  ForwardInputs in = h.shape;
+  in.token_ids = b.upload(h.ids, DType::I32);
+  in.positions = b.upload(h.pos, DType::I32);
+  in.slot_mapping = b.upload(h.slots[0], DType::I64);
+  in.query_start_loc = b.upload(h.qsl, DType::I32);
+  in.seq_lens = b.upload(h.lens, DType::I32);
+  in.block_tables = b.upload(h.tables[0], DType::I32);
+  for (size_t g = 1; g < h.tables.size(); ++g)
+    in.more_kv_groups.push_back({b.upload(h.slots[g], DType::I64), b.upload(h.tables[g], DType::I32), h.max_blocks[g]});
+  in.logits_indices = b.upload(h.rows, DType::I32);
+  return in;
 }
 
 ModelRunner::ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<CausalLM> model, int64_t num_blocks,
                          int block_size, const KVCacheLayout& layout)
-    : backend_(std::move(backend)), model_(std::move(model)), num_blocks_(num_blocks), block_size_(block_size),
-      layout_(layout) {
-  const ModelConfig& c = model_->config();
-  VLLM_CHECK(layout_.num_layers() == c.num_hidden_layers, "the KV cache layout is for another number of layers");
-  Shape shape{num_blocks, c.num_key_value_heads, block_size, c.head_dim};
-  for (int64_t i = 0; i < layout_.group_size; ++i)
-    slot_tensors_.push_back({backend_->empty(shape, backend_->kv_cache_dtype()), backend_->empty(shape, backend_->kv_cache_dtype())});
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    KVCacheLayer layer = slot_tensors_[static_cast<size_t>(layout_.layer_slot[static_cast<size_t>(l)])];
-    layer.group = layout_.layer_group[static_cast<size_t>(l)];
-    if (static_cast<size_t>(l) < model_->kv_scales().size()) {  // an FP8 KV cache's (CausalLM::kv_scales)
-      layer.k_scale = model_->kv_scales()[static_cast<size_t>(l)].k;
-      layer.v_scale = model_->kv_scales()[static_cast<size_t>(l)].v;
+    : ModelRunner(
+          [&] {
+            std::vector<Rank> ranks(1);
+            ranks[0] = {std::move(backend), std::move(model)};
+            return ranks;
+          }(),
+          num_blocks, block_size, layout) {}
+
+ModelRunner::~ModelRunner() = default;
+
+ModelRunner::ModelRunner(std::vector<Rank> ranks, int64_t num_blocks, int block_size, const KVCacheLayout& layout)
+    : num_blocks_(num_blocks), block_size_(block_size), layout_(layout) {
+  VLLM_CHECK(!ranks.empty(), "a model runner has at least one rank");
+  for (Rank& rank : ranks) {
+    RankState r{std::move(rank.backend), std::move(rank.model), {}, {}};
+    const ModelConfig& c = r.model->shard_config();  // this rank's KV heads
+    VLLM_CHECK(layout_.num_layers() == c.num_hidden_layers, "the KV cache layout is for another number of layers");
+    Backend& b = *r.backend;
+    Shape shape{num_blocks, c.num_key_value_heads, block_size, c.head_dim};
+    for (int64_t i = 0; i < layout_.group_size; ++i)
+      r.slot_tensors.push_back({b.empty(shape, b.kv_cache_dtype()), b.empty(shape, b.kv_cache_dtype())});
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      KVCacheLayer layer = r.slot_tensors[static_cast<size_t>(layout_.layer_slot[static_cast<size_t>(l)])];
+      layer.group = layout_.layer_group[static_cast<size_t>(l)];
+      if (static_cast<size_t>(l) < r.model->kv_scales().size()) {  // an FP8 KV cache's (CausalLM::kv_scales)
+        layer.k_scale = r.model->kv_scales()[static_cast<size_t>(l)].k;
+        layer.v_scale = r.model->kv_scales()[static_cast<size_t>(l)].v;
+      }
+      r.kv_cache.push_back(std::move(layer));
     }
-    kv_cache_.push_back(std::move(layer));
+    ranks_.push_back(std::move(r));
   }
+  if (ranks_.size() > 1) rank_threads_ = std::make_unique<RankThreads>(static_cast<int>(ranks_.size()));
 }
 
 Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, LogitsPlan* plan) {
@@ -48,18 +89,21 @@ Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, Log
     for (int g = 0; g < G; ++g)
       max_blocks[static_cast<size_t>(g)] = std::max<int64_t>(max_blocks[static_cast<size_t>(g)],
                                                              static_cast<int64_t>(kv.block_table(s.request->seq_id, g).size()));
-  std::vector<Tensor> tables, slots;
+  HostStep h;
+  std::vector<Tensor>& tables = h.tables;
+  std::vector<Tensor>& slots = h.slots;
+  h.max_blocks = max_blocks;
   for (int g = 0; g < G; ++g) {
     tables.push_back(Tensor::zeros({S, max_blocks[static_cast<size_t>(g)]}, DType::I32));
     slots.push_back(Tensor::empty({T}, DType::I64));
   }
 
-  Tensor ids = Tensor::empty({T}, DType::I32), pos = Tensor::empty({T}, DType::I32);
-  Tensor qsl = Tensor::empty({S + 1}, DType::I32), lens = Tensor::empty({S}, DType::I32);
+  Tensor ids = h.ids = Tensor::empty({T}, DType::I32), pos = h.pos = Tensor::empty({T}, DType::I32);
+  Tensor qsl = h.qsl = Tensor::empty({S + 1}, DType::I32), lens = h.lens = Tensor::empty({S}, DType::I32);
   std::vector<int32_t> rows;
   plan->entries.clear();
 
-  ForwardInputs in;
+  ForwardInputs& in = h.shape;
   in.num_tokens = T;
   in.num_seqs = S;
   in.block_size = block_size_;
@@ -115,29 +159,32 @@ Tensor ModelRunner::execute(const SchedulerOutput& step, KVCacheManager& kv, Log
   Tensor row_t = Tensor::empty({plan->num_rows}, DType::I32);
   std::copy(rows.begin(), rows.end(), row_t.data<int32_t>());
 
-  Backend& b = *backend_;
-  in.token_ids = b.upload(ids, DType::I32);
-  in.positions = b.upload(pos, DType::I32);
-  in.slot_mapping = b.upload(slots[0], DType::I64);
-  in.query_start_loc = b.upload(qsl, DType::I32);
-  in.seq_lens = b.upload(lens, DType::I32);
-  in.block_tables = b.upload(tables[0], DType::I32);
-  for (int g = 1; g < G; ++g)
-    in.more_kv_groups.push_back({b.upload(slots[static_cast<size_t>(g)], DType::I64),
-                                 b.upload(tables[static_cast<size_t>(g)], DType::I32), max_blocks[static_cast<size_t>(g)]});
-  in.logits_indices = b.upload(row_t, DType::I32);
   if (plan->num_rows == 0) {
     // Nothing to sample (all chunks mid-prompt): still run the layers to fill the KV cache.
-    Tensor one = Tensor::empty({1}, DType::I32);
-    one.data<int32_t>()[0] = 0;
-    in.logits_indices = b.upload(one, DType::I32);
+    row_t = Tensor::empty({1}, DType::I32);
+    row_t.data<int32_t>()[0] = 0;
   }
+  h.rows = row_t;
   // Copy-on-write of blocks that forked sequences shared, before this step writes into them.
   const auto copies = kv.take_block_copies();
-  if (!copies.empty())
-    for (KVCacheLayer& tensors : slot_tensors_) b.copy_blocks(tensors, copies);
+  std::vector<ForwardInputs> inputs;
+  for (RankState& r : ranks_) {
+    inputs.push_back(upload(*r.backend, h));
+    if (!copies.empty())
+      for (KVCacheLayer& tensors : r.slot_tensors) r.backend->copy_blocks(tensors, copies);
+  }
   prepare_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  Tensor logits = b.forward_step(in, [this](const ForwardInputs& x) { return model_->forward(x, kv_cache_); });
+  auto run_rank = [&](RankState& r, const ForwardInputs& x) {
+    return r.backend->forward_step(x, [&r](const ForwardInputs& y) { return r.model->forward(y, r.kv_cache); });
+  };
+  if (ranks_.size() == 1) return run_rank(ranks_[0], inputs[0]);
+  Tensor logits;
+  rank_threads_->run(
+      [&](int rank) {
+        Tensor out = run_rank(ranks_[static_cast<size_t>(rank)], inputs[static_cast<size_t>(rank)]);
+        if (rank == 0) logits = out;
+      },
+      [&] { ranks_[0].backend->abort_collectives(); });
   return logits;
 }
 

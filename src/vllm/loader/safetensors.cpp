@@ -271,6 +271,10 @@ WeightStore WeightStore::from_memory(std::string origin, std::map<std::string, T
 }
 
 Tensor WeightStore::get(const std::string& name) const {
+  return shard_ ? shard_->apply(name, get_whole(name)) : get_whole(name);
+}
+
+Tensor WeightStore::get_whole(const std::string& name) const {
   if (auto m = memory_.find(name); m != memory_.end()) return m->second;
   if (auto q = quantized_.find(name); q != quantized_.end()) return q->second.dequantize();
   if (make_) {
@@ -337,10 +341,17 @@ bool WeightStore::is_fp8(const std::string& name) const {
 
 Fp8Matrix WeightStore::get_fp8(const std::string& name, const Shape& expected) const {
   VLLM_CHECK(is_fp8(name), "get_fp8 of a tensor not stored in float8");
+  refuse_sharded(name, "FP8 weights kept in e4m3");
   const SafetensorsFile& file = *files_[where_.at(name)];
   Fp8Matrix m = stored_fp8(name, file, file.float8_format(name));
   if (m.weight.shape() != expected) shape_error(name, m.weight.shape(), expected);
   return m;
+}
+
+void WeightStore::refuse_sharded(const std::string& name, const char* what) const {
+  if (shard_ && shard_->world_size > 1 && shard_->rules.count(name))
+    throw Error(std::string("--tensor-parallel-size > 1 does not split ") + what + " yet (tensor '" + name + "')",
+                ErrorKind::kUnsupported);
 }
 
 void WeightStore::shape_error(const std::string& name, const Shape& got, const Shape& expected) const {
@@ -351,6 +362,7 @@ void WeightStore::shape_error(const std::string& name, const Shape& got, const S
 
 gguf::QuantizedMatrix WeightStore::get_quantized(const std::string& name, const Shape& expected) const {
   if (auto q = quantized_.find(name); q != quantized_.end()) {
+    refuse_sharded(name, "GGUF-quantized weights");
     const Shape got{q->second.rows(), q->second.cols};
     if (got != expected) shape_error(name, got, expected);
     return q->second;
@@ -359,7 +371,7 @@ gguf::QuantizedMatrix WeightStore::get_quantized(const std::string& name, const 
 }
 
 Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
-  if (auto q = quantized_.find(name); q != quantized_.end() && Shape{q->second.rows(), q->second.cols} != expected)
+  if (auto q = quantized_.find(name); !shard_ && q != quantized_.end() && Shape{q->second.rows(), q->second.cols} != expected)
     shape_error(name, {q->second.rows(), q->second.cols}, expected);
   Tensor t = get(name);
   if (t.shape() != expected) shape_error(name, t.shape(), expected);

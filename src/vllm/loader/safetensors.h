@@ -11,6 +11,7 @@
 
 #include "vllm/core/float8.h"
 #include "vllm/core/tensor.h"
+#include "vllm/distributed/tensor_shard.h"
 #include "vllm/gguf/quantized_matrix.h"
 #include "vllm/loader/quantization_config.h"
 
@@ -105,8 +106,15 @@ class WeightStore {
   // WeightLoader on each linear layer's weight as the GPU would (fused q/k/v as one tensor); "" for none.
   void set_online_quantization(std::string method) { online_quantization_ = std::move(method); }
   const std::string& online_quantization() const { return online_quantization_; }
+  // A tensor-parallel rank's view: get() returns each tensor as the rank holds it (its rule's
+  // slice, distributed/tensor_shard.h), and get()'s shape check is against that slice. FP8 and
+  // GGUF-quantized weights are not sliced: get_fp8 and get_quantized refuse a sharded tensor.
+  void set_shard(std::shared_ptr<const TensorShard> shard) { shard_ = std::move(shard); }
+  const TensorShard* shard() const { return shard_.get(); }
 
  private:
+  Tensor get_whole(const std::string& name) const;  // get() before any shard is taken
+  void refuse_sharded(const std::string& name, const char* what) const;
   [[noreturn]] void shape_error(const std::string& name, const Shape& got, const Shape& expected) const;
   // An FP8 checkpoint's weight with its checked scales (the checks of dequantized_fp8).
   Fp8Matrix stored_fp8(const std::string& name, const SafetensorsFile& file, Float8Format format) const;
@@ -121,6 +129,7 @@ class WeightStore {
   std::map<std::string, gguf::QuantizedMatrix> quantized_;
   std::shared_ptr<const Fp8CheckpointConfig> fp8_checkpoint_;
   std::string online_quantization_;
+  std::shared_ptr<const TensorShard> shard_;
 };
 
 // Writes tensors to a safetensors file (used by the weight tool and tests). Tensors must be host.

@@ -234,3 +234,24 @@ Tensor Activations::get(int slot, int64_t rows, int64_t cols) {
 }
 
 }  // namespace vllm
+
+namespace vllm {
+
+void CausalLM::embed_tokens(Tensor& out, const Tensor& ids, const Tensor& table) {
+  if (backend_.tp_size() == 1) {
+    backend_.embedding(out, ids, table);
+    return;
+  }
+  // Each rank writes its vocabulary's rows and zeros elsewhere; the sum adds exact zeros, so
+  // every token's row comes out as the one rank holding it wrote it.
+  backend_.vocab_parallel_embedding(out, ids, table, vocab_begin_);
+  backend_.all_reduce(out);
+}
+
+Tensor CausalLM::gather_logits(const Tensor& local, Tensor full) {
+  if (backend_.tp_size() == 1) return local;
+  backend_.gather_columns(full, local);
+  return backend_.tp_rank() == 0 ? full : local;
+}
+
+}  // namespace vllm

@@ -168,17 +168,24 @@ class LlamaLikeModel final : public CausalLM {
                   ErrorKind::kUnsupported);
     WeightLoader w(store, backend);
     const int64_t H = c.hidden_size, hd = c.head_dim;
+    // This rank's share of the layers' tensors: the table at the rank's dimensions names the same
+    // tensors with the shapes of the slices the store hands out (llama_like_shard_rules).
+    const ModelConfig& s = shard_;
+    LlamaLikeOptions so = o;
+    if (o.moe.num_experts > 0)
+      so.moe.intermediate_size = shard_units(o.moe.intermediate_size, backend.tp_rank(), backend.tp_size(),
+                                             "the experts' intermediate size");
     // Gemma's (1 + w) norms are stored as w; the 1 is added once here, in float32.
     const float norm_offset = o.norm_plus_one ? 1.0f : 0.0f;
     auto norm = [&](const std::vector<ParamSpec>& t) { return w.vector(t[0].name, t[0].shape[0], norm_offset); };
-    embed_ = w.embedding(kEmbed, {c.vocab_size, H});
+    embed_ = w.embedding(kEmbed, {s.vocab_size, H});
     // (A quantized GGUF table is U8, which round_to leaves unrounded: Gemma GGUFs are not read yet;
     // when they are, this must round to the backend's compute dtype.)
     if (o.scale_embeddings) embed_scale_ = round_to(embed_.dtype(), std::sqrt(static_cast<float>(H)));
     rope_ = make_rotary(c, backend);
     if (o.sliding_rope) sliding_rope_ = make_rotary(*o.sliding_rope, c.rotary_dim(), backend);
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-      const LlamaLikeLayerTensors t = llama_like_layer(c, o, i);
+      const LlamaLikeLayerTensors t = llama_like_layer(s, so, i);
       Layer L;
       L.input_norm = norm(t.input_norm);
       L.post_norm = norm(t.post_norm);
@@ -198,7 +205,7 @@ class LlamaLikeModel final : public CausalLM {
       const bool sliding = o.sliding(i);
       if (sliding) L.shape.sliding_window = o.sliding_window;
       L.shape.logit_softcap = o.attn_logit_softcap;
-      if (o.attention_sinks) L.shape.sinks = w.vector(t.sinks[0].name, c.num_attention_heads);
+      if (o.attention_sinks) L.shape.sinks = w.vector(t.sinks[0].name, s.num_attention_heads);
       backend.check_attention(L.shape);
       L.sliding_rope = sliding && o.sliding_rope.has_value();
       const float af = static_cast<float>(L.sliding_rope ? o.sliding_rope->attention_factor : c.rope.attention_factor);
@@ -211,7 +218,7 @@ class LlamaLikeModel final : public CausalLM {
         L.router = fused ? w.linear_from(t.router, t.router_bias) : w.linear_from(t.per_expert_router);
         if (o.moe.gpt_oss_layout) {
           auto host = [&](const std::vector<ParamSpec>& spec) { return w.host(spec[0].name, spec[0].shape); };
-          const int64_t E = o.moe.num_experts, EI = o.moe.intermediate_size;
+          const int64_t E = so.moe.num_experts, EI = so.moe.intermediate_size;
           ExpertOptions eo;
           eo.gate_up_bias = experts_columns_to_rows(host(t.experts_gate_up_bias).view({E, 1, 2 * EI}), true).view({E, 2 * EI});
           eo.down_bias = host(t.experts_down_bias);
@@ -230,7 +237,7 @@ class LlamaLikeModel final : public CausalLM {
       layers_.push_back(std::move(L));
     }
     final_norm_ = w.vector(kFinalNorm, H, norm_offset);
-    lm_head_ = w.linear({{c.tie_word_embeddings ? kEmbed : kLmHead, {c.vocab_size, H}}});
+    lm_head_ = w.linear({{c.tie_word_embeddings ? kEmbed : kLmHead, {s.vocab_size, H}}});
     routing_.top_k = o.moe.top_k;
     routing_.renormalize = o.moe.renormalize;
     size_t unread = 0;  // a token reads top_k of the num_experts experts of each sparse layer
@@ -242,7 +249,7 @@ class LlamaLikeModel final : public CausalLM {
   }
 
   Tensor forward(const ForwardInputs& in, std::vector<KVCacheLayer>& kv) override {
-    const ModelConfig& c = config_;
+    const ModelConfig& c = shard_;  // this rank's heads and MLP width (all of them with one rank)
     const int64_t T = in.num_tokens, H = c.hidden_size, I = c.intermediate_size;
     const float eps = static_cast<float>(c.norm_eps);
     Backend& b = backend_;
@@ -255,7 +262,7 @@ class LlamaLikeModel final : public CausalLM {
     Tensor proj = acts_.get(4, T, H);
     Tensor normed = acts_.get(9, T, opts_.sandwich_norms ? H : 1);
 
-    b.embedding(residual, in.token_ids, embed_);
+    embed_tokens(residual, in.token_ids, embed_);
     if (opts_.scale_embeddings) b.scale(residual, embed_scale_);
     b.rms_norm(x, residual, layers_[0].input_norm, eps);
     // `branch` is what joins the residual next: a sublayer's output, or (sandwich norms) its norm.
@@ -268,6 +275,7 @@ class LlamaLikeModel final : public CausalLM {
       b.rotary(qkv, in.positions, L.sliding_rope ? sliding_rope_ : rope_, L.shape);
       b.attention(attn, qkv, kv[li], in, L.shape, L.scale);
       b.linear(proj, attn, *L.o);
+      b.all_reduce(proj);  // o is row-parallel: each rank holds a partial sum over its heads
       branch = sandwich(proj, normed, L.attn_out_norm, eps);
       b.add_rms_norm(x, residual, *branch, L.post_norm, eps);
       if (L.experts) {
@@ -283,16 +291,17 @@ class LlamaLikeModel final : public CausalLM {
         }
         b.linear(proj, act, *L.down);
       }
+      b.all_reduce(proj);  // down (and each expert's) is row-parallel over the intermediate features
       branch = sandwich(proj, normed, L.mlp_out_norm, eps);
     }
     b.add_rms_norm(x, residual, *branch, final_norm_, eps);
     const int64_t R = in.logits_indices.numel();
     Tensor selected = acts_.get(7, R, H);
     b.gather_rows(selected, x, in.logits_indices);
-    Tensor logits = acts_.get(8, R, c.vocab_size);
+    Tensor logits = acts_.get(8, R, c.vocab_size);  // this rank's share of the vocabulary
     b.linear(logits, selected, *lm_head_);
     if (opts_.final_logit_softcap > 0) b.softcap(logits, opts_.final_logit_softcap);
-    return logits;
+    return gather_logits(logits, acts_.get(10, R, config_.vocab_size));
   }
 
  private:
@@ -340,6 +349,55 @@ std::vector<ParamSpec> llama_like_parameters(const ModelConfig& c, const LlamaLi
   return out;
 }
 
+std::map<std::string, ShardRule> llama_like_shard_rules(const ModelConfig& c, const LlamaLikeOptions& o) {
+  const int64_t nh = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim, I = c.intermediate_size;
+  const int64_t EI = o.moe.intermediate_size;
+  std::map<std::string, ShardRule> r;
+  r[kEmbed] = vocab_rule(c);
+  if (!c.tie_word_embeddings) r[kLmHead] = vocab_rule(c);
+  auto each = [&](const std::vector<ParamSpec>& specs, const ShardRule& rule) {
+    for (const ParamSpec& p : specs) r[p.name] = rule;
+  };
+  const ShardRule halves{ShardRule::Kind::kSplit, 0, {{I, 1}, {I, 1}}};  // [gate; up] rows
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const LlamaLikeLayerTensors t = llama_like_layer(c, o, i);
+    // Column-parallel: the rank's query heads and the KV heads they read, the rank's MLP features.
+    if (o.fused_qkv) {
+      each(t.qkv, qkv_rule(c));
+      each(t.qkv_bias, qkv_rule(c));
+    } else {
+      for (const auto* group : {&t.qkv, &t.qkv_bias})
+        if (!group->empty()) {
+          r[(*group)[0].name] = split_rule(0, nh, hd);
+          r[(*group)[1].name] = split_rule(0, kv, hd);
+          r[(*group)[2].name] = split_rule(0, kv, hd);
+        }
+    }
+    each(t.sinks, split_rule(0, nh));
+    each(t.gate_up, o.fused_gate_up ? halves : split_rule(0, I));
+    each(t.gate_up_bias, o.fused_gate_up ? halves : split_rule(0, I));
+    // Row-parallel: the rank's input columns; the bias once, on rank 0, joins the all-reduce.
+    each(t.o, split_rule(1, nh, hd));
+    each(t.o_bias, first_rank_rule());
+    each(t.down, split_rule(1, I));
+    each(t.down_bias, first_rank_rule());
+    // Experts: each expert's intermediate features split as a dense MLP's (the router is whole, so
+    // every rank routes alike).
+    if (o.moe.gpt_oss_layout) {
+      each(t.experts_gate_up, split_rule(2, EI, 2));  // [E, H, 2I], gate and up interleaved
+      each(t.experts_gate_up_bias, split_rule(1, EI, 2));
+      each(t.experts_down, split_rule(1, EI));         // [E, I, H]
+    } else {
+      each(t.experts_gate_up, ShardRule{ShardRule::Kind::kSplit, 1, {{EI, 1}, {EI, 1}}});  // [E, 2I, H]
+      each(t.experts_down, split_rule(2, EI));                                              // [E, H, I]
+      each(t.per_expert_gate_up, split_rule(0, EI));
+      each(t.per_expert_down, split_rule(1, EI));
+    }
+    each(t.experts_down_bias, first_rank_rule());
+  }
+  return r;
+}
+
 std::unique_ptr<CausalLM> create_llama_like(const ModelConfig& c, const WeightStore& store, Backend& backend,
                                             const LlamaLikeOptions& o) {
   return std::make_unique<LlamaLikeModel>(c, store, backend, o);
@@ -355,7 +413,8 @@ Architecture llama_like_architecture(const std::string& name, LlamaLikeOptionsFn
             std::vector<int64_t> windows;
             for (int64_t i = 0; i < c.num_hidden_layers; ++i) windows.push_back(o.sliding(i) ? o.sliding_window : 0);
             return windows;
-          }};
+          },
+          [options](const ModelConfig& c) { return llama_like_shard_rules(c, options(c)); }};
 }
 
 }  // namespace vllm

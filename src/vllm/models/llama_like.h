@@ -88,6 +88,8 @@ std::vector<bool> sliding_layer_pattern(const ModelConfig& c, int64_t pattern);
 int64_t sliding_window_size(const ModelConfig& c);
 
 std::vector<ParamSpec> llama_like_parameters(const ModelConfig& c, const LlamaLikeOptions& o);
+// How each tensor of the table splits over tensor-parallel ranks (distributed/tensor_shard.h).
+std::map<std::string, ShardRule> llama_like_shard_rules(const ModelConfig& c, const LlamaLikeOptions& o);
 // The registry entry of a llama-like family: its parameters and its model, both from the options
 // that `options` reads from config.json.
 using LlamaLikeOptionsFn = LlamaLikeOptions (*)(const ModelConfig&);

@@ -2,12 +2,14 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "vllm/backends/backend.h"
 #include "vllm/config/model_config.h"
+#include "vllm/distributed/tensor_shard.h"
 #include "vllm/loader/safetensors.h"
 
 namespace vllm {
@@ -26,13 +28,17 @@ class CausalLM {
   // host; a backend with a sampler of its own samples them where they are).
   virtual Tensor forward(const ForwardInputs& in, std::vector<KVCacheLayer>& kv_cache) = 0;
 
+  // The whole model's config (what the engine sees: the vocabulary of the logits, the layers).
   const ModelConfig& config() const { return config_; }
-  // The heads of every layer (a family with per-layer windows, soft-caps or sinks sets those).
+  // This tensor-parallel rank's share of it (distributed/tensor_shard.h: heads, KV heads, the
+  // MLP's width, the vocabulary); the config itself when the model is not split.
+  const ModelConfig& shard_config() const { return shard_; }
+  // The heads of every layer on this rank (a family with per-layer windows, soft-caps or sinks sets those).
   AttentionShape attention_shape() const {
     AttentionShape s;
-    s.num_heads = config_.num_attention_heads;
-    s.num_kv_heads = config_.num_key_value_heads;
-    s.head_dim = config_.head_dim;
+    s.num_heads = shard_.num_attention_heads;
+    s.num_kv_heads = shard_.num_key_value_heads;
+    s.head_dim = shard_.head_dim;
     return s;
   }
   // Per layer: the FP8 KV cache's scales (read_kv_scales), or empty: 1 everywhere.
@@ -45,7 +51,18 @@ class CausalLM {
   size_t weight_bytes_per_token() const { return weight_bytes_per_token_; }
 
  protected:
-  CausalLM(const ModelConfig& config, Backend& backend) : config_(config), backend_(backend) {}
+  CausalLM(const ModelConfig& config, Backend& backend)
+      : config_(config),
+        shard_(::vllm::shard_config(config, backend.tp_rank(), backend.tp_size())),
+        vocab_begin_(shard_vocab_begin(config, backend.tp_rank(), backend.tp_size())),
+        backend_(backend) {}
+  // The step's token embeddings from this rank's rows of the table (all of them without tensor
+  // parallelism; with it, each rank its share of the vocabulary, summed over the ranks).
+  void embed_tokens(Tensor& out, const Tensor& ids, const Tensor& table);
+  // The logits [R, vocab] from this rank's `local` [R, vocab share] (the LM head's rows of this
+  // rank): `local` itself when the model is not split, else rank 0 gathers every rank's columns
+  // into `full` (other ranks return their `local`, which no one samples).
+  Tensor gather_logits(const Tensor& local, Tensor full);
   // Records the loaded bytes; `embedding` is the token embedding table, `unread_expert_bytes` what
   // a token leaves unread in the experts it is not routed to.
   void set_weight_bytes(size_t total, const Tensor& embedding, size_t unread_expert_bytes = 0) {
@@ -54,6 +71,8 @@ class CausalLM {
     weight_bytes_per_token_ = total - embedding.nbytes() + row - unread_expert_bytes;
   }
   ModelConfig config_;
+  ModelConfig shard_;
+  int64_t vocab_begin_ = 0;  // this rank's first vocabulary row
   Backend& backend_;
 
  private:
@@ -76,6 +95,9 @@ struct Architecture {
   // Per layer: its attention's sliding window in tokens (0 = full attention), from the config
   // alone. Unset: every layer attends to the whole sequence. Read through layer_sliding_windows().
   std::function<std::vector<int64_t>(const ModelConfig&)> layer_sliding_windows;
+  // How every checkpoint tensor splits over tensor-parallel ranks, by name (tensors not named are
+  // whole on every rank). Unset: the family does not run with --tensor-parallel-size > 1.
+  std::function<std::map<std::string, ShardRule>(const ModelConfig&)> shard_rules;
 };
 
 // The architecture named by config.architecture; an unsupported one is an error listing the supported.

@@ -58,8 +58,26 @@ std::unique_ptr<CausalLM> load_model(const std::string& dir, const ModelConfig& 
 
 namespace {
 
-std::unique_ptr<CausalLM> create_model(const WeightStore& store, const ModelConfig& config, Backend& backend) {
+// The store as a tensor-parallel rank reads it: each tensor cut to the rank's slice by the
+// family's rules (the store itself when the backend is the only rank).
+WeightStore rank_view(const WeightStore& store, const Architecture& arch, const ModelConfig& config, Backend& backend) {
+  if (backend.tp_size() == 1) return store;
+  if (!arch.shard_rules)
+    throw Error("--tensor-parallel-size " + std::to_string(backend.tp_size()) + " is not supported for " + arch.name +
+                    " yet",
+                ErrorKind::kUnsupported);
+  auto shard = std::make_shared<TensorShard>();
+  shard->rank = backend.tp_rank();
+  shard->world_size = backend.tp_size();
+  shard->rules = arch.shard_rules(config);
+  WeightStore view = store;
+  view.set_shard(std::move(shard));
+  return view;
+}
+
+std::unique_ptr<CausalLM> create_model(const WeightStore& whole, const ModelConfig& config, Backend& backend) {
   const Architecture& arch = find_architecture(config.architecture);
+  const WeightStore store = rank_view(whole, arch, config, backend);
   // An FP8 checkpoint's weights are dequantized as they are read; --quantization fp8 quantizes
   // float weights online (the WeightLoader). Model files see float weights either way.
   const std::string method = resolve_quantization(config.raw, config.quantization, "config.json");

@@ -52,7 +52,7 @@ EngineConfig config_from_args(const json& args) {
                                  "max_num_batched_tokens", "max_model_len", "enable_chunked_prefill",
                                  "enable_prefix_caching", "scheduling_policy", "seed", "max_logprobs",
                                  "generation_config", "enforce_eager", "load_format", "quantization",
-                                 "kv_cache_dtype", "kv_events_config"};
+                                 "kv_cache_dtype", "kv_events_config", "tensor_parallel_size"};
   for (const auto& [key, value] : args.items()) {
     bool known = false;
     for (const char* k : kKnown) known |= key == k;
@@ -67,6 +67,7 @@ EngineConfig config_from_args(const json& args) {
   if (!tokenizer.empty()) c.tokenizer = cli::resolve_model_folder(tokenizer);
   read_arg(args, "dtype", c.dtype);
   read_arg(args, "device", c.device);
+  read_arg(args, "tensor_parallel_size", c.tensor_parallel_size);
   read_arg(args, "block_size", c.block_size);
   read_arg(args, "kv_cache_space", c.kv_cache_space_gib);
   read_arg(args, "gpu_memory_utilization", c.gpu_memory_utilization);

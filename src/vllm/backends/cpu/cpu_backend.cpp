@@ -179,6 +179,14 @@ Tensor CpuBackend::prepare_quantized_embedding(const gguf::QuantizedMatrix& tabl
 }
 
 void CpuBackend::embedding(Tensor& out, const Tensor& ids, const Tensor& table) {
+  embed(out, ids, table, 0, false);
+}
+
+void CpuBackend::vocab_parallel_embedding(Tensor& out, const Tensor& ids, const Tensor& table, int64_t first_id) {
+  embed(out, ids, table, first_id, true);
+}
+
+void CpuBackend::embed(Tensor& out, const Tensor& ids, const Tensor& table, int64_t first_id, bool zeros_outside) {
   check_f32(out, "embedding output");
   const int64_t T = ids.numel(), H = out.size(1), V = table.size(0);
   gguf::GgmlType block_type = gguf::GgmlType::kF32;
@@ -193,9 +201,13 @@ void CpuBackend::embedding(Tensor& out, const Tensor& ids, const Tensor& table) 
   }
   const int32_t* id = ids.data<int32_t>();
   for_rows(pool_, T, H, [&](int64_t t) {
-    int64_t row = id[t];
-    VLLM_CHECK(row >= 0 && row < V, "token id out of range");
+    const int64_t row = id[t] - first_id;
     float* o = out.data<float>() + t * H;
+    if (zeros_outside && (row < 0 || row >= V)) {  // another rank's share of the vocabulary
+      std::memset(o, 0, static_cast<size_t>(H) * 4);
+      return;
+    }
+    VLLM_CHECK(row >= 0 && row < V, "token id out of range");
     switch (table.dtype()) {
       case DType::F32: std::memcpy(o, table.data<float>() + row * H, static_cast<size_t>(H) * 4); break;
       case DType::BF16: cpu::bf16_to_f32_row(o, table.data<uint16_t>() + row * H, H); break;

@@ -41,6 +41,7 @@ class CpuBackend final : public Backend {
   Tensor prepare_vector(const Tensor& v) override { return v.to_dtype(DType::F32); }
 
   void embedding(Tensor& out, const Tensor& ids, const Tensor& table) override;
+  void vocab_parallel_embedding(Tensor& out, const Tensor& ids, const Tensor& table, int64_t first_id) override;
   void linear(Tensor& out, const Tensor& x, const LinearWeight& w) override;
   void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) override;
   void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
@@ -66,6 +67,8 @@ class CpuBackend final : public Backend {
   void copy_blocks(KVCacheLayer& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) override;
 
  private:
+  // embedding() and vocab_parallel_embedding(): rows of ids - first_id; outside the table, zeros or an error.
+  void embed(Tensor& out, const Tensor& ids, const Tensor& table, int64_t first_id, bool zeros_outside);
   DType compute_dtype_;
   std::unique_ptr<ThreadPool> own_pool_;  // set by the num_threads constructor; pool_ is then it
   ThreadPool& pool_;
