@@ -3,6 +3,7 @@
 //
 //   decode_bench --model DIR [--dtype bfloat16] [--concurrency 1,8,32] [--input-len 32]
 //                [--output-len 64] [--bandwidth-gbs X] [--device cpu|cuda|auto]
+//                [--tensor-parallel-size N] [--load-format auto|dummy]
 //
 // A benchmark of the CPU engine, so --device defaults to cpu (auto would take a visible GPU).
 // Each concurrency runs that many requests of random prompts together (greedy, ignore_eos) and
@@ -14,6 +15,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -44,17 +46,25 @@ int main(int argc, char** argv) {
   app.add_option("--output-len", output_len)->capture_default_str();
   app.add_option("--bandwidth-gbs", bandwidth, "Measured read bandwidth (membw_bench)");
   app.add_option("--device", config.device)->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
+  app.add_option("--tensor-parallel-size", config.tensor_parallel_size, "Ranks that split every layer (CPU: threads)")
+      ->capture_default_str();
+  app.add_option("--load-format", config.load_format, "auto, or dummy: the recipe's weights made in memory")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   EngineCore engine(config);
   const ModelConfig& c = engine.model_config();
-  const size_t weight_bytes = engine.runner().model().weight_bytes();
-  const size_t bytes_per_token = engine.runner().model().weight_bytes_per_token();
-  std::printf("# decode_bench --model %s --dtype %s --input-len %d --output-len %d --bandwidth-gbs %.1f --device %s\n",
-              config.model.c_str(), config.dtype.c_str(), input_len, output_len, bandwidth, config.device.c_str());
-  std::printf("# %s, %d threads, weights %.1f MiB (as packed), %.1f MiB of them read per token\n", c.architecture.c_str(),
-              ThreadPool::global().num_threads(), static_cast<double>(weight_bytes) / (1 << 20),
-              static_cast<double>(bytes_per_token) / (1 << 20));
+  const size_t weight_bytes = engine.runner().weight_bytes();  // every rank's
+  const size_t bytes_per_token = engine.runner().weight_bytes_per_token();
+  const int tp = config.tensor_parallel_size;
+  std::printf("# decode_bench --model %s --dtype %s --input-len %d --output-len %d --bandwidth-gbs %.1f --device %s "
+              "--tensor-parallel-size %d --load-format %s\n",
+              config.model.c_str(), config.dtype.c_str(), input_len, output_len, bandwidth, config.device.c_str(), tp,
+              config.load_format.c_str());
+  std::printf("# %s, %d threads (%d rank(s) of %d), weights %.1f MiB (as packed), %.1f MiB of them read per token\n",
+              c.architecture.c_str(), ThreadPool::global().num_threads(), tp,
+              tp > 1 ? std::max(1, ThreadPool::global().num_threads() / tp) : ThreadPool::global().num_threads(),
+              static_cast<double>(weight_bytes) / (1 << 20), static_cast<double>(bytes_per_token) / (1 << 20));
   std::printf("| sequences | output tok/s | tok/s per sequence | ms per step | batch-1 bound tok/s | %% of bound |\n");
   std::printf("|---|---|---|---|---|---|\n");
   std::mt19937_64 rng(1);

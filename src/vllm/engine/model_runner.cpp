@@ -20,6 +20,18 @@ size_t ModelRunner::bytes_per_block() const {
   return bytes;
 }
 
+size_t ModelRunner::weight_bytes() const {
+  size_t bytes = 0;
+  for (const RankState& r : ranks_) bytes += r.model->weight_bytes();
+  return bytes;
+}
+
+size_t ModelRunner::weight_bytes_per_token() const {
+  size_t bytes = 0;
+  for (const RankState& r : ranks_) bytes += r.model->weight_bytes_per_token();
+  return bytes;
+}
+
 struct ModelRunner::HostStep {
   ForwardInputs shape;  // the counts and host copies; the device tensors are each rank's upload
   Tensor ids, pos, qsl, lens, rows;

@@ -52,6 +52,9 @@ class ModelRunner {
   Backend& backend() { return *ranks_[0].backend; }
   const CausalLM& model() const { return *ranks_[0].model; }
   int tensor_parallel_size() const { return static_cast<int>(ranks_.size()); }
+  // CausalLM::weight_bytes and weight_bytes_per_token summed over the ranks.
+  size_t weight_bytes() const;
+  size_t weight_bytes_per_token() const;
   int64_t num_blocks() const { return num_blocks_; }
   const KVCacheLayout& kv_layout() const { return layout_; }
   // Bytes of one block of the pool (K and V of every tensor, on every rank).
