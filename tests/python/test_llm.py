@@ -73,6 +73,18 @@ def test_outputs_in_input_order(llm32: LLM):
     assert len({o.request_id for o in outs}) == 12
 
 
+def test_tensor_parallel_gives_the_same_greedy_tokens(tiny_phi):
+    prompts = ["The capital of France is", "def fibonacci(n):"]
+    params = SamplingParams(temperature=0.0, max_tokens=12, ignore_eos=True)
+    outputs = {}
+    for tp in (1, 2):
+        llm = LLM(model=tiny_phi, tensor_parallel_size=tp, dtype="float32", kv_cache_space=0.1)
+        outputs[tp] = [o.outputs[0].token_ids for o in llm.generate(prompts, params, use_tqdm=False)]
+        llm.shutdown()
+    assert all(len(ids) == 12 for ids in outputs[1])
+    assert outputs[2] == outputs[1]
+
+
 @pytest.mark.parametrize(
     "prompt,params,message",
     [
@@ -94,18 +106,6 @@ def test_outputs_in_input_order(llm32: LLM):
         ("Hi", SamplingParams(logits_processors=[print]), "sampling parameter 'logits_processors' is not supported by vllm-cpp"),
     ],
 )
-def test_tensor_parallel_gives_the_same_greedy_tokens(tiny_phi):
-    prompts = ["The capital of France is", "def fibonacci(n):"]
-    params = SamplingParams(temperature=0.0, max_tokens=12)
-    outputs = {}
-    for tp in (1, 2):
-        llm = LLM(model=tiny_phi, tensor_parallel_size=tp, dtype="float32", kv_cache_space=0.1)
-        outputs[tp] = [o.outputs[0].token_ids for o in llm.generate(prompts, params, use_tqdm=False)]
-        llm.shutdown()
-    assert all(len(ids) == 12 for ids in outputs[1])
-    assert outputs[2] == outputs[1]
-
-
 def test_engine_errors_are_value_errors(llm32: LLM, prompt, params, message):
     with pytest.raises(ValueError) as e:
         llm32.generate(["A fine prompt", prompt], params, use_tqdm=False)
