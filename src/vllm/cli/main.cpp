@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "vllm/cli/commands.h"
 #include "vllm/core/error.h"
@@ -34,8 +36,18 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // vLLM's (argparse's) multi-letter short options, which CLI11 has no room for: spelled out
+  // before parsing ("-dp 2" and "-dp=2" as "--data-parallel-size 2").
+  const std::map<std::string, std::string> long_names = {{"-dp", "--data-parallel-size"}};
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string name = args[i].substr(0, args[i].find('='));
+    if (auto it = long_names.find(name); it != long_names.end()) args[i] = it->second + args[i].substr(name.size());
+  }
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) arg_ptrs.push_back(a.data());
   try {
-    app.parse(argc, argv);
+    app.parse(argc, arg_ptrs.data());
   } catch (const CLI::ExtrasError& e) {
     // Name the closest known flag, like argparse's suggestions in vLLM, of the innermost command
     // given (`vllm bench serve`, not `vllm bench`).
