@@ -336,8 +336,8 @@ Runner add_serve(CLI::App& app) {
                   "Split a reasoning model's thinking into the message's reasoning field: " +
                       join(parsers::reasoning_parser_names(), ", "));
   add_engine_args(sub, a->engine);
-  // Serve only: the offline entry points run one engine.
-  sub->add_option("--data-parallel-size,-dp", a->engine.data_parallel_size,
+  // Serve only: the offline entry points run one engine. (-dp: main.cpp spells it out.)
+  sub->add_option("--data-parallel-size", a->engine.data_parallel_size,
                   "Run this many engine replicas (each with its own KV cache and, on the CPU, an even share of the "
                   "cores) behind one API server; requests go to the replica holding the longest cached prefix, then "
                   "the least loaded (docs/data_parallel.md)")
