@@ -117,6 +117,8 @@ def test_engine_errors_are_value_errors(llm32: LLM, prompt, params, message):
 def test_constructor_arguments(tiny_phi):
     with pytest.raises(ValueError, match="tensor_parallel_size must be a positive integer, got 0"):
         LLM(model=tiny_phi, tensor_parallel_size=0)
+    with pytest.raises(ValueError, match="data_parallel_size=2 is not supported by vllm-cpp's offline LLM"):
+        LLM(model=tiny_phi, data_parallel_size=2)
     with pytest.raises(ValueError, match="--quantization 'awq' is not supported \\(supported: fp8, compressed-tensors\\)"):
         LLM(model=tiny_phi, quantization="awq")
     with pytest.raises(ValueError, match="the CPU backend supports --kv-cache-dtype auto only"):

@@ -53,12 +53,17 @@ export function modelDir(name) {
   return out;
 }
 
+// VLLM_TEST_DATA_PARALLEL_SIZE=N runs every server of a suite with --data-parallel-size N (the
+// server_dp_* ctest entries: the same suites against N replicas behind one API server).
+const DP = process.env.VLLM_TEST_DATA_PARALLEL_SIZE;
+
 // Starts `vllm serve <model>` on 127.0.0.1 and a free port; resolves once it listens.
 export async function startServer(name, extraArgs = [], { env = {}, timeoutMs = 120000 } = {}) {
   if (!BIN) throw new Error('VLLM_BIN is not set (run through ctest)');
   const dir = modelDir(name);
+  const dp = DP && !extraArgs.includes('--data-parallel-size') ? ['--data-parallel-size', DP] : [];
   const args = ['serve', dir, '--host', '127.0.0.1', '--port', '0', '--dtype', 'float32', '--kv-cache-space', '0.25',
-    ...(extraArgs.includes('--served-model-name') ? [] : ['--served-model-name', name]), ...extraArgs];
+    ...(extraArgs.includes('--served-model-name') ? [] : ['--served-model-name', name]), ...dp, ...extraArgs];
   const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let log = '';
   const onData = (d) => { log += d.toString(); };
@@ -133,12 +138,15 @@ export async function streamRaw(url, body, headers = {}) {
   return { ...res, events: res.status === 200 ? parseSSE(res.text) : [] };
 }
 
-// One sample of a Prometheus text exposition ("name{labels} value"), or undefined.
+// A sample of a Prometheus text exposition ("name{labels} value"), or undefined: the sum of the
+// samples that match, which is the server's total when each data-parallel replica has its own
+// (engine="0", engine="1", ...); filter on engine="i" for one replica's.
 export function metric(text, name, labelFilter = '') {
+  let sum;
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
     const m = line.match(/^([^{\s]+)(\{[^}]*\})?\s+(\S+)$/);
-    if (m && m[1] === name && (m[2] ?? '').includes(labelFilter)) return Number(m[3]);
+    if (m && m[1] === name && (m[2] ?? '').includes(labelFilter)) sum = (sum ?? 0) + Number(m[3]);
   }
-  return undefined;
+  return sum;
 }

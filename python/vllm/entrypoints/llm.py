@@ -180,6 +180,11 @@ class LLM:
             if key in _SUPPORTED_KWARGS:
                 if value is not None:
                     args[key] = value
+            elif key == "data_parallel_size" and value not in (None, 1):
+                raise ValueError(
+                    f"data_parallel_size={value!r} is not supported by vllm-cpp's offline LLM, which runs one "
+                    "engine; data-parallel replicas are served by `vllm serve --data-parallel-size N`"
+                )
             elif key in _FIXED_KWARGS:
                 if value != _FIXED_KWARGS[key] and not (value is None and _FIXED_KWARGS[key] in (0, False, "auto")):
                     raise ValueError(f"{key}={value!r} is not supported by vllm-cpp")

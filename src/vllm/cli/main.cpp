@@ -37,12 +37,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  // vLLM's two-letter short flags, which CLI11 cannot declare (its short names are one letter).
+  // vLLM's (argparse's) multi-letter short options, which CLI11 has no room for: spelled out
+  // before parsing ("-tp 2" and "-tp=2" as "--tensor-parallel-size 2", and -dp).
+  const std::map<std::string, std::string> long_names = {{"-tp", "--tensor-parallel-size"}, {"-dp", "--data-parallel-size"}};
   std::vector<std::string> args(argv, argv + argc);
-  for (std::string& a : args)
-    for (const auto& [alias, flag] : {std::pair<std::string, std::string>{"-tp", "--tensor-parallel-size"},
-                                      {"-dp", "--data-parallel-size"}})
-      if (a == alias || a.rfind(alias + "=", 0) == 0) a = flag + a.substr(alias.size());
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string name = args[i].substr(0, args[i].find('='));
+    if (auto it = long_names.find(name); it != long_names.end()) args[i] = it->second + args[i].substr(name.size());
+  }
   std::vector<char*> arg_ptrs;
   for (std::string& a : args) arg_ptrs.push_back(a.data());
   try {

@@ -204,6 +204,8 @@ int run_serve(ServeArgs& a) {
 
   server::ServerConfig& s = a.server;
   if (s.port < 0 || s.port > 65535) throw Error("--port must be between 0 and 65535, not " + std::to_string(s.port));
+  if (a.engine.data_parallel_size < 1)
+    throw Error("--data-parallel-size must be at least 1, not " + std::to_string(a.engine.data_parallel_size));
   // With no MODEL the embedded default model is served under the name "default" (its folder's
   // name), not under a path of this checkout.
   s.model_root = model.empty() ? std::filesystem::path(a.engine.model).filename().string() : model;
@@ -334,6 +336,12 @@ Runner add_serve(CLI::App& app) {
                   "Split a reasoning model's thinking into the message's reasoning field: " +
                       join(parsers::reasoning_parser_names(), ", "));
   add_engine_args(sub, a->engine);
+  // Serve only: the offline entry points run one engine. (-dp: main.cpp spells it out.)
+  sub->add_option("--data-parallel-size", a->engine.data_parallel_size,
+                  "Run this many engine replicas (each with its own KV cache and, on the CPU, an even share of the "
+                  "cores) behind one API server; requests go to the replica holding the longest cached prefix, then "
+                  "the least loaded (docs/data_parallel.md)")
+      ->capture_default_str();
   return [a] { return run_serve(*a); };
 }
 

@@ -12,7 +12,17 @@ double wall_now() { return std::chrono::duration<double>(std::chrono::system_clo
 }  // namespace
 
 AsyncEngine::AsyncEngine(const EngineConfig& config, double log_stats_interval_s)
-    : engine_(std::make_unique<LLMEngine>(config)), log_interval_(log_stats_interval_s) {
+    : AsyncEngine(config, Options{log_stats_interval_s, false, ""}) {}
+
+AsyncEngine::AsyncEngine(const EngineConfig& config, const Options& options)
+    : engine_(std::make_unique<LLMEngine>(config)),
+      log_interval_(options.log_stats_interval_s),
+      log_prefix_(options.log_prefix) {
+  block_size_ = config.block_size;
+  on_cpu_ = engine_->core().runner().backend().device() == Device::kCPU;
+  // The events arrive on the engine thread at the end of each step; the set has its own lock.
+  if (options.track_cached_blocks)
+    engine_->core().set_kv_event_observer([this](const std::vector<KVCacheEvent>& events) { cached_blocks_.apply(events); });
   tokenizer_ = engine_->tokenizer();
   model_config_ = engine_->model_config();
   generation_config_ = engine_->core().generation_config();
@@ -182,7 +192,7 @@ void AsyncEngine::loop() {
       EngineMetrics m = metrics();
       if (m.generation_tokens != last_logged.generation_tokens || m.prompt_tokens != last_logged.prompt_tokens ||
           m.num_requests_running > 0)
-        VLLM_LOG_INFO("{}", format_stats_line(m, last_logged, now - last_log));
+        VLLM_LOG_INFO("{}{}", log_prefix_, format_stats_line(m, last_logged, now - last_log));
       last_logged = m;
       last_log = now;
     }

@@ -15,6 +15,7 @@
 #include "vllm/engine/llm_engine.h"
 #include "vllm/core/error.h"
 #include "vllm/engine/metrics.h"
+#include "vllm/kv_cache/cached_block_set.h"
 
 namespace vllm {
 
@@ -23,8 +24,15 @@ class AsyncEngine {
   using OutputSink = std::function<void(RequestOutput&&)>;
   using ErrorSink = std::function<void(const Error&)>;
 
+  struct Options {
+    double log_stats_interval_s = 10.0;  // the throughput log line; 0: off
+    // Keeps cached_blocks() up to date (a data-parallel replica, for the router).
+    bool track_cached_blocks = false;
+    std::string log_prefix;  // before the throughput line ("Engine 001: " for a replica)
+  };
   // Loads the model on the calling thread (errors throw), then starts the engine thread.
   explicit AsyncEngine(const EngineConfig& config, double log_stats_interval_s = 10.0);
+  AsyncEngine(const EngineConfig& config, const Options& options);
   ~AsyncEngine();  // shutdown(false)
 
   // Queues a request. Its validation runs on the engine thread: a bad request gets on_error
@@ -39,6 +47,12 @@ class AsyncEngine {
   // Requests queued and not yet running (vLLM's num_requests_waiting), including those just
   // added and not yet seen by the engine thread; for admission control, from any thread.
   int64_t num_waiting() const { return num_waiting_.load(std::memory_order_relaxed); }
+  // The block hashes this engine's prefix cache holds, as of its last step (with
+  // Options::track_cached_blocks; else always empty). Thread-safe.
+  const CachedBlockSet& cached_blocks() const { return cached_blocks_; }
+  int32_t block_size() const { return block_size_; }
+  // Whether the engine's backend runs on the CPU.
+  bool on_cpu() const { return on_cpu_; }
   // Stops taking requests; with drain, finishes those in flight, else aborts them. Joins.
   void shutdown(bool drain);
 
@@ -74,7 +88,11 @@ class AsyncEngine {
   GenerationConfig generation_config_;
   int64_t max_model_len_ = 0;
   int max_logprobs_ = 20;
+  int32_t block_size_ = 16;
+  bool on_cpu_ = true;
   double log_interval_;
+  std::string log_prefix_;
+  CachedBlockSet cached_blocks_;
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;

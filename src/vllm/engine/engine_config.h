@@ -17,6 +17,10 @@ struct EngineConfig {
   int cpu_threads = 0;
   // vLLM's --tensor-parallel-size: every layer split over this many ranks (one backend each).
   int tensor_parallel_size = 1;
+  // vLLM's --data-parallel-size: the server runs this many replicas of the engine, each with its
+  // own KV cache (and, on the CPU, an even share of the cores), behind one API server
+  // (engine/data_parallel_engine.h).
+  int data_parallel_size = 1;
   int block_size = 16;
   double kv_cache_space_gib = 4.0;   // CPU KV cache size (vLLM's VLLM_CPU_KVCACHE_SPACE)
   double gpu_memory_utilization = 0.9;

@@ -53,13 +53,6 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-uint64_t salt_key(const std::optional<std::string>& salt) {
-  if (!salt || salt->empty()) return 0;
-  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, mixed again by the block hash
-  for (unsigned char c : *salt) h = (h ^ c) * 0x100000001b3ull;
-  return h | 1;  // never 0, which means "no salt"
-}
-
 // One forward pass of the largest step the scheduler may form (`tokens` tokens of one sequence,
 // `rows` logits rows) on a scratch KV cache, so that activations reach their peak size before the
 // KV cache is sized from the memory left.
@@ -286,10 +279,17 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   backend_sampler_ = runner_->backend().has_sampler() && !(env_sampler && std::string(env_sampler) == "0");
 }
 
+void EngineCore::set_kv_event_observer(std::function<void(const std::vector<KVCacheEvent>&)> observer) {
+  kv_event_observer_ = std::move(observer);
+  if (kv_event_observer_) kv_->enable_events();
+}
+
 void EngineCore::publish_kv_events() {
-  if (!kv_event_publisher_) return;
+  if (!kv_event_publisher_ && !kv_event_observer_) return;
   std::vector<KVCacheEvent> events = kv_->take_events();
-  if (!events.empty()) kv_event_publisher_->publish(std::move(events), kv_events::unix_time_seconds());
+  if (events.empty()) return;
+  if (kv_event_observer_) kv_event_observer_(events);
+  if (kv_event_publisher_) kv_event_publisher_->publish(std::move(events), kv_events::unix_time_seconds());
 }
 
 void EngineCore::reset_prefix_cache() {
@@ -339,7 +339,7 @@ uint64_t EngineCore::add_request(EngineCoreRequest req, std::vector<uint64_t>* b
   r->max_tokens = r->params.max_tokens ? std::min<int64_t>(*r->params.max_tokens, room) : room;
   r->priority = req.priority;
   r->arrival_time = req.arrival_time > 0 ? req.arrival_time : now_seconds();
-  r->cache_salt = salt_key(req.cache_salt);
+  r->cache_salt = cache_salt_key(req.cache_salt);
   if (req.grammar) {
     // Every stop token of the request ends a complete output (EOS ids, stop_token_ids).
     structured::MatcherOptions mo;

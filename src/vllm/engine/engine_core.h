@@ -2,6 +2,7 @@
 // token ids. Not thread-safe: one thread drives it (the AsyncEngine or the offline LLM loop).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -82,6 +83,10 @@ class EngineCore {
   void reset_prefix_cache();
   // The KV cache events publisher (--kv-events-config), or null when nothing is published.
   kv_events::ZmqEventPublisher* kv_event_publisher() { return kv_event_publisher_.get(); }
+  // Also hands every batch of KV cache events to `observer`, on the thread that steps the engine,
+  // before the publisher (if any) takes it: the data-parallel router's view of this replica's
+  // prefix cache (kv_cache/cached_block_set.h). Turns event recording on; set before any request.
+  void set_kv_event_observer(std::function<void(const std::vector<KVCacheEvent>&)> observer);
 
   // Beam search's primitives, on a request that has sampled a token not yet computed:
   // a new sequence with the same tokens, parameters and blocks (shared by reference);
@@ -152,6 +157,7 @@ class EngineCore {
   std::optional<int32_t> eos_token_id_;
   std::unique_ptr<KVCacheManager> kv_;
   std::unique_ptr<kv_events::ZmqEventPublisher> kv_event_publisher_;
+  std::function<void(const std::vector<KVCacheEvent>&)> kv_event_observer_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ModelRunner> runner_;
   uint64_t next_seq_id_ = 1;

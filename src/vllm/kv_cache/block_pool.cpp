@@ -21,6 +21,30 @@ BlockHash hash_block(const BlockHash& parent, const int32_t* tokens, size_t num_
   return {h.low64, h.high64};
 }
 
+uint64_t cache_salt_key(const std::optional<std::string>& salt) {
+  if (!salt || salt->empty()) return 0;
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, mixed again by the block hash
+  for (unsigned char c : *salt) h = (h ^ c) * 0x100000001b3ull;
+  return h | 1;  // never 0, which means "no salt"
+}
+
+BlockHash root_block_hash(uint64_t salt_key) {
+  return salt_key == 0 ? BlockHash{} : hash_block(BlockHash{}, nullptr, 0, salt_key);
+}
+
+std::vector<BlockHash> prompt_block_hashes(const std::vector<int32_t>& tokens, int32_t block_size, uint64_t salt_key) {
+  std::vector<BlockHash> out;
+  if (tokens.empty() || block_size <= 0) return out;
+  const size_t n = (tokens.size() - 1) / static_cast<size_t>(block_size);
+  out.reserve(n);
+  BlockHash parent = root_block_hash(salt_key);
+  for (size_t b = 0; b < n; ++b) {
+    parent = hash_block(parent, tokens.data() + b * static_cast<size_t>(block_size), static_cast<size_t>(block_size), 0);
+    out.push_back(parent);
+  }
+  return out;
+}
+
 BlockPool::BlockPool(int32_t num_blocks, int32_t block_size, bool enable_caching)
     : block_size_(block_size), enable_caching_(enable_caching), blocks_(static_cast<size_t>(num_blocks)) {
   VLLM_CHECK(num_blocks > 0 && block_size > 0, "a block pool needs blocks");

@@ -19,7 +19,7 @@ KVCacheManager::KVCacheManager(int32_t num_blocks, int32_t block_size, bool enab
 BlockHash KVCacheManager::root_hash(uint64_t salt, int group) const {
   // The first block's parent: a constant per (salt, group), so a cache_salt separates whole
   // prefixes and each group's blocks (which hold other layers' bytes) form their own chain.
-  const BlockHash base = salt == 0 ? BlockHash{} : hash_block(BlockHash{}, nullptr, 0, salt);
+  const BlockHash base = root_block_hash(salt);
   return group == 0 ? base : hash_block(base, nullptr, 0, static_cast<uint64_t>(group));
 }
 

@@ -22,7 +22,7 @@
 
 namespace vllm::server {
 
-ServingContext::ServingContext(AsyncEngine& e, ServerConfig c, const EngineConfig& engine_config)
+ServingContext::ServingContext(DataParallelEngine& e, ServerConfig c, const EngineConfig& engine_config)
     : engine(e), config(std::move(c)), scheduling_policy(engine_config.scheduling_policy) {
   if (config.served_model_names.empty()) config.served_model_names.push_back(config.model_root);
   response_store = std::make_shared<ResponseStore>(config.max_stored_responses, config.max_stored_response_bytes);
@@ -148,7 +148,7 @@ int run_api_server(const EngineConfig& engine_config, ServerConfig config) {
   raise_fd_limit();
   const int pid = static_cast<int>(getpid());
 
-  AsyncEngine engine(engine_config, config.log_stats_interval_s);
+  DataParallelEngine engine(engine_config, config.log_stats_interval_s);
   ServingContext ctx(engine, std::move(config), engine_config);
   const ServerConfig& cfg = ctx.config;
 

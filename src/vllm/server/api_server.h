@@ -12,7 +12,7 @@
 
 #include "vllm/chat/chat_template.h"
 #include "vllm/chat/content_format.h"
-#include "vllm/engine/async_engine.h"
+#include "vllm/engine/data_parallel_engine.h"
 #include "vllm/engine/engine_config.h"
 #include "vllm/server/http_server.h"
 
@@ -75,9 +75,9 @@ struct ServerConfig {
 
 class ServingContext {
  public:
-  ServingContext(AsyncEngine& engine, ServerConfig config, const EngineConfig& engine_config);
+  ServingContext(DataParallelEngine& engine, ServerConfig config, const EngineConfig& engine_config);
 
-  AsyncEngine& engine;
+  DataParallelEngine& engine;  // one replica, or --data-parallel-size of them
   ServerConfig config;
   std::string scheduling_policy;
   // --chat-template, else the tokenizer's default template (null when there is none).

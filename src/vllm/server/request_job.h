@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "vllm/engine/async_engine.h"
+#include "vllm/engine/data_parallel_engine.h"
 #include "vllm/server/api_server.h"
 #include "vllm/server/http_server.h"
 
