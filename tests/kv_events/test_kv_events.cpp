@@ -187,6 +187,23 @@ TEST(KVEventsConfig, DefaultsAndVllmFields) {
   EXPECT_EQ(parse_kv_events_config(R"({"wire_format": "map"})").wire_format, WireFormat::kMap);
 }
 
+TEST(KVEventsConfig, DataParallelRanksGetTheirOwnEndpointsAsVllmOffsetsThem) {
+  EXPECT_EQ(offset_endpoint_port("tcp://*:5557", 0), "tcp://*:5557");
+  EXPECT_EQ(offset_endpoint_port("tcp://*:5557", 1), "tcp://*:5558");
+  EXPECT_EQ(offset_endpoint_port("tcp://127.0.0.1:6000", 3), "tcp://127.0.0.1:6003");
+  EXPECT_EQ(offset_endpoint_port("tcp://[::1]:6000", 2), "tcp://[::1]:6002");
+  EXPECT_EQ(offset_endpoint_port("tcp://*:*", 2), "tcp://*:*");
+  EXPECT_EQ(offset_endpoint_port("ipc:///tmp/kv", 1), "ipc:///tmp/kv_dp1");
+  EXPECT_EQ(offset_endpoint_port("inproc://cache", 2), "inproc://cache_dp2");
+  EXPECT_THROW(offset_endpoint_port("tcp://*:65535", 1), Error);
+  const KVEventsConfig c = parse_kv_events_config(
+      R"({"enable_kv_cache_events": true, "endpoint": "tcp://*:6000", "replay_endpoint": "tcp://*:7000"})");
+  const KVEventsConfig r1 = c.for_data_parallel_rank(1);
+  EXPECT_EQ(r1.endpoint, "tcp://*:6001");
+  EXPECT_EQ(r1.replay_endpoint.value_or(""), "tcp://*:7001");
+  EXPECT_EQ(c.for_data_parallel_rank(0).endpoint, "tcp://*:6000");
+}
+
 TEST(KVEventsConfig, ErrorsNameTheProblem) {
   auto message = [](const std::string& text) -> std::string {
     try {

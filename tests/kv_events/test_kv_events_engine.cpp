@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
 #include <set>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
 #include "../engine/golden.h"
 #include "msgpack_reader.h"
+#include "vllm/engine/data_parallel_engine.h"
 #include "vllm/engine/engine_core.h"
 #include "vllm/kv_events/publisher.h"
 
@@ -164,6 +166,59 @@ TEST(KVEventsEngine, StoredRemovedClearedReachASubscriber) {
   for (auto* part : {&got, &got_b, &got_c}) all.insert(all.end(), part->begin(), part->end());
   for (size_t i = 1; i < all.size(); ++i) EXPECT_EQ(all[i].seq, all[i - 1].seq + 1);
   EXPECT_EQ(engine.kv_event_publisher()->stats().dropped, 0u);
+}
+
+// vllm serve --data-parallel-size 2 --kv-events-config ...: replica r publishes on its own socket
+// (the endpoint offset by r, as vLLM's), and its batches carry r as their data_parallel_rank, so a
+// router subscribed to both knows which replica holds which blocks.
+TEST(KVEventsEngine, EachDataParallelReplicaPublishesOnItsOwnSocketWithItsRank) {
+  const std::string endpoint = ipc("dp");
+  EngineConfig c = tiny_config(R"({"enable_kv_cache_events": true, "endpoint": ")" + endpoint + R"(", "topic": "kv-events"})");
+  c.num_kv_blocks = 64;
+  c.data_parallel_size = 2;
+  DataParallelEngine dp(c, 0);
+  zmq::context_t ctx;
+  std::vector<zmq::socket_t> subs;
+  for (const std::string& e : {endpoint, endpoint + "_dp1"}) {
+    subs.emplace_back(ctx, zmq::socket_type::sub);
+    subs.back().set(zmq::sockopt::subscribe, "kv-events");
+    subs.back().connect(e);
+  }
+  // Wait until both subscriptions are live: a (tiny) request on each replica until both report.
+  // Two requests in flight at once go to different replicas (the router counts load as it routes).
+  std::vector<std::vector<Message>> got(2);
+  for (int attempt = 0; attempt < 50 && (got[0].empty() || got[1].empty()); ++attempt) {
+    std::vector<std::future<void>> done;
+    for (int r = 0; r < 2; ++r) {
+      auto finished = std::make_shared<std::promise<void>>();
+      done.push_back(finished->get_future());
+      std::vector<int32_t> prompt;
+      for (int i = 0; i < 9; ++i) prompt.push_back(1000 * (attempt + 1) + 100 * r + i);  // new blocks every time
+      SamplingParams p;
+      p.max_tokens = 8;
+      p.ignore_eos = true;
+      dp.add_request("r" + std::to_string(attempt) + "-" + std::to_string(r), PromptInput::from_ids(prompt), p, {},
+                     [finished](RequestOutput&& o) {
+                       if (o.finished) finished->set_value();
+                     },
+                     [finished](const Error&) { finished->set_value(); });
+    }
+    for (auto& f : done) f.wait();
+    for (int r = 0; r < 2; ++r) {
+      std::vector<Message> m = receive_all(subs[static_cast<size_t>(r)], 100);
+      got[static_cast<size_t>(r)].insert(got[static_cast<size_t>(r)].end(), m.begin(), m.end());
+    }
+  }
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_FALSE(got[static_cast<size_t>(r)].empty()) << "replica " << r << " published nothing on its socket";
+    int stored = 0;
+    for (const Message& m : got[static_cast<size_t>(r)]) {
+      EXPECT_EQ(m.batch[2].as_int(), r);  // data_parallel_rank
+      for (const Value& e : m.batch[1].items) stored += e[0].s == "BlockStored" ? 1 : 0;
+    }
+    EXPECT_GT(stored, 0) << "replica " << r;
+  }
+  dp.shutdown(false);
 }
 
 TEST(KVEventsEngine, NoSubscriberDoesNotBlockTheEngine) {

@@ -7,7 +7,6 @@
 #include "vllm/core/error.h"
 #include "vllm/core/logging.h"
 #include "vllm/core/thread_pool.h"
-#include "vllm/kv_events/kv_events_config.h"
 
 namespace vllm {
 
@@ -32,10 +31,6 @@ DataParallelEngine::DataParallelEngine(const EngineConfig& config, double log_st
                             "engine per process on GPU 0; use --device cpu for data-parallel CPU replicas",
                             n),
                 ErrorKind::kUnsupported);
-  // Every replica would bind the same ZeroMQ endpoint (vLLM offsets the port per rank).
-  if (n > 1 && kv_events::parse_kv_events_config(config.kv_events_config).publishes())
-    throw Error("--kv-events-config is not supported with --data-parallel-size > 1 in vllm-cpp yet",
-                ErrorKind::kUnsupported);
   EngineConfig replica_config = config;
   if (n > 1 && replica_config.cpu_threads == 0)
     replica_config.cpu_threads = replica_cpu_threads(ThreadPool::default_num_threads(), n);
@@ -46,6 +41,9 @@ DataParallelEngine::DataParallelEngine(const EngineConfig& config, double log_st
     options.log_stats_interval_s = log_stats_interval_s;
     options.track_cached_blocks = prefix_routing_;
     if (n > 1) options.log_prefix = fmt::format("Engine {:03d}: ", i);
+    // Replica i's KV cache events carry rank i and go out on its own sockets (the endpoint's
+    // port plus i, as vLLM's), so a router can tell the replicas' caches apart.
+    replica_config.data_parallel_rank = i;
     replicas_.push_back(std::make_unique<AsyncEngine>(replica_config, options));
     if (n > 1 && !replicas_.back()->on_cpu())
       throw Error(fmt::format("--data-parallel-size {} needs a GPU per replica, and vllm-cpp runs one engine per "

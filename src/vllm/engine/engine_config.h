@@ -21,6 +21,9 @@ struct EngineConfig {
   // own KV cache (and, on the CPU, an even share of the cores), behind one API server
   // (engine/data_parallel_engine.h).
   int data_parallel_size = 1;
+  // Which replica this engine is (DataParallelEngine sets it): its KV cache events carry it, and
+  // their endpoints are offset by it, as vLLM's.
+  int data_parallel_rank = 0;
   int block_size = 16;
   double kv_cache_space_gib = 4.0;   // CPU KV cache size (vLLM's VLLM_CPU_KVCACHE_SPACE)
   double gpu_memory_utilization = 0.9;

@@ -108,9 +108,10 @@ EngineCore::EngineCore(const EngineConfig& config) : config_(config), sampler_(c
   if (const char* e = std::getenv("VLLM_STEP_TIMING"); e && *e && std::string(e) != "0") log_step_times_ = time_steps_ = true;
   // --kv-events-config first: a bad config or an endpoint that cannot be bound fails before the
   // weights are read.
-  const kv_events::KVEventsConfig kv_events_config = kv_events::parse_kv_events_config(config.kv_events_config);
+  const kv_events::KVEventsConfig kv_events_config =
+      kv_events::parse_kv_events_config(config.kv_events_config).for_data_parallel_rank(config.data_parallel_rank);
   if (kv_events_config.publishes()) {
-    kv_event_publisher_ = std::make_unique<kv_events::ZmqEventPublisher>(kv_events_config);
+    kv_event_publisher_ = std::make_unique<kv_events::ZmqEventPublisher>(kv_events_config, config.data_parallel_rank);
     if (!config.enable_prefix_caching)
       VLLM_LOG_WARN("--kv-events-config: prefix caching is off (--no-enable-prefix-caching), so no block enters "
                     "the cache and no KV cache event will be published");

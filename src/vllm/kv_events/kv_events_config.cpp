@@ -45,6 +45,31 @@ std::string string_value(const nlohmann::json& v, const std::string& key) {
 
 }  // namespace
 
+std::string offset_endpoint_port(const std::string& endpoint, int64_t data_parallel_rank) {
+  if (data_parallel_rank == 0 || endpoint.empty()) return endpoint;
+  if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0)
+    return endpoint + "_dp" + std::to_string(data_parallel_rank);
+  if (endpoint.rfind("tcp://", 0) == 0) {
+    const size_t colon = endpoint.rfind(':');
+    const std::string port = endpoint.substr(colon + 1);
+    if (port == "*") return endpoint;
+    const int64_t offset = std::stoll(port) + data_parallel_rank;  // checked digits (check_endpoint)
+    if (offset > 65535)
+      fail("endpoint '" + endpoint + "' offset by data-parallel rank " + std::to_string(data_parallel_rank) +
+           " passes port 65535");
+    return endpoint.substr(0, colon + 1) + std::to_string(offset);
+  }
+  fail("endpoint '" + endpoint + "' cannot be offset for data-parallel rank " + std::to_string(data_parallel_rank) +
+       " (tcp://, ipc:// or inproc:// can)");
+}
+
+KVEventsConfig KVEventsConfig::for_data_parallel_rank(int64_t rank) const {
+  KVEventsConfig c = *this;
+  c.endpoint = offset_endpoint_port(endpoint, rank);
+  if (replay_endpoint) c.replay_endpoint = offset_endpoint_port(*replay_endpoint, rank);
+  return c;
+}
+
 KVEventsConfig parse_kv_events_config(const std::string& json_text) {
   KVEventsConfig c;
   if (json_text.empty()) return c;

@@ -33,7 +33,16 @@ struct KVEventsConfig {
 
   // Whether an engine with this config publishes anything.
   bool publishes() const { return enable_kv_cache_events && publisher == "zmq"; }
+  // The config of data-parallel replica `rank`: its endpoints offset as vLLM offsets them
+  // (offset_endpoint_port), so that every replica binds its own sockets.
+  KVEventsConfig for_data_parallel_rank(int64_t rank) const;
 };
+
+// vLLM's ZmqEventPublisher.offset_endpoint_port: rank 0 keeps the endpoint; replica r > 0 takes a
+// TCP port r above it (tcp://*:5557 -> tcp://*:5558 for rank 1) and an ipc:// or inproc:// name
+// with "_dp<r>" appended. A TCP port of * (any free port) stays *; a port pushed past 65535 is an
+// error naming the rank.
+std::string offset_endpoint_port(const std::string& endpoint, int64_t data_parallel_rank);
 
 // Parses the flag's JSON object (vLLM's field names; "" is the default config). Throws
 // vllm::Error naming the flag and the problem: not JSON, an unknown key, a value of the wrong
