@@ -152,6 +152,11 @@ TEST_P(GoldenModel, Float32BatchedBlockSizesChunkingPreemption) {
 // Router logits closer than this (k-th best to (k+1)-th) may swap under bf16 rounding: the golden
 // models' logits are of order 1, and bf16 runs moved such gaps by up to 0.004.
 constexpr double kRoutingNearTie = 0.01;
+// The same with an FP8 KV cache: e4m3 keeps 3 mantissa bits to bf16's 7, so its rounding steps are
+// 16 times as wide, and so is the near-tie, 16 x 0.01. (On an H100, tiny-mixtral's bf16 run with
+// an fp8 KV cache took the other expert at a router gap of 0.072, 2026-12-07; its other prompts
+// and every dense model stayed within check_logprobs_close.)
+constexpr double kRoutingNearTieFp8Kv = 0.16;
 
 // check_logprobs_close for every prompt. For a mixture-of-experts model, a divergence outside the
 // rule is accepted where a routing near-tie explains it: in float32, on the reference's own tokens
@@ -169,8 +174,9 @@ void expect_logprobs_close(const Golden& g, const std::string& dir, const std::s
     std::vector<int32_t> ids = g.prompts[p];
     ids.insert(ids.end(), g.greedy[p].begin(), g.greedy[p].begin() + static_cast<std::ptrdiff_t>(diverge));
     const double margin = test::last_token_routing_margin(dir, ids);
-    EXPECT_LT(margin, kRoutingNearTie) << "prompt " << p << ": " << err << " (router margin " << margin << ")";
-    if (margin < kRoutingNearTie)
+    const double near_tie = kv_cache_dtype == "auto" ? kRoutingNearTie : kRoutingNearTieFp8Kv;
+    EXPECT_LT(margin, near_tie) << "prompt " << p << ": " << err << " (router margin " << margin << ")";
+    if (margin < near_tie)
       std::cout << "[ routing  ] prompt " << p << ": " << err << ", at a routing near-tie (router logit margin "
                 << margin << ")\n";
   }
