@@ -118,7 +118,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   config.model = VLLM_DEFAULT_MODEL_DIR;
   config.device = "cpu";
   config.num_kv_blocks = 16;
-  auto* engine = new AsyncEngine(config, 0.0);  // lives as long as the process
+  auto* engine = new DataParallelEngine(config, 0.0);  // one replica; lives as long as the process
   ServerConfig server;
   server.model_root = "default";
   server.served_model_names = {"default"};
