@@ -5,7 +5,7 @@
 // requests, prefix-cache hits), never from the server's logs.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, postJSON, metric } from './harness.mjs';
+import { startServer, postJSON, metric, waitFor } from './harness.mjs';
 
 const MODEL = 'tiny-phi';
 const BLOCK = 16;  // the default --block-size
@@ -24,16 +24,6 @@ async function metrics() {
 
 function perEngine(text, name, extra = '') {
   return [0, 1].map((e) => metric(text, name, `engine="${e}"${extra ? ',' + extra : ''}`));
-}
-
-async function waitFor(what, fn, ms = 60000) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 // Waits until each replica runs exactly `want[e]` requests (none waiting), returns the metrics.

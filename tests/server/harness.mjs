@@ -141,6 +141,17 @@ export async function streamRaw(url, body, headers = {}) {
 // A sample of a Prometheus text exposition ("name{labels} value"), or undefined: the sum of the
 // samples that match, which is the server's total when each data-parallel replica has its own
 // (engine="0", engine="1", ...); filter on engine="i" for one replica's.
+// Polls fn every 50 ms until it returns something truthy (returned), or fails after ms naming `what`.
+export async function waitFor(what, fn, ms = 60000) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export function metric(text, name, labelFilter = '') {
   let sum;
   for (const line of text.split('\n')) {

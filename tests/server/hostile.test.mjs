@@ -6,7 +6,7 @@ import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import OpenAI from 'openai';
-import { startServer, postJSON, metric } from './harness.mjs';
+import { startServer, postJSON, metric, waitFor } from './harness.mjs';
 
 function assertError(res, status, { type, message, param } = {}) {
   assert.equal(res.status, status, res.text?.slice(0, 500));
@@ -63,16 +63,6 @@ function sseEvents(text) {
 }
 
 const deep = (n) => '['.repeat(n) + ']'.repeat(n);
-
-async function waitFor(what, fn, ms = 60000) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('hostile requests', () => {
   const MODEL = 'tiny-qwen3';
